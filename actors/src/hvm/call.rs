@@ -1,0 +1,140 @@
+//! eth_call and eth_estimateGas: execute a message on a state without committing anything.
+
+use super::chain::ChainSpec;
+use super::execute::{block_env, cfg_env};
+use super::state::{StateError, StateSource};
+use super::write_set::WriteSet;
+use alloy_primitives::{Address, Bytes, TxKind, U256};
+use bss_consensus::BlockHeader;
+use revm::context::result::{EVMError, ExecutionResult};
+use revm::context::TxEnv;
+use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
+
+/// A call request (the fields of eth_call's transaction object).
+#[derive(Debug, Clone, Default)]
+pub struct CallRequest {
+    pub from: Option<Address>,
+    pub to: Option<Address>,
+    pub gas: Option<u64>,
+    pub gas_price: Option<u128>,
+    pub value: Option<U256>,
+    pub input: Bytes,
+    pub nonce: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{0}")]
+    State(#[from] StateError),
+    /// The call could not run at all (geth's -32000 errors: funds, gas, nonce).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a call did.
+#[derive(Debug, Clone)]
+pub enum CallOutcome {
+    Success { output: Bytes, gas_used: u64 },
+    Revert { output: Bytes, gas_used: u64 },
+    Halt { reason: String, gas_used: u64 },
+}
+
+impl CallOutcome {
+    pub fn gas_used(&self) -> u64 {
+        match self {
+            Self::Success { gas_used, .. } | Self::Revert { gas_used, .. } | Self::Halt { gas_used, .. } => *gas_used,
+        }
+    }
+}
+
+/// Runs `req` on `state` as if in a block right after `head`.
+pub fn call<S: StateSource>(spec: &ChainSpec, state: &S, head: &BlockHeader, req: &CallRequest) -> Result<CallOutcome, CallError> {
+    let caller = req.from.unwrap_or_default();
+    let nonce = match req.nonce {
+        Some(n) => n,
+        None => state.account(&caller)?.map_or(0, |a| a.nonce),
+    };
+    let gas_price = req.gas_price.unwrap_or(0);
+    let tx = TxEnv {
+        tx_type: 0,
+        caller,
+        gas_limit: req.gas.unwrap_or(head.gas_limit).min(head.gas_limit),
+        gas_price,
+        kind: req.to.map_or(TxKind::Create, TxKind::Call),
+        value: req.value.unwrap_or_default(),
+        data: req.input.clone(),
+        nonce,
+        chain_id: Some(spec.chain_id),
+        ..Default::default()
+    };
+    let mut cfg = cfg_env(spec.chain_id);
+    // As geth: a call without a gas price is not held to the base fee.
+    cfg.disable_base_fee = gas_price == 0;
+    cfg.disable_nonce_check = true;
+    let mut block = block_env(head, spec.fee_recipient);
+    block.number = U256::from(head.number + 1);
+    let mut evm = Context::mainnet().with_db(WriteSet::new(state)).with_block(block).with_cfg(cfg).build_mainnet();
+    let result = match evm.transact(tx) {
+        Ok(r) => r.result,
+        Err(EVMError::Database(e)) => return Err(e.into()),
+        Err(EVMError::Transaction(e)) => return Err(CallError::Invalid(e.to_string())),
+        Err(e) => return Err(CallError::Invalid(e.to_string())),
+    };
+    let gas_used = result.tx_gas_used();
+    Ok(match result {
+        ExecutionResult::Success { output, .. } => CallOutcome::Success { output: output.into_data(), gas_used },
+        ExecutionResult::Revert { output, .. } => CallOutcome::Revert { output, gas_used },
+        ExecutionResult::Halt { reason, .. } => CallOutcome::Halt { reason: format!("{reason:?}"), gas_used },
+    })
+}
+
+/// The smallest gas limit with which `req` succeeds (binary search, as geth does).
+pub fn estimate_gas<S: StateSource>(
+    spec: &ChainSpec,
+    state: &S,
+    head: &BlockHeader,
+    req: &CallRequest,
+) -> Result<u64, CallError> {
+    let cap = req.gas.unwrap_or(head.gas_limit).min(head.gas_limit);
+    let mut probe = req.clone();
+    probe.gas = Some(cap);
+    match call(spec, state, head, &probe)? {
+        CallOutcome::Success { gas_used, .. } => {
+            let mut lo = gas_used.saturating_sub(1).max(20_999);
+            let mut hi = cap;
+            // Refunds and the 63/64 rule mean gas_used may not be enough; search upward from it.
+            probe.gas = Some(gas_used);
+            if matches!(call(spec, state, head, &probe)?, CallOutcome::Success { .. }) {
+                return Ok(gas_used);
+            }
+            while lo + 1 < hi {
+                let mid = lo + (hi - lo) / 2;
+                probe.gas = Some(mid);
+                if matches!(call(spec, state, head, &probe)?, CallOutcome::Success { .. }) {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            Ok(hi)
+        }
+        CallOutcome::Revert { output, .. } => Err(CallError::Invalid(format!(
+            "execution reverted{}",
+            super::call::revert_reason(&output).map(|r| format!(": {r}")).unwrap_or_default()
+        ))),
+        CallOutcome::Halt { reason, .. } => Err(CallError::Invalid(format!(
+            "gas required exceeds allowance ({cap}) or always failing transaction: {reason}"
+        ))),
+    }
+}
+
+/// Decodes a Solidity `Error(string)` revert payload.
+pub fn revert_reason(output: &[u8]) -> Option<String> {
+    if output.len() < 68 || output[..4] != [0x08, 0xc3, 0x79, 0xa0] {
+        return None;
+    }
+    let len = U256::from_be_slice(&output[36..68]);
+    let len = usize::try_from(len).ok()?;
+    let bytes = output.get(68..68usize.checked_add(len)?)?;
+    String::from_utf8(bytes.to_vec()).ok()
+}

@@ -1,0 +1,335 @@
+//! Block execution with revm: build a block from candidate transactions (leader) or re-execute a
+//! proposed block and check every derived header field (replica).
+
+use super::chain::ChainSpec;
+use super::fees::next_base_fee;
+use super::lthash::LtHash;
+use super::state::{StateError, StateSource};
+use super::tx::SignedTx;
+use super::write_set::WriteSet;
+use alloy_consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
+use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope, TxEnvelope};
+use alloy_primitives::{Address, B256, U256};
+use bss_consensus::{Block, BlockHeader, BtcAttributes};
+use bss_storage::{BlockBody, LogRecord, ReceiptRecord, StateChanges};
+use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction};
+use revm::context::{BlockEnv, CfgEnv, TxEnv};
+use revm::primitives::hardfork::SpecId;
+use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
+use std::sync::Arc;
+
+pub use super::state::BlockDiff;
+
+/// The EVM rules bss runs.
+pub const SPEC: SpecId = SpecId::CANCUN;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutionError {
+    #[error("state: {0}")]
+    State(#[from] StateError),
+    #[error("block {number}: transaction {index} ({hash}) is invalid: {reason}")]
+    InvalidTransaction { number: u64, index: usize, hash: B256, reason: String },
+    #[error("block {number}: transaction {index} could not be decoded: {reason}")]
+    Undecodable { number: u64, index: usize, reason: String },
+    #[error("block {number}: header field {field} mismatch: proposed {proposed}, computed {computed}")]
+    Mismatch { number: u64, field: &'static str, proposed: String, computed: String },
+    #[error("block {number}: gas used {used} exceeds the gas limit {limit}")]
+    GasLimit { number: u64, used: u64, limit: u64 },
+    #[error("evm: {0}")]
+    Evm(String),
+}
+
+/// A block executed on its parent state, not yet committed.
+#[derive(Debug, Clone)]
+pub struct ExecutedBlock {
+    pub block: Block,
+    pub body: BlockBody,
+    pub receipts: Vec<ReceiptRecord>,
+    pub changes: StateChanges,
+    pub diff: Arc<BlockDiff>,
+    pub accumulator: LtHash,
+    /// Candidates the builder left out because they are invalid on this state (hash, reason).
+    pub rejected: Vec<(B256, String)>,
+}
+
+/// Header fields the proposer chooses; everything else is derived by execution.
+#[derive(Debug, Clone)]
+pub struct ProposalFields {
+    pub round: u64,
+    pub proposer: u16,
+    pub timestamp_ms: u64,
+    pub btc: BtcAttributes,
+}
+
+pub struct BlockBuilder<'a, S: StateSource> {
+    spec: &'a ChainSpec,
+    state: &'a S,
+    parent: &'a BlockHeader,
+    parent_acc: &'a LtHash,
+}
+
+fn tx_env(tx: &SignedTx, chain_id: u64) -> TxEnv {
+    let priority = match tx.envelope {
+        TxEnvelope::Eip1559(_) => Some(tx.max_priority_fee_per_gas()),
+        _ => None,
+    };
+    TxEnv {
+        tx_type: tx.tx_type(),
+        caller: tx.sender,
+        gas_limit: tx.gas_limit(),
+        gas_price: tx.max_fee_per_gas(),
+        kind: tx.kind(),
+        value: tx.value(),
+        data: tx.input().clone(),
+        nonce: tx.nonce(),
+        chain_id: Some(chain_id),
+        access_list: alloy_consensus::Transaction::access_list(&tx.envelope).cloned().unwrap_or_default(),
+        gas_priority_fee: priority,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn cfg_env(chain_id: u64) -> CfgEnv {
+    let mut cfg = CfgEnv::new_with_spec(SPEC);
+    cfg.chain_id = chain_id;
+    cfg
+}
+
+pub(crate) fn block_env(header: &BlockHeader, beneficiary: Address) -> BlockEnv {
+    BlockEnv {
+        number: U256::from(header.number),
+        beneficiary,
+        timestamp: U256::from(header.timestamp_secs()),
+        gas_limit: header.gas_limit,
+        basefee: header.base_fee,
+        prevrandao: Some(header.parent_hash),
+        ..Default::default()
+    }
+}
+
+enum Mode {
+    Build,
+    Validate,
+}
+
+impl<'a, S: StateSource> BlockBuilder<'a, S> {
+    pub fn new(spec: &'a ChainSpec, state: &'a S, parent: &'a BlockHeader, parent_acc: &'a LtHash) -> Self {
+        Self { spec, state, parent, parent_acc }
+    }
+
+    fn header_template(&self, fields: &ProposalFields) -> BlockHeader {
+        BlockHeader {
+            chain_id: self.spec.chain_id,
+            number: self.parent.number + 1,
+            parent_hash: self.parent.hash(),
+            round: fields.round,
+            proposer: fields.proposer,
+            timestamp_ms: fields.timestamp_ms.max(self.parent.timestamp_ms + 1),
+            transactions_root: B256::ZERO,
+            receipts_root: B256::ZERO,
+            state_root: B256::ZERO,
+            gas_used: 0,
+            gas_limit: self.spec.gas_limit,
+            base_fee: next_base_fee(
+                self.parent.base_fee,
+                self.parent.gas_used,
+                self.parent.gas_limit,
+                self.spec.min_base_fee,
+            ),
+            btc: fields.btc.clone(),
+            anchors: vec![],
+        }
+    }
+
+    /// Leader: executes candidates in order, leaving out what does not fit or is invalid.
+    pub fn build(
+        &self,
+        fields: &ProposalFields,
+        candidates: impl IntoIterator<Item = Arc<SignedTx>>,
+    ) -> Result<ExecutedBlock, ExecutionError> {
+        let header = self.header_template(fields);
+        self.run(header, candidates.into_iter(), Mode::Build)
+    }
+
+    /// Replica: re-executes `block` and checks every derived header field against its own result.
+    pub fn validate(&self, block: &Block, txs: Vec<Arc<SignedTx>>) -> Result<ExecutedBlock, ExecutionError> {
+        let p = &block.header;
+        let expected = self.header_template(&ProposalFields {
+            round: p.round,
+            proposer: p.proposer,
+            timestamp_ms: p.timestamp_ms,
+            btc: p.btc.clone(),
+        });
+        let mismatch = |field: &'static str, a: String, b: String| ExecutionError::Mismatch {
+            number: p.number,
+            field,
+            proposed: a,
+            computed: b,
+        };
+        if p.chain_id != expected.chain_id {
+            return Err(mismatch("chain_id", p.chain_id.to_string(), expected.chain_id.to_string()));
+        }
+        if p.number != expected.number {
+            return Err(mismatch("number", p.number.to_string(), expected.number.to_string()));
+        }
+        if p.parent_hash != expected.parent_hash {
+            return Err(mismatch("parent_hash", p.parent_hash.to_string(), expected.parent_hash.to_string()));
+        }
+        if p.timestamp_ms != expected.timestamp_ms {
+            return Err(mismatch("timestamp_ms", p.timestamp_ms.to_string(), expected.timestamp_ms.to_string()));
+        }
+        if p.gas_limit != expected.gas_limit {
+            return Err(mismatch("gas_limit", p.gas_limit.to_string(), expected.gas_limit.to_string()));
+        }
+        if p.base_fee != expected.base_fee {
+            return Err(mismatch("base_fee", p.base_fee.to_string(), expected.base_fee.to_string()));
+        }
+        let executed = self.run(expected, txs.into_iter(), Mode::Validate)?;
+        let c = &executed.block.header;
+        for (field, a, b) in [
+            ("transactions_root", p.transactions_root, c.transactions_root),
+            ("receipts_root", p.receipts_root, c.receipts_root),
+            ("state_root", p.state_root, c.state_root),
+        ] {
+            if a != b {
+                return Err(mismatch(field, a.to_string(), b.to_string()));
+            }
+        }
+        if p.gas_used != c.gas_used {
+            return Err(mismatch("gas_used", p.gas_used.to_string(), c.gas_used.to_string()));
+        }
+        if p.anchors != c.anchors {
+            return Err(mismatch("anchors", format!("{:?}", p.anchors), format!("{:?}", c.anchors)));
+        }
+        Ok(executed)
+    }
+
+    fn run(
+        &self,
+        mut header: BlockHeader,
+        txs: impl Iterator<Item = Arc<SignedTx>>,
+        mode: Mode,
+    ) -> Result<ExecutedBlock, ExecutionError> {
+        let number = header.number;
+        let ws = WriteSet::new(self.state);
+        let mut evm = Context::mainnet()
+            .with_db(ws)
+            .with_block(block_env(&header, self.spec.fee_recipient))
+            .with_cfg(cfg_env(self.spec.chain_id))
+            .build_mainnet();
+        let mut included: Vec<Arc<SignedTx>> = Vec::new();
+        let mut receipts: Vec<ReceiptRecord> = Vec::new();
+        let mut rejected = Vec::new();
+        let mut skipped_senders: Vec<Address> = Vec::new();
+        let mut cumulative = 0u64;
+        for (index, tx) in txs.enumerate() {
+            if matches!(mode, Mode::Build) {
+                if skipped_senders.contains(&tx.sender) {
+                    continue;
+                }
+                if tx.gas_limit() > header.gas_limit - cumulative {
+                    skipped_senders.push(tx.sender);
+                    continue;
+                }
+            }
+            let outcome = evm.transact(tx_env(&tx, self.spec.chain_id));
+            let result = match outcome {
+                Ok(r) => r,
+                Err(EVMError::Database(e)) => return Err(e.into()),
+                Err(EVMError::Transaction(e)) => match mode {
+                    Mode::Build => {
+                        rejected.push((tx.hash, invalid_reason(&e)));
+                        skipped_senders.push(tx.sender);
+                        continue;
+                    }
+                    Mode::Validate => {
+                        return Err(ExecutionError::InvalidTransaction {
+                            number,
+                            index,
+                            hash: tx.hash,
+                            reason: invalid_reason(&e),
+                        })
+                    }
+                },
+                Err(e) => return Err(ExecutionError::Evm(e.to_string())),
+            };
+            evm.commit(result.state);
+            let exec = result.result;
+            let gas_used = exec.tx_gas_used();
+            cumulative += gas_used;
+            if cumulative > header.gas_limit {
+                return Err(ExecutionError::GasLimit { number, used: cumulative, limit: header.gas_limit });
+            }
+            receipts.push(receipt_record(&tx, &exec, cumulative, header.base_fee));
+            included.push(tx);
+        }
+        let ws = &mut evm.ctx.journaled_state.database;
+        let (diff, changes, acc) = ws.finish(self.parent_acc, number)?;
+        let envelopes: Vec<TxEnvelope> = included.iter().map(|t| t.envelope.clone()).collect();
+        header.transactions_root = calculate_transaction_root(&envelopes);
+        header.receipts_root = receipts_root(&included, &receipts);
+        header.state_root = acc.root();
+        header.gas_used = cumulative;
+        let block = Block { header, transactions: included.iter().map(|t| t.raw.clone()).collect() };
+        let mut diff = diff;
+        diff.hash = block.hash();
+        let body = BlockBody {
+            transactions: block.transactions.clone(),
+            tx_hashes: included.iter().map(|t| t.hash).collect(),
+            senders: included.iter().map(|t| t.sender).collect(),
+        };
+        Ok(ExecutedBlock { block, body, receipts, changes, diff: Arc::new(diff), accumulator: acc, rejected })
+    }
+}
+
+fn invalid_reason(e: &InvalidTransaction) -> String {
+    match e {
+        InvalidTransaction::NonceTooLow { tx, state } => format!("nonce too low: tx {tx} state {state}"),
+        InvalidTransaction::NonceTooHigh { tx, state } => format!("nonce too high: tx {tx} state {state}"),
+        InvalidTransaction::LackOfFundForMaxFee { .. } => "insufficient funds for gas * price + value".into(),
+        other => other.to_string(),
+    }
+}
+
+fn receipt_record(tx: &SignedTx, exec: &ExecutionResult, cumulative: u64, base_fee: u64) -> ReceiptRecord {
+    let logs = exec
+        .logs()
+        .iter()
+        .map(|l| LogRecord { address: l.address, topics: l.topics().to_vec(), data: l.data.data.clone() })
+        .collect();
+    ReceiptRecord {
+        tx_type: tx.tx_type(),
+        success: exec.is_success(),
+        gas_used: exec.tx_gas_used(),
+        cumulative_gas_used: cumulative,
+        effective_gas_price: tx.effective_gas_price(base_fee),
+        contract_address: exec.created_address(),
+        logs,
+    }
+}
+
+/// The standard Ethereum receipts trie root.
+pub fn receipts_root(txs: &[Arc<SignedTx>], receipts: &[ReceiptRecord]) -> B256 {
+    let envelopes: Vec<ReceiptEnvelope> = txs
+        .iter()
+        .zip(receipts)
+        .map(|(tx, r)| {
+            let receipt = Receipt {
+                status: Eip658Value::Eip658(r.success),
+                cumulative_gas_used: r.cumulative_gas_used,
+                logs: r
+                    .logs
+                    .iter()
+                    .map(|l| alloy_primitives::Log::new_unchecked(l.address, l.topics.clone(), l.data.clone()))
+                    .collect(),
+            }
+            .with_bloom();
+            match tx.envelope {
+                TxEnvelope::Legacy(_) => ReceiptEnvelope::Legacy(receipt),
+                TxEnvelope::Eip2930(_) => ReceiptEnvelope::Eip2930(receipt),
+                _ => ReceiptEnvelope::Eip1559(receipt),
+            }
+        })
+        .collect();
+    calculate_receipt_root(&envelopes)
+}

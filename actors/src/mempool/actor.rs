@@ -1,0 +1,108 @@
+use super::messages::{AddTx, Committed, Drop, GetTx, PendingNonce, Select, Status};
+use super::pool::{Inserted, Pool, PoolConfig};
+use crate::hvm::{SignedTx, TxError};
+use actix::prelude::*;
+use alloy_primitives::B256;
+use std::sync::Arc;
+use tracing::{debug, trace};
+
+pub struct MempoolActor {
+    pool: Pool,
+}
+
+impl MempoolActor {
+    pub fn new(cfg: PoolConfig) -> Self {
+        Self { pool: Pool::new(cfg) }
+    }
+
+    fn report(&self) {
+        let (pending, queued) = self.pool.counts();
+        metrics::gauge!("bss_mempool_size").set(self.pool.len() as f64);
+        metrics::gauge!("bss_mempool_pending").set(pending as f64);
+        metrics::gauge!("bss_mempool_queued").set(queued as f64);
+    }
+}
+
+impl Actor for MempoolActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Gauges are refreshed on a timer, not per message, to keep inserts cheap.
+        ctx.run_interval(std::time::Duration::from_millis(500), |a, _| a.report());
+    }
+}
+
+impl Handler<AddTx> for MempoolActor {
+    type Result = Result<B256, TxError>;
+
+    fn handle(&mut self, msg: AddTx, _: &mut Self::Context) -> Self::Result {
+        let hash = msg.tx.hash;
+        match self.pool.insert(msg.tx, msg.state) {
+            Ok(outcome) => {
+                metrics::counter!("bss_mempool_accepted_total").increment(1);
+                if let Inserted::Evicted(victim) = outcome {
+                    debug!(target: "mempool", %victim, "evicted to make room");
+                    metrics::counter!("bss_mempool_evicted_total").increment(1);
+                }
+                trace!(target: "mempool", %hash, "accepted");
+                Ok(hash)
+            }
+            Err(e) => {
+                metrics::counter!("bss_mempool_rejected_total").increment(1);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Handler<Select> for MempoolActor {
+    type Result = MessageResult<Select>;
+
+    fn handle(&mut self, msg: Select, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.pool.select(msg.base_fee, msg.max_gas, msg.max_count))
+    }
+}
+
+impl Handler<Committed> for MempoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
+        self.pool.on_committed(&msg.advanced);
+    }
+}
+
+impl Handler<Drop> for MempoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Drop, _: &mut Self::Context) {
+        for h in msg.hashes {
+            if self.pool.remove(&h).is_some() {
+                metrics::counter!("bss_mempool_dropped_invalid_total").increment(1);
+            }
+        }
+    }
+}
+
+impl Handler<GetTx> for MempoolActor {
+    type Result = Option<Arc<SignedTx>>;
+
+    fn handle(&mut self, msg: GetTx, _: &mut Self::Context) -> Self::Result {
+        self.pool.get(&msg.0)
+    }
+}
+
+impl Handler<PendingNonce> for MempoolActor {
+    type Result = Option<u64>;
+
+    fn handle(&mut self, msg: PendingNonce, _: &mut Self::Context) -> Self::Result {
+        self.pool.pending_nonce(&msg.0)
+    }
+}
+
+impl Handler<Status> for MempoolActor {
+    type Result = MessageResult<Status>;
+
+    fn handle(&mut self, _: Status, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.pool.counts())
+    }
+}

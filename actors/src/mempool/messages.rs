@@ -1,0 +1,94 @@
+use super::actor::MempoolActor;
+use super::pool::SenderState;
+use crate::hvm::{SignedTx, TxError};
+use actix::prelude::*;
+use alloy_primitives::{Address, B256};
+use std::sync::Arc;
+
+#[derive(Message)]
+#[rtype(result = "Result<B256, TxError>")]
+pub struct AddTx {
+    pub tx: Arc<SignedTx>,
+    pub state: SenderState,
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<Arc<SignedTx>>")]
+pub struct Select {
+    pub base_fee: u64,
+    pub max_gas: u64,
+    pub max_count: usize,
+}
+
+/// A block committed: the senders' next nonces after it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Committed {
+    pub advanced: Vec<(Address, u64)>,
+}
+
+/// Transactions the block builder found invalid on current state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drop {
+    pub hashes: Vec<B256>,
+}
+
+#[derive(Message)]
+#[rtype(result = "Option<Arc<SignedTx>>")]
+pub struct GetTx(pub B256);
+
+#[derive(Message)]
+#[rtype(result = "Option<u64>")]
+pub struct PendingNonce(pub Address);
+
+/// (executable, queued) counts.
+#[derive(Message)]
+#[rtype(result = "(usize, usize)")]
+pub struct Status;
+
+/// Cloneable, typed handle to the mempool.
+#[derive(Clone)]
+pub struct MempoolHandle {
+    addr: Addr<MempoolActor>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the mempool is not running")]
+pub struct MempoolGone;
+
+impl MempoolHandle {
+    pub fn new(addr: Addr<MempoolActor>) -> Self {
+        Self { addr }
+    }
+
+    pub async fn add(&self, tx: Arc<SignedTx>, state: SenderState) -> Result<Result<B256, TxError>, MempoolGone> {
+        self.addr.send(AddTx { tx, state }).await.map_err(|_| MempoolGone)
+    }
+
+    pub async fn select(&self, base_fee: u64, max_gas: u64, max_count: usize) -> Result<Vec<Arc<SignedTx>>, MempoolGone> {
+        self.addr.send(Select { base_fee, max_gas, max_count }).await.map_err(|_| MempoolGone)
+    }
+
+    pub fn committed(&self, advanced: Vec<(Address, u64)>) {
+        self.addr.do_send(Committed { advanced });
+    }
+
+    pub fn drop_invalid(&self, hashes: Vec<B256>) {
+        if !hashes.is_empty() {
+            self.addr.do_send(Drop { hashes });
+        }
+    }
+
+    pub async fn get(&self, hash: B256) -> Result<Option<Arc<SignedTx>>, MempoolGone> {
+        self.addr.send(GetTx(hash)).await.map_err(|_| MempoolGone)
+    }
+
+    pub async fn pending_nonce(&self, address: Address) -> Result<Option<u64>, MempoolGone> {
+        self.addr.send(PendingNonce(address)).await.map_err(|_| MempoolGone)
+    }
+
+    pub async fn status(&self) -> Result<(usize, usize), MempoolGone> {
+        self.addr.send(Status).await.map_err(|_| MempoolGone)
+    }
+}

@@ -1,0 +1,11 @@
+//! Mempool actor: validated transactions by sender and nonce.
+//!
+//! The pure rules live in [`pool`]; the actor serialises access to them and reports metrics.
+
+mod actor;
+mod messages;
+pub mod pool;
+
+pub use actor::MempoolActor;
+pub use messages::MempoolHandle;
+pub use pool::{Inserted, Pool, PoolConfig, SenderState};

@@ -1,0 +1,16 @@
+//! Block and certificate types, the consensus [`Engine`] boundary, and the engines behind it.
+//!
+//! Engines are sans-IO state machines: they take [`Input`]s and return [`Effect`]s. They own no
+//! socket, clock or thread, so the node drives them with actors and tests drive them in a
+//! deterministic simulation.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod block;
+pub mod certificate;
+pub mod codec;
+pub mod engine;
+pub mod solo;
+
+pub use block::{Anchor, Block, BlockHeader, BtcAttributes};
+pub use certificate::{Certificate, CertificateError, OperatorKey, OperatorSet, OperatorSigner};
+pub use engine::{Effect, Engine, EngineError, Input, SafetyData, TimerKind};

@@ -1,0 +1,115 @@
+use crate::keys;
+use crate::records::{AccountRecord, BlockBody, ReceiptRecord};
+use crate::store::Store;
+use crate::{Result, StorageError};
+use alloy_primitives::{Address, Bytes, B256, U256};
+use bss_consensus::{codec, BlockHeader, Certificate, SafetyData};
+
+/// A cloneable read view of the store, usable from any thread.
+#[derive(Clone)]
+pub struct StoreReader {
+    pub(crate) store: Store,
+}
+
+fn dec<T: serde::de::DeserializeOwned>(keyspace: &'static str, v: &[u8]) -> Result<T> {
+    codec::decode(v).map_err(|e| StorageError::Corrupt { keyspace, reason: e.to_string() })
+}
+
+fn corrupt(keyspace: &'static str) -> StorageError {
+    StorageError::Corrupt { keyspace, reason: "malformed value".into() }
+}
+
+impl StoreReader {
+    pub fn head_number(&self) -> Result<Option<u64>> {
+        match self.store.meta.get(keys::META_HEAD)? {
+            Some(v) => Ok(Some(keys::parse_u64(&v).ok_or_else(|| corrupt("meta"))?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn chain_id(&self) -> Result<Option<u64>> {
+        match self.store.meta.get(keys::META_CHAIN_ID)? {
+            Some(v) => Ok(Some(keys::parse_u64(&v).ok_or_else(|| corrupt("meta"))?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn genesis_hash(&self) -> Result<Option<B256>> {
+        match self.store.meta.get(keys::META_GENESIS)? {
+            Some(v) => Ok(Some(keys::parse_b256(&v).ok_or_else(|| corrupt("meta"))?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn state_accumulator(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self.store.meta.get(keys::META_STATE_ACC)?.map(|v| v.to_vec()))
+    }
+
+    pub fn safety(&self) -> Result<Option<SafetyData>> {
+        self.store.meta.get(keys::META_SAFETY)?.map(|v| dec("meta", &v)).transpose()
+    }
+
+    pub fn header(&self, number: u64) -> Result<Option<BlockHeader>> {
+        self.store.headers.get(keys::number(number))?.map(|v| dec("headers", &v)).transpose()
+    }
+
+    pub fn certificate(&self, number: u64) -> Result<Option<Certificate>> {
+        self.store
+            .certificates
+            .get(keys::number(number))?
+            .map(|v| dec("certificates", &v))
+            .transpose()
+    }
+
+    pub fn number_by_hash(&self, hash: &B256) -> Result<Option<u64>> {
+        match self.store.block_index.get(hash.as_slice())? {
+            Some(v) => Ok(Some(keys::parse_u64(&v).ok_or_else(|| corrupt("block_index"))?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn body(&self, number: u64) -> Result<Option<BlockBody>> {
+        self.store.bodies.get(keys::number(number))?.map(|v| dec("bodies", &v)).transpose()
+    }
+
+    pub fn receipts(&self, number: u64) -> Result<Option<Vec<ReceiptRecord>>> {
+        self.store.receipts.get(keys::number(number))?.map(|v| dec("receipts", &v)).transpose()
+    }
+
+    /// Where a transaction was committed: (block number, index in block).
+    pub fn tx_location(&self, hash: &B256) -> Result<Option<(u64, u32)>> {
+        match self.store.tx_index.get(hash.as_slice())? {
+            Some(v) => Ok(Some(keys::parse_tx_location(&v).ok_or_else(|| corrupt("tx_index"))?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn account(&self, address: &Address) -> Result<Option<AccountRecord>> {
+        self.store.accounts.get(address.as_slice())?.map(|v| dec("accounts", &v)).transpose()
+    }
+
+    pub fn storage(&self, address: &Address, slot: &U256) -> Result<U256> {
+        match self.store.slots.get(keys::slot(address, slot))? {
+            Some(v) if v.len() == 32 => Ok(U256::from_be_slice(&v)),
+            Some(_) => Err(corrupt("slots")),
+            None => Ok(U256::ZERO),
+        }
+    }
+
+    /// Every non-zero storage slot of an account (used when an account is destroyed).
+    pub fn storage_slots(&self, address: &Address) -> Result<Vec<(U256, U256)>> {
+        let mut out = Vec::new();
+        for guard in self.store.slots.prefix(address.as_slice()) {
+            let (k, v) = guard.into_inner()?;
+            if k.len() != 52 || v.len() != 32 {
+                return Err(corrupt("slots"));
+            }
+            out.push((U256::from_be_slice(&k[20..]), U256::from_be_slice(&v)));
+        }
+        Ok(out)
+    }
+
+    pub fn code(&self, hash: &B256) -> Result<Option<Bytes>> {
+        Ok(self.store.code.get(hash.as_slice())?.map(|v| Bytes::copy_from_slice(&v)))
+    }
+}

@@ -1,0 +1,154 @@
+use crate::keys;
+use crate::reader::StoreReader;
+use crate::records::{CommitBatch, GenesisBatch};
+use crate::{Result, StorageError};
+use bss_consensus::{codec, SafetyData};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use std::path::Path;
+
+/// Handles to every keyspace. Cloning is cheap (reference-counted handles).
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: Database,
+    pub(crate) meta: Keyspace,
+    pub(crate) headers: Keyspace,
+    pub(crate) certificates: Keyspace,
+    pub(crate) bodies: Keyspace,
+    pub(crate) receipts: Keyspace,
+    pub(crate) block_index: Keyspace,
+    pub(crate) tx_index: Keyspace,
+    pub(crate) accounts: Keyspace,
+    pub(crate) slots: Keyspace,
+    pub(crate) code: Keyspace,
+    /// `Some(mode)`: fsync mode for block commits; safety data is always synced.
+    pub(crate) commit_durability: Option<PersistMode>,
+}
+
+pub(crate) fn enc<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>> {
+    codec::encode(v).map_err(|e| StorageError::Encode { what, reason: e.to_string() })
+}
+
+impl Store {
+    /// Opens or creates the database at `path`. `fsync` makes every block commit durable against
+    /// power loss (safety data is always synced).
+    pub fn open(path: impl AsRef<Path>, fsync: bool) -> Result<Self> {
+        let db = Database::builder(path.as_ref()).open()?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        Ok(Self {
+            meta: ks("meta")?,
+            headers: ks("headers")?,
+            certificates: ks("certificates")?,
+            bodies: ks("bodies")?,
+            receipts: ks("receipts")?,
+            block_index: ks("block_index")?,
+            tx_index: ks("tx_index")?,
+            accounts: ks("accounts")?,
+            slots: ks("slots")?,
+            code: ks("code")?,
+            commit_durability: Some(if fsync { PersistMode::SyncAll } else { PersistMode::Buffer }),
+            db,
+        })
+    }
+
+    pub fn reader(&self) -> StoreReader {
+        StoreReader { store: self.clone() }
+    }
+
+    /// Writes genesis into an empty store, or checks that a non-empty one has the same chain.
+    pub fn init_genesis(&self, chain_id: u64, genesis: &GenesisBatch) -> Result<()> {
+        let reader = self.reader();
+        let hash = genesis.block.hash();
+        if let Some(found) = reader.chain_id()? {
+            if found != chain_id {
+                return Err(StorageError::WrongChain { expected: chain_id, found });
+            }
+            let stored = reader.genesis_hash()?.unwrap_or_default();
+            if stored != hash {
+                return Err(StorageError::WrongGenesis {
+                    expected: hash.to_string(),
+                    found: stored.to_string(),
+                });
+            }
+            return Ok(());
+        }
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        self.write_block(&mut batch, &genesis.block, None, None, None, &genesis.changes)?;
+        batch.insert(&self.meta, keys::META_CHAIN_ID, chain_id.to_be_bytes().to_vec());
+        batch.insert(&self.meta, keys::META_GENESIS, hash.to_vec());
+        batch.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn commit(&self, c: &CommitBatch) -> Result<()> {
+        let head = self.reader().head_number()?;
+        if Some(c.block.number()) != head.map(|h| h + 1) {
+            return Err(StorageError::OutOfOrder { head: head.unwrap_or(0), got: c.block.number() });
+        }
+        let mut batch = self.db.batch().durability(self.commit_durability);
+        self.write_block(
+            &mut batch,
+            &c.block,
+            Some(&c.certificate),
+            Some(&c.body),
+            Some(&c.receipts),
+            &c.changes,
+        )?;
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn write_block(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        block: &bss_consensus::Block,
+        certificate: Option<&bss_consensus::Certificate>,
+        body: Option<&crate::BlockBody>,
+        receipts: Option<&Vec<crate::ReceiptRecord>>,
+        changes: &crate::StateChanges,
+    ) -> Result<()> {
+        let n = keys::number(block.number());
+        let hash = block.hash();
+        batch.insert(&self.headers, n, enc("header", &block.header)?);
+        batch.insert(&self.block_index, hash.to_vec(), n.to_vec());
+        if let Some(cert) = certificate {
+            batch.insert(&self.certificates, n, enc("certificate", cert)?);
+        }
+        if let Some(body) = body {
+            for (i, h) in body.tx_hashes.iter().enumerate() {
+                let idx = u32::try_from(i).unwrap_or(u32::MAX);
+                batch.insert(&self.tx_index, h.to_vec(), keys::tx_location(block.number(), idx).to_vec());
+            }
+            batch.insert(&self.bodies, n, enc("body", body)?);
+        }
+        if let Some(receipts) = receipts {
+            batch.insert(&self.receipts, n, enc("receipts", receipts)?);
+        }
+        for (addr, acct) in &changes.accounts {
+            match acct {
+                Some(a) => batch.insert(&self.accounts, addr.to_vec(), enc("account", a)?),
+                None => batch.remove(&self.accounts, addr.to_vec()),
+            }
+        }
+        for (addr, slot, value) in &changes.storage {
+            let k = keys::slot(addr, slot).to_vec();
+            if value.is_zero() {
+                batch.remove(&self.slots, k);
+            } else {
+                batch.insert(&self.slots, k, value.to_be_bytes::<32>().to_vec());
+            }
+        }
+        for (h, code) in &changes.codes {
+            batch.insert(&self.code, h.to_vec(), code.to_vec());
+        }
+        batch.insert(&self.meta, keys::META_STATE_ACC, changes.state_accumulator.clone());
+        batch.insert(&self.meta, keys::META_HEAD, n.to_vec());
+        Ok(())
+    }
+
+    pub(crate) fn put_safety(&self, safety: &SafetyData) -> Result<()> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        batch.insert(&self.meta, keys::META_SAFETY, enc("safety", safety)?);
+        batch.commit()?;
+        Ok(())
+    }
+}
