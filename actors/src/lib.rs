@@ -3,3 +3,8 @@
 
 pub mod hvm;
 pub mod mempool;
+pub mod executor;
+pub mod consensus;
+pub mod rpc;
+pub mod supervision;
+pub mod node;

@@ -63,7 +63,7 @@ pub enum Effect<M> {
 
 /// A consensus engine. `Message` is the engine's own wire message type.
 pub trait Engine: Send + 'static {
-    type Message: Clone + std::fmt::Debug + Send + 'static;
+    type Message: Clone + std::fmt::Debug + Send + Unpin + 'static;
 
     /// Feeds one input; returns the effects to carry out, in order.
     fn handle(&mut self, input: Input<Self::Message>) -> Vec<Effect<Self::Message>>;

@@ -1,0 +1,223 @@
+use super::messages::{CommittedBlock, ConsensusHandle};
+use crate::executor::ExecutorHandle;
+use crate::hvm::execute::ProposalFields;
+use crate::hvm::fees::next_base_fee;
+use crate::hvm::ExecutedBlock;
+use crate::mempool::MempoolHandle;
+use actix::prelude::*;
+use alloy_primitives::{Address, B256};
+use bss_consensus::{Block, BlockHeader, Certificate, Effect, Engine, Input};
+use bss_storage::{CommitBatch, StorageHandle};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::{debug, error, info, warn};
+
+#[derive(Clone, Debug)]
+pub struct ConsensusConfig {
+    pub operator_index: u16,
+    pub min_base_fee: u64,
+    /// Most transactions a proposal takes from the mempool.
+    pub max_block_txs: usize,
+}
+
+pub struct ConsensusActor<E: Engine> {
+    engine: E,
+    cfg: ConsensusConfig,
+    executor: ExecutorHandle,
+    mempool: MempoolHandle,
+    storage: StorageHandle,
+    handle: ConsensusHandle,
+    executed: HashMap<B256, Arc<ExecutedBlock>>,
+    queue: VecDeque<Effect<E::Message>>,
+    busy: bool,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl<E: Engine + Unpin> ConsensusActor<E> {
+    pub fn new(
+        engine: E,
+        cfg: ConsensusConfig,
+        executor: ExecutorHandle,
+        mempool: MempoolHandle,
+        storage: StorageHandle,
+        handle: ConsensusHandle,
+    ) -> Self {
+        Self { engine, cfg, executor, mempool, storage, handle, executed: HashMap::new(), queue: VecDeque::new(), busy: false }
+    }
+
+    fn input(&mut self, input: Input<E::Message>, ctx: &mut Context<Self>) {
+        let effects = self.engine.handle(input);
+        self.queue.extend(effects);
+        self.drive(ctx);
+    }
+
+    /// Runs queued effects in order; async ones hold the queue until they finish.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        while !self.busy {
+            let Some(effect) = self.queue.pop_front() else { return };
+            match effect {
+                Effect::RequestProposal { round, parent } => self.propose(round, parent, ctx),
+                Effect::RequestValidation { block } => self.validate(block, ctx),
+                Effect::PersistSafety(safety) => {
+                    self.busy = true;
+                    let storage = self.storage.clone();
+                    ctx.wait(async move { storage.put_safety(safety).await }.into_actor(self).map(
+                        |res, act, ctx| {
+                            if let Err(e) = res {
+                                fatal(&format!("persisting safety data failed: {e}"));
+                                return;
+                            }
+                            act.busy = false;
+                            act.drive(ctx);
+                        },
+                    ));
+                }
+                Effect::Commit { block, certificate } => self.commit(block, certificate, ctx),
+                Effect::ScheduleTimer { kind, after } => {
+                    ctx.run_later(after, move |act, ctx| act.input(Input::TimerFired(kind), ctx));
+                }
+                Effect::Broadcast(m) | Effect::Send { message: m, .. } => {
+                    warn!(target: "consensus", message = ?m, "engine sent a message but this node has no operator network");
+                }
+            }
+        }
+    }
+
+    fn propose(&mut self, round: u64, parent: BlockHeader, ctx: &mut Context<Self>) {
+        let executor = self.executor.clone();
+        let mempool = self.mempool.clone();
+        let base_fee = next_base_fee(parent.base_fee, parent.gas_used, parent.gas_limit, self.cfg.min_base_fee);
+        let max_txs = self.cfg.max_block_txs;
+        let fields = ProposalFields {
+            round,
+            proposer: self.cfg.operator_index,
+            timestamp_ms: now_ms(),
+            btc: bss_consensus::BtcAttributes { headers: vec![], ..parent.btc.clone() },
+        };
+        let parent_hash = parent.hash();
+        let gas_limit = parent.gas_limit;
+        let fut = async move {
+            let candidates = mempool.select(base_fee, gas_limit, max_txs).await.unwrap_or_default();
+            executor.build(parent_hash, fields, candidates).await
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(executed) => {
+                act.mempool.drop_invalid(executed.rejected.iter().map(|(h, _)| *h).collect());
+                let block = executed.block.clone();
+                act.executed.insert(block.hash(), executed);
+                act.input(Input::ProposalReady { round, block }, ctx);
+            }
+            Err(e) => {
+                error!(target: "consensus", round, error = %e, "building a proposal failed");
+                metrics::counter!("bss_proposal_failures_total").increment(1);
+                ctx.run_later(Duration::from_millis(200), move |act, ctx| {
+                    act.input(Input::TimerFired(bss_consensus::TimerKind::Propose), ctx)
+                });
+            }
+        }));
+    }
+
+    fn validate(&mut self, block: Block, ctx: &mut Context<Self>) {
+        let executor = self.executor.clone();
+        let block_hash = block.hash();
+        ctx.spawn(async move { executor.validate(block, vec![]).await }.into_actor(self).map(
+            move |res, act, ctx| {
+                let result = match res {
+                    Ok(executed) => {
+                        act.executed.insert(block_hash, executed);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                act.input(Input::ValidationDone { block_hash, result }, ctx);
+            },
+        ));
+    }
+
+    fn commit(&mut self, block: Block, certificate: Certificate, ctx: &mut Context<Self>) {
+        self.busy = true;
+        let hash = block.hash();
+        let known = self.executed.remove(&hash);
+        let executor = self.executor.clone();
+        let storage = self.storage.clone();
+        let fut = async move {
+            let executed = match known {
+                Some(e) => e,
+                None => executor.validate(block, vec![]).await.map_err(|e| e.to_string())?,
+            };
+            let batch = CommitBatch {
+                block: executed.block.clone(),
+                certificate,
+                body: executed.body.clone(),
+                receipts: executed.receipts.clone(),
+                changes: executed.changes.clone(),
+            };
+            storage.commit(batch).await.map_err(|e| format!("storage: {e}"))?;
+            executor.committed(hash).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(executed)
+        };
+        ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(executed) => {
+                act.after_commit(&executed);
+                act.busy = false;
+                act.drive(ctx);
+            }
+            Err(e) => fatal(&format!("committing block {hash} failed: {e}")),
+        }));
+    }
+
+    fn after_commit(&mut self, executed: &ExecutedBlock) {
+        let header = &executed.block.header;
+        let number = header.number;
+        self.executed.retain(|_, e| e.block.number() > number);
+        // Senders' next nonces, from the committed state changes.
+        let nonces: HashMap<Address, u64> = executed
+            .changes
+            .accounts
+            .iter()
+            .map(|(a, rec)| (*a, rec.as_ref().map_or(0, |r| r.nonce)))
+            .collect();
+        let mut advanced: Vec<(Address, u64)> =
+            executed.body.senders.iter().filter_map(|s| nonces.get(s).map(|n| (*s, *n))).collect();
+        advanced.sort();
+        advanced.dedup();
+        self.mempool.committed(advanced);
+        let txs = executed.body.tx_hashes.len();
+        metrics::gauge!("bss_block_height").set(number as f64);
+        metrics::counter!("bss_committed_txs_total").increment(txs as u64);
+        metrics::counter!("bss_committed_gas_total").increment(header.gas_used);
+        metrics::counter!("bss_committed_blocks_total").increment(1);
+        let latency = now_ms().saturating_sub(header.timestamp_ms) as f64 / 1000.0;
+        metrics::histogram!("bss_commit_latency_seconds").record(latency);
+        if txs > 0 {
+            info!(target: "consensus", number, txs, gas = header.gas_used, round = header.round, "committed");
+        } else {
+            debug!(target: "consensus", number, round = header.round, "committed empty block");
+        }
+        let _ = self.handle.commits.send(CommittedBlock {
+            header: header.clone(),
+            hash: executed.block.hash(),
+            tx_hashes: Arc::new(executed.body.tx_hashes.clone()),
+        });
+    }
+}
+
+/// Storage and safety failures are not recoverable: log loudly and stop the node.
+fn fatal(reason: &str) {
+    error!(target: "consensus", reason, "fatal: stopping the node");
+    metrics::counter!("bss_fatal_errors_total").increment(1);
+    System::current().stop_with_code(2);
+}
+
+impl<E: Engine + Unpin> Actor for ConsensusActor<E> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        info!(target: "consensus", engine = self.engine.name(), operator = self.cfg.operator_index, "consensus started");
+        self.input(Input::Start, ctx);
+    }
+}

@@ -1,0 +1,69 @@
+use super::actor::ExecutorActor;
+use crate::hvm::execute::ProposalFields;
+use crate::hvm::{ExecutedBlock, ExecutionError, SignedTx};
+use actix::prelude::*;
+use alloy_primitives::B256;
+use bss_consensus::Block;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    #[error(transparent)]
+    Execution(#[from] ExecutionError),
+    #[error("unknown parent block {0}")]
+    UnknownParent(B256),
+    #[error("the executor is not running")]
+    Gone,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Arc<ExecutedBlock>, ExecutorError>")]
+pub struct Build {
+    pub parent: B256,
+    pub fields: ProposalFields,
+    pub candidates: Vec<Arc<SignedTx>>,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Arc<ExecutedBlock>, ExecutorError>")]
+pub struct Validate {
+    pub block: Block,
+    /// Already decoded transactions by hash (e.g. from the mempool), to skip sender recovery.
+    pub known: Vec<Arc<SignedTx>>,
+}
+
+/// `hash` was committed to storage: it becomes the executor's base state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Committed {
+    pub hash: B256,
+}
+
+/// Cloneable, typed handle to the executor thread.
+#[derive(Clone)]
+pub struct ExecutorHandle {
+    addr: Addr<ExecutorActor>,
+}
+
+impl ExecutorHandle {
+    pub fn new(addr: Addr<ExecutorActor>) -> Self {
+        Self { addr }
+    }
+
+    pub async fn build(
+        &self,
+        parent: B256,
+        fields: ProposalFields,
+        candidates: Vec<Arc<SignedTx>>,
+    ) -> Result<Arc<ExecutedBlock>, ExecutorError> {
+        self.addr.send(Build { parent, fields, candidates }).await.map_err(|_| ExecutorError::Gone)?
+    }
+
+    pub async fn validate(&self, block: Block, known: Vec<Arc<SignedTx>>) -> Result<Arc<ExecutedBlock>, ExecutorError> {
+        self.addr.send(Validate { block, known }).await.map_err(|_| ExecutorError::Gone)?
+    }
+
+    pub async fn committed(&self, hash: B256) -> Result<(), ExecutorError> {
+        self.addr.send(Committed { hash }).await.map_err(|_| ExecutorError::Gone)
+    }
+}

@@ -1,0 +1,281 @@
+//! Node configuration: serde structs loaded from TOML, every field documented with its default.
+
+use crate::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
+use crate::hvm::{ChainSpec, Genesis};
+use crate::mempool::PoolConfig;
+use crate::rpc::RpcConfig;
+use alloy_primitives::{Address, U256};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// `[genesis]` (usually its own file shared by every operator).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisConfig {
+    pub chain_id: u64,
+    /// Block gas limit. Default 30,000,000.
+    #[serde(default = "default_gas_limit")]
+    pub gas_limit: u64,
+    /// Genesis base fee, wei. Default 1 gwei.
+    #[serde(default = "default_base_fee")]
+    pub base_fee: u64,
+    /// The base fee never falls below this, wei. Default 1 gwei.
+    #[serde(default = "default_base_fee")]
+    pub min_base_fee: u64,
+    /// Receives priority fees. Default: the zero address.
+    #[serde(default)]
+    pub fee_recipient: Address,
+    /// Fixed so that every operator computes the same genesis. Default 0.
+    #[serde(default)]
+    pub timestamp_ms: u64,
+    /// Largest encoded transaction, bytes. Default 128 KiB.
+    #[serde(default = "default_max_tx_size")]
+    pub max_tx_size: usize,
+    /// Mnemonic of prefunded development accounts. Default: "test test … junk".
+    #[serde(default = "default_mnemonic")]
+    pub dev_mnemonic: String,
+    /// How many accounts of the mnemonic to fund (m/44'/60'/0'/0/i). Default 10.
+    #[serde(default = "default_dev_accounts")]
+    pub dev_accounts: usize,
+    /// Balance of each dev account, wei (decimal string). Default 10,000 ETH.
+    #[serde(default = "default_dev_balance")]
+    pub dev_balance: String,
+    /// Further prefunded accounts.
+    #[serde(default)]
+    pub alloc: Vec<AllocEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllocEntry {
+    pub address: Address,
+    /// Wei, decimal string.
+    pub balance: String,
+}
+
+fn default_gas_limit() -> u64 {
+    30_000_000
+}
+fn default_base_fee() -> u64 {
+    1_000_000_000
+}
+fn default_max_tx_size() -> usize {
+    128 * 1024
+}
+fn default_mnemonic() -> String {
+    DEV_MNEMONIC.into()
+}
+fn default_dev_accounts() -> usize {
+    10
+}
+fn default_dev_balance() -> String {
+    "10000000000000000000000".into()
+}
+
+fn parse_wei(s: &str) -> Result<U256, ConfigError> {
+    U256::from_str_radix(s.trim(), 10).map_err(|e| ConfigError::Invalid(format!("balance {s:?}: {e}")))
+}
+
+impl GenesisConfig {
+    pub fn to_genesis(&self) -> Result<Genesis, ConfigError> {
+        if self.gas_limit < 21_000 {
+            return Err(ConfigError::Invalid(format!("genesis.gas_limit {} is below 21000", self.gas_limit)));
+        }
+        if self.min_base_fee == 0 {
+            return Err(ConfigError::Invalid("genesis.min_base_fee must be at least 1 wei".into()));
+        }
+        let mut alloc = Vec::new();
+        let dev_balance = parse_wei(&self.dev_balance)?;
+        let keys = derive_accounts(&self.dev_mnemonic, self.dev_accounts)
+            .map_err(|e| ConfigError::Invalid(format!("genesis.dev_mnemonic: {e}")))?;
+        alloc.extend(keys.iter().map(|k| (k.address, dev_balance)));
+        for a in &self.alloc {
+            alloc.push((a.address, parse_wei(&a.balance)?));
+        }
+        Ok(Genesis {
+            spec: ChainSpec {
+                chain_id: self.chain_id,
+                gas_limit: self.gas_limit,
+                min_base_fee: self.min_base_fee,
+                fee_recipient: self.fee_recipient,
+                max_tx_size: self.max_tx_size,
+            },
+            base_fee: self.base_fee.max(self.min_base_fee),
+            timestamp_ms: self.timestamp_ms,
+            alloc,
+        })
+    }
+}
+
+/// `[consensus]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusSection {
+    /// `native` (default, our HotStuff) or `hotstuff-rs`.
+    pub engine: String,
+    /// Pause between proposals. Default 250ms.
+    #[serde(with = "humantime_serde")]
+    pub block_time: Duration,
+    /// Most transactions per block. Default 20,000.
+    pub max_block_txs: usize,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        Self { engine: "native".into(), block_time: Duration::from_millis(250), max_block_txs: 20_000 }
+    }
+}
+
+/// `[operators]`: the federation, in operator-index order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorsSection {
+    /// Hex ed25519 public keys.
+    pub keys: Vec<String>,
+}
+
+/// `[storage]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// fsync every committed block (survives power loss). Default true.
+    pub fsync: bool,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self { fsync: true }
+    }
+}
+
+/// The whole node config file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Data directory (relative paths are relative to the config file).
+    pub data_dir: PathBuf,
+    /// Genesis file (relative to the config file), or an inline `[genesis]` table.
+    #[serde(default)]
+    pub genesis_file: Option<PathBuf>,
+    #[serde(default)]
+    pub genesis: Option<GenesisConfig>,
+    /// Hex ed25519 secret key of this operator, or a file holding it (`operator_key_file`).
+    #[serde(default)]
+    pub operator_key: Option<String>,
+    #[serde(default)]
+    pub operator_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub operators: OperatorsSection,
+    #[serde(default)]
+    pub consensus: ConsensusSection,
+    #[serde(default)]
+    pub rpc: RpcConfig,
+    #[serde(default)]
+    pub mempool: PoolConfig,
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+impl NodeConfig {
+    /// Loads a config file and resolves its relative paths against the file's directory.
+    pub fn load(path: &Path) -> Result<(Self, GenesisConfig), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut cfg: NodeConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        cfg.data_dir = base.join(&cfg.data_dir);
+        if let Some(f) = &cfg.operator_key_file {
+            cfg.operator_key_file = Some(base.join(f));
+        }
+        let genesis = match (&cfg.genesis, &cfg.genesis_file) {
+            (Some(g), None) => g.clone(),
+            (None, Some(f)) => {
+                let gpath = base.join(f);
+                let text = std::fs::read_to_string(&gpath)
+                    .map_err(|source| ConfigError::Read { path: gpath.clone(), source })?;
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct File {
+                    genesis: GenesisConfig,
+                }
+                toml::from_str::<File>(&text)
+                    .map_err(|e| ConfigError::Parse { path: gpath, reason: e.to_string() })?
+                    .genesis
+            }
+            (Some(_), Some(_)) => return Err(ConfigError::Invalid("set either genesis_file or [genesis], not both".into())),
+            (None, None) => return Err(ConfigError::Invalid("missing genesis: set genesis_file or a [genesis] table".into())),
+        };
+        Ok((cfg, genesis))
+    }
+
+    /// This operator's secret key (hex), from `operator_key` or `operator_key_file`.
+    pub fn operator_secret(&self) -> Result<String, ConfigError> {
+        match (&self.operator_key, &self.operator_key_file) {
+            (Some(k), None) => Ok(k.clone()),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map(|s| s.trim().to_string())
+                .map_err(|source| ConfigError::Read { path: f.clone(), source }),
+            _ => Err(ConfigError::Invalid("set exactly one of operator_key or operator_key_file".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn genesis_section_defaults_and_dev_accounts() {
+        let g: GenesisConfig = toml::from_str("chain_id = 7").expect("parse");
+        assert_eq!(g.gas_limit, 30_000_000);
+        let genesis = g.to_genesis().expect("genesis");
+        assert_eq!(genesis.alloc.len(), 10);
+        assert!(toml::from_str::<GenesisConfig>("chain_id = 7\nbogus = 1").is_err());
+        let bad: GenesisConfig = toml::from_str("chain_id = 7\ndev_balance = \"lots\"").expect("parse");
+        assert!(bad.to_genesis().is_err());
+    }
+
+    #[test]
+    fn consensus_section_parses_durations() {
+        let c: ConsensusSection = toml::from_str("block_time = \"500ms\"").expect("parse");
+        assert_eq!(c.block_time, Duration::from_millis(500));
+        assert_eq!(c.engine, "native");
+        assert!(toml::from_str::<ConsensusSection>("block_time = 5").is_err());
+    }
+
+    #[test]
+    fn rpc_and_mempool_sections() {
+        let r: RpcConfig = toml::from_str("addr = \"127.0.0.1:9000\"").expect("parse");
+        assert_eq!(r.addr.port(), 9000);
+        assert!(toml::from_str::<RpcConfig>("addr = \"nowhere\"").is_err());
+        let m: PoolConfig = toml::from_str("max_txs = 5").expect("parse");
+        assert_eq!(m.max_txs, 5);
+    }
+
+    #[test]
+    fn node_config_file_with_relative_paths() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("genesis.toml"), "[genesis]\nchain_id = 9\n").expect("write");
+        std::fs::write(
+            dir.path().join("node.toml"),
+            "data_dir = \"data\"\ngenesis_file = \"genesis.toml\"\noperator_key = \"00\"\n[storage]\nfsync = false\n",
+        )
+        .expect("write");
+        let (cfg, g) = NodeConfig::load(&dir.path().join("node.toml")).expect("load");
+        assert_eq!(g.chain_id, 9);
+        assert_eq!(cfg.data_dir, dir.path().join("data"));
+        assert!(!cfg.storage.fsync);
+        assert!(NodeConfig::load(&dir.path().join("missing.toml")).is_err());
+    }
+}

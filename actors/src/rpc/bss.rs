@@ -1,0 +1,43 @@
+//! `bss_*` methods: node status and fault injection.
+
+use super::context::RpcContext;
+use super::messages::InjectFault;
+use super::params::{internal, server_error};
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::RpcModule;
+use serde_json::{json, Value};
+
+pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
+    let err = |e: jsonrpsee::core::RegisterMethodError| std::io::Error::other(e.to_string());
+    module
+        .register_async_method("bss_nodeInfo", |_, c, _| async move {
+            let head = c.head()?;
+            let (pending, queued) = c.mempool.status().await.map_err(internal)?;
+            Ok::<Value, ErrorObjectOwned>(json!({
+                "chainId": c.spec.chain_id,
+                "operatorIndex": c.node.operator_index,
+                "operators": c.node.operators,
+                "engine": c.node.engine,
+                "head": { "number": head.number, "hash": head.hash(), "round": head.round },
+                "mempool": { "pending": pending, "queued": queued },
+                "version": env!("CARGO_PKG_VERSION"),
+            }))
+        })
+        .map_err(err)?;
+    module
+        .register_method("bss_injectFault", |p, c, _| {
+            let actor: String = p.one()?;
+            let Some(faults) = &c.faults else {
+                return Err(server_error("fault injection is disabled (rpc.fault_injection = false)"));
+            };
+            match actor.as_str() {
+                "rpc" => {
+                    faults.do_send(InjectFault);
+                    Ok::<Value, ErrorObjectOwned>(json!("injected"))
+                }
+                other => Err(super::params::invalid_params(format!("unknown fault target {other:?}; known: rpc"))),
+            }
+        })
+        .map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! What RPC handlers share: read access to storage, the mempool handle, chain parameters.
+
+use super::format::TxPosition;
+use super::params::{internal, server_error, BlockId};
+use super::RpcConfig;
+use crate::consensus::ConsensusHandle;
+use crate::hvm::{ChainSpec, LayeredState, SignedTx};
+use crate::mempool::MempoolHandle;
+use alloy_primitives::B256;
+use bss_consensus::BlockHeader;
+use bss_storage::{BlockBody, ReceiptRecord, StoreReader};
+use jsonrpsee::types::ErrorObjectOwned;
+
+pub struct NodeInfo {
+    pub operator_index: u16,
+    pub operators: usize,
+    pub engine: String,
+}
+
+pub struct RpcContext {
+    pub spec: ChainSpec,
+    pub reader: StoreReader,
+    pub mempool: MempoolHandle,
+    pub consensus: ConsensusHandle,
+    pub cfg: RpcConfig,
+    pub node: NodeInfo,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub faults: Option<actix::Recipient<super::messages::InjectFault>>,
+}
+
+/// A committed block read back from storage.
+pub struct StoredBlock {
+    pub header: BlockHeader,
+    pub body: BlockBody,
+    pub receipts: Vec<ReceiptRecord>,
+}
+
+impl StoredBlock {
+    pub fn decoded(&self) -> Vec<SignedTx> {
+        // Bodies were validated before commit; a tx that no longer decodes is storage corruption
+        // and is skipped here rather than failing the whole response.
+        self.body.transactions.iter().filter_map(|raw| SignedTx::decode(raw).ok()).collect()
+    }
+
+    pub fn position(&self, index: u64) -> TxPosition {
+        TxPosition {
+            block_hash: self.header.hash(),
+            block_number: self.header.number,
+            index,
+            base_fee: self.header.base_fee,
+        }
+    }
+}
+
+impl RpcContext {
+    pub fn head(&self) -> Result<BlockHeader, ErrorObjectOwned> {
+        let n = self.reader.head_number().map_err(internal)?.ok_or_else(|| internal("no head block"))?;
+        self.reader.header(n).map_err(internal)?.ok_or_else(|| internal("head header missing"))
+    }
+
+    /// Resolves a block id to a committed block number (None: no such block).
+    pub fn resolve(&self, id: BlockId) -> Result<Option<u64>, ErrorObjectOwned> {
+        let head = self.reader.head_number().map_err(internal)?.unwrap_or(0);
+        Ok(match id {
+            // Every committed block is BFT-final; `finalized` will follow Bitcoin superfinality
+            // once Proof-of-Proof anchoring lands.
+            BlockId::Latest | BlockId::Pending | BlockId::Safe | BlockId::Finalized => Some(head),
+            BlockId::Earliest => Some(0),
+            BlockId::Number(n) => (n <= head).then_some(n),
+            BlockId::Hash(h) => self.reader.number_by_hash(&h).map_err(internal)?,
+        })
+    }
+
+    pub fn block(&self, number: u64) -> Result<Option<StoredBlock>, ErrorObjectOwned> {
+        let Some(header) = self.reader.header(number).map_err(internal)? else { return Ok(None) };
+        let body = self.reader.body(number).map_err(internal)?.unwrap_or(BlockBody {
+            transactions: vec![],
+            tx_hashes: vec![],
+            senders: vec![],
+        });
+        let receipts = self.reader.receipts(number).map_err(internal)?.unwrap_or_default();
+        Ok(Some(StoredBlock { header, body, receipts }))
+    }
+
+    /// Committed state for reads. The node keeps the latest state only: older blocks are refused
+    /// as geth refuses state it has pruned.
+    pub fn state_at(&self, id: BlockId) -> Result<(LayeredState, BlockHeader), ErrorObjectOwned> {
+        let head = self.head()?;
+        let n = self.resolve(id)?.ok_or_else(|| server_error("header not found"))?;
+        if n != head.number {
+            return Err(server_error(format!(
+                "historical state for block {n} is not available (this node keeps the state at head {} only)",
+                head.number
+            )));
+        }
+        Ok((LayeredState { base: self.reader.clone(), layers: vec![] }, head))
+    }
+
+    /// A committed transaction with its block.
+    pub fn committed_tx(&self, hash: &B256) -> Result<Option<(StoredBlock, u64)>, ErrorObjectOwned> {
+        let Some((number, index)) = self.reader.tx_location(hash).map_err(internal)? else { return Ok(None) };
+        Ok(self.block(number)?.map(|b| (b, u64::from(index))))
+    }
+}
