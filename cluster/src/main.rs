@@ -1,1 +1,125 @@
-fn main() {}
+//! `bss`: run a node, a local devnet, or generate operator keys.
+
+mod devnet;
+mod logging;
+
+use bss_actors::node::{self, NodeConfig};
+use bss_consensus::OperatorSigner;
+use clap::{Parser, Subcommand};
+use eyre::{Result, WrapErr};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "bss",
+    version,
+    about = "Bitcoin-Secure Sequencer federation node"
+)]
+struct Cli {
+    /// Log format: text or json. Filter with RUST_LOG (default: info).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one operator's node from a TOML config.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a local federation with generated keys, configs and data dirs.
+    Devnet(devnet::DevnetArgs),
+    /// Generate an operator key pair (ed25519).
+    Keygen {
+        /// Write the secret key (hex) to this file (mode 0600); print only the public key.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    logging::init(&cli.log_format);
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Node { config } => {
+            let (cfg, genesis) = NodeConfig::load(&config)?;
+            run_node(cfg, genesis, |h| {
+                println!(
+                    "bss node: operator {} serving JSON-RPC on http://{}",
+                    h.operator_index, h.rpc_addr
+                );
+            })
+        }
+        Command::Devnet(args) => devnet::run(args),
+        Command::Keygen { out } => {
+            let signer = OperatorSigner::generate();
+            match out {
+                Some(path) => {
+                    write_secret(&path, &signer.secret_hex())?;
+                    println!("public key: {}", signer.public().to_hex());
+                    println!("secret key written to {}", path.display());
+                }
+                None => {
+                    println!("public key: {}", signer.public().to_hex());
+                    println!("secret key: {}", signer.secret_hex());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(path)
+        .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+    writeln!(f, "{secret}")?;
+    Ok(())
+}
+
+/// Runs a node in an actix system until Ctrl-C (or a fatal error stops the system).
+pub fn run_node(
+    cfg: NodeConfig,
+    genesis: node::GenesisConfig,
+    banner: impl FnOnce(&node::NodeHandle),
+) -> Result<()> {
+    let system = actix::System::new();
+    let started = system.block_on(async move { node::start(cfg, genesis).await });
+    let handle = started?;
+    banner(&handle);
+    system.block_on(async {
+        actix::spawn(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!(target: "node", "Ctrl-C: shutting down");
+                actix::System::current().stop();
+            }
+        });
+    });
+    let code = system.run_with_code()?;
+    if code != 0 {
+        eyre::bail!("node stopped after a fatal error (exit code {code}); see the log");
+    }
+    println!("bss: stopped cleanly");
+    Ok(())
+}

@@ -6,8 +6,9 @@
 use bincode::config::{BigEndian, Configuration, Fixint};
 
 /// Canonical bincode configuration: big-endian, fixed-width integers, no size limit.
-pub const CANONICAL: Configuration<BigEndian, Fixint> =
-    bincode::config::standard().with_big_endian().with_fixed_int_encoding();
+pub const CANONICAL: Configuration<BigEndian, Fixint> = bincode::config::standard()
+    .with_big_endian()
+    .with_fixed_int_encoding();
 
 /// Encodes a value canonically.
 pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {

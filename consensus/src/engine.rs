@@ -37,28 +37,51 @@ pub enum Input<M> {
     Start,
     TimerFired(TimerKind),
     /// The executor built the block the engine asked for with [`Effect::RequestProposal`].
-    ProposalReady { round: u64, block: Block },
+    ProposalReady {
+        round: u64,
+        block: Block,
+    },
     /// The executor re-executed a proposal the engine asked about with
     /// [`Effect::RequestValidation`].
-    ValidationDone { block_hash: B256, result: Result<(), String> },
+    ValidationDone {
+        block_hash: B256,
+        result: Result<(), String>,
+    },
     /// A message from another operator, already authenticated by the transport.
-    Message { from: u16, message: M },
+    Message {
+        from: u16,
+        message: M,
+    },
 }
 
 /// What an engine asks the node to do.
 #[derive(Clone, Debug)]
 pub enum Effect<M> {
     /// Build a block on `parent` for `round`; answer with [`Input::ProposalReady`].
-    RequestProposal { round: u64, parent: BlockHeader },
+    RequestProposal {
+        round: u64,
+        parent: BlockHeader,
+    },
     /// Re-execute and check `block`; answer with [`Input::ValidationDone`].
-    RequestValidation { block: Block },
+    RequestValidation {
+        block: Block,
+    },
     /// Make the safety data durable before doing anything after this effect.
     PersistSafety(SafetyData),
     Broadcast(M),
-    Send { to: u16, message: M },
+    Send {
+        to: u16,
+        message: M,
+    },
     /// `block` is final at its height; apply it to storage.
-    Commit { block: Block, certificate: Certificate },
-    ScheduleTimer { kind: TimerKind, after: Duration },
+    Commit {
+        block: Block,
+        certificate: Certificate,
+    },
+    ScheduleTimer {
+        kind: TimerKind,
+        after: Duration,
+    },
 }
 
 /// A consensus engine. `Message` is the engine's own wire message type.
@@ -74,6 +97,12 @@ pub trait Engine: Send + 'static {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("proposal for round {round} does not extend the committed head {head} (parent {parent})")]
-    NotExtendingHead { round: u64, head: B256, parent: B256 },
+    #[error(
+        "proposal for round {round} does not extend the committed head {head} (parent {parent})"
+    )]
+    NotExtendingHead {
+        round: u64,
+        head: B256,
+        parent: B256,
+    },
 }

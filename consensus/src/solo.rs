@@ -28,7 +28,13 @@ impl SoloEngine {
         safety: SafetyData,
         block_time: Duration,
     ) -> Self {
-        Self { signer, head, safety, block_time, in_flight: None }
+        Self {
+            signer,
+            head,
+            safety,
+            block_time,
+            in_flight: None,
+        }
     }
 
     fn next_round(&self) -> u64 {
@@ -41,7 +47,10 @@ impl SoloEngine {
         }
         let round = self.next_round();
         self.in_flight = Some(round);
-        vec![Effect::RequestProposal { round, parent: self.head.clone() }]
+        vec![Effect::RequestProposal {
+            round,
+            parent: self.head.clone(),
+        }]
     }
 }
 
@@ -86,7 +95,10 @@ impl Engine for SoloEngine {
                 vec![
                     Effect::PersistSafety(self.safety.clone()),
                     Effect::Commit { block, certificate },
-                    Effect::ScheduleTimer { kind: TimerKind::Propose, after: self.block_time },
+                    Effect::ScheduleTimer {
+                        kind: TimerKind::Propose,
+                        after: self.block_time,
+                    },
                 ]
             }
             Input::ValidationDone { .. } => vec![],
@@ -125,30 +137,59 @@ mod tests {
         header.number += 1;
         header.parent_hash = parent.hash();
         header.round = round;
-        Block { header, transactions: vec![] }
+        Block {
+            header,
+            transactions: vec![],
+        }
     }
 
     #[test]
     fn persists_before_commit_and_certificate_verifies() {
         let signer = OperatorSigner::generate();
         let set = OperatorSet::new(vec![signer.public()]);
-        let mut e = SoloEngine::new(signer, genesis(), SafetyData::default(), Duration::from_millis(5));
+        let mut e = SoloEngine::new(
+            signer,
+            genesis(),
+            SafetyData::default(),
+            Duration::from_millis(5),
+        );
         let fx = e.handle(Input::Start);
-        let Effect::RequestProposal { round, parent } = &fx[0] else { panic!("{fx:?}") };
+        let Effect::RequestProposal { round, parent } = &fx[0] else {
+            panic!("{fx:?}")
+        };
         assert_eq!(*round, 1);
         let block = child(parent, *round);
-        let fx = e.handle(Input::ProposalReady { round: 1, block: block.clone() });
-        assert!(matches!(fx[0], Effect::PersistSafety(SafetyData { last_signed_round: 1, .. })));
-        let Effect::Commit { certificate, .. } = &fx[1] else { panic!("{fx:?}") };
-        certificate.verify(&set, &block.hash()).expect("valid certificate");
+        let fx = e.handle(Input::ProposalReady {
+            round: 1,
+            block: block.clone(),
+        });
+        assert!(matches!(
+            fx[0],
+            Effect::PersistSafety(SafetyData {
+                last_signed_round: 1,
+                ..
+            })
+        ));
+        let Effect::Commit { certificate, .. } = &fx[1] else {
+            panic!("{fx:?}")
+        };
+        certificate
+            .verify(&set, &block.hash())
+            .expect("valid certificate");
         // A duplicate or stale answer is ignored.
-        assert!(e.handle(Input::ProposalReady { round: 1, block }).is_empty());
+        assert!(e
+            .handle(Input::ProposalReady { round: 1, block })
+            .is_empty());
     }
 
     #[test]
     fn restart_never_reuses_a_signed_round() {
         let signer = OperatorSigner::generate();
-        let safety = SafetyData { last_signed_round: 9, highest_qc_round: 9, locked_round: 9 };
+        let safety = SafetyData {
+            last_signed_round: 9,
+            highest_qc_round: 9,
+            locked_round: 9,
+        };
         let mut e = SoloEngine::new(signer, genesis(), safety, Duration::from_millis(5));
         let fx = e.handle(Input::Start);
         assert!(matches!(fx[0], Effect::RequestProposal { round: 10, .. }));

@@ -26,7 +26,10 @@ pub enum StorageError {
     #[error("fjall: {0}")]
     Fjall(#[from] fjall::Error),
     #[error("corrupt record in {keyspace}: {reason}")]
-    Corrupt { keyspace: &'static str, reason: String },
+    Corrupt {
+        keyspace: &'static str,
+        reason: String,
+    },
     #[error("encoding {what}: {reason}")]
     Encode { what: &'static str, reason: String },
     #[error("data dir belongs to chain {found}, config says chain {expected}")]

@@ -12,11 +12,17 @@ pub struct StoreReader {
 }
 
 fn dec<T: serde::de::DeserializeOwned>(keyspace: &'static str, v: &[u8]) -> Result<T> {
-    codec::decode(v).map_err(|e| StorageError::Corrupt { keyspace, reason: e.to_string() })
+    codec::decode(v).map_err(|e| StorageError::Corrupt {
+        keyspace,
+        reason: e.to_string(),
+    })
 }
 
 fn corrupt(keyspace: &'static str) -> StorageError {
-    StorageError::Corrupt { keyspace, reason: "malformed value".into() }
+    StorageError::Corrupt {
+        keyspace,
+        reason: "malformed value".into(),
+    }
 }
 
 impl StoreReader {
@@ -42,15 +48,27 @@ impl StoreReader {
     }
 
     pub fn state_accumulator(&self) -> Result<Option<Vec<u8>>> {
-        Ok(self.store.meta.get(keys::META_STATE_ACC)?.map(|v| v.to_vec()))
+        Ok(self
+            .store
+            .meta
+            .get(keys::META_STATE_ACC)?
+            .map(|v| v.to_vec()))
     }
 
     pub fn safety(&self) -> Result<Option<SafetyData>> {
-        self.store.meta.get(keys::META_SAFETY)?.map(|v| dec("meta", &v)).transpose()
+        self.store
+            .meta
+            .get(keys::META_SAFETY)?
+            .map(|v| dec("meta", &v))
+            .transpose()
     }
 
     pub fn header(&self, number: u64) -> Result<Option<BlockHeader>> {
-        self.store.headers.get(keys::number(number))?.map(|v| dec("headers", &v)).transpose()
+        self.store
+            .headers
+            .get(keys::number(number))?
+            .map(|v| dec("headers", &v))
+            .transpose()
     }
 
     pub fn certificate(&self, number: u64) -> Result<Option<Certificate>> {
@@ -63,29 +81,45 @@ impl StoreReader {
 
     pub fn number_by_hash(&self, hash: &B256) -> Result<Option<u64>> {
         match self.store.block_index.get(hash.as_slice())? {
-            Some(v) => Ok(Some(keys::parse_u64(&v).ok_or_else(|| corrupt("block_index"))?)),
+            Some(v) => Ok(Some(
+                keys::parse_u64(&v).ok_or_else(|| corrupt("block_index"))?,
+            )),
             None => Ok(None),
         }
     }
 
     pub fn body(&self, number: u64) -> Result<Option<BlockBody>> {
-        self.store.bodies.get(keys::number(number))?.map(|v| dec("bodies", &v)).transpose()
+        self.store
+            .bodies
+            .get(keys::number(number))?
+            .map(|v| dec("bodies", &v))
+            .transpose()
     }
 
     pub fn receipts(&self, number: u64) -> Result<Option<Vec<ReceiptRecord>>> {
-        self.store.receipts.get(keys::number(number))?.map(|v| dec("receipts", &v)).transpose()
+        self.store
+            .receipts
+            .get(keys::number(number))?
+            .map(|v| dec("receipts", &v))
+            .transpose()
     }
 
     /// Where a transaction was committed: (block number, index in block).
     pub fn tx_location(&self, hash: &B256) -> Result<Option<(u64, u32)>> {
         match self.store.tx_index.get(hash.as_slice())? {
-            Some(v) => Ok(Some(keys::parse_tx_location(&v).ok_or_else(|| corrupt("tx_index"))?)),
+            Some(v) => Ok(Some(
+                keys::parse_tx_location(&v).ok_or_else(|| corrupt("tx_index"))?,
+            )),
             None => Ok(None),
         }
     }
 
     pub fn account(&self, address: &Address) -> Result<Option<AccountRecord>> {
-        self.store.accounts.get(address.as_slice())?.map(|v| dec("accounts", &v)).transpose()
+        self.store
+            .accounts
+            .get(address.as_slice())?
+            .map(|v| dec("accounts", &v))
+            .transpose()
     }
 
     pub fn storage(&self, address: &Address, slot: &U256) -> Result<U256> {
@@ -110,6 +144,10 @@ impl StoreReader {
     }
 
     pub fn code(&self, hash: &B256) -> Result<Option<Bytes>> {
-        Ok(self.store.code.get(hash.as_slice())?.map(|v| Bytes::copy_from_slice(&v)))
+        Ok(self
+            .store
+            .code
+            .get(hash.as_slice())?
+            .map(|v| Bytes::copy_from_slice(&v)))
     }
 }

@@ -27,7 +27,9 @@ impl StorageService {
     /// senders wait when it is full (back-pressure on consensus, never dropped writes).
     pub fn spawn(store: Store, queue: usize) -> std::io::Result<StorageHandle> {
         let (tx, rx) = mpsc::sync_channel::<Command>(queue);
-        std::thread::Builder::new().name("bss-storage".into()).spawn(move || run(store, rx))?;
+        std::thread::Builder::new()
+            .name("bss-storage".into())
+            .spawn(move || run(store, rx))?;
         Ok(StorageHandle { tx })
     }
 }
@@ -41,7 +43,8 @@ fn run(store: Store, rx: mpsc::Receiver<Command>) {
                 let _g = span.enter();
                 let started = Instant::now();
                 let res = store.commit(&batch);
-                metrics::histogram!("bss_storage_commit_seconds").record(started.elapsed().as_secs_f64());
+                metrics::histogram!("bss_storage_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 if let Err(e) = &res {
                     error!(target: "storage", number, error = %e, "block commit failed");
                 }
@@ -81,6 +84,7 @@ impl StorageHandle {
     pub fn commit_blocking(&self, batch: CommitBatch) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Commit(Box::new(batch), tx))?;
-        rx.blocking_recv().map_err(|_| StorageError::ServiceStopped)?
+        rx.blocking_recv()
+            .map_err(|_| StorageError::ServiceStopped)?
     }
 }

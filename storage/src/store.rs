@@ -25,7 +25,10 @@ pub struct Store {
 }
 
 pub(crate) fn enc<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>> {
-    codec::encode(v).map_err(|e| StorageError::Encode { what, reason: e.to_string() })
+    codec::encode(v).map_err(|e| StorageError::Encode {
+        what,
+        reason: e.to_string(),
+    })
 }
 
 impl Store {
@@ -45,13 +48,19 @@ impl Store {
             accounts: ks("accounts")?,
             slots: ks("slots")?,
             code: ks("code")?,
-            commit_durability: Some(if fsync { PersistMode::SyncAll } else { PersistMode::Buffer }),
+            commit_durability: Some(if fsync {
+                PersistMode::SyncAll
+            } else {
+                PersistMode::Buffer
+            }),
             db,
         })
     }
 
     pub fn reader(&self) -> StoreReader {
-        StoreReader { store: self.clone() }
+        StoreReader {
+            store: self.clone(),
+        }
     }
 
     /// Writes genesis into an empty store, or checks that a non-empty one has the same chain.
@@ -60,7 +69,10 @@ impl Store {
         let hash = genesis.block.hash();
         if let Some(found) = reader.chain_id()? {
             if found != chain_id {
-                return Err(StorageError::WrongChain { expected: chain_id, found });
+                return Err(StorageError::WrongChain {
+                    expected: chain_id,
+                    found,
+                });
             }
             let stored = reader.genesis_hash()?.unwrap_or_default();
             if stored != hash {
@@ -72,8 +84,19 @@ impl Store {
             return Ok(());
         }
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
-        self.write_block(&mut batch, &genesis.block, None, None, None, &genesis.changes)?;
-        batch.insert(&self.meta, keys::META_CHAIN_ID, chain_id.to_be_bytes().to_vec());
+        self.write_block(
+            &mut batch,
+            &genesis.block,
+            None,
+            None,
+            None,
+            &genesis.changes,
+        )?;
+        batch.insert(
+            &self.meta,
+            keys::META_CHAIN_ID,
+            chain_id.to_be_bytes().to_vec(),
+        );
         batch.insert(&self.meta, keys::META_GENESIS, hash.to_vec());
         batch.commit()?;
         Ok(())
@@ -82,7 +105,10 @@ impl Store {
     pub(crate) fn commit(&self, c: &CommitBatch) -> Result<()> {
         let head = self.reader().head_number()?;
         if Some(c.block.number()) != head.map(|h| h + 1) {
-            return Err(StorageError::OutOfOrder { head: head.unwrap_or(0), got: c.block.number() });
+            return Err(StorageError::OutOfOrder {
+                head: head.unwrap_or(0),
+                got: c.block.number(),
+            });
         }
         let mut batch = self.db.batch().durability(self.commit_durability);
         self.write_block(
@@ -116,7 +142,11 @@ impl Store {
         if let Some(body) = body {
             for (i, h) in body.tx_hashes.iter().enumerate() {
                 let idx = u32::try_from(i).unwrap_or(u32::MAX);
-                batch.insert(&self.tx_index, h.to_vec(), keys::tx_location(block.number(), idx).to_vec());
+                batch.insert(
+                    &self.tx_index,
+                    h.to_vec(),
+                    keys::tx_location(block.number(), idx).to_vec(),
+                );
             }
             batch.insert(&self.bodies, n, enc("body", body)?);
         }
@@ -140,7 +170,11 @@ impl Store {
         for (h, code) in &changes.codes {
             batch.insert(&self.code, h.to_vec(), code.to_vec());
         }
-        batch.insert(&self.meta, keys::META_STATE_ACC, changes.state_accumulator.clone());
+        batch.insert(
+            &self.meta,
+            keys::META_STATE_ACC,
+            changes.state_accumulator.clone(),
+        );
         batch.insert(&self.meta, keys::META_HEAD, n.to_vec());
         Ok(())
     }

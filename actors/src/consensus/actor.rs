@@ -34,7 +34,10 @@ pub struct ConsensusActor<E: Engine> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl<E: Engine + Unpin> ConsensusActor<E> {
@@ -46,7 +49,17 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
         storage: StorageHandle,
         handle: ConsensusHandle,
     ) -> Self {
-        Self { engine, cfg, executor, mempool, storage, handle, executed: HashMap::new(), queue: VecDeque::new(), busy: false }
+        Self {
+            engine,
+            cfg,
+            executor,
+            mempool,
+            storage,
+            handle,
+            executed: HashMap::new(),
+            queue: VecDeque::new(),
+            busy: false,
+        }
     }
 
     fn input(&mut self, input: Input<E::Message>, ctx: &mut Context<Self>) {
@@ -58,27 +71,33 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
     /// Runs queued effects in order; async ones hold the queue until they finish.
     fn drive(&mut self, ctx: &mut Context<Self>) {
         while !self.busy {
-            let Some(effect) = self.queue.pop_front() else { return };
+            let Some(effect) = self.queue.pop_front() else {
+                return;
+            };
             match effect {
                 Effect::RequestProposal { round, parent } => self.propose(round, parent, ctx),
                 Effect::RequestValidation { block } => self.validate(block, ctx),
                 Effect::PersistSafety(safety) => {
                     self.busy = true;
                     let storage = self.storage.clone();
-                    ctx.wait(async move { storage.put_safety(safety).await }.into_actor(self).map(
-                        |res, act, ctx| {
-                            if let Err(e) = res {
-                                fatal(&format!("persisting safety data failed: {e}"));
-                                return;
-                            }
-                            act.busy = false;
-                            act.drive(ctx);
-                        },
-                    ));
+                    ctx.wait(
+                        async move { storage.put_safety(safety).await }
+                            .into_actor(self)
+                            .map(|res, act, ctx| {
+                                if let Err(e) = res {
+                                    fatal(&format!("persisting safety data failed: {e}"));
+                                    return;
+                                }
+                                act.busy = false;
+                                act.drive(ctx);
+                            }),
+                    );
                 }
                 Effect::Commit { block, certificate } => self.commit(block, certificate, ctx),
                 Effect::ScheduleTimer { kind, after } => {
-                    ctx.run_later(after, move |act, ctx| act.input(Input::TimerFired(kind), ctx));
+                    ctx.run_later(after, move |act, ctx| {
+                        act.input(Input::TimerFired(kind), ctx)
+                    });
                 }
                 Effect::Broadcast(m) | Effect::Send { message: m, .. } => {
                     warn!(target: "consensus", message = ?m, "engine sent a message but this node has no operator network");
@@ -90,23 +109,35 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
     fn propose(&mut self, round: u64, parent: BlockHeader, ctx: &mut Context<Self>) {
         let executor = self.executor.clone();
         let mempool = self.mempool.clone();
-        let base_fee = next_base_fee(parent.base_fee, parent.gas_used, parent.gas_limit, self.cfg.min_base_fee);
+        let base_fee = next_base_fee(
+            parent.base_fee,
+            parent.gas_used,
+            parent.gas_limit,
+            self.cfg.min_base_fee,
+        );
         let max_txs = self.cfg.max_block_txs;
         let fields = ProposalFields {
             round,
             proposer: self.cfg.operator_index,
             timestamp_ms: now_ms(),
-            btc: bss_consensus::BtcAttributes { headers: vec![], ..parent.btc.clone() },
+            btc: bss_consensus::BtcAttributes {
+                headers: vec![],
+                ..parent.btc.clone()
+            },
         };
         let parent_hash = parent.hash();
         let gas_limit = parent.gas_limit;
         let fut = async move {
-            let candidates = mempool.select(base_fee, gas_limit, max_txs).await.unwrap_or_default();
+            let candidates = mempool
+                .select(base_fee, gas_limit, max_txs)
+                .await
+                .unwrap_or_default();
             executor.build(parent_hash, fields, candidates).await
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(executed) => {
-                act.mempool.drop_invalid(executed.rejected.iter().map(|(h, _)| *h).collect());
+                act.mempool
+                    .drop_invalid(executed.rejected.iter().map(|(h, _)| *h).collect());
                 let block = executed.block.clone();
                 act.executed.insert(block.hash(), executed);
                 act.input(Input::ProposalReady { round, block }, ctx);
@@ -124,18 +155,20 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
     fn validate(&mut self, block: Block, ctx: &mut Context<Self>) {
         let executor = self.executor.clone();
         let block_hash = block.hash();
-        ctx.spawn(async move { executor.validate(block, vec![]).await }.into_actor(self).map(
-            move |res, act, ctx| {
-                let result = match res {
-                    Ok(executed) => {
-                        act.executed.insert(block_hash, executed);
-                        Ok(())
-                    }
-                    Err(e) => Err(e.to_string()),
-                };
-                act.input(Input::ValidationDone { block_hash, result }, ctx);
-            },
-        ));
+        ctx.spawn(
+            async move { executor.validate(block, vec![]).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    let result = match res {
+                        Ok(executed) => {
+                            act.executed.insert(block_hash, executed);
+                            Ok(())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    act.input(Input::ValidationDone { block_hash, result }, ctx);
+                }),
+        );
     }
 
     fn commit(&mut self, block: Block, certificate: Certificate, ctx: &mut Context<Self>) {
@@ -147,7 +180,10 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
         let fut = async move {
             let executed = match known {
                 Some(e) => e,
-                None => executor.validate(block, vec![]).await.map_err(|e| e.to_string())?,
+                None => executor
+                    .validate(block, vec![])
+                    .await
+                    .map_err(|e| e.to_string())?,
             };
             let batch = CommitBatch {
                 block: executed.block.clone(),
@@ -156,7 +192,10 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
                 receipts: executed.receipts.clone(),
                 changes: executed.changes.clone(),
             };
-            storage.commit(batch).await.map_err(|e| format!("storage: {e}"))?;
+            storage
+                .commit(batch)
+                .await
+                .map_err(|e| format!("storage: {e}"))?;
             executor.committed(hash).await.map_err(|e| e.to_string())?;
             Ok::<_, String>(executed)
         };
@@ -181,8 +220,12 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
             .iter()
             .map(|(a, rec)| (*a, rec.as_ref().map_or(0, |r| r.nonce)))
             .collect();
-        let mut advanced: Vec<(Address, u64)> =
-            executed.body.senders.iter().filter_map(|s| nonces.get(s).map(|n| (*s, *n))).collect();
+        let mut advanced: Vec<(Address, u64)> = executed
+            .body
+            .senders
+            .iter()
+            .filter_map(|s| nonces.get(s).map(|n| (*s, *n)))
+            .collect();
         advanced.sort();
         advanced.dedup();
         self.mempool.committed(advanced);

@@ -19,7 +19,9 @@ pub struct ConsensusHandle {
 
 impl ConsensusHandle {
     pub fn new(capacity: usize) -> Self {
-        Self { commits: broadcast::channel(capacity).0 }
+        Self {
+            commits: broadcast::channel(capacity).0,
+        }
     }
 
     /// A stream of committed blocks from now on. Slow readers skip (lagged), never block consensus.

@@ -38,7 +38,8 @@ impl std::fmt::Debug for DevKey {
 
 impl DevKey {
     pub fn from_secret(bytes: [u8; 32]) -> Result<Self, KeyError> {
-        let secret = SecretKey::from_byte_array(bytes).map_err(|e| KeyError::Secret(e.to_string()))?;
+        let secret =
+            SecretKey::from_byte_array(bytes).map_err(|e| KeyError::Secret(e.to_string()))?;
         let pk = PublicKey::from_secret_key_global(&secret);
         let address = Address::from_slice(&keccak256(&pk.serialize_uncompressed()[1..])[12..]);
         Ok(Self { secret, address })
@@ -91,7 +92,8 @@ impl DevKey {
 
 /// The first `count` accounts of a BIP-39 mnemonic along m/44'/60'/0'/0/i.
 pub fn derive_accounts(mnemonic: &str, count: usize) -> Result<Vec<DevKey>, KeyError> {
-    let m = bip39::Mnemonic::parse_normalized(mnemonic).map_err(|e| KeyError::Mnemonic(e.to_string()))?;
+    let m = bip39::Mnemonic::parse_normalized(mnemonic)
+        .map_err(|e| KeyError::Mnemonic(e.to_string()))?;
     let seed = m.to_seed("");
     let master = Xpriv::new_master(bitcoin::NetworkKind::Main, &seed)
         .map_err(|e| KeyError::Derivation(e.to_string()))?;
@@ -100,7 +102,9 @@ pub fn derive_accounts(mnemonic: &str, count: usize) -> Result<Vec<DevKey>, KeyE
         .map(|i| {
             let path = DerivationPath::from_str(&format!("m/44'/60'/0'/0/{i}"))
                 .map_err(|e| KeyError::Derivation(e.to_string()))?;
-            let child = master.derive_priv(&secp, &path).map_err(|e| KeyError::Derivation(e.to_string()))?;
+            let child = master
+                .derive_priv(&secp, &path)
+                .map_err(|e| KeyError::Derivation(e.to_string()))?;
             DevKey::from_secret(child.private_key.secret_bytes())
         })
         .collect()
@@ -116,9 +120,18 @@ mod tests {
     #[test]
     fn dev_mnemonic_gives_the_well_known_accounts() {
         let keys = derive_accounts(DEV_MNEMONIC, 3).expect("derive");
-        assert_eq!(keys[0].address, address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
-        assert_eq!(keys[1].address, address!("70997970C51812dc3A010C7d01b50e0d17dc79C8"));
-        assert_eq!(keys[2].address, address!("3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"));
+        assert_eq!(
+            keys[0].address,
+            address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+        );
+        assert_eq!(
+            keys[1].address,
+            address!("70997970C51812dc3A010C7d01b50e0d17dc79C8")
+        );
+        assert_eq!(
+            keys[2].address,
+            address!("3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")
+        );
     }
 
     #[test]
@@ -144,9 +157,15 @@ mod tests {
             to: TxKind::Call(Address::ZERO),
             ..Default::default()
         });
-        assert_eq!(SignedTx::decode(&legacy).expect("decode").sender, key.address);
+        assert_eq!(
+            SignedTx::decode(&legacy).expect("decode").sender,
+            key.address
+        );
         let mut bad = raw.to_vec();
         bad.truncate(bad.len() - 3);
-        assert!(matches!(SignedTx::decode(&bad), Err(crate::hvm::TxError::Decode(_))));
+        assert!(matches!(
+            SignedTx::decode(&bad),
+            Err(crate::hvm::TxError::Decode(_))
+        ));
     }
 }

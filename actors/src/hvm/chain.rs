@@ -8,9 +8,8 @@ use revm::primitives::KECCAK_EMPTY;
 use serde::{Deserialize, Serialize};
 
 /// The trie root of an empty list (transactions, receipts).
-pub const EMPTY_ROOT: B256 = alloy_primitives::b256!(
-    "56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
-);
+pub const EMPTY_ROOT: B256 =
+    alloy_primitives::b256!("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421");
 
 /// Execution parameters every replica shares.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +41,11 @@ impl Genesis {
         alloc.sort();
         alloc.dedup_by(|a, b| a.0 == b.0);
         for (addr, balance) in &alloc {
-            let rec = AccountRecord { nonce: 0, balance: *balance, code_hash: KECCAK_EMPTY };
+            let rec = AccountRecord {
+                nonce: 0,
+                balance: *balance,
+                code_hash: KECCAK_EMPTY,
+            };
             acc.add_account(addr, &account_value(0, balance, &KECCAK_EMPTY));
             accounts.push((*addr, Some(rec)));
         }
@@ -68,6 +71,15 @@ impl Genesis {
             codes: vec![],
             state_accumulator: acc.to_bytes(),
         };
-        (GenesisBatch { block: Block { header, transactions: vec![] }, changes }, acc)
+        (
+            GenesisBatch {
+                block: Block {
+                    header,
+                    transactions: vec![],
+                },
+                changes,
+            },
+            acc,
+        )
     }
 }

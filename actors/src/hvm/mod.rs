@@ -10,8 +10,8 @@ pub mod execute;
 pub mod fees;
 pub mod lthash;
 pub mod state;
-pub mod write_set;
 pub mod tx;
+pub mod write_set;
 
 pub use chain::{ChainSpec, Genesis};
 pub use execute::{BlockBuilder, ExecutedBlock, ExecutionError};

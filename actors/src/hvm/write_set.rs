@@ -66,7 +66,11 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
     }
 
     /// Turns the writes into (diff for later blocks, storage changes, new accumulator).
-    pub fn finish(&mut self, parent_acc: &LtHash, number: u64) -> Result<(BlockDiff, StateChanges, LtHash), StateError> {
+    pub fn finish(
+        &mut self,
+        parent_acc: &LtHash,
+        number: u64,
+    ) -> Result<(BlockDiff, StateChanges, LtHash), StateError> {
         let mut acc = parent_acc.clone();
         let accounts = std::mem::take(&mut self.accounts);
         let mut account_changes: Vec<(Address, Option<AccountRecord>)> = Vec::new();
@@ -95,7 +99,11 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
         }
         let slots = std::mem::take(&mut self.slots);
         for ((addr, slot), new) in &slots {
-            let old = if wiped.contains(addr) { U256::ZERO } else { self.original_slot(addr, slot)? };
+            let old = if wiped.contains(addr) {
+                U256::ZERO
+            } else {
+                self.original_slot(addr, slot)?
+            };
             if old == *new {
                 continue;
             }
@@ -108,7 +116,8 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
             final_slots.insert((*addr, *slot), *new);
         }
         let codes = std::mem::take(&mut self.codes);
-        let mut code_list: Vec<(B256, Bytes)> = codes.iter().map(|(h, c)| (*h, c.clone())).collect();
+        let mut code_list: Vec<(B256, Bytes)> =
+            codes.iter().map(|(h, c)| (*h, c.clone())).collect();
         code_list.sort_by_key(|(h, _)| *h);
         let changes = StateChanges {
             accounts: account_changes.clone(),
@@ -140,7 +149,9 @@ impl<S: StateSource> Database for WriteSet<'_, S> {
             balance: r.balance,
             nonce: r.nonce,
             code_hash: r.code_hash,
-            ..Default::default()
+            // Loaded lazily through `code_by_hash` (the default would be empty code).
+            code: None,
+            account_id: None,
         }))
     }
 
@@ -153,7 +164,10 @@ impl<S: StateSource> Database for WriteSet<'_, S> {
         }
         let bytes = match self.codes.get(&code_hash) {
             Some(c) => c.clone(),
-            None => self.base.code(&code_hash)?.ok_or(StateError::MissingCode(code_hash))?,
+            None => self
+                .base
+                .code(&code_hash)?
+                .ok_or(StateError::MissingCode(code_hash))?,
         };
         let code = Bytecode::new_raw(bytes);
         self.code_cache.insert(code_hash, code.clone());
@@ -196,13 +210,21 @@ impl<S: StateSource> DatabaseCommit for WriteSet<'_, S> {
             let info = &account.info;
             if let Some(code) = &info.code {
                 if info.code_hash != KECCAK_EMPTY && !code.is_empty() {
-                    self.codes.entry(info.code_hash).or_insert_with(|| code.original_bytes());
-                    self.code_cache.entry(info.code_hash).or_insert_with(|| code.clone());
+                    self.codes
+                        .entry(info.code_hash)
+                        .or_insert_with(|| code.original_bytes());
+                    self.code_cache
+                        .entry(info.code_hash)
+                        .or_insert_with(|| code.clone());
                 }
             }
             self.accounts.insert(
                 addr,
-                Some(AccountRecord { nonce: info.nonce, balance: info.balance, code_hash: info.code_hash }),
+                Some(AccountRecord {
+                    nonce: info.nonce,
+                    balance: info.balance,
+                    code_hash: info.code_hash,
+                }),
             );
             for (slot, value) in account.storage {
                 if value.is_changed() {

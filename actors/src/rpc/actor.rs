@@ -21,7 +21,12 @@ pub struct RpcActor {
 
 impl RpcActor {
     pub fn new(factory: ContextFactory) -> Self {
-        Self { factory, runtime: None, server: None, bound: None }
+        Self {
+            factory,
+            runtime: None,
+            server: None,
+            bound: None,
+        }
     }
 
     fn shutdown(&mut self) {
@@ -29,7 +34,8 @@ impl RpcActor {
             let _ = s.stop();
         }
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
+            // Never block the arbiter: the runtime winds down on its own threads.
+            rt.shutdown_background();
         }
         self.bound = None;
     }
@@ -52,7 +58,9 @@ async fn serve(ctx: RpcContext) -> std::io::Result<(ServerHandle, SocketAddr)> {
     let server = loop {
         let builder = Server::builder()
             .set_config(server_cfg.clone())
-            .set_http_middleware(tower::ServiceBuilder::new().layer(HttpRoutesLayer { metrics: metrics.clone() }));
+            .set_http_middleware(tower::ServiceBuilder::new().layer(HttpRoutesLayer {
+                metrics: metrics.clone(),
+            }));
         match builder.build(cfg.addr).await {
             Ok(s) => break s,
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < 20 => {

@@ -130,7 +130,12 @@ pub fn block(
             .map(|(i, tx)| {
                 transaction(
                     tx,
-                    Some(TxPosition { block_hash: hash, block_number: header.number, index: i as u64, base_fee: header.base_fee }),
+                    Some(TxPosition {
+                        block_hash: hash,
+                        block_number: header.number,
+                        index: i as u64,
+                        base_fee: header.base_fee,
+                    }),
                 )
             })
             .collect()
@@ -144,7 +149,10 @@ pub fn block(
     obj.insert("parentHash".into(), json!(header.parent_hash));
     obj.insert("nonce".into(), json!("0x0000000000000000"));
     obj.insert("sha3Uncles".into(), json!(EMPTY_UNCLES));
-    obj.insert("logsBloom".into(), json!(logs_bloom(receipts.iter().flat_map(|r| r.logs.iter()))));
+    obj.insert(
+        "logsBloom".into(),
+        json!(logs_bloom(receipts.iter().flat_map(|r| r.logs.iter()))),
+    );
     obj.insert("transactionsRoot".into(), json!(header.transactions_root));
     obj.insert("stateRoot".into(), json!(header.state_root));
     obj.insert("receiptsRoot".into(), json!(header.receipts_root));
