@@ -84,7 +84,8 @@ pub struct BlockBuilder<'a, S: StateSource> {
     parent_acc: &'a LtHash,
 }
 
-fn tx_env(tx: &SignedTx, chain_id: u64) -> TxEnv {
+/// The revm transaction environment of a signed transaction.
+pub fn tx_env(tx: &SignedTx, chain_id: u64) -> TxEnv {
     let priority = match tx.envelope {
         TxEnvelope::Eip1559(_) => Some(tx.max_priority_fee_per_gas()),
         _ => None,
