@@ -150,4 +150,34 @@ impl StoreReader {
             .get(hash.as_slice())?
             .map(|v| Bytes::copy_from_slice(&v)))
     }
+
+    /// Every account, in address order (full-state checks and tools; not for hot paths).
+    pub fn all_accounts(&self) -> Result<Vec<(Address, AccountRecord)>> {
+        let mut out = Vec::new();
+        for guard in self.store.accounts.iter() {
+            let (k, v) = guard.into_inner()?;
+            if k.len() != 20 {
+                return Err(corrupt("accounts"));
+            }
+            out.push((Address::from_slice(&k), dec("accounts", &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Every non-zero storage slot, in (address, slot) order.
+    pub fn all_slots(&self) -> Result<Vec<(Address, U256, U256)>> {
+        let mut out = Vec::new();
+        for guard in self.store.slots.iter() {
+            let (k, v) = guard.into_inner()?;
+            if k.len() != 52 || v.len() != 32 {
+                return Err(corrupt("slots"));
+            }
+            out.push((
+                Address::from_slice(&k[..20]),
+                U256::from_be_slice(&k[20..]),
+                U256::from_be_slice(&v),
+            ));
+        }
+        Ok(out)
+    }
 }

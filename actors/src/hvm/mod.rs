@@ -17,3 +17,6 @@ pub use chain::{ChainSpec, Genesis};
 pub use execute::{BlockBuilder, ExecutedBlock, ExecutionError};
 pub use state::{BlockDiff, LayeredState, StateError, StateSource};
 pub use tx::{SignedTx, TxError};
+
+#[cfg(test)]
+mod execute_tests;

@@ -1,0 +1,175 @@
+use crate::{
+    AccountRecord, BlockBody, CommitBatch, GenesisBatch, StateChanges, StorageError,
+    StorageService, Store,
+};
+use alloy_primitives::{Address, Bytes, B256, U256};
+use bss_consensus::{Block, BlockHeader, BtcAttributes, Certificate, SafetyData};
+
+fn header(number: u64, parent: B256) -> BlockHeader {
+    BlockHeader {
+        chain_id: 9,
+        number,
+        parent_hash: parent,
+        round: number,
+        proposer: 0,
+        timestamp_ms: number,
+        transactions_root: B256::ZERO,
+        receipts_root: B256::ZERO,
+        state_root: B256::ZERO,
+        gas_used: 0,
+        gas_limit: 30_000_000,
+        base_fee: 1,
+        btc: BtcAttributes::default(),
+        anchors: vec![],
+    }
+}
+
+fn genesis() -> GenesisBatch {
+    let a = Address::repeat_byte(1);
+    GenesisBatch {
+        block: Block {
+            header: header(0, B256::ZERO),
+            transactions: vec![],
+        },
+        changes: StateChanges {
+            accounts: vec![(
+                a,
+                Some(AccountRecord {
+                    nonce: 0,
+                    balance: U256::from(100),
+                    code_hash: B256::ZERO,
+                }),
+            )],
+            state_accumulator: vec![1, 2, 3],
+            ..Default::default()
+        },
+    }
+}
+
+fn batch(number: u64, parent: B256, changes: StateChanges) -> CommitBatch {
+    let block = Block {
+        header: header(number, parent),
+        transactions: vec![Bytes::from_static(b"tx")],
+    };
+    CommitBatch {
+        certificate: Certificate {
+            chain_id: 9,
+            round: number,
+            block_hash: block.hash(),
+            signatures: vec![],
+        },
+        body: BlockBody {
+            transactions: block.transactions.clone(),
+            tx_hashes: vec![B256::repeat_byte(7)],
+            senders: vec![Address::ZERO],
+        },
+        receipts: vec![],
+        block,
+        changes,
+    }
+}
+
+#[test]
+fn genesis_is_written_once_and_checked_after() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path(), false).expect("open");
+    store.init_genesis(9, &genesis()).expect("genesis");
+    store
+        .init_genesis(9, &genesis())
+        .expect("same genesis again");
+    assert!(matches!(
+        store.init_genesis(10, &genesis()),
+        Err(StorageError::WrongChain {
+            expected: 10,
+            found: 9
+        })
+    ));
+    let mut other = genesis();
+    other.block.header.gas_limit = 1;
+    assert!(matches!(
+        store.init_genesis(9, &other),
+        Err(StorageError::WrongGenesis { .. })
+    ));
+    let r = store.reader();
+    assert_eq!(r.head_number().expect("head"), Some(0));
+    assert_eq!(
+        r.account(&Address::repeat_byte(1))
+            .expect("acct")
+            .map(|a| a.balance),
+        Some(U256::from(100))
+    );
+    assert_eq!(r.state_accumulator().expect("acc"), Some(vec![1, 2, 3]));
+}
+
+#[test]
+fn commits_apply_atomically_in_order_and_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let g = genesis();
+    let g_hash = g.block.hash();
+    {
+        let store = Store::open(dir.path(), true).expect("open");
+        store.init_genesis(9, &g).expect("genesis");
+        let handle = StorageService::spawn(store.clone(), 4).expect("service");
+        let a = Address::repeat_byte(1);
+        let changes = StateChanges {
+            accounts: vec![
+                (a, None),
+                (Address::repeat_byte(2), Some(AccountRecord::default())),
+            ],
+            storage: vec![(a, U256::from(1), U256::from(5))],
+            codes: vec![(B256::repeat_byte(3), Bytes::from_static(b"code"))],
+            state_accumulator: vec![9],
+        };
+        handle
+            .commit_blocking(batch(1, g_hash, changes))
+            .expect("commit 1");
+        // Out of order is refused and changes nothing.
+        let err = handle.commit_blocking(batch(3, B256::ZERO, StateChanges::default()));
+        assert!(matches!(
+            err,
+            Err(StorageError::OutOfOrder { head: 1, got: 3 })
+        ));
+        let rt = tokio_rt();
+        rt.block_on(handle.put_safety(SafetyData {
+            last_signed_round: 4,
+            highest_qc_round: 3,
+            locked_round: 2,
+        }))
+        .expect("safety");
+    }
+    let store = Store::open(dir.path(), true).expect("reopen");
+    let r = store.reader();
+    assert_eq!(r.head_number().expect("head"), Some(1));
+    assert_eq!(r.account(&Address::repeat_byte(1)).expect("acct"), None);
+    assert_eq!(
+        r.storage(&Address::repeat_byte(1), &U256::from(1))
+            .expect("slot"),
+        U256::from(5)
+    );
+    assert_eq!(
+        r.storage_slots(&Address::repeat_byte(1)).expect("slots"),
+        vec![(U256::from(1), U256::from(5))]
+    );
+    assert_eq!(
+        r.code(&B256::repeat_byte(3)).expect("code"),
+        Some(Bytes::from_static(b"code"))
+    );
+    assert_eq!(
+        r.tx_location(&B256::repeat_byte(7)).expect("tx"),
+        Some((1, 0))
+    );
+    let h1 = r.header(1).expect("header").expect("present");
+    assert_eq!(r.number_by_hash(&h1.hash()).expect("index"), Some(1));
+    assert!(r.certificate(1).expect("cert").is_some());
+    assert_eq!(
+        r.safety().expect("safety").map(|s| s.last_signed_round),
+        Some(4)
+    );
+    assert_eq!(r.state_accumulator().expect("acc"), Some(vec![9]));
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+}
