@@ -46,24 +46,6 @@ pub fn transfer_topic() -> B256 {
     alloy_primitives::keccak256("Transfer(address,address,uint256)")
 }
 
-fn initcode(runtime: &[u8]) -> Bytes {
-    let mut init = vec![
-        0x60,
-        runtime.len() as u8,
-        0x80,
-        0x60,
-        0x0b,
-        0x60,
-        0x00,
-        0x39,
-        0x60,
-        0x00,
-        0xf3,
-    ];
-    init.extend_from_slice(runtime);
-    Bytes::from(init)
-}
-
 pub struct Workload {
     pub senders: Vec<DevKey>,
     pub kind: Kind,
@@ -175,7 +157,7 @@ impl Chain {
                 max_fee_per_gas: 2_000_000_000,
                 max_priority_fee_per_gas: 1,
                 to: TxKind::Create,
-                input: initcode(&token_runtime()),
+                input: bss_actors::hvm::bytecode::deploy_initcode(&token_runtime()),
                 ..Default::default()
             });
             let deploy = Arc::new(SignedTx::decode(&raw).unwrap());
