@@ -7,3 +7,4 @@ mod support;
 mod contract;
 mod crash;
 mod rpc_end_to_end;
+mod wallets;

@@ -13,6 +13,7 @@ pub mod format;
 mod http_routes;
 pub mod messages;
 pub mod params;
+mod subscriptions;
 
 pub use actor::RpcActor;
 pub use context::{NodeInfo, RpcContext};
