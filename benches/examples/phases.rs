@@ -12,8 +12,8 @@ fn main() {
         let mut chain = Chain::new(1_000, kind, false);
         let (mut build, mut commit) = (Duration::ZERO, Duration::ZERO);
         let blocks = 30;
-        for _ in 0..blocks {
-            let txs = chain.next_block();
+        let prepared: Vec<_> = (0..blocks).map(|_| chain.next_block()).collect();
+        for txs in prepared {
             let state = LayeredState {
                 base: chain.reader.clone(),
                 layers: vec![],

@@ -337,10 +337,24 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             included.push(tx);
         }
         let ws = &mut evm.ctx.journaled_state.database;
-        let (diff, changes, acc) = ws.finish(self.parent_acc, number)?;
-        let envelopes: Vec<TxEnvelope> = included.iter().map(|t| t.envelope.clone()).collect();
-        header.transactions_root = calculate_transaction_root(&envelopes);
-        header.receipts_root = receipts_root(&included, &receipts);
+        // The two tries depend only on the transactions and receipts: build them on a second
+        // core while this one turns the write set into the diff and the new state commitment.
+        let (finished, roots) = std::thread::scope(|s| {
+            let tries = s.spawn(|| {
+                let envelopes: Vec<&TxEnvelope> = included.iter().map(|t| &t.envelope).collect();
+                (
+                    calculate_transaction_root(&envelopes),
+                    receipts_root(&included, &receipts),
+                )
+            });
+            let finished = ws.finish(self.parent_acc, number);
+            (finished, tries.join())
+        });
+        let (diff, changes, acc) = finished?;
+        let (transactions_root, receipts_root) =
+            roots.map_err(|_| ExecutionError::Evm("computing the block tries panicked".into()))?;
+        header.transactions_root = transactions_root;
+        header.receipts_root = receipts_root;
         header.state_root = acc.root();
         header.gas_used = cumulative;
         let block = Block {

@@ -2,7 +2,7 @@
 //! cached with their original values), writes stay here until [`WriteSet::finish`] turns them into
 //! the block's diff, storage changes and updated state commitment.
 
-use super::lthash::{account_value, LtHash};
+use super::lthash::{account_value, Leaf, LtHash};
 use super::state::{BlockDiff, StateError, StateSource};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use bss_storage::{AccountRecord, StateChanges};
@@ -71,7 +71,7 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
         parent_acc: &LtHash,
         number: u64,
     ) -> Result<(BlockDiff, StateChanges, LtHash), StateError> {
-        let mut acc = parent_acc.clone();
+        let mut leaves: Vec<(bool, Leaf)> = Vec::new();
         let accounts = std::mem::take(&mut self.accounts);
         let mut account_changes: Vec<(Address, Option<AccountRecord>)> = Vec::new();
         for (addr, new) in &accounts {
@@ -80,10 +80,16 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
                 continue;
             }
             if let Some(o) = &old {
-                acc.remove_account(addr, &account_value(o.nonce, &o.balance, &o.code_hash));
+                leaves.push((
+                    false,
+                    Leaf::Account(*addr, account_value(o.nonce, &o.balance, &o.code_hash)),
+                ));
             }
             if let Some(n) = new {
-                acc.add_account(addr, &account_value(n.nonce, &n.balance, &n.code_hash));
+                leaves.push((
+                    true,
+                    Leaf::Account(*addr, account_value(n.nonce, &n.balance, &n.code_hash)),
+                ));
             }
             account_changes.push((*addr, new.clone()));
         }
@@ -93,7 +99,7 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
         let wiped = std::mem::take(&mut self.wiped);
         for addr in &wiped {
             for (slot, value) in self.parent_slots(addr)? {
-                acc.remove_slot(addr, &slot, &value);
+                leaves.push((false, Leaf::Slot(*addr, slot, value)));
                 final_slots.insert((*addr, slot), U256::ZERO);
             }
         }
@@ -108,13 +114,15 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
                 continue;
             }
             if !old.is_zero() {
-                acc.remove_slot(addr, slot, &old);
+                leaves.push((false, Leaf::Slot(*addr, *slot, old)));
             }
             if !new.is_zero() {
-                acc.add_slot(addr, slot, new);
+                leaves.push((true, Leaf::Slot(*addr, *slot, *new)));
             }
             final_slots.insert((*addr, *slot), *new);
         }
+        let mut acc = parent_acc.clone();
+        acc.apply(&leaves);
         let codes = std::mem::take(&mut self.codes);
         let mut code_list: Vec<(B256, Bytes)> =
             codes.iter().map(|(h, c)| (*h, c.clone())).collect();
