@@ -5,6 +5,7 @@ pub mod consensus;
 pub mod executor;
 pub mod hvm;
 pub mod mempool;
+pub mod network;
 pub mod node;
 pub mod rpc;
 pub mod supervision;

@@ -10,9 +10,7 @@ const SENDERS: usize = 1_000;
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("execute_and_commit");
     group.throughput(Throughput::Elements(SENDERS as u64));
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(10));
+    group.sample_size(20).measurement_time(Duration::from_secs(10));
     for (name, kind, fsync) in [
         ("eth/bss-fsync", Kind::Eth, true),
         ("eth/bss-nofsync", Kind::Eth, false),
@@ -91,14 +89,8 @@ fn main() {
     bench(&mut c);
     c.final_summary();
     println!("\nexecute-and-commit vs raw revm ({SENDERS} txs per block, fsync on):");
-    for (name, kind) in [
-        ("ETH transfers", Kind::Eth),
-        ("ERC-20-style transfers", Kind::Erc20),
-    ] {
+    for (name, kind) in [("ETH transfers", Kind::Eth), ("ERC-20-style transfers", Kind::Erc20)] {
         let (bss, revm) = ratio(kind, 10);
-        println!(
-            "  {name:24} bss {bss:>9.0} tx/s   raw revm {revm:>9.0} tx/s   ratio {:.2}x",
-            bss / revm
-        );
+        println!("  {name:24} bss {bss:>9.0} tx/s   raw revm {revm:>9.0} tx/s   ratio {:.2}x", bss / revm);
     }
 }

@@ -14,10 +14,7 @@ fn main() {
         let blocks = 30;
         let prepared: Vec<_> = (0..blocks).map(|_| chain.next_block()).collect();
         for txs in prepared {
-            let state = LayeredState {
-                base: chain.reader.clone(),
-                layers: vec![],
-            };
+            let state = LayeredState { base: chain.reader.clone(), layers: vec![] };
             let fields = ProposalFields {
                 round: chain.head.round + 1,
                 proposer: 0,
@@ -25,20 +22,14 @@ fn main() {
                 btc: BtcAttributes::default(),
             };
             let t = Instant::now();
-            let e = BlockBuilder::new(&chain.spec, &state, &chain.head, &chain.acc)
-                .build(&fields, txs)
-                .unwrap();
+            let e = BlockBuilder::new(&chain.spec, &state, &chain.head, &chain.acc).build(&fields, txs).unwrap();
             build += t.elapsed();
             let t = Instant::now();
-            let cert = Certificate {
-                chain_id: 1,
-                round: fields.round,
-                block_hash: e.block.hash(),
-                signatures: vec![],
-            };
+            let cert = Certificate { chain_id: 1, round: fields.round, block_hash: e.block.hash(), signatures: vec![] };
             chain
                 .storage
                 .commit_blocking(CommitBatch {
+                    proof: None,
                     block: e.block.clone(),
                     certificate: cert,
                     body: e.body.clone(),
@@ -50,10 +41,6 @@ fn main() {
             chain.head = e.block.header.clone();
             chain.acc = e.accumulator.clone();
         }
-        println!(
-            "{name}: build {:?}/block, commit {:?}/block",
-            build / blocks,
-            commit / blocks
-        );
+        println!("{name}: build {:?}/block, commit {:?}/block", build / blocks, commit / blocks);
     }
 }

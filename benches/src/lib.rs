@@ -108,9 +108,7 @@ fn spec() -> ChainSpec {
 }
 
 pub fn senders(n: usize) -> Vec<DevKey> {
-    (0..n as u64)
-        .map(|i| DevKey::from_seed(1_000 + i))
-        .collect()
+    (0..n as u64).map(|i| DevKey::from_seed(1_000 + i)).collect()
 }
 
 impl Chain {
@@ -122,20 +120,13 @@ impl Chain {
             spec: spec(),
             base_fee: 1_000_000_000,
             timestamp_ms: 0,
-            alloc: keys
-                .iter()
-                .map(|k| (k.address, U256::from(10u128.pow(24))))
-                .collect(),
+            alloc: keys.iter().map(|k| (k.address, U256::from(10u128.pow(24)))).collect(),
         };
         let (batch, acc) = genesis.build();
         store.init_genesis(CHAIN_ID, &batch).unwrap();
         let reader = store.reader();
         let storage = StorageService::spawn(store, 16).unwrap();
-        let workload = Workload {
-            senders: keys,
-            kind,
-            token: Address::ZERO,
-        };
+        let workload = Workload { senders: keys, kind, token: Address::ZERO };
         let mut chain = Self {
             _dir: dir,
             spec: genesis.spec,
@@ -164,12 +155,8 @@ impl Chain {
             chain.workload.token = deployer.address.create(0);
             let mut first = vec![deploy];
             first.extend(
-                Workload {
-                    kind: Kind::Eth,
-                    senders: chain.workload.senders[1..].to_vec(),
-                    token: Address::ZERO,
-                }
-                .block(0),
+                Workload { kind: Kind::Eth, senders: chain.workload.senders[1..].to_vec(), token: Address::ZERO }
+                    .block(0),
             );
             chain.execute_and_commit(first);
             chain.next_nonce = 1;
@@ -185,24 +172,15 @@ impl Chain {
 
     /// Builds, executes and commits one block through the node's own code.
     pub fn execute_and_commit(&mut self, txs: Vec<Arc<SignedTx>>) -> usize {
-        let state = LayeredState {
-            base: self.reader.clone(),
-            layers: vec![],
-        };
+        let state = LayeredState { base: self.reader.clone(), layers: vec![] };
         let fields = ProposalFields {
             round: self.head.round + 1,
             proposer: 0,
             timestamp_ms: self.head.timestamp_ms + 1_000,
             btc: BtcAttributes::default(),
         };
-        let executed = BlockBuilder::new(&self.spec, &state, &self.head, &self.acc)
-            .build(&fields, txs)
-            .unwrap();
-        assert!(
-            executed.rejected.is_empty(),
-            "rejected: {:?}",
-            executed.rejected
-        );
+        let executed = BlockBuilder::new(&self.spec, &state, &self.head, &self.acc).build(&fields, txs).unwrap();
+        assert!(executed.rejected.is_empty(), "rejected: {:?}", executed.rejected);
         let n = executed.block.transactions.len();
         let certificate = Certificate {
             chain_id: CHAIN_ID,
@@ -212,6 +190,7 @@ impl Chain {
         };
         self.storage
             .commit_blocking(CommitBatch {
+                proof: None,
                 block: executed.block.clone(),
                 certificate,
                 body: executed.body.clone(),
@@ -236,29 +215,21 @@ impl RawRevm {
         for k in senders {
             db.insert_account_info(
                 k.address,
-                AccountInfo {
-                    balance: U256::from(10u128.pow(24)),
-                    ..Default::default()
-                },
+                AccountInfo { balance: U256::from(10u128.pow(24)), ..Default::default() },
             );
         }
         if let Some(t) = token {
             let code = revm::bytecode::Bytecode::new_raw(Bytes::from(token_runtime()));
             db.insert_account_info(
                 t,
-                AccountInfo {
-                    code_hash: code.hash_slow(),
-                    code: Some(code),
-                    ..Default::default()
-                },
+                AccountInfo { code_hash: code.hash_slow(), code: Some(code), ..Default::default() },
             );
         }
         Self { db }
     }
 
     pub fn execute(&mut self, txs: &[Arc<SignedTx>], number: u64) -> usize {
-        let mut cfg =
-            revm::context::CfgEnv::new_with_spec(revm::primitives::hardfork::SpecId::CANCUN);
+        let mut cfg = revm::context::CfgEnv::new_with_spec(revm::primitives::hardfork::SpecId::CANCUN);
         cfg.chain_id = CHAIN_ID;
         let block = revm::context::BlockEnv {
             number: U256::from(number),
@@ -266,11 +237,7 @@ impl RawRevm {
             gas_limit: 1_000_000_000,
             ..Default::default()
         };
-        let mut evm = Context::mainnet()
-            .with_db(&mut self.db)
-            .with_block(block)
-            .with_cfg(cfg)
-            .build_mainnet();
+        let mut evm = Context::mainnet().with_db(&mut self.db).with_block(block).with_cfg(cfg).build_mainnet();
         for tx in txs {
             evm.transact_commit(tx_env(tx, CHAIN_ID)).unwrap();
         }

@@ -41,18 +41,14 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     std::fs::create_dir_all(&node_dir)?;
     let key_path = node_dir.join("operator.key");
     let signer = if key_path.exists() {
-        OperatorSigner::from_hex(&std::fs::read_to_string(&key_path)?)
-            .map_err(|e| eyre::eyre!("{e}"))?
+        OperatorSigner::from_hex(&std::fs::read_to_string(&key_path)?).map_err(|e| eyre::eyre!("{e}"))?
     } else {
         let s = OperatorSigner::generate();
         crate::write_secret(&key_path, &s.secret_hex())?;
         s
     };
     let genesis: GenesisConfig = toml::from_str(&format!("chain_id = {}", args.chain_id))?;
-    std::fs::write(
-        args.data_dir.join("genesis.toml"),
-        format!("[genesis]\n{}", toml::to_string(&genesis)?),
-    )?;
+    std::fs::write(args.data_dir.join("genesis.toml"), format!("[genesis]\n{}", toml::to_string(&genesis)?))?;
     let config_text = format!(
         "data_dir = \"node0\"\ngenesis_file = \"genesis.toml\"\noperator_key_file = \"node0/operator.key\"\n\n\
          [operators]\nkeys = [\"{}\"]\n\n[consensus]\nblock_time = \"{}\"\n\n[rpc]\naddr = \"127.0.0.1:{}\"\n",
@@ -63,23 +59,18 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     let config_path = args.data_dir.join("node0.toml");
     std::fs::write(&config_path, config_text)?;
     let (cfg, genesis) = NodeConfig::load(&config_path)?;
-    let accounts = derive_accounts(&genesis.dev_mnemonic, genesis.dev_accounts)
-        .map_err(|e| eyre::eyre!("{e}"))?;
+    let accounts = derive_accounts(&genesis.dev_mnemonic, genesis.dev_accounts).map_err(|e| eyre::eyre!("{e}"))?;
     let chain_id = genesis.chain_id;
     crate::run_node(cfg, genesis, move |h| {
         println!();
-        println!(
-            "bss devnet — {} operator(s), chain id {chain_id}",
-            args.nodes
-        );
-        println!(
-            "  operator 0  JSON-RPC  http://{}   (ws://{})",
-            h.rpc_addr, h.rpc_addr
-        );
+        println!("bss devnet — {} operator(s), chain id {chain_id}", args.nodes);
+        println!("  operator 0  JSON-RPC  http://{}   (ws://{})", h.rpc_addr, h.rpc_addr);
         println!("              metrics   http://{}/metrics", h.rpc_addr);
         println!("  config      {}", config_path.display());
         println!();
-        println!("Dev accounts (10,000 ETH each, mnemonic \"test test test test test test test test test test test junk\"):");
+        println!(
+            "Dev accounts (10,000 ETH each, mnemonic \"test test test test test test test test test test test junk\"):"
+        );
         for (i, a) in accounts.iter().enumerate() {
             println!("  ({i}) {}  0x{}", a.address, a.secret_hex());
         }

@@ -10,11 +10,7 @@ use eyre::{Result, WrapErr};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "bss",
-    version,
-    about = "Bitcoin-Secure Sequencer federation node"
-)]
+#[command(name = "bss", version, about = "Bitcoin-Secure Sequencer federation node")]
 struct Cli {
     /// Log format: text or json. Filter with RUST_LOG (default: info).
     #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
@@ -58,10 +54,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Node { config } => {
             let (cfg, genesis) = NodeConfig::load(&config)?;
             run_node(cfg, genesis, |h| {
-                println!(
-                    "bss node: operator {} serving JSON-RPC on http://{}",
-                    h.operator_index, h.rpc_addr
-                );
+                println!("bss node: operator {} serving JSON-RPC on http://{}", h.operator_index, h.rpc_addr);
             })
         }
         Command::Devnet(args) => devnet::run(args),
@@ -91,19 +84,13 @@ pub fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts
-        .open(path)
-        .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+    let mut f = opts.open(path).wrap_err_with(|| format!("cannot write {}", path.display()))?;
     writeln!(f, "{secret}")?;
     Ok(())
 }
 
 /// Runs a node in an actix system until Ctrl-C (or a fatal error stops the system).
-pub fn run_node(
-    cfg: NodeConfig,
-    genesis: node::GenesisConfig,
-    banner: impl FnOnce(&node::NodeHandle),
-) -> Result<()> {
+pub fn run_node(cfg: NodeConfig, genesis: node::GenesisConfig, banner: impl FnOnce(&node::NodeHandle)) -> Result<()> {
     let system = actix::System::new();
     let started = system.block_on(async move { node::start(cfg, genesis).await });
     let handle = started?;

@@ -15,11 +15,9 @@ impl OperatorKey {
     }
 
     pub fn from_hex(s: &str) -> Result<Self, CertificateError> {
-        let bytes = hex::decode(s.trim_start_matches("0x"))
-            .map_err(|e| CertificateError::BadKey(e.to_string()))?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| CertificateError::BadKey("operator key must be 32 bytes".into()))?;
+        let bytes = hex::decode(s.trim_start_matches("0x")).map_err(|e| CertificateError::BadKey(e.to_string()))?;
+        let arr: [u8; 32] =
+            bytes.try_into().map_err(|_| CertificateError::BadKey("operator key must be 32 bytes".into()))?;
         VerifyingKey::from_bytes(&arr).map_err(|e| CertificateError::BadKey(e.to_string()))?;
         Ok(Self(arr))
     }
@@ -39,23 +37,18 @@ impl std::fmt::Debug for OperatorSigner {
 
 impl OperatorSigner {
     pub fn generate() -> Self {
-        Self {
-            key: SigningKey::generate(&mut rand::rngs::OsRng),
-        }
+        Self { key: SigningKey::generate(&mut rand::rngs::OsRng) }
     }
 
     pub fn from_bytes(secret: [u8; 32]) -> Self {
-        Self {
-            key: SigningKey::from_bytes(&secret),
-        }
+        Self { key: SigningKey::from_bytes(&secret) }
     }
 
     pub fn from_hex(s: &str) -> Result<Self, CertificateError> {
-        let bytes = hex::decode(s.trim().trim_start_matches("0x"))
-            .map_err(|e| CertificateError::BadKey(e.to_string()))?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| CertificateError::BadKey("operator secret must be 32 bytes".into()))?;
+        let bytes =
+            hex::decode(s.trim().trim_start_matches("0x")).map_err(|e| CertificateError::BadKey(e.to_string()))?;
+        let arr: [u8; 32] =
+            bytes.try_into().map_err(|_| CertificateError::BadKey("operator secret must be 32 bytes".into()))?;
         Ok(Self::from_bytes(arr))
     }
 
@@ -102,27 +95,14 @@ impl OperatorSet {
     }
 
     pub fn index_of(&self, key: &OperatorKey) -> Option<u16> {
-        self.keys
-            .iter()
-            .position(|k| k == key)
-            .and_then(|i| u16::try_from(i).ok())
+        self.keys.iter().position(|k| k == key).and_then(|i| u16::try_from(i).ok())
     }
 
     /// Checks one operator signature over `msg`.
-    pub fn verify(
-        &self,
-        operator: u16,
-        msg: &[u8],
-        sig: &[u8; 64],
-    ) -> Result<(), CertificateError> {
-        let key = self
-            .keys
-            .get(operator as usize)
-            .ok_or(CertificateError::UnknownOperator(operator))?;
-        let vk = VerifyingKey::from_bytes(&key.0)
-            .map_err(|e| CertificateError::BadKey(e.to_string()))?;
-        vk.verify(msg, &Signature::from_bytes(sig))
-            .map_err(|_| CertificateError::BadSignature(operator))
+    pub fn verify(&self, operator: u16, msg: &[u8], sig: &[u8; 64]) -> Result<(), CertificateError> {
+        let key = self.keys.get(operator as usize).ok_or(CertificateError::UnknownOperator(operator))?;
+        let vk = VerifyingKey::from_bytes(&key.0).map_err(|e| CertificateError::BadKey(e.to_string()))?;
+        vk.verify(msg, &Signature::from_bytes(sig)).map_err(|_| CertificateError::BadSignature(operator))
     }
 }
 
@@ -158,8 +138,7 @@ mod sig_serde {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
         let v: Vec<u8> = Vec::deserialize(d)?;
-        v.try_into()
-            .map_err(|_| serde::de::Error::custom("signature must be 64 bytes"))
+        v.try_into().map_err(|_| serde::de::Error::custom("signature must be 64 bytes"))
     }
 }
 
@@ -167,10 +146,7 @@ impl Certificate {
     /// Verifies that a quorum of distinct operators signed this certificate for `block_hash`.
     pub fn verify(&self, set: &OperatorSet, block_hash: &B256) -> Result<(), CertificateError> {
         if &self.block_hash != block_hash {
-            return Err(CertificateError::WrongBlock {
-                expected: *block_hash,
-                got: self.block_hash,
-            });
+            return Err(CertificateError::WrongBlock { expected: *block_hash, got: self.block_hash });
         }
         let msg = vote_message(self.chain_id, self.round, &self.block_hash);
         let mut seen = BTreeSet::new();
@@ -181,10 +157,7 @@ impl Certificate {
             set.verify(*op, &msg, &sig.0)?;
         }
         if seen.len() < set.quorum() {
-            return Err(CertificateError::NoQuorum {
-                have: seen.len(),
-                need: set.quorum(),
-            });
+            return Err(CertificateError::NoQuorum { have: seen.len(), need: set.quorum() });
         }
         Ok(())
     }
@@ -222,10 +195,7 @@ mod tests {
             chain_id: 1,
             round: 5,
             block_hash: hash,
-            signatures: signers
-                .iter()
-                .map(|(i, s)| (*i, SigBytes(s.sign(&msg))))
-                .collect(),
+            signatures: signers.iter().map(|(i, s)| (*i, SigBytes(s.sign(&msg)))).collect(),
         }
     }
 
@@ -244,25 +214,13 @@ mod tests {
         let good = cert(&[(0, &s[0]), (1, &s[1]), (3, &s[3])], h);
         assert_eq!(good.verify(&set, &h), Ok(()));
         let short = cert(&[(0, &s[0]), (1, &s[1])], h);
-        assert!(matches!(
-            short.verify(&set, &h),
-            Err(CertificateError::NoQuorum { .. })
-        ));
+        assert!(matches!(short.verify(&set, &h), Err(CertificateError::NoQuorum { .. })));
         let dup = cert(&[(0, &s[0]), (0, &s[0]), (1, &s[1])], h);
-        assert_eq!(
-            dup.verify(&set, &h),
-            Err(CertificateError::DuplicateSigner(0))
-        );
+        assert_eq!(dup.verify(&set, &h), Err(CertificateError::DuplicateSigner(0)));
         let wrong_key = cert(&[(0, &s[0]), (1, &s[2]), (3, &s[3])], h);
-        assert_eq!(
-            wrong_key.verify(&set, &h),
-            Err(CertificateError::BadSignature(1))
-        );
+        assert_eq!(wrong_key.verify(&set, &h), Err(CertificateError::BadSignature(1)));
         let unknown = cert(&[(0, &s[0]), (1, &s[1]), (9, &s[3])], h);
-        assert_eq!(
-            unknown.verify(&set, &h),
-            Err(CertificateError::UnknownOperator(9))
-        );
+        assert_eq!(unknown.verify(&set, &h), Err(CertificateError::UnknownOperator(9)));
         assert!(good.verify(&set, &B256::ZERO).is_err());
     }
 }

@@ -24,10 +24,16 @@ pub enum TimerKind {
 pub struct SafetyData {
     /// Highest round in which this operator signed anything (vote, proposal or timeout).
     pub last_signed_round: u64,
-    /// Round of the highest quorum certificate known to this operator.
-    pub highest_qc_round: u64,
-    /// Round of the block this operator is locked on (2-chain lock).
-    pub locked_round: u64,
+    /// The highest quorum certificate this operator knows (its 2-chain lock). A restarted replica
+    /// must report it in timeouts, or a committed block could be abandoned.
+    pub highest_qc: Option<Certificate>,
+}
+
+/// Proof that a block is committed under the 2-chain rule: its child, one round later, certified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitProof {
+    pub child: BlockHeader,
+    pub child_qc: Certificate,
 }
 
 /// What the node tells an engine.
@@ -52,6 +58,16 @@ pub enum Input<M> {
         from: u16,
         message: M,
     },
+    /// Committed blocks a peer sent for block sync, with the proof that the last one is
+    /// committed. The engine verifies every certificate before anything is applied.
+    Synced {
+        from: u16,
+        blocks: Vec<(Block, Certificate)>,
+        /// Headers from after the last block up to the peer's head (when the answer was cut
+        /// short), linking the blocks to the head that `proof` proves committed.
+        headers: Vec<BlockHeader>,
+        proof: Option<CommitProof>,
+    },
 }
 
 /// What an engine asks the node to do.
@@ -73,10 +89,19 @@ pub enum Effect<M> {
         to: u16,
         message: M,
     },
-    /// `block` is final at its height; apply it to storage.
+    /// Make a block this replica is about to vote for durable (so a restart can rebuild on it).
+    PersistBlock(Block),
+    /// `block` is final at its height; apply it to storage. `proof` is set on the last block of
+    /// a commit, so this node can prove its head to syncing peers.
     Commit {
         block: Block,
         certificate: Certificate,
+        proof: Option<CommitProof>,
+    },
+    /// Ask `peer` for committed blocks from `from_number` on (served by the node from storage).
+    RequestSync {
+        peer: u16,
+        from_number: u64,
     },
     ScheduleTimer {
         kind: TimerKind,
@@ -97,12 +122,6 @@ pub trait Engine: Send + 'static {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(
-        "proposal for round {round} does not extend the committed head {head} (parent {parent})"
-    )]
-    NotExtendingHead {
-        round: u64,
-        head: B256,
-        parent: B256,
-    },
+    #[error("proposal for round {round} does not extend the committed head {head} (parent {parent})")]
+    NotExtendingHead { round: u64, head: B256, parent: B256 },
 }

@@ -9,8 +9,8 @@ pub mod block;
 pub mod certificate;
 pub mod codec;
 pub mod engine;
-pub mod solo;
+pub mod native;
 
 pub use block::{Anchor, Block, BlockHeader, BtcAttributes};
 pub use certificate::{Certificate, CertificateError, OperatorKey, OperatorSet, OperatorSigner};
-pub use engine::{Effect, Engine, EngineError, Input, SafetyData, TimerKind};
+pub use engine::{CommitProof, Effect, Engine, EngineError, Input, SafetyData, TimerKind};

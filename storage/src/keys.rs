@@ -7,6 +7,7 @@ pub const META_CHAIN_ID: &[u8] = b"chain_id";
 pub const META_GENESIS: &[u8] = b"genesis_hash";
 pub const META_STATE_ACC: &[u8] = b"state_accumulator";
 pub const META_SAFETY: &[u8] = b"safety";
+pub const META_COMMIT_PROOF: &[u8] = b"commit_proof";
 
 pub fn number(n: u64) -> [u8; 8] {
     n.to_be_bytes()

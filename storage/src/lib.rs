@@ -14,9 +14,7 @@ mod service;
 mod store;
 
 pub use reader::StoreReader;
-pub use records::{
-    AccountRecord, BlockBody, CommitBatch, GenesisBatch, LogRecord, ReceiptRecord, StateChanges,
-};
+pub use records::{AccountRecord, BlockBody, CommitBatch, GenesisBatch, LogRecord, ReceiptRecord, StateChanges};
 pub use service::{StorageHandle, StorageService};
 pub use store::Store;
 
@@ -26,10 +24,7 @@ pub enum StorageError {
     #[error("fjall: {0}")]
     Fjall(#[from] fjall::Error),
     #[error("corrupt record in {keyspace}: {reason}")]
-    Corrupt {
-        keyspace: &'static str,
-        reason: String,
-    },
+    Corrupt { keyspace: &'static str, reason: String },
     #[error("encoding {what}: {reason}")]
     Encode { what: &'static str, reason: String },
     #[error("data dir belongs to chain {found}, config says chain {expected}")]

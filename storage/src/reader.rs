@@ -3,7 +3,7 @@ use crate::records::{AccountRecord, BlockBody, ReceiptRecord};
 use crate::store::Store;
 use crate::{Result, StorageError};
 use alloy_primitives::{Address, Bytes, B256, U256};
-use bss_consensus::{codec, BlockHeader, Certificate, SafetyData};
+use bss_consensus::{codec, Block, BlockHeader, Certificate, CommitProof, SafetyData};
 
 /// A cloneable read view of the store, usable from any thread.
 #[derive(Clone)]
@@ -12,17 +12,11 @@ pub struct StoreReader {
 }
 
 fn dec<T: serde::de::DeserializeOwned>(keyspace: &'static str, v: &[u8]) -> Result<T> {
-    codec::decode(v).map_err(|e| StorageError::Corrupt {
-        keyspace,
-        reason: e.to_string(),
-    })
+    codec::decode(v).map_err(|e| StorageError::Corrupt { keyspace, reason: e.to_string() })
 }
 
 fn corrupt(keyspace: &'static str) -> StorageError {
-    StorageError::Corrupt {
-        keyspace,
-        reason: "malformed value".into(),
-    }
+    StorageError::Corrupt { keyspace, reason: "malformed value".into() }
 }
 
 impl StoreReader {
@@ -48,78 +42,46 @@ impl StoreReader {
     }
 
     pub fn state_accumulator(&self) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .store
-            .meta
-            .get(keys::META_STATE_ACC)?
-            .map(|v| v.to_vec()))
+        Ok(self.store.meta.get(keys::META_STATE_ACC)?.map(|v| v.to_vec()))
     }
 
     pub fn safety(&self) -> Result<Option<SafetyData>> {
-        self.store
-            .meta
-            .get(keys::META_SAFETY)?
-            .map(|v| dec("meta", &v))
-            .transpose()
+        self.store.meta.get(keys::META_SAFETY)?.map(|v| dec("meta", &v)).transpose()
     }
 
     pub fn header(&self, number: u64) -> Result<Option<BlockHeader>> {
-        self.store
-            .headers
-            .get(keys::number(number))?
-            .map(|v| dec("headers", &v))
-            .transpose()
+        self.store.headers.get(keys::number(number))?.map(|v| dec("headers", &v)).transpose()
     }
 
     pub fn certificate(&self, number: u64) -> Result<Option<Certificate>> {
-        self.store
-            .certificates
-            .get(keys::number(number))?
-            .map(|v| dec("certificates", &v))
-            .transpose()
+        self.store.certificates.get(keys::number(number))?.map(|v| dec("certificates", &v)).transpose()
     }
 
     pub fn number_by_hash(&self, hash: &B256) -> Result<Option<u64>> {
         match self.store.block_index.get(hash.as_slice())? {
-            Some(v) => Ok(Some(
-                keys::parse_u64(&v).ok_or_else(|| corrupt("block_index"))?,
-            )),
+            Some(v) => Ok(Some(keys::parse_u64(&v).ok_or_else(|| corrupt("block_index"))?)),
             None => Ok(None),
         }
     }
 
     pub fn body(&self, number: u64) -> Result<Option<BlockBody>> {
-        self.store
-            .bodies
-            .get(keys::number(number))?
-            .map(|v| dec("bodies", &v))
-            .transpose()
+        self.store.bodies.get(keys::number(number))?.map(|v| dec("bodies", &v)).transpose()
     }
 
     pub fn receipts(&self, number: u64) -> Result<Option<Vec<ReceiptRecord>>> {
-        self.store
-            .receipts
-            .get(keys::number(number))?
-            .map(|v| dec("receipts", &v))
-            .transpose()
+        self.store.receipts.get(keys::number(number))?.map(|v| dec("receipts", &v)).transpose()
     }
 
     /// Where a transaction was committed: (block number, index in block).
     pub fn tx_location(&self, hash: &B256) -> Result<Option<(u64, u32)>> {
         match self.store.tx_index.get(hash.as_slice())? {
-            Some(v) => Ok(Some(
-                keys::parse_tx_location(&v).ok_or_else(|| corrupt("tx_index"))?,
-            )),
+            Some(v) => Ok(Some(keys::parse_tx_location(&v).ok_or_else(|| corrupt("tx_index"))?)),
             None => Ok(None),
         }
     }
 
     pub fn account(&self, address: &Address) -> Result<Option<AccountRecord>> {
-        self.store
-            .accounts
-            .get(address.as_slice())?
-            .map(|v| dec("accounts", &v))
-            .transpose()
+        self.store.accounts.get(address.as_slice())?.map(|v| dec("accounts", &v)).transpose()
     }
 
     pub fn storage(&self, address: &Address, slot: &U256) -> Result<U256> {
@@ -144,11 +106,7 @@ impl StoreReader {
     }
 
     pub fn code(&self, hash: &B256) -> Result<Option<Bytes>> {
-        Ok(self
-            .store
-            .code
-            .get(hash.as_slice())?
-            .map(|v| Bytes::copy_from_slice(&v)))
+        Ok(self.store.code.get(hash.as_slice())?.map(|v| Bytes::copy_from_slice(&v)))
     }
 
     /// Every account, in address order (full-state checks and tools; not for hot paths).
@@ -172,11 +130,44 @@ impl StoreReader {
             if k.len() != 52 || v.len() != 32 {
                 return Err(corrupt("slots"));
             }
-            out.push((
-                Address::from_slice(&k[..20]),
-                U256::from_be_slice(&k[20..]),
-                U256::from_be_slice(&v),
-            ));
+            out.push((Address::from_slice(&k[..20]), U256::from_be_slice(&k[20..]), U256::from_be_slice(&v)));
+        }
+        Ok(out)
+    }
+
+    /// Blocks persisted before voting and not yet committed, lowest first.
+    pub fn pending_blocks(&self) -> Result<Vec<Block>> {
+        let mut out = Vec::new();
+        for guard in self.store.pending.iter() {
+            let (_, v) = guard.into_inner()?;
+            out.push(dec("pending", &v)?);
+        }
+        Ok(out)
+    }
+
+    /// The proof that the head is committed (absent on a chain at genesis).
+    pub fn commit_proof(&self) -> Result<Option<CommitProof>> {
+        self.store.meta.get(keys::META_COMMIT_PROOF)?.map(|v| dec("meta", &v)).transpose()
+    }
+
+    /// A committed block with its certificate, rebuilt from header and body.
+    pub fn committed_block(&self, number: u64) -> Result<Option<(Block, Certificate)>> {
+        let (Some(header), Some(cert)) = (self.header(number)?, self.certificate(number)?) else {
+            return Ok(None);
+        };
+        let transactions = self.body(number)?.map(|b| b.transactions).unwrap_or_default();
+        Ok(Some((Block { header, transactions }, cert)))
+    }
+
+    /// (round, proposer) of up to `count` committed blocks ending at the head, oldest first.
+    pub fn recent_proposers(&self, count: usize) -> Result<Vec<(u64, u16)>> {
+        let Some(head) = self.head_number()? else { return Ok(vec![]) };
+        let from = head.saturating_sub(count as u64 - 1).max(1);
+        let mut out = Vec::new();
+        for n in from..=head {
+            if let Some(h) = self.header(n)? {
+                out.push((h.round, h.proposer));
+            }
         }
         Ok(out)
     }

@@ -1,7 +1,7 @@
 //! Typed records stored in fjall (bincode, canonical config).
 
 use alloy_primitives::{Address, Bytes, B256, U256};
-use bss_consensus::{Block, Certificate};
+use bss_consensus::{Block, Certificate, CommitProof};
 use serde::{Deserialize, Serialize};
 
 /// An account's nonce, balance and code hash. Code lives in the code keyspace by hash.
@@ -56,6 +56,8 @@ pub struct StateChanges {
 pub struct CommitBatch {
     pub block: Block,
     pub certificate: Certificate,
+    /// Set on the last block of a commit: proves this node's head to syncing peers.
+    pub proof: Option<CommitProof>,
     pub body: BlockBody,
     pub receipts: Vec<ReceiptRecord>,
     pub changes: StateChanges,

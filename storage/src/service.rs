@@ -12,6 +12,7 @@ use tracing::{error, info_span};
 enum Command {
     Commit(Box<CommitBatch>, oneshot::Sender<Result<()>>),
     PutSafety(SafetyData, oneshot::Sender<Result<()>>),
+    PutPending(Box<bss_consensus::Block>, oneshot::Sender<Result<()>>),
 }
 
 /// Typed handle to the storage thread. Cloneable; the thread stops when every handle is gone.
@@ -27,9 +28,7 @@ impl StorageService {
     /// senders wait when it is full (back-pressure on consensus, never dropped writes).
     pub fn spawn(store: Store, queue: usize) -> std::io::Result<StorageHandle> {
         let (tx, rx) = mpsc::sync_channel::<Command>(queue);
-        std::thread::Builder::new()
-            .name("bss-storage".into())
-            .spawn(move || run(store, rx))?;
+        std::thread::Builder::new().name("bss-storage".into()).spawn(move || run(store, rx))?;
         Ok(StorageHandle { tx })
     }
 }
@@ -43,10 +42,16 @@ fn run(store: Store, rx: mpsc::Receiver<Command>) {
                 let _g = span.enter();
                 let started = Instant::now();
                 let res = store.commit(&batch);
-                metrics::histogram!("bss_storage_commit_seconds")
-                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("bss_storage_commit_seconds").record(started.elapsed().as_secs_f64());
                 if let Err(e) = &res {
                     error!(target: "storage", number, error = %e, "block commit failed");
+                }
+                let _ = reply.send(res);
+            }
+            Command::PutPending(block, reply) => {
+                let res = store.put_pending(&block);
+                if let Err(e) = &res {
+                    error!(target: "storage", error = %e, "pending block write failed");
                 }
                 let _ = reply.send(res);
             }
@@ -80,11 +85,17 @@ impl StorageHandle {
         rx.await.map_err(|_| StorageError::ServiceStopped)?
     }
 
+    /// Persists a block this replica is about to vote for (fsync). Resolves once it is on disk.
+    pub async fn put_pending(&self, block: bss_consensus::Block) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::PutPending(Box::new(block), tx))?;
+        rx.await.map_err(|_| StorageError::ServiceStopped)?
+    }
+
     /// Blocking variant for non-async callers (tests, benchmarks, tools).
     pub fn commit_blocking(&self, batch: CommitBatch) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Commit(Box::new(batch), tx))?;
-        rx.blocking_recv()
-            .map_err(|_| StorageError::ServiceStopped)?
+        rx.blocking_recv().map_err(|_| StorageError::ServiceStopped)?
     }
 }

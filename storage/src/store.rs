@@ -20,15 +20,14 @@ pub struct Store {
     pub(crate) accounts: Keyspace,
     pub(crate) slots: Keyspace,
     pub(crate) code: Keyspace,
+    /// Blocks this replica persisted before voting for them, by number ‖ hash; pruned on commit.
+    pub(crate) pending: Keyspace,
     /// `Some(mode)`: fsync mode for block commits; safety data is always synced.
     pub(crate) commit_durability: Option<PersistMode>,
 }
 
 pub(crate) fn enc<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>> {
-    codec::encode(v).map_err(|e| StorageError::Encode {
-        what,
-        reason: e.to_string(),
-    })
+    codec::encode(v).map_err(|e| StorageError::Encode { what, reason: e.to_string() })
 }
 
 impl Store {
@@ -48,19 +47,14 @@ impl Store {
             accounts: ks("accounts")?,
             slots: ks("slots")?,
             code: ks("code")?,
-            commit_durability: Some(if fsync {
-                PersistMode::SyncAll
-            } else {
-                PersistMode::Buffer
-            }),
+            pending: ks("pending")?,
+            commit_durability: Some(if fsync { PersistMode::SyncAll } else { PersistMode::Buffer }),
             db,
         })
     }
 
     pub fn reader(&self) -> StoreReader {
-        StoreReader {
-            store: self.clone(),
-        }
+        StoreReader { store: self.clone() }
     }
 
     /// Writes genesis into an empty store, or checks that a non-empty one has the same chain.
@@ -69,34 +63,17 @@ impl Store {
         let hash = genesis.block.hash();
         if let Some(found) = reader.chain_id()? {
             if found != chain_id {
-                return Err(StorageError::WrongChain {
-                    expected: chain_id,
-                    found,
-                });
+                return Err(StorageError::WrongChain { expected: chain_id, found });
             }
             let stored = reader.genesis_hash()?.unwrap_or_default();
             if stored != hash {
-                return Err(StorageError::WrongGenesis {
-                    expected: hash.to_string(),
-                    found: stored.to_string(),
-                });
+                return Err(StorageError::WrongGenesis { expected: hash.to_string(), found: stored.to_string() });
             }
             return Ok(());
         }
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
-        self.write_block(
-            &mut batch,
-            &genesis.block,
-            None,
-            None,
-            None,
-            &genesis.changes,
-        )?;
-        batch.insert(
-            &self.meta,
-            keys::META_CHAIN_ID,
-            chain_id.to_be_bytes().to_vec(),
-        );
+        self.write_block(&mut batch, &genesis.block, None, None, None, &genesis.changes)?;
+        batch.insert(&self.meta, keys::META_CHAIN_ID, chain_id.to_be_bytes().to_vec());
         batch.insert(&self.meta, keys::META_GENESIS, hash.to_vec());
         batch.commit()?;
         Ok(())
@@ -105,20 +82,19 @@ impl Store {
     pub(crate) fn commit(&self, c: &CommitBatch) -> Result<()> {
         let head = self.reader().head_number()?;
         if Some(c.block.number()) != head.map(|h| h + 1) {
-            return Err(StorageError::OutOfOrder {
-                head: head.unwrap_or(0),
-                got: c.block.number(),
-            });
+            return Err(StorageError::OutOfOrder { head: head.unwrap_or(0), got: c.block.number() });
         }
         let mut batch = self.db.batch().durability(self.commit_durability);
-        self.write_block(
-            &mut batch,
-            &c.block,
-            Some(&c.certificate),
-            Some(&c.body),
-            Some(&c.receipts),
-            &c.changes,
-        )?;
+        self.write_block(&mut batch, &c.block, Some(&c.certificate), Some(&c.body), Some(&c.receipts), &c.changes)?;
+        if let Some(proof) = &c.proof {
+            batch.insert(&self.meta, keys::META_COMMIT_PROOF, enc("commit proof", proof)?);
+        }
+        // Pending blocks at or below the committed height are settled.
+        let upto = keys::number(c.block.number() + 1);
+        for guard in self.pending.range(..upto.to_vec()) {
+            let key = guard.key()?;
+            batch.remove(&self.pending, key);
+        }
         batch.commit()?;
         Ok(())
     }
@@ -142,11 +118,7 @@ impl Store {
         if let Some(body) = body {
             for (i, h) in body.tx_hashes.iter().enumerate() {
                 let idx = u32::try_from(i).unwrap_or(u32::MAX);
-                batch.insert(
-                    &self.tx_index,
-                    h.to_vec(),
-                    keys::tx_location(block.number(), idx).to_vec(),
-                );
+                batch.insert(&self.tx_index, h.to_vec(), keys::tx_location(block.number(), idx).to_vec());
             }
             batch.insert(&self.bodies, n, enc("body", body)?);
         }
@@ -170,12 +142,17 @@ impl Store {
         for (h, code) in &changes.codes {
             batch.insert(&self.code, h.to_vec(), code.to_vec());
         }
-        batch.insert(
-            &self.meta,
-            keys::META_STATE_ACC,
-            changes.state_accumulator.clone(),
-        );
+        batch.insert(&self.meta, keys::META_STATE_ACC, changes.state_accumulator.clone());
         batch.insert(&self.meta, keys::META_HEAD, n.to_vec());
+        Ok(())
+    }
+
+    pub(crate) fn put_pending(&self, block: &bss_consensus::Block) -> Result<()> {
+        let mut key = keys::number(block.number()).to_vec();
+        key.extend_from_slice(block.hash().as_slice());
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        batch.insert(&self.pending, key, enc("pending block", block)?);
+        batch.commit()?;
         Ok(())
     }
 

@@ -1,7 +1,4 @@
-use crate::{
-    AccountRecord, BlockBody, CommitBatch, GenesisBatch, StateChanges, StorageError,
-    StorageService, Store,
-};
+use crate::{AccountRecord, BlockBody, CommitBatch, GenesisBatch, StateChanges, StorageError, StorageService, Store};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use bss_consensus::{Block, BlockHeader, BtcAttributes, Certificate, SafetyData};
 
@@ -27,19 +24,9 @@ fn header(number: u64, parent: B256) -> BlockHeader {
 fn genesis() -> GenesisBatch {
     let a = Address::repeat_byte(1);
     GenesisBatch {
-        block: Block {
-            header: header(0, B256::ZERO),
-            transactions: vec![],
-        },
+        block: Block { header: header(0, B256::ZERO), transactions: vec![] },
         changes: StateChanges {
-            accounts: vec![(
-                a,
-                Some(AccountRecord {
-                    nonce: 0,
-                    balance: U256::from(100),
-                    code_hash: B256::ZERO,
-                }),
-            )],
+            accounts: vec![(a, Some(AccountRecord { nonce: 0, balance: U256::from(100), code_hash: B256::ZERO }))],
             state_accumulator: vec![1, 2, 3],
             ..Default::default()
         },
@@ -47,20 +34,13 @@ fn genesis() -> GenesisBatch {
 }
 
 fn batch(number: u64, parent: B256, changes: StateChanges) -> CommitBatch {
-    let block = Block {
-        header: header(number, parent),
-        transactions: vec![Bytes::from_static(b"tx")],
-    };
+    let block = Block { header: header(number, parent), transactions: vec![Bytes::from_static(b"tx")] };
     CommitBatch {
-        certificate: Certificate {
-            chain_id: 9,
-            round: number,
-            block_hash: block.hash(),
-            signatures: vec![],
-        },
+        proof: None,
+        certificate: Certificate { chain_id: 9, round: number, block_hash: block.hash(), signatures: vec![] },
         body: BlockBody {
             transactions: block.transactions.clone(),
-            tx_hashes: vec![B256::repeat_byte(7)],
+            tx_hashes: vec![B256::with_last_byte(number as u8)],
             senders: vec![Address::ZERO],
         },
         receipts: vec![],
@@ -74,30 +54,14 @@ fn genesis_is_written_once_and_checked_after() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open(dir.path(), false).expect("open");
     store.init_genesis(9, &genesis()).expect("genesis");
-    store
-        .init_genesis(9, &genesis())
-        .expect("same genesis again");
-    assert!(matches!(
-        store.init_genesis(10, &genesis()),
-        Err(StorageError::WrongChain {
-            expected: 10,
-            found: 9
-        })
-    ));
+    store.init_genesis(9, &genesis()).expect("same genesis again");
+    assert!(matches!(store.init_genesis(10, &genesis()), Err(StorageError::WrongChain { expected: 10, found: 9 })));
     let mut other = genesis();
     other.block.header.gas_limit = 1;
-    assert!(matches!(
-        store.init_genesis(9, &other),
-        Err(StorageError::WrongGenesis { .. })
-    ));
+    assert!(matches!(store.init_genesis(9, &other), Err(StorageError::WrongGenesis { .. })));
     let r = store.reader();
     assert_eq!(r.head_number().expect("head"), Some(0));
-    assert_eq!(
-        r.account(&Address::repeat_byte(1))
-            .expect("acct")
-            .map(|a| a.balance),
-        Some(U256::from(100))
-    );
+    assert_eq!(r.account(&Address::repeat_byte(1)).expect("acct").map(|a| a.balance), Some(U256::from(100)));
     assert_eq!(r.state_accumulator().expect("acc"), Some(vec![1, 2, 3]));
 }
 
@@ -112,64 +76,49 @@ fn commits_apply_atomically_in_order_and_survive_reopen() {
         let handle = StorageService::spawn(store.clone(), 4).expect("service");
         let a = Address::repeat_byte(1);
         let changes = StateChanges {
-            accounts: vec![
-                (a, None),
-                (Address::repeat_byte(2), Some(AccountRecord::default())),
-            ],
+            accounts: vec![(a, None), (Address::repeat_byte(2), Some(AccountRecord::default()))],
             storage: vec![(a, U256::from(1), U256::from(5))],
             codes: vec![(B256::repeat_byte(3), Bytes::from_static(b"code"))],
             state_accumulator: vec![9],
         };
-        handle
-            .commit_blocking(batch(1, g_hash, changes))
-            .expect("commit 1");
+        handle.commit_blocking(batch(1, g_hash, changes)).expect("commit 1");
         // Out of order is refused and changes nothing.
         let err = handle.commit_blocking(batch(3, B256::ZERO, StateChanges::default()));
-        assert!(matches!(
-            err,
-            Err(StorageError::OutOfOrder { head: 1, got: 3 })
-        ));
+        assert!(matches!(err, Err(StorageError::OutOfOrder { head: 1, got: 3 })));
         let rt = tokio_rt();
-        rt.block_on(handle.put_safety(SafetyData {
-            last_signed_round: 4,
-            highest_qc_round: 3,
-            locked_round: 2,
-        }))
-        .expect("safety");
+        rt.block_on(handle.put_safety(SafetyData { last_signed_round: 4, highest_qc: None })).expect("safety");
+        let pending_low = Block { header: header(1, B256::ZERO), transactions: vec![] };
+        let pending_high = Block { header: header(7, B256::ZERO), transactions: vec![] };
+        rt.block_on(handle.put_pending(pending_low)).expect("pending");
+        rt.block_on(handle.put_pending(pending_high)).expect("pending");
+        let mut b2 = batch(2, h1_hash(&store), StateChanges { state_accumulator: vec![10], ..Default::default() });
+        b2.proof = Some(bss_consensus::CommitProof { child: header(3, B256::ZERO), child_qc: b2.certificate.clone() });
+        handle.commit_blocking(b2).expect("commit 2");
     }
     let store = Store::open(dir.path(), true).expect("reopen");
     let r = store.reader();
-    assert_eq!(r.head_number().expect("head"), Some(1));
+    assert_eq!(r.head_number().expect("head"), Some(2));
+    // Committing block 2 pruned the pending block at height 1, not the one at 7.
+    assert_eq!(r.pending_blocks().expect("pending").iter().map(|b| b.number()).collect::<Vec<_>>(), vec![7]);
+    assert_eq!(r.commit_proof().expect("proof").map(|p| p.child.number), Some(3));
+    assert_eq!(r.committed_block(2).expect("block").map(|(b, _)| b.transactions.len()), Some(1));
+    assert_eq!(r.recent_proposers(10).expect("history"), vec![(1, 0), (2, 0)]);
     assert_eq!(r.account(&Address::repeat_byte(1)).expect("acct"), None);
-    assert_eq!(
-        r.storage(&Address::repeat_byte(1), &U256::from(1))
-            .expect("slot"),
-        U256::from(5)
-    );
-    assert_eq!(
-        r.storage_slots(&Address::repeat_byte(1)).expect("slots"),
-        vec![(U256::from(1), U256::from(5))]
-    );
-    assert_eq!(
-        r.code(&B256::repeat_byte(3)).expect("code"),
-        Some(Bytes::from_static(b"code"))
-    );
-    assert_eq!(
-        r.tx_location(&B256::repeat_byte(7)).expect("tx"),
-        Some((1, 0))
-    );
+    assert_eq!(r.storage(&Address::repeat_byte(1), &U256::from(1)).expect("slot"), U256::from(5));
+    assert_eq!(r.storage_slots(&Address::repeat_byte(1)).expect("slots"), vec![(U256::from(1), U256::from(5))]);
+    assert_eq!(r.code(&B256::repeat_byte(3)).expect("code"), Some(Bytes::from_static(b"code")));
+    assert_eq!(r.tx_location(&B256::with_last_byte(1)).expect("tx"), Some((1, 0)));
     let h1 = r.header(1).expect("header").expect("present");
     assert_eq!(r.number_by_hash(&h1.hash()).expect("index"), Some(1));
     assert!(r.certificate(1).expect("cert").is_some());
-    assert_eq!(
-        r.safety().expect("safety").map(|s| s.last_signed_round),
-        Some(4)
-    );
-    assert_eq!(r.state_accumulator().expect("acc"), Some(vec![9]));
+    assert_eq!(r.safety().expect("safety").map(|s| s.last_signed_round), Some(4));
+    assert_eq!(r.state_accumulator().expect("acc"), Some(vec![10]));
+}
+
+fn h1_hash(store: &Store) -> B256 {
+    store.reader().header(1).expect("read").expect("header 1").hash()
 }
 
 fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_current_thread().build().expect("runtime")
 }

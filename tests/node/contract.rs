@@ -24,19 +24,7 @@ pub fn runtime() -> Vec<u8> {
 
 pub fn initcode() -> Bytes {
     let runtime = runtime();
-    let mut init = vec![
-        0x60,
-        runtime.len() as u8,
-        0x80,
-        0x60,
-        0x0b,
-        0x60,
-        0x00,
-        0x39,
-        0x60,
-        0x00,
-        0xf3,
-    ];
+    let mut init = vec![0x60, runtime.len() as u8, 0x80, 0x60, 0x0b, 0x60, 0x00, 0x39, 0x60, 0x00, 0xf3];
     init.extend_from_slice(&runtime);
     Bytes::from(init)
 }

@@ -22,8 +22,7 @@ fn sigkill_under_load_restarts_consistent() {
     let accepted: Arc<Mutex<Vec<(usize, u64, String)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
-        let (accepted, stop, senders, addr) =
-            (accepted.clone(), stop.clone(), senders.clone(), node.addr);
+        let (accepted, stop, senders, addr) = (accepted.clone(), stop.clone(), senders.clone(), node.addr);
         std::thread::spawn(move || {
             let mut nonces = [0u64; 4];
             let mut i = 0usize;
@@ -70,10 +69,7 @@ fn sigkill_under_load_restarts_consistent() {
             committed_before.push((h.clone(), r["blockHash"].clone()));
         }
     }
-    assert!(
-        !committed_before.is_empty(),
-        "nothing committed before the kill"
-    );
+    assert!(!committed_before.is_empty(), "nothing committed before the kill");
     node.kill();
     stop.store(true, Ordering::Relaxed);
     load.join().expect("load thread");
@@ -81,10 +77,7 @@ fn sigkill_under_load_restarts_consistent() {
     node.spawn();
     for (h, block_hash) in &committed_before {
         let r = node.rpc("eth_getTransactionReceipt", json!([h]));
-        assert_eq!(
-            &r["blockHash"], block_hash,
-            "receipt of {h} changed or vanished after restart"
-        );
+        assert_eq!(&r["blockHash"], block_hash, "receipt of {h} changed or vanished after restart");
     }
     // Nonces, balances and receipts agree for every sender.
     let all = accepted.lock().expect("lock").clone();
@@ -103,10 +96,7 @@ fn sigkill_under_load_restarts_consistent() {
         assert_eq!(balance, json!(U256::from(nonce)), "recipient of sender {s}");
     }
     // And the node keeps going: a new tx on top of the recovered state commits.
-    let next = hex_u64(&node.rpc(
-        "eth_getTransactionCount",
-        json!([senders[0].address, "latest"]),
-    ));
+    let next = hex_u64(&node.rpc("eth_getTransactionCount", json!([senders[0].address, "latest"])));
     let raw = senders[0].sign_raw(TxEip1559 {
         chain_id: CHAIN_ID,
         nonce: next,
@@ -118,8 +108,5 @@ fn sigkill_under_load_restarts_consistent() {
         ..Default::default()
     });
     let h = node.rpc("eth_sendRawTransaction", json!([raw]));
-    assert_eq!(
-        node.wait_for_receipt(h.as_str().expect("hash"))["status"],
-        json!("0x1")
-    );
+    assert_eq!(node.wait_for_receipt(h.as_str().expect("hash"))["status"], json!("0x1"));
 }

@@ -7,10 +7,7 @@ use bss_actors::hvm::accounts::DevKey;
 use serde_json::{json, Value};
 
 fn key(hex_secret: &str) -> DevKey {
-    let bytes: [u8; 32] = hex::decode(hex_secret)
-        .expect("hex")
-        .try_into()
-        .expect("32 bytes");
+    let bytes: [u8; 32] = hex::decode(hex_secret).expect("hex").try_into().expect("32 bytes");
     DevKey::from_secret(bytes).expect("key")
 }
 
@@ -29,8 +26,7 @@ fn eip1559(nonce: u64, to: TxKind, input: Bytes, value: u64, gas: u64) -> TxEip1
 }
 
 fn send(node: &Node, raw: &Bytes) -> Result<String, RpcError> {
-    node.try_rpc("eth_sendRawTransaction", json!([raw]))
-        .map(|v| v.as_str().expect("hash").to_string())
+    node.try_rpc("eth_sendRawTransaction", json!([raw])).map(|v| v.as_str().expect("hash").to_string())
 }
 
 fn expect_err(res: Result<String, RpcError>, needle: &str) {
@@ -48,15 +44,8 @@ fn deploy_call_logs_bad_txs_and_supervision() {
 
     // Identity and liveness.
     assert_eq!(hex_u64(&node.rpc("eth_chainId", json!([]))), CHAIN_ID);
-    assert_eq!(
-        node.rpc("net_version", json!([])),
-        json!(CHAIN_ID.to_string())
-    );
-    assert!(node
-        .rpc("web3_clientVersion", json!([]))
-        .as_str()
-        .expect("version")
-        .starts_with("bss/"));
+    assert_eq!(node.rpc("net_version", json!([])), json!(CHAIN_ID.to_string()));
+    assert!(node.rpc("web3_clientVersion", json!([])).as_str().expect("version").starts_with("bss/"));
     node.wait_for_block(2);
     let bal = node.rpc("eth_getBalance", json!([dev0.address, "latest"]));
     assert_eq!(bal, json!(U256::from(10u128.pow(22))));
@@ -66,8 +55,7 @@ fn deploy_call_logs_bad_txs_and_supervision() {
     let deploy_hash = send(&node, &deploy).expect("deploy accepted");
     let receipt = node.wait_for_receipt(&deploy_hash);
     assert_eq!(receipt["status"], json!("0x1"));
-    let contract: Address =
-        serde_json::from_value(receipt["contractAddress"].clone()).expect("contract address");
+    let contract: Address = serde_json::from_value(receipt["contractAddress"].clone()).expect("contract address");
     let code = node.rpc("eth_getCode", json!([contract, "latest"]));
     assert_eq!(code, json!(Bytes::from(contract::runtime())));
 
@@ -94,133 +82,59 @@ fn deploy_call_logs_bad_txs_and_supervision() {
     let h2 = send(&node, &access).expect("2930 accepted");
     let r1 = node.wait_for_receipt(&h1);
     let r2 = node.wait_for_receipt(&h2);
-    assert_eq!(
-        (r1["status"].clone(), r2["status"].clone()),
-        (json!("0x1"), json!("0x1"))
-    );
+    assert_eq!((r1["status"].clone(), r2["status"].clone()), (json!("0x1"), json!("0x1")));
     assert_eq!(r1["type"], json!("0x0"));
     assert_eq!(r2["type"], json!("0x1"));
-    assert_eq!(
-        r2["logs"][0]["topics"][0],
-        json!(contract::TOPIC),
-        "receipt: {r2}"
-    );
+    assert_eq!(r2["logs"][0]["topics"][0], json!(contract::TOPIC), "receipt: {r2}");
     let read = node.rpc("eth_call", json!([{"to": contract}, "latest"]));
     assert_eq!(read, json!(contract::word(43)));
     let slot = node.rpc("eth_getStorageAt", json!([contract, "0x0", "latest"]));
     assert_eq!(slot, json!(contract::word(43)));
 
     // eth_getLogs: by address, by topic, a topic that matches nothing, and the range cap.
-    let all = node.rpc(
-        "eth_getLogs",
-        json!([{"fromBlock": "0x0", "toBlock": "latest", "address": contract}]),
-    );
+    let all = node.rpc("eth_getLogs", json!([{"fromBlock": "0x0", "toBlock": "latest", "address": contract}]));
     assert_eq!(all.as_array().expect("logs").len(), 2);
     assert_eq!(all[0]["data"], json!(contract::word(42)));
     assert_eq!(all[1]["transactionHash"], json!(h2));
-    let by_topic = node.rpc(
-        "eth_getLogs",
-        json!([{"fromBlock": "0x0", "topics": [contract::TOPIC]}]),
-    );
+    let by_topic = node.rpc("eth_getLogs", json!([{"fromBlock": "0x0", "topics": [contract::TOPIC]}]));
     assert_eq!(by_topic.as_array().expect("logs").len(), 2);
-    let none = node.rpc(
-        "eth_getLogs",
-        json!([{"fromBlock": "0x0", "topics": [format!("0x{}", "00".repeat(32))]}]),
-    );
+    let none = node.rpc("eth_getLogs", json!([{"fromBlock": "0x0", "topics": [format!("0x{}", "00".repeat(32))]}]));
     assert_eq!(none, json!([]));
-    let capped = node.try_rpc(
-        "eth_getLogs",
-        json!([{"fromBlock": "0x0", "toBlock": "0x2710"}]),
-    );
+    let capped = node.try_rpc("eth_getLogs", json!([{"fromBlock": "0x0", "toBlock": "0x2710"}]));
     let err = capped.expect_err("range cap");
     assert_eq!(err.code, -32005, "{err:?}");
 
     // A reverting call: failed receipt, and eth_call reports code 3.
-    let revert = dev0.sign_raw(eip1559(
-        3,
-        TxKind::Call(contract),
-        contract::word(0),
-        0,
-        100_000,
-    ));
+    let revert = dev0.sign_raw(eip1559(3, TxKind::Call(contract), contract::word(0), 0, 100_000));
     let rh = send(&node, &revert).expect("revert tx accepted");
     assert_eq!(node.wait_for_receipt(&rh)["status"], json!("0x0"));
-    let call_err = node
-        .try_rpc(
-            "eth_call",
-            json!([{"to": contract, "data": contract::word(0)}]),
-        )
-        .expect_err("revert");
+    let call_err = node.try_rpc("eth_call", json!([{"to": contract, "data": contract::word(0)}])).expect_err("revert");
     assert_eq!(call_err.code, 3, "{call_err:?}");
-    let est = node.rpc(
-        "eth_estimateGas",
-        json!([{"from": dev0.address, "to": Address::repeat_byte(7), "value": "0x1"}]),
-    );
+    let est =
+        node.rpc("eth_estimateGas", json!([{"from": dev0.address, "to": Address::repeat_byte(7), "value": "0x1"}]));
     assert_eq!(hex_u64(&est), 21_000);
 
     // Every kind of bad transaction gets geth's message, and nothing is lost.
     let n = 4;
-    let ok = dev0.sign_raw(eip1559(
-        n,
-        TxKind::Call(Address::repeat_byte(9)),
-        Bytes::new(),
-        1,
-        21_000,
-    ));
+    let ok = dev0.sign_raw(eip1559(n, TxKind::Call(Address::repeat_byte(9)), Bytes::new(), 1, 21_000));
     let ok_hash = send(&node, &ok).expect("transfer accepted");
     expect_err(send(&node, &ok), "already known");
     node.wait_for_receipt(&ok_hash);
     expect_err(
-        send(
-            &node,
-            &dev0.sign_raw(eip1559(
-                0,
-                TxKind::Call(Address::ZERO),
-                Bytes::new(),
-                0,
-                21_000,
-            )),
-        ),
+        send(&node, &dev0.sign_raw(eip1559(0, TxKind::Call(Address::ZERO), Bytes::new(), 0, 21_000))),
         "nonce too low",
     );
     let pauper = DevKey::from_seed(99);
     expect_err(
-        send(
-            &node,
-            &pauper.sign_raw(eip1559(
-                0,
-                TxKind::Call(Address::ZERO),
-                Bytes::new(),
-                1,
-                21_000,
-            )),
-        ),
+        send(&node, &pauper.sign_raw(eip1559(0, TxKind::Call(Address::ZERO), Bytes::new(), 1, 21_000))),
         "insufficient funds for gas * price + value",
     );
     expect_err(
-        send(
-            &node,
-            &dev0.sign_raw(eip1559(
-                n + 1,
-                TxKind::Call(Address::ZERO),
-                Bytes::new(),
-                0,
-                20_000,
-            )),
-        ),
+        send(&node, &dev0.sign_raw(eip1559(n + 1, TxKind::Call(Address::ZERO), Bytes::new(), 0, 20_000))),
         "intrinsic gas too low",
     );
     expect_err(
-        send(
-            &node,
-            &dev0.sign_raw(eip1559(
-                n + 1,
-                TxKind::Call(Address::ZERO),
-                Bytes::new(),
-                0,
-                40_000_000,
-            )),
-        ),
+        send(&node, &dev0.sign_raw(eip1559(n + 1, TxKind::Call(Address::ZERO), Bytes::new(), 0, 40_000_000))),
         "exceeds block gas limit",
     );
     let mut wrong_chain = eip1559(n + 1, TxKind::Call(Address::ZERO), Bytes::new(), 0, 21_000);
@@ -229,46 +143,27 @@ fn deploy_call_logs_bad_txs_and_supervision() {
     let mut cheap = eip1559(n + 1, TxKind::Call(Address::ZERO), Bytes::new(), 0, 21_000);
     cheap.max_fee_per_gas = 10;
     cheap.max_priority_fee_per_gas = 1;
-    expect_err(
-        send(&node, &dev0.sign_raw(cheap)),
-        "max fee per gas less than block base fee",
-    );
+    expect_err(send(&node, &dev0.sign_raw(cheap)), "max fee per gas less than block base fee");
     // A future nonce waits in the pool; replacing it needs a 10% bump.
     let future = eip1559(n + 5, TxKind::Call(Address::ZERO), Bytes::new(), 0, 21_000);
     send(&node, &dev0.sign_raw(future.clone())).expect("future nonce held");
     let mut bump = future.clone();
     bump.max_priority_fee_per_gas += 1;
-    expect_err(
-        send(&node, &dev0.sign_raw(bump)),
-        "replacement transaction underpriced",
-    );
+    expect_err(send(&node, &dev0.sign_raw(bump)), "replacement transaction underpriced");
     let pending = node.rpc("eth_getTransactionCount", json!([dev0.address, "pending"]));
     assert_eq!(hex_u64(&pending), n + 1);
     // Invalid signature: r = 0 recovers nothing.
     let forged = alloy_consensus::TxEnvelope::from(
-        eip1559(n + 1, TxKind::Call(Address::ZERO), Bytes::new(), 0, 21_000).into_signed(
-            alloy_primitives::Signature::new(U256::ZERO, U256::from(1), false),
-        ),
+        eip1559(n + 1, TxKind::Call(Address::ZERO), Bytes::new(), 0, 21_000)
+            .into_signed(alloy_primitives::Signature::new(U256::ZERO, U256::from(1), false)),
     );
-    expect_err(
-        send(&node, &Bytes::from(forged.encoded_2718())),
-        "invalid sender",
-    );
-    expect_err(
-        send(&node, &Bytes::from(vec![0x02, 0xc0, 0x01])),
-        "could not be decoded",
-    );
-    let bad_hex = node
-        .try_rpc("eth_sendRawTransaction", json!(["0xzz"]))
-        .expect_err("bad hex");
+    expect_err(send(&node, &Bytes::from(forged.encoded_2718())), "invalid sender");
+    expect_err(send(&node, &Bytes::from(vec![0x02, 0xc0, 0x01])), "could not be decoded");
+    let bad_hex = node.try_rpc("eth_sendRawTransaction", json!(["0xzz"])).expect_err("bad hex");
     assert_eq!(bad_hex.code, -32602);
-    let bad_params = node
-        .try_rpc("eth_getBalance", json!(["not-an-address"]))
-        .expect_err("bad params");
+    let bad_params = node.try_rpc("eth_getBalance", json!(["not-an-address"])).expect_err("bad params");
     assert_eq!(bad_params.code, -32602);
-    let unknown = node
-        .try_rpc("eth_doesNotExist", json!([]))
-        .expect_err("unknown method");
+    let unknown = node.try_rpc("eth_doesNotExist", json!([])).expect_err("unknown method");
     assert_eq!(unknown.code, -32601);
 
     // Blocks, transactions, fee history, batches.
@@ -276,13 +171,8 @@ fn deploy_call_logs_bad_txs_and_supervision() {
     assert_eq!(tx["from"], json!(dev0.address));
     let block = node.rpc("eth_getBlockByHash", json!([r1["blockHash"], true]));
     assert_eq!(block["transactions"][0]["hash"], json!(h1));
-    assert_eq!(
-        node.rpc("eth_getBlockByNumber", json!(["earliest", false]))["number"],
-        json!("0x0")
-    );
-    assert!(node
-        .rpc("eth_getBlockByNumber", json!(["0xffffff", false]))
-        .is_null());
+    assert_eq!(node.rpc("eth_getBlockByNumber", json!(["earliest", false]))["number"], json!("0x0"));
+    assert!(node.rpc("eth_getBlockByNumber", json!(["0xffffff", false])).is_null());
     let fh = node.rpc("eth_feeHistory", json!(["0x4", "latest", [50.0]]));
     assert_eq!(fh["baseFeePerGas"].as_array().expect("fees").len(), 5);
     let batch = format!(
@@ -308,73 +198,65 @@ fn deploy_call_logs_bad_txs_and_supervision() {
 
     // Supervision: a panic in the RPC actor restarts it; the node keeps committing and serving.
     let before = node.block_number();
-    assert_eq!(
-        node.rpc("bss_injectFault", json!(["rpc"])),
-        json!("injected")
-    );
-    wait_until(
-        "the RPC actor restart",
-        std::time::Duration::from_secs(30),
-        || {
-            node.try_rpc("eth_blockNumber", json!([]))
-                .ok()
-                .map(|v| hex_u64(&v))
-                .filter(|n| *n > before + 2)
-        },
-    );
+    assert_eq!(node.rpc("bss_injectFault", json!(["rpc"])), json!("injected"));
+    wait_until("the RPC actor restart", std::time::Duration::from_secs(30), || {
+        node.try_rpc("eth_blockNumber", json!([])).ok().map(|v| hex_u64(&v)).filter(|n| *n > before + 2)
+    });
     let m = node.metrics();
-    assert!(
-        m.contains("bss_actor_restarts_total{actor=\"rpc\"} 1"),
-        "restart not counted:\n{m}"
-    );
-    assert!(
-        m.contains("bss_actor_panics_total{actor=\"rpc\"} 1"),
-        "panic not counted"
-    );
+    assert!(m.contains("bss_actor_restarts_total{actor=\"rpc\"} 1"), "restart not counted:\n{m}");
+    assert!(m.contains("bss_actor_panics_total{actor=\"rpc\"} 1"), "panic not counted");
 }
 
 #[test]
 fn bad_configs_fail_with_clear_messages() {
     let dir = tempfile::tempdir().expect("tmp");
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(BSS)
-            .args(args)
-            .output()
-            .expect("run bss");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        let out = std::process::Command::new(BSS).args(args).output().expect("run bss");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
     };
     let (ok, err) = run(&["node", "--config", "/nonexistent/bss.toml"]);
-    assert!(
-        !ok && err.contains("cannot read /nonexistent/bss.toml"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("cannot read /nonexistent/bss.toml"), "{err}");
     let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "data_dir = \"d\"\noperator_key = \"00\"\n[genesis]\nchain_id = 1\nbogus = 2\n")
+        .expect("write");
+    let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path")]);
+    assert!(!ok && err.contains("unknown field `bogus`"), "{err}");
     std::fs::write(
         &cfg,
-        "data_dir = \"d\"\noperator_key = \"00\"\n[genesis]\nchain_id = 1\nbogus = 2\n",
+        format!(
+            "data_dir = \"d\"\noperator_key = \"{}\"\n[genesis]\nchain_id = 1\n[consensus]\nengine = \"pbft\"\n",
+            "11".repeat(32)
+        ),
     )
     .expect("write");
     let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path")]);
-    assert!(!ok && err.contains("unknown field `bogus`"), "{err}");
-    std::fs::write(&cfg, format!("data_dir = \"d\"\noperator_key = \"{}\"\n[genesis]\nchain_id = 1\n[consensus]\nengine = \"pbft\"\n", "11".repeat(32))).expect("write");
-    let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path")]);
-    assert!(
-        !ok && err.contains("consensus engine \"pbft\" is unknown"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("consensus engine \"pbft\" is unknown"), "{err}");
 
     // A port in use, and a data dir of another chain.
     let node = Node::start(dir.path(), "");
     let busy = dir.path().join("busy.toml");
-    std::fs::write(&busy, format!("data_dir = \"other\"\noperator_key = \"{}\"\n[genesis]\nchain_id = 1\n[rpc]\naddr = \"{}\"\n", "11".repeat(32), node.addr)).expect("write");
+    std::fs::write(
+        &busy,
+        format!(
+            "data_dir = \"other\"\noperator_key = \"{}\"\n[genesis]\nchain_id = 1\n[rpc]\naddr = \"{}\"\n",
+            "11".repeat(32),
+            node.addr
+        ),
+    )
+    .expect("write");
     let (ok, err) = run(&["node", "--config", busy.to_str().expect("path")]);
     assert!(!ok && err.contains("already in use"), "{err}");
     drop(node);
     let other_chain = dir.path().join("chain.toml");
-    std::fs::write(&other_chain, format!("data_dir = \"data\"\noperator_key = \"{}\"\n[genesis]\nchain_id = 5\n[rpc]\naddr = \"127.0.0.1:{}\"\n", "11".repeat(32), free_port())).expect("write");
+    std::fs::write(
+        &other_chain,
+        format!(
+            "data_dir = \"data\"\noperator_key = \"{}\"\n[genesis]\nchain_id = 5\n[rpc]\naddr = \"127.0.0.1:{}\"\n",
+            "11".repeat(32),
+            free_port()
+        ),
+    )
+    .expect("write");
     let (ok, err) = run(&["node", "--config", other_chain.to_str().expect("path")]);
     assert!(!ok && err.contains("belongs to chain 31337"), "{err}");
 }

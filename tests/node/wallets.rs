@@ -23,23 +23,12 @@ fn web3py_and_websocket_work_unchanged() {
     let py = python_path();
     if !has_web3(&py) {
         let out = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
             .arg(&py)
             .arg("web3")
             .output()
             .expect("run pip");
-        assert!(
-            out.status.success(),
-            "pip install web3 failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "pip install web3 failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
     let dir = tempfile::tempdir().expect("tmp");
     let node = Node::start(dir.path(), "");
@@ -51,13 +40,6 @@ fn web3py_and_websocket_work_unchanged() {
         .output()
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "web3.py check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("web3.py and websocket: all checks passed"),
-        "{stdout}"
-    );
+    assert!(out.status.success(), "web3.py check failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("web3.py and websocket: all checks passed"), "{stdout}");
 }

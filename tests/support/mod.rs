@@ -15,10 +15,7 @@ pub const DEV0: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7b
 pub const DEV1: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 /// Polls `f` until it returns Some, failing the test after `timeout`.
@@ -28,10 +25,7 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -43,12 +37,7 @@ pub struct RpcError {
     pub message: String,
 }
 
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> std::io::Result<(u16, String)> {
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let req = format!(
@@ -59,15 +48,8 @@ pub fn http(
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
 }
 
@@ -93,19 +75,13 @@ impl Node {
             ),
         )
         .expect("write config");
-        let mut node = Node {
-            dir: dir.to_path_buf(),
-            config,
-            addr,
-            child: None,
-        };
+        let mut node = Node { dir: dir.to_path_buf(), config, addr, child: None };
         node.spawn();
         node
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.join(format!("node-{}.log", std::process::id())))
-            .expect("log");
+        let log = std::fs::File::create(self.dir.join(format!("node-{}.log", std::process::id()))).expect("log");
         let child = Command::new(BSS)
             .args(["node", "--config"])
             .arg(&self.config)
@@ -117,9 +93,7 @@ impl Node {
         self.child = Some(child);
         let addr = self.addr;
         wait_until("the node's RPC", Duration::from_secs(30), || {
-            http(addr, "GET", "/health", "")
-                .ok()
-                .filter(|(s, _)| *s == 200)
+            http(addr, "GET", "/health", "").ok().filter(|(s, _)| *s == 200)
         });
     }
 
@@ -132,16 +106,11 @@ impl Node {
     }
 
     pub fn try_rpc(&self, method: &str, params: Value) -> Result<Value, RpcError> {
-        let body =
-            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-        let (_, text) = http(self.addr, "POST", "/", &body).map_err(|e| RpcError {
-            code: -1,
-            message: format!("transport: {e}"),
-        })?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| RpcError {
-            code: -2,
-            message: format!("bad response {text:?}: {e}"),
-        })?;
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let (_, text) = http(self.addr, "POST", "/", &body)
+            .map_err(|e| RpcError { code: -1, message: format!("transport: {e}") })?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| RpcError { code: -2, message: format!("bad response {text:?}: {e}") })?;
         if let Some(err) = v.get("error") {
             return Err(RpcError {
                 code: err["code"].as_i64().unwrap_or(0),
@@ -152,8 +121,7 @@ impl Node {
     }
 
     pub fn rpc(&self, method: &str, params: Value) -> Value {
-        self.try_rpc(method, params)
-            .unwrap_or_else(|e| panic!("{method} failed: {e:?}"))
+        self.try_rpc(method, params).unwrap_or_else(|e| panic!("{method} failed: {e:?}"))
     }
 
     pub fn block_number(&self) -> u64 {
@@ -161,20 +129,14 @@ impl Node {
     }
 
     pub fn wait_for_block(&self, n: u64) {
-        wait_until(&format!("block {n}"), Duration::from_secs(30), || {
-            (self.block_number() >= n).then_some(())
-        });
+        wait_until(&format!("block {n}"), Duration::from_secs(30), || (self.block_number() >= n).then_some(()));
     }
 
     pub fn wait_for_receipt(&self, hash: &str) -> Value {
-        wait_until(
-            &format!("receipt of {hash}"),
-            Duration::from_secs(30),
-            || {
-                let r = self.rpc("eth_getTransactionReceipt", json!([hash]));
-                (!r.is_null()).then_some(r)
-            },
-        )
+        wait_until(&format!("receipt of {hash}"), Duration::from_secs(30), || {
+            let r = self.rpc("eth_getTransactionReceipt", json!([hash]));
+            (!r.is_null()).then_some(r)
+        })
     }
 
     pub fn metrics(&self) -> String {
@@ -189,15 +151,11 @@ impl Drop for Node {
 }
 
 pub fn hex_u64(v: &Value) -> u64 {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("not a hex string: {v}"));
+    let s = v.as_str().unwrap_or_else(|| panic!("not a hex string: {v}"));
     u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 pub fn hex_u128(v: &Value) -> u128 {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("not a hex string: {v}"));
+    let s = v.as_str().unwrap_or_else(|| panic!("not a hex string: {v}"));
     u128::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s}: {e}"))
 }

@@ -1,17 +1,20 @@
-use super::messages::{CommittedBlock, ConsensusHandle};
+use super::messages::{CommittedBlock, ConsensusHandle, FromNetwork, SyncedBlocks};
 use crate::executor::ExecutorHandle;
 use crate::hvm::execute::ProposalFields;
 use crate::hvm::fees::next_base_fee;
 use crate::hvm::ExecutedBlock;
 use crate::mempool::MempoolHandle;
+use crate::network::NetworkHandle;
 use actix::prelude::*;
 use alloy_primitives::{Address, B256};
+use bss_consensus::native::NativeMessage;
+use bss_consensus::CommitProof;
 use bss_consensus::{Block, BlockHeader, Certificate, Effect, Engine, Input};
 use bss_storage::{CommitBatch, StorageHandle};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 #[derive(Clone, Debug)]
 pub struct ConsensusConfig {
@@ -19,11 +22,14 @@ pub struct ConsensusConfig {
     pub min_base_fee: u64,
     /// Most transactions a proposal takes from the mempool.
     pub max_block_txs: usize,
+    /// How far ahead of this node's clock a proposal's timestamp may be.
+    pub max_clock_drift: Duration,
 }
 
-pub struct ConsensusActor<E: Engine> {
+pub struct ConsensusActor<E: Engine<Message = NativeMessage>> {
     engine: E,
     cfg: ConsensusConfig,
+    network: Option<NetworkHandle>,
     executor: ExecutorHandle,
     mempool: MempoolHandle,
     storage: StorageHandle,
@@ -34,28 +40,30 @@ pub struct ConsensusActor<E: Engine> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-impl<E: Engine + Unpin> ConsensusActor<E> {
-    pub fn new(
-        engine: E,
-        cfg: ConsensusConfig,
-        executor: ExecutorHandle,
-        mempool: MempoolHandle,
-        storage: StorageHandle,
-        handle: ConsensusHandle,
-    ) -> Self {
+/// What the consensus actor drives and talks to.
+pub struct ConsensusParts {
+    pub cfg: ConsensusConfig,
+    pub executor: ExecutorHandle,
+    pub mempool: MempoolHandle,
+    pub storage: StorageHandle,
+    pub handle: ConsensusHandle,
+    /// None for a federation of one.
+    pub network: Option<NetworkHandle>,
+}
+
+impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
+    pub fn new(engine: E, p: ConsensusParts) -> Self {
         Self {
             engine,
-            cfg,
-            executor,
-            mempool,
-            storage,
-            handle,
+            cfg: p.cfg,
+            network: p.network,
+            executor: p.executor,
+            mempool: p.mempool,
+            storage: p.storage,
+            handle: p.handle,
             executed: HashMap::new(),
             queue: VecDeque::new(),
             busy: false,
@@ -78,66 +86,77 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
                 Effect::RequestProposal { round, parent } => self.propose(round, parent, ctx),
                 Effect::RequestValidation { block } => self.validate(block, ctx),
                 Effect::PersistSafety(safety) => {
-                    self.busy = true;
                     let storage = self.storage.clone();
-                    ctx.wait(
-                        async move { storage.put_safety(safety).await }
-                            .into_actor(self)
-                            .map(|res, act, ctx| {
-                                if let Err(e) = res {
-                                    fatal(&format!("persisting safety data failed: {e}"));
-                                    return;
-                                }
-                                act.busy = false;
-                                act.drive(ctx);
-                            }),
+                    self.wait_for(ctx, "persisting safety data", async move { storage.put_safety(safety).await });
+                }
+                Effect::PersistBlock(block) => {
+                    let storage = self.storage.clone();
+                    self.wait_for(
+                        ctx,
+                        "persisting a block before voting",
+                        async move { storage.put_pending(block).await },
                     );
                 }
-                Effect::Commit { block, certificate } => self.commit(block, certificate, ctx),
+                Effect::Commit { block, certificate, proof } => self.commit(block, certificate, proof, ctx),
                 Effect::ScheduleTimer { kind, after } => {
-                    ctx.run_later(after, move |act, ctx| {
-                        act.input(Input::TimerFired(kind), ctx)
-                    });
+                    ctx.run_later(after, move |act, ctx| act.input(Input::TimerFired(kind), ctx));
                 }
-                Effect::Broadcast(m) | Effect::Send { message: m, .. } => {
-                    warn!(target: "consensus", message = ?m, "engine sent a message but this node has no operator network");
+                Effect::Broadcast(m) => match &self.network {
+                    Some(n) => n.broadcast_consensus(m),
+                    None => debug!(target: "consensus", "no other operators to broadcast to"),
+                },
+                Effect::Send { to, message } => {
+                    if let Some(n) = &self.network {
+                        n.send_consensus(to, message);
+                    }
+                }
+                Effect::RequestSync { peer, from_number } => {
+                    if let Some(n) = &self.network {
+                        metrics::counter!("bss_consensus_sync_requests_total").increment(1);
+                        n.request_sync(peer, from_number);
+                    }
                 }
             }
         }
     }
 
+    /// Runs a storage write that must finish before any later effect (persist-before-sign).
+    /// A failure is fatal.
+    fn wait_for<F>(&mut self, ctx: &mut Context<Self>, what: &'static str, fut: F)
+    where
+        F: std::future::Future<Output = Result<(), bss_storage::StorageError>> + 'static,
+    {
+        self.busy = true;
+        ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
+            if let Err(e) = res {
+                fatal(&format!("{what} failed: {e}"));
+                return;
+            }
+            act.busy = false;
+            act.drive(ctx);
+        }));
+    }
+
     fn propose(&mut self, round: u64, parent: BlockHeader, ctx: &mut Context<Self>) {
         let executor = self.executor.clone();
         let mempool = self.mempool.clone();
-        let base_fee = next_base_fee(
-            parent.base_fee,
-            parent.gas_used,
-            parent.gas_limit,
-            self.cfg.min_base_fee,
-        );
+        let base_fee = next_base_fee(parent.base_fee, parent.gas_used, parent.gas_limit, self.cfg.min_base_fee);
         let max_txs = self.cfg.max_block_txs;
         let fields = ProposalFields {
             round,
             proposer: self.cfg.operator_index,
             timestamp_ms: now_ms(),
-            btc: bss_consensus::BtcAttributes {
-                headers: vec![],
-                ..parent.btc.clone()
-            },
+            btc: bss_consensus::BtcAttributes { headers: vec![], ..parent.btc.clone() },
         };
         let parent_hash = parent.hash();
         let gas_limit = parent.gas_limit;
         let fut = async move {
-            let candidates = mempool
-                .select(base_fee, gas_limit, max_txs)
-                .await
-                .unwrap_or_default();
+            let candidates = mempool.select(base_fee, gas_limit, max_txs).await.unwrap_or_default();
             executor.build(parent_hash, fields, candidates).await
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(executed) => {
-                act.mempool
-                    .drop_invalid(executed.rejected.iter().map(|(h, _)| *h).collect());
+                act.mempool.drop_invalid(executed.rejected.iter().map(|(h, _)| *h).collect());
                 let block = executed.block.clone();
                 act.executed.insert(block.hash(), executed);
                 act.input(Input::ProposalReady { round, block }, ctx);
@@ -155,23 +174,26 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
     fn validate(&mut self, block: Block, ctx: &mut Context<Self>) {
         let executor = self.executor.clone();
         let block_hash = block.hash();
-        ctx.spawn(
-            async move { executor.validate(block, vec![]).await }
-                .into_actor(self)
-                .map(move |res, act, ctx| {
-                    let result = match res {
-                        Ok(executed) => {
-                            act.executed.insert(block_hash, executed);
-                            Ok(())
-                        }
-                        Err(e) => Err(e.to_string()),
-                    };
-                    act.input(Input::ValidationDone { block_hash, result }, ctx);
-                }),
-        );
+        let limit = now_ms() + self.cfg.max_clock_drift.as_millis() as u64;
+        if block.header.timestamp_ms > limit {
+            let ahead = block.header.timestamp_ms - now_ms();
+            let result = Err(format!("timestamp is {ahead} ms ahead of this node's clock"));
+            self.input(Input::ValidationDone { block_hash, result }, ctx);
+            return;
+        }
+        ctx.spawn(async move { executor.validate(block, vec![]).await }.into_actor(self).map(move |res, act, ctx| {
+            let result = match res {
+                Ok(executed) => {
+                    act.executed.insert(block_hash, executed);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            act.input(Input::ValidationDone { block_hash, result }, ctx);
+        }));
     }
 
-    fn commit(&mut self, block: Block, certificate: Certificate, ctx: &mut Context<Self>) {
+    fn commit(&mut self, block: Block, certificate: Certificate, proof: Option<CommitProof>, ctx: &mut Context<Self>) {
         self.busy = true;
         let hash = block.hash();
         let known = self.executed.remove(&hash);
@@ -180,22 +202,17 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
         let fut = async move {
             let executed = match known {
                 Some(e) => e,
-                None => executor
-                    .validate(block, vec![])
-                    .await
-                    .map_err(|e| e.to_string())?,
+                None => executor.validate(block, vec![]).await.map_err(|e| e.to_string())?,
             };
             let batch = CommitBatch {
                 block: executed.block.clone(),
                 certificate,
+                proof,
                 body: executed.body.clone(),
                 receipts: executed.receipts.clone(),
                 changes: executed.changes.clone(),
             };
-            storage
-                .commit(batch)
-                .await
-                .map_err(|e| format!("storage: {e}"))?;
+            storage.commit(batch).await.map_err(|e| format!("storage: {e}"))?;
             executor.committed(hash).await.map_err(|e| e.to_string())?;
             Ok::<_, String>(executed)
         };
@@ -214,18 +231,10 @@ impl<E: Engine + Unpin> ConsensusActor<E> {
         let number = header.number;
         self.executed.retain(|_, e| e.block.number() > number);
         // Senders' next nonces, from the committed state changes.
-        let nonces: HashMap<Address, u64> = executed
-            .changes
-            .accounts
-            .iter()
-            .map(|(a, rec)| (*a, rec.as_ref().map_or(0, |r| r.nonce)))
-            .collect();
-        let mut advanced: Vec<(Address, u64)> = executed
-            .body
-            .senders
-            .iter()
-            .filter_map(|s| nonces.get(s).map(|n| (*s, *n)))
-            .collect();
+        let nonces: HashMap<Address, u64> =
+            executed.changes.accounts.iter().map(|(a, rec)| (*a, rec.as_ref().map_or(0, |r| r.nonce))).collect();
+        let mut advanced: Vec<(Address, u64)> =
+            executed.body.senders.iter().filter_map(|s| nonces.get(s).map(|n| (*s, *n))).collect();
         advanced.sort();
         advanced.dedup();
         self.mempool.committed(advanced);
@@ -256,7 +265,23 @@ fn fatal(reason: &str) {
     System::current().stop_with_code(2);
 }
 
-impl<E: Engine + Unpin> Actor for ConsensusActor<E> {
+impl<E: Engine<Message = NativeMessage> + Unpin> Handler<FromNetwork> for ConsensusActor<E> {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromNetwork, ctx: &mut Self::Context) {
+        self.input(Input::Message { from: msg.from, message: msg.message }, ctx);
+    }
+}
+
+impl<E: Engine<Message = NativeMessage> + Unpin> Handler<SyncedBlocks> for ConsensusActor<E> {
+    type Result = ();
+
+    fn handle(&mut self, msg: SyncedBlocks, ctx: &mut Self::Context) {
+        self.input(Input::Synced { from: msg.from, blocks: msg.blocks, headers: msg.headers, proof: msg.proof }, ctx);
+    }
+}
+
+impl<E: Engine<Message = NativeMessage> + Unpin> Actor for ConsensusActor<E> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {

@@ -20,56 +20,30 @@ pub struct ExecutorActor {
 
 impl ExecutorActor {
     pub fn new(spec: ChainSpec, reader: StoreReader, head: BlockHeader, head_acc: LtHash) -> Self {
-        Self {
-            spec,
-            reader,
-            head,
-            head_acc,
-            pending: HashMap::new(),
-        }
+        Self { spec, reader, head, head_acc, pending: HashMap::new() }
     }
 
     /// The state after `parent`: committed state plus the uncommitted blocks leading to it.
-    fn state_at(
-        &self,
-        parent: &B256,
-    ) -> Result<(LayeredState, BlockHeader, LtHash), ExecutorError> {
+    fn state_at(&self, parent: &B256) -> Result<(LayeredState, BlockHeader, LtHash), ExecutorError> {
         let head_hash = self.head.hash();
         if *parent == head_hash {
-            let state = LayeredState {
-                base: self.reader.clone(),
-                layers: vec![],
-            };
+            let state = LayeredState { base: self.reader.clone(), layers: vec![] };
             return Ok((state, self.head.clone(), self.head_acc.clone()));
         }
-        let tip = self
-            .pending
-            .get(parent)
-            .ok_or(ExecutorError::UnknownParent(*parent))?;
+        let tip = self.pending.get(parent).ok_or(ExecutorError::UnknownParent(*parent))?;
         let mut layers = vec![tip.diff.clone()];
         let mut cursor = tip.block.header.parent_hash;
         while cursor != head_hash {
-            let b = self
-                .pending
-                .get(&cursor)
-                .ok_or(ExecutorError::UnknownParent(cursor))?;
+            let b = self.pending.get(&cursor).ok_or(ExecutorError::UnknownParent(cursor))?;
             layers.push(b.diff.clone());
             cursor = b.block.header.parent_hash;
         }
         layers.reverse();
-        let state = LayeredState {
-            base: self.reader.clone(),
-            layers,
-        };
+        let state = LayeredState { base: self.reader.clone(), layers };
         Ok((state, tip.block.header.clone(), tip.accumulator.clone()))
     }
 
-    fn record(
-        &mut self,
-        executed: ExecutedBlock,
-        started: Instant,
-        kind: &'static str,
-    ) -> Arc<ExecutedBlock> {
+    fn record(&mut self, executed: ExecutedBlock, started: Instant, kind: &'static str) -> Arc<ExecutedBlock> {
         let secs = started.elapsed().as_secs_f64();
         metrics::histogram!("bss_execution_seconds", "kind" => kind).record(secs);
         debug!(target: "executor", kind, number = executed.block.number(), txs = executed.block.transactions.len(), secs, "executed");
@@ -91,8 +65,7 @@ impl Handler<Build> for ExecutorActor {
         let _g = span.enter();
         let started = Instant::now();
         let (state, parent, acc) = self.state_at(&msg.parent)?;
-        let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
-            .build(&msg.fields, msg.candidates)?;
+        let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc).build(&msg.fields, msg.candidates)?;
         Ok(self.record(executed, started, "build"))
     }
 }
@@ -105,28 +78,25 @@ impl Handler<Validate> for ExecutorActor {
         if let Some(done) = self.pending.get(&hash) {
             return Ok(done.clone());
         }
-        let span = info_span!(target: "executor", "validate", number = msg.block.number(), round = msg.block.header.round);
+        let span =
+            info_span!(target: "executor", "validate", number = msg.block.number(), round = msg.block.header.round);
         let _g = span.enter();
         let started = Instant::now();
-        let known: HashMap<B256, Arc<SignedTx>> =
-            msg.known.into_iter().map(|t| (t.hash, t)).collect();
+        let known: HashMap<B256, Arc<SignedTx>> = msg.known.into_iter().map(|t| (t.hash, t)).collect();
         let mut txs = Vec::with_capacity(msg.block.transactions.len());
         for (index, raw) in msg.block.transactions.iter().enumerate() {
             let hash = alloy_primitives::keccak256(raw);
             match known.get(&hash) {
                 Some(t) => txs.push(t.clone()),
-                None => txs.push(Arc::new(SignedTx::decode(raw).map_err(|e| {
-                    ExecutionError::Undecodable {
-                        number: msg.block.number(),
-                        index,
-                        reason: e.to_string(),
-                    }
+                None => txs.push(Arc::new(SignedTx::decode(raw).map_err(|e| ExecutionError::Undecodable {
+                    number: msg.block.number(),
+                    index,
+                    reason: e.to_string(),
                 })?)),
             }
         }
         let (state, parent, acc) = self.state_at(&msg.block.header.parent_hash)?;
-        let executed =
-            BlockBuilder::new(&self.spec, &state, &parent, &acc).validate(&msg.block, txs)?;
+        let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc).validate(&msg.block, txs)?;
         Ok(self.record(executed, started, "validate"))
     }
 }

@@ -56,31 +56,14 @@ impl ExecutorHandle {
         fields: ProposalFields,
         candidates: Vec<Arc<SignedTx>>,
     ) -> Result<Arc<ExecutedBlock>, ExecutorError> {
-        self.addr
-            .send(Build {
-                parent,
-                fields,
-                candidates,
-            })
-            .await
-            .map_err(|_| ExecutorError::Gone)?
+        self.addr.send(Build { parent, fields, candidates }).await.map_err(|_| ExecutorError::Gone)?
     }
 
-    pub async fn validate(
-        &self,
-        block: Block,
-        known: Vec<Arc<SignedTx>>,
-    ) -> Result<Arc<ExecutedBlock>, ExecutorError> {
-        self.addr
-            .send(Validate { block, known })
-            .await
-            .map_err(|_| ExecutorError::Gone)?
+    pub async fn validate(&self, block: Block, known: Vec<Arc<SignedTx>>) -> Result<Arc<ExecutedBlock>, ExecutorError> {
+        self.addr.send(Validate { block, known }).await.map_err(|_| ExecutorError::Gone)?
     }
 
     pub async fn committed(&self, hash: B256) -> Result<(), ExecutorError> {
-        self.addr
-            .send(Committed { hash })
-            .await
-            .map_err(|_| ExecutorError::Gone)
+        self.addr.send(Committed { hash }).await.map_err(|_| ExecutorError::Gone)
     }
 }

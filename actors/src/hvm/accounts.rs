@@ -38,8 +38,7 @@ impl std::fmt::Debug for DevKey {
 
 impl DevKey {
     pub fn from_secret(bytes: [u8; 32]) -> Result<Self, KeyError> {
-        let secret =
-            SecretKey::from_byte_array(bytes).map_err(|e| KeyError::Secret(e.to_string()))?;
+        let secret = SecretKey::from_byte_array(bytes).map_err(|e| KeyError::Secret(e.to_string()))?;
         let pk = PublicKey::from_secret_key_global(&secret);
         let address = Address::from_slice(&keccak256(&pk.serialize_uncompressed()[1..])[12..]);
         Ok(Self { secret, address })
@@ -72,11 +71,8 @@ impl DevKey {
         let sig = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(hash.0), &self.secret);
         let (recid, compact) = sig.serialize_compact();
         let y_parity = i32::from(recid) == 1;
-        let signature = Signature::new(
-            U256::from_be_slice(&compact[..32]),
-            U256::from_be_slice(&compact[32..]),
-            y_parity,
-        );
+        let signature =
+            Signature::new(U256::from_be_slice(&compact[..32]), U256::from_be_slice(&compact[32..]), y_parity);
         TxEnvelope::from(tx.into_signed(signature))
     }
 
@@ -92,19 +88,16 @@ impl DevKey {
 
 /// The first `count` accounts of a BIP-39 mnemonic along m/44'/60'/0'/0/i.
 pub fn derive_accounts(mnemonic: &str, count: usize) -> Result<Vec<DevKey>, KeyError> {
-    let m = bip39::Mnemonic::parse_normalized(mnemonic)
-        .map_err(|e| KeyError::Mnemonic(e.to_string()))?;
+    let m = bip39::Mnemonic::parse_normalized(mnemonic).map_err(|e| KeyError::Mnemonic(e.to_string()))?;
     let seed = m.to_seed("");
-    let master = Xpriv::new_master(bitcoin::NetworkKind::Main, &seed)
-        .map_err(|e| KeyError::Derivation(e.to_string()))?;
+    let master =
+        Xpriv::new_master(bitcoin::NetworkKind::Main, &seed).map_err(|e| KeyError::Derivation(e.to_string()))?;
     let secp = bitcoin::secp256k1::Secp256k1::new();
     (0..count)
         .map(|i| {
             let path = DerivationPath::from_str(&format!("m/44'/60'/0'/0/{i}"))
                 .map_err(|e| KeyError::Derivation(e.to_string()))?;
-            let child = master
-                .derive_priv(&secp, &path)
-                .map_err(|e| KeyError::Derivation(e.to_string()))?;
+            let child = master.derive_priv(&secp, &path).map_err(|e| KeyError::Derivation(e.to_string()))?;
             DevKey::from_secret(child.private_key.secret_bytes())
         })
         .collect()
@@ -120,18 +113,9 @@ mod tests {
     #[test]
     fn dev_mnemonic_gives_the_well_known_accounts() {
         let keys = derive_accounts(DEV_MNEMONIC, 3).expect("derive");
-        assert_eq!(
-            keys[0].address,
-            address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
-        );
-        assert_eq!(
-            keys[1].address,
-            address!("70997970C51812dc3A010C7d01b50e0d17dc79C8")
-        );
-        assert_eq!(
-            keys[2].address,
-            address!("3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")
-        );
+        assert_eq!(keys[0].address, address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+        assert_eq!(keys[1].address, address!("70997970C51812dc3A010C7d01b50e0d17dc79C8"));
+        assert_eq!(keys[2].address, address!("3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"));
     }
 
     #[test]
@@ -157,15 +141,9 @@ mod tests {
             to: TxKind::Call(Address::ZERO),
             ..Default::default()
         });
-        assert_eq!(
-            SignedTx::decode(&legacy).expect("decode").sender,
-            key.address
-        );
+        assert_eq!(SignedTx::decode(&legacy).expect("decode").sender, key.address);
         let mut bad = raw.to_vec();
         bad.truncate(bad.len() - 3);
-        assert!(matches!(
-            SignedTx::decode(&bad),
-            Err(crate::hvm::TxError::Decode(_))
-        ));
+        assert!(matches!(SignedTx::decode(&bad), Err(crate::hvm::TxError::Decode(_))));
     }
 }

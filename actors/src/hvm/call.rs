@@ -42,9 +42,7 @@ pub enum CallOutcome {
 impl CallOutcome {
     pub fn gas_used(&self) -> u64 {
         match self {
-            Self::Success { gas_used, .. }
-            | Self::Revert { gas_used, .. }
-            | Self::Halt { gas_used, .. } => *gas_used,
+            Self::Success { gas_used, .. } | Self::Revert { gas_used, .. } | Self::Halt { gas_used, .. } => *gas_used,
         }
     }
 }
@@ -80,11 +78,7 @@ pub fn call<S: StateSource>(
     cfg.disable_nonce_check = true;
     let mut block = block_env(head, spec.fee_recipient);
     block.number = U256::from(head.number + 1);
-    let mut evm = Context::mainnet()
-        .with_db(WriteSet::new(state))
-        .with_block(block)
-        .with_cfg(cfg)
-        .build_mainnet();
+    let mut evm = Context::mainnet().with_db(WriteSet::new(state)).with_block(block).with_cfg(cfg).build_mainnet();
     let result = match evm.transact(tx) {
         Ok(r) => r.result,
         Err(EVMError::Database(e)) => return Err(e.into()),
@@ -93,15 +87,9 @@ pub fn call<S: StateSource>(
     };
     let gas_used = result.tx_gas_used();
     Ok(match result {
-        ExecutionResult::Success { output, .. } => CallOutcome::Success {
-            output: output.into_data(),
-            gas_used,
-        },
+        ExecutionResult::Success { output, .. } => CallOutcome::Success { output: output.into_data(), gas_used },
         ExecutionResult::Revert { output, .. } => CallOutcome::Revert { output, gas_used },
-        ExecutionResult::Halt { reason, .. } => CallOutcome::Halt {
-            reason: format!("{reason:?}"),
-            gas_used,
-        },
+        ExecutionResult::Halt { reason, .. } => CallOutcome::Halt { reason: format!("{reason:?}"), gas_used },
     })
 }
 
@@ -121,19 +109,13 @@ pub fn estimate_gas<S: StateSource>(
             let mut hi = cap;
             // Refunds and the 63/64 rule mean gas_used may not be enough; search upward from it.
             probe.gas = Some(gas_used);
-            if matches!(
-                call(spec, state, head, &probe)?,
-                CallOutcome::Success { .. }
-            ) {
+            if matches!(call(spec, state, head, &probe)?, CallOutcome::Success { .. }) {
                 return Ok(gas_used);
             }
             while lo + 1 < hi {
                 let mid = lo + (hi - lo) / 2;
                 probe.gas = Some(mid);
-                if matches!(
-                    call(spec, state, head, &probe)?,
-                    CallOutcome::Success { .. }
-                ) {
+                if matches!(call(spec, state, head, &probe)?, CallOutcome::Success { .. }) {
                     hi = mid;
                 } else {
                     lo = mid;
@@ -143,9 +125,7 @@ pub fn estimate_gas<S: StateSource>(
         }
         CallOutcome::Revert { output, .. } => Err(CallError::Invalid(format!(
             "execution reverted{}",
-            super::call::revert_reason(&output)
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
+            super::call::revert_reason(&output).map(|r| format!(": {r}")).unwrap_or_default()
         ))),
         CallOutcome::Halt { reason, .. } => Err(CallError::Invalid(format!(
             "gas required exceeds allowance ({cap}) or always failing transaction: {reason}"

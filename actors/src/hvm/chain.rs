@@ -41,11 +41,7 @@ impl Genesis {
         alloc.sort();
         alloc.dedup_by(|a, b| a.0 == b.0);
         for (addr, balance) in &alloc {
-            let rec = AccountRecord {
-                nonce: 0,
-                balance: *balance,
-                code_hash: KECCAK_EMPTY,
-            };
+            let rec = AccountRecord { nonce: 0, balance: *balance, code_hash: KECCAK_EMPTY };
             acc.add_account(addr, &account_value(0, balance, &KECCAK_EMPTY));
             accounts.push((*addr, Some(rec)));
         }
@@ -65,21 +61,7 @@ impl Genesis {
             btc: BtcAttributes::default(),
             anchors: vec![],
         };
-        let changes = StateChanges {
-            accounts,
-            storage: vec![],
-            codes: vec![],
-            state_accumulator: acc.to_bytes(),
-        };
-        (
-            GenesisBatch {
-                block: Block {
-                    header,
-                    transactions: vec![],
-                },
-                changes,
-            },
-            acc,
-        )
+        let changes = StateChanges { accounts, storage: vec![], codes: vec![], state_accumulator: acc.to_bytes() };
+        (GenesisBatch { block: Block { header, transactions: vec![] }, changes }, acc)
     }
 }

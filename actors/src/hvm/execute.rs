@@ -28,27 +28,11 @@ pub enum ExecutionError {
     #[error("state: {0}")]
     State(#[from] StateError),
     #[error("block {number}: transaction {index} ({hash}) is invalid: {reason}")]
-    InvalidTransaction {
-        number: u64,
-        index: usize,
-        hash: B256,
-        reason: String,
-    },
+    InvalidTransaction { number: u64, index: usize, hash: B256, reason: String },
     #[error("block {number}: transaction {index} could not be decoded: {reason}")]
-    Undecodable {
-        number: u64,
-        index: usize,
-        reason: String,
-    },
-    #[error(
-        "block {number}: header field {field} mismatch: proposed {proposed}, computed {computed}"
-    )]
-    Mismatch {
-        number: u64,
-        field: &'static str,
-        proposed: String,
-        computed: String,
-    },
+    Undecodable { number: u64, index: usize, reason: String },
+    #[error("block {number}: header field {field} mismatch: proposed {proposed}, computed {computed}")]
+    Mismatch { number: u64, field: &'static str, proposed: String, computed: String },
     #[error("block {number}: gas used {used} exceeds the gas limit {limit}")]
     GasLimit { number: u64, used: u64, limit: u64 },
     #[error("evm: {0}")]
@@ -100,9 +84,7 @@ pub fn tx_env(tx: &SignedTx, chain_id: u64) -> TxEnv {
         data: tx.input().clone(),
         nonce: tx.nonce(),
         chain_id: Some(chain_id),
-        access_list: alloy_consensus::Transaction::access_list(&tx.envelope)
-            .cloned()
-            .unwrap_or_default(),
+        access_list: alloy_consensus::Transaction::access_list(&tx.envelope).cloned().unwrap_or_default(),
         gas_priority_fee: priority,
         ..Default::default()
     }
@@ -132,18 +114,8 @@ enum Mode {
 }
 
 impl<'a, S: StateSource> BlockBuilder<'a, S> {
-    pub fn new(
-        spec: &'a ChainSpec,
-        state: &'a S,
-        parent: &'a BlockHeader,
-        parent_acc: &'a LtHash,
-    ) -> Self {
-        Self {
-            spec,
-            state,
-            parent,
-            parent_acc,
-        }
+    pub fn new(spec: &'a ChainSpec, state: &'a S, parent: &'a BlockHeader, parent_acc: &'a LtHash) -> Self {
+        Self { spec, state, parent, parent_acc }
     }
 
     fn header_template(&self, fields: &ProposalFields) -> BlockHeader {
@@ -181,11 +153,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
     }
 
     /// Replica: re-executes `block` and checks every derived header field against its own result.
-    pub fn validate(
-        &self,
-        block: &Block,
-        txs: Vec<Arc<SignedTx>>,
-    ) -> Result<ExecutedBlock, ExecutionError> {
+    pub fn validate(&self, block: &Block, txs: Vec<Arc<SignedTx>>) -> Result<ExecutedBlock, ExecutionError> {
         let p = &block.header;
         let expected = self.header_template(&ProposalFields {
             round: p.round,
@@ -200,55 +168,27 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             computed: b,
         };
         if p.chain_id != expected.chain_id {
-            return Err(mismatch(
-                "chain_id",
-                p.chain_id.to_string(),
-                expected.chain_id.to_string(),
-            ));
+            return Err(mismatch("chain_id", p.chain_id.to_string(), expected.chain_id.to_string()));
         }
         if p.number != expected.number {
-            return Err(mismatch(
-                "number",
-                p.number.to_string(),
-                expected.number.to_string(),
-            ));
+            return Err(mismatch("number", p.number.to_string(), expected.number.to_string()));
         }
         if p.parent_hash != expected.parent_hash {
-            return Err(mismatch(
-                "parent_hash",
-                p.parent_hash.to_string(),
-                expected.parent_hash.to_string(),
-            ));
+            return Err(mismatch("parent_hash", p.parent_hash.to_string(), expected.parent_hash.to_string()));
         }
         if p.timestamp_ms != expected.timestamp_ms {
-            return Err(mismatch(
-                "timestamp_ms",
-                p.timestamp_ms.to_string(),
-                expected.timestamp_ms.to_string(),
-            ));
+            return Err(mismatch("timestamp_ms", p.timestamp_ms.to_string(), expected.timestamp_ms.to_string()));
         }
         if p.gas_limit != expected.gas_limit {
-            return Err(mismatch(
-                "gas_limit",
-                p.gas_limit.to_string(),
-                expected.gas_limit.to_string(),
-            ));
+            return Err(mismatch("gas_limit", p.gas_limit.to_string(), expected.gas_limit.to_string()));
         }
         if p.base_fee != expected.base_fee {
-            return Err(mismatch(
-                "base_fee",
-                p.base_fee.to_string(),
-                expected.base_fee.to_string(),
-            ));
+            return Err(mismatch("base_fee", p.base_fee.to_string(), expected.base_fee.to_string()));
         }
         let executed = self.run(expected, txs.into_iter(), Mode::Validate)?;
         let c = &executed.block.header;
         for (field, a, b) in [
-            (
-                "transactions_root",
-                p.transactions_root,
-                c.transactions_root,
-            ),
+            ("transactions_root", p.transactions_root, c.transactions_root),
             ("receipts_root", p.receipts_root, c.receipts_root),
             ("state_root", p.state_root, c.state_root),
         ] {
@@ -257,18 +197,10 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             }
         }
         if p.gas_used != c.gas_used {
-            return Err(mismatch(
-                "gas_used",
-                p.gas_used.to_string(),
-                c.gas_used.to_string(),
-            ));
+            return Err(mismatch("gas_used", p.gas_used.to_string(), c.gas_used.to_string()));
         }
         if p.anchors != c.anchors {
-            return Err(mismatch(
-                "anchors",
-                format!("{:?}", p.anchors),
-                format!("{:?}", c.anchors),
-            ));
+            return Err(mismatch("anchors", format!("{:?}", p.anchors), format!("{:?}", c.anchors)));
         }
         Ok(executed)
     }
@@ -327,11 +259,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             let gas_used = exec.tx_gas_used();
             cumulative += gas_used;
             if cumulative > header.gas_limit {
-                return Err(ExecutionError::GasLimit {
-                    number,
-                    used: cumulative,
-                    limit: header.gas_limit,
-                });
+                return Err(ExecutionError::GasLimit { number, used: cumulative, limit: header.gas_limit });
             }
             receipts.push(receipt_record(&tx, &exec, cumulative, header.base_fee));
             included.push(tx);
@@ -342,10 +270,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         let (finished, roots) = std::thread::scope(|s| {
             let tries = s.spawn(|| {
                 let envelopes: Vec<&TxEnvelope> = included.iter().map(|t| &t.envelope).collect();
-                (
-                    calculate_transaction_root(&envelopes),
-                    receipts_root(&included, &receipts),
-                )
+                (calculate_transaction_root(&envelopes), receipts_root(&included, &receipts))
             });
             let finished = ws.finish(self.parent_acc, number);
             (finished, tries.join())
@@ -357,10 +282,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         header.receipts_root = receipts_root;
         header.state_root = acc.root();
         header.gas_used = cumulative;
-        let block = Block {
-            header,
-            transactions: included.iter().map(|t| t.raw.clone()).collect(),
-        };
+        let block = Block { header, transactions: included.iter().map(|t| t.raw.clone()).collect() };
         let mut diff = diff;
         diff.hash = block.hash();
         let body = BlockBody {
@@ -368,15 +290,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             tx_hashes: included.iter().map(|t| t.hash).collect(),
             senders: included.iter().map(|t| t.sender).collect(),
         };
-        Ok(ExecutedBlock {
-            block,
-            body,
-            receipts,
-            changes,
-            diff: Arc::new(diff),
-            accumulator: acc,
-            rejected,
-        })
+        Ok(ExecutedBlock { block, body, receipts, changes, diff: Arc::new(diff), accumulator: acc, rejected })
     }
 }
 
@@ -388,27 +302,16 @@ fn invalid_reason(e: &InvalidTransaction) -> String {
         InvalidTransaction::NonceTooHigh { tx, state } => {
             format!("nonce too high: tx {tx} state {state}")
         }
-        InvalidTransaction::LackOfFundForMaxFee { .. } => {
-            "insufficient funds for gas * price + value".into()
-        }
+        InvalidTransaction::LackOfFundForMaxFee { .. } => "insufficient funds for gas * price + value".into(),
         other => other.to_string(),
     }
 }
 
-fn receipt_record(
-    tx: &SignedTx,
-    exec: &ExecutionResult,
-    cumulative: u64,
-    base_fee: u64,
-) -> ReceiptRecord {
+fn receipt_record(tx: &SignedTx, exec: &ExecutionResult, cumulative: u64, base_fee: u64) -> ReceiptRecord {
     let logs = exec
         .logs()
         .iter()
-        .map(|l| LogRecord {
-            address: l.address,
-            topics: l.topics().to_vec(),
-            data: l.data.data.clone(),
-        })
+        .map(|l| LogRecord { address: l.address, topics: l.topics().to_vec(), data: l.data.data.clone() })
         .collect();
     ReceiptRecord {
         tx_type: tx.tx_type(),
@@ -433,13 +336,7 @@ pub fn receipts_root(txs: &[Arc<SignedTx>], receipts: &[ReceiptRecord]) -> B256 
                 logs: r
                     .logs
                     .iter()
-                    .map(|l| {
-                        alloy_primitives::Log::new_unchecked(
-                            l.address,
-                            l.topics.clone(),
-                            l.data.clone(),
-                        )
-                    })
+                    .map(|l| alloy_primitives::Log::new_unchecked(l.address, l.topics.clone(), l.data.clone()))
                     .collect(),
             }
             .with_bloom();

@@ -38,23 +38,13 @@ fn node() -> Node {
         spec: spec.clone(),
         base_fee: 1_000,
         timestamp_ms: 0,
-        alloc: keys()
-            .iter()
-            .map(|k| (k.address, U256::from(10u128.pow(20))))
-            .collect(),
+        alloc: keys().iter().map(|k| (k.address, U256::from(10u128.pow(20)))).collect(),
     };
     let (batch, acc) = genesis.build();
     store.init_genesis(5, &batch).expect("genesis");
     let reader = store.reader();
     let storage = StorageService::spawn(store, 4).expect("service");
-    Node {
-        _dir: dir,
-        spec,
-        reader,
-        storage,
-        head: batch.block.header,
-        acc,
-    }
+    Node { _dir: dir, spec, reader, storage, head: batch.block.header, acc }
 }
 
 fn tx(key: &DevKey, nonce: u64, to: TxKind, input: Bytes, value: u64) -> Arc<SignedTx> {
@@ -75,19 +65,7 @@ fn tx(key: &DevKey, nonce: u64, to: TxKind, input: Bytes, value: u64) -> Arc<Sig
 /// Initcode of a contract whose runtime stores calldata[0..32] at slot calldata[32..64].
 fn store_contract() -> Bytes {
     let runtime = [0x60, 0x00, 0x35, 0x60, 0x20, 0x35, 0x55, 0x00];
-    let mut init = vec![
-        0x60,
-        runtime.len() as u8,
-        0x80,
-        0x60,
-        0x0b,
-        0x60,
-        0x00,
-        0x39,
-        0x60,
-        0x00,
-        0xf3,
-    ];
+    let mut init = vec![0x60, runtime.len() as u8, 0x80, 0x60, 0x0b, 0x60, 0x00, 0x39, 0x60, 0x00, 0xf3];
     init.extend_from_slice(&runtime);
     Bytes::from(init)
 }
@@ -102,36 +80,20 @@ fn fields(n: &Node) -> ProposalFields {
 }
 
 fn build(n: &Node, txs: Vec<Arc<SignedTx>>) -> ExecutedBlock {
-    let state = LayeredState {
-        base: n.reader.clone(),
-        layers: vec![],
-    };
-    BlockBuilder::new(&n.spec, &state, &n.head, &n.acc)
-        .build(&fields(n), txs)
-        .expect("build")
+    let state = LayeredState { base: n.reader.clone(), layers: vec![] };
+    BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).build(&fields(n), txs).expect("build")
 }
 
-fn validate(
-    n: &Node,
-    e: &ExecutedBlock,
-    txs: Vec<Arc<SignedTx>>,
-) -> Result<ExecutedBlock, ExecutionError> {
-    let state = LayeredState {
-        base: n.reader.clone(),
-        layers: vec![],
-    };
+fn validate(n: &Node, e: &ExecutedBlock, txs: Vec<Arc<SignedTx>>) -> Result<ExecutedBlock, ExecutionError> {
+    let state = LayeredState { base: n.reader.clone(), layers: vec![] };
     BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).validate(&e.block, txs)
 }
 
 fn commit(n: &mut Node, e: &ExecutedBlock) {
-    let cert = Certificate {
-        chain_id: 5,
-        round: e.block.header.round,
-        block_hash: e.block.hash(),
-        signatures: vec![],
-    };
+    let cert = Certificate { chain_id: 5, round: e.block.header.round, block_hash: e.block.hash(), signatures: vec![] };
     n.storage
         .commit_blocking(CommitBatch {
+            proof: None,
             block: e.block.clone(),
             certificate: cert,
             body: e.body.clone(),
@@ -173,13 +135,7 @@ fn replicas_agree_and_incremental_root_equals_full_recompute() {
         vec![
             tx(&k[0], 1, TxKind::Call(contract), word(1), 0),
             tx(&k[2], 0, TxKind::Call(contract), word(2), 0),
-            tx(
-                &k[3],
-                0,
-                TxKind::Call(Address::repeat_byte(9)),
-                Bytes::new(),
-                1,
-            ),
+            tx(&k[3], 0, TxKind::Call(Address::repeat_byte(9)), Bytes::new(), 1),
         ],
         // Overwrite a slot with zero (a deletion) and another transfer.
         vec![
@@ -195,20 +151,10 @@ fn replicas_agree_and_incremental_root_equals_full_recompute() {
         assert_eq!(checked.block.hash(), built.block.hash());
         commit(&mut a, &built);
         commit(&mut b, &checked);
-        assert_eq!(
-            from_scratch(&a.reader).root(),
-            a.head.state_root,
-            "incremental root drifted"
-        );
+        assert_eq!(from_scratch(&a.reader).root(), a.head.state_root, "incremental root drifted");
     }
-    assert_eq!(
-        a.reader.storage(&contract, &U256::from(2)).expect("slot"),
-        U256::from(2)
-    );
-    assert_eq!(
-        a.reader.storage(&contract, &U256::ZERO).expect("slot"),
-        U256::ZERO
-    );
+    assert_eq!(a.reader.storage(&contract, &U256::from(2)).expect("slot"), U256::from(2));
+    assert_eq!(a.reader.storage(&contract, &U256::ZERO).expect("slot"), U256::ZERO);
 }
 
 #[test]
@@ -219,39 +165,18 @@ fn replicas_refuse_wrong_roots_and_invalid_txs() {
     let built = build(&a, txs.clone());
     let mut forged = built.clone();
     forged.block.header.state_root = alloy_primitives::B256::repeat_byte(1);
-    assert!(matches!(
-        validate(&b, &forged, txs.clone()),
-        Err(ExecutionError::Mismatch {
-            field: "state_root",
-            ..
-        })
-    ));
+    assert!(matches!(validate(&b, &forged, txs.clone()), Err(ExecutionError::Mismatch { field: "state_root", .. })));
     let mut gas = built.clone();
     gas.block.header.gas_used += 1;
-    assert!(matches!(
-        validate(&b, &gas, txs.clone()),
-        Err(ExecutionError::Mismatch {
-            field: "gas_used",
-            ..
-        })
-    ));
+    assert!(matches!(validate(&b, &gas, txs.clone()), Err(ExecutionError::Mismatch { field: "gas_used", .. })));
     let mut fee = built.clone();
     fee.block.header.base_fee += 1;
-    assert!(matches!(
-        validate(&b, &fee, txs.clone()),
-        Err(ExecutionError::Mismatch {
-            field: "base_fee",
-            ..
-        })
-    ));
+    assert!(matches!(validate(&b, &fee, txs.clone()), Err(ExecutionError::Mismatch { field: "base_fee", .. })));
     // A proposal carrying a transaction that cannot execute (nonce gap) is invalid.
     let gap = vec![tx(&k[0], 5, TxKind::Call(k[1].address), Bytes::new(), 1)];
     let mut bad = built.clone();
     bad.block.transactions = gap.iter().map(|t| t.raw.clone()).collect();
-    assert!(matches!(
-        validate(&b, &bad, gap.clone()),
-        Err(ExecutionError::InvalidTransaction { .. })
-    ));
+    assert!(matches!(validate(&b, &bad, gap.clone()), Err(ExecutionError::InvalidTransaction { .. })));
     // The leader's own builder leaves such a tx out instead.
     let left_out = build(&a, gap);
     assert!(left_out.block.transactions.is_empty());

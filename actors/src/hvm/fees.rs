@@ -4,12 +4,7 @@ use alloy_eips::eip2930::AccessList;
 
 /// The next block's base fee from its parent (EIP-1559, elasticity 2, change denominator 8),
 /// never below `min_base_fee`.
-pub fn next_base_fee(
-    parent_base_fee: u64,
-    parent_gas_used: u64,
-    gas_limit: u64,
-    min_base_fee: u64,
-) -> u64 {
+pub fn next_base_fee(parent_base_fee: u64, parent_gas_used: u64, gas_limit: u64, min_base_fee: u64) -> u64 {
     let target = (gas_limit / 2).max(1) as u128;
     let used = parent_gas_used as u128;
     let base = parent_base_fee as u128;
@@ -47,14 +42,8 @@ mod tests {
 
     #[test]
     fn base_fee_moves_toward_target() {
-        assert_eq!(
-            next_base_fee(1_000_000_000, 15_000_000, 30_000_000, 7),
-            1_000_000_000
-        );
-        assert_eq!(
-            next_base_fee(1_000_000_000, 30_000_000, 30_000_000, 7),
-            1_125_000_000
-        );
+        assert_eq!(next_base_fee(1_000_000_000, 15_000_000, 30_000_000, 7), 1_000_000_000);
+        assert_eq!(next_base_fee(1_000_000_000, 30_000_000, 30_000_000, 7), 1_125_000_000);
         assert_eq!(next_base_fee(1_000_000_000, 0, 30_000_000, 7), 875_000_000);
         assert_eq!(next_base_fee(8, 0, 30_000_000, 7), 7);
     }
@@ -63,9 +52,6 @@ mod tests {
     fn intrinsic() {
         assert_eq!(intrinsic_gas(&[], false, None), 21_000);
         assert_eq!(intrinsic_gas(&[0, 1], false, None), 21_020);
-        assert_eq!(
-            intrinsic_gas(&[1; 32], true, None),
-            21_000 + 512 + 32_000 + 2
-        );
+        assert_eq!(intrinsic_gas(&[1; 32], true, None), 21_000 + 512 + 32_000 + 2);
     }
 }

@@ -27,9 +27,7 @@ impl std::fmt::Debug for LtHash {
 
 impl Default for LtHash {
     fn default() -> Self {
-        Self {
-            lanes: Box::new([0u16; LANES]),
-        }
+        Self { lanes: Box::new([0u16; LANES]) }
     }
 }
 
@@ -97,19 +95,11 @@ impl LtHash {
     }
 
     pub fn add_slot(&mut self, addr: &Address, slot: &U256, value: &U256) {
-        self.add(&expand(
-            SLOT,
-            &slot_key(addr, slot),
-            &value.to_be_bytes::<32>(),
-        ));
+        self.add(&expand(SLOT, &slot_key(addr, slot), &value.to_be_bytes::<32>()));
     }
 
     pub fn remove_slot(&mut self, addr: &Address, slot: &U256, value: &U256) {
-        self.sub(&expand(
-            SLOT,
-            &slot_key(addr, slot),
-            &value.to_be_bytes::<32>(),
-        ));
+        self.sub(&expand(SLOT, &slot_key(addr, slot), &value.to_be_bytes::<32>()));
     }
 
     /// keccak256 of the accumulator: the header's `state_root`.
@@ -206,10 +196,7 @@ mod tests {
         assert_ne!(x.root(), before);
         x.remove_slot(&a, &U256::from(1), &U256::from(9));
         assert_eq!(x.root(), before);
-        assert_eq!(
-            LtHash::from_bytes(&x.to_bytes()).expect("bytes").root(),
-            before
-        );
+        assert_eq!(LtHash::from_bytes(&x.to_bytes()).expect("bytes").root(), before);
     }
 
     #[test]

@@ -104,8 +104,7 @@ impl StateSource for LayeredState {
     }
 
     fn all_slots(&self, address: &Address) -> Result<Vec<(U256, U256)>, StateError> {
-        let mut slots: std::collections::BTreeMap<U256, U256> =
-            self.base.storage_slots(address)?.into_iter().collect();
+        let mut slots: std::collections::BTreeMap<U256, U256> = self.base.storage_slots(address)?.into_iter().collect();
         for layer in &self.layers {
             if layer.wiped.contains(address) {
                 slots.clear();

@@ -21,34 +21,18 @@ pub enum TxError {
     #[error("only replay-protected (EIP-155) transactions allowed over RPC")]
     NotReplayProtected,
     #[error("nonce too low: address {address}, tx: {tx} state: {state}")]
-    NonceTooLow {
-        address: Address,
-        tx: u64,
-        state: u64,
-    },
+    NonceTooLow { address: Address, tx: u64, state: u64 },
     #[error("nonce too high: address {address}, tx: {tx} state: {state}")]
-    NonceTooHigh {
-        address: Address,
-        tx: u64,
-        state: u64,
-    },
-    #[error(
-        "insufficient funds for gas * price + value: address {address} have {have} want {want}"
-    )]
-    InsufficientFunds {
-        address: Address,
-        have: U256,
-        want: U256,
-    },
+    NonceTooHigh { address: Address, tx: u64, state: u64 },
+    #[error("insufficient funds for gas * price + value: address {address} have {have} want {want}")]
+    InsufficientFunds { address: Address, have: U256, want: U256 },
     #[error("intrinsic gas too low: have {have}, want {want}")]
     IntrinsicGas { have: u64, want: u64 },
     #[error("exceeds block gas limit")]
     ExceedsBlockGasLimit,
     #[error("max priority fee per gas higher than max fee per gas")]
     TipAboveFeeCap,
-    #[error(
-        "max fee per gas less than block base fee: maxFeePerGas: {fee_cap}, baseFee: {base_fee}"
-    )]
+    #[error("max fee per gas less than block base fee: maxFeePerGas: {fee_cap}, baseFee: {base_fee}")]
     FeeCapTooLow { fee_cap: u128, base_fee: u64 },
     #[error("transaction underpriced: gas tip cap {tip}, minimum needed {min}")]
     Underpriced { tip: u128, min: u128 },
@@ -75,8 +59,7 @@ impl SignedTx {
     /// Decodes EIP-2718 bytes (legacy, EIP-2930, EIP-1559) and recovers the sender.
     pub fn decode(raw: &[u8]) -> Result<Self, TxError> {
         let mut buf = raw;
-        let envelope =
-            TxEnvelope::decode_2718(&mut buf).map_err(|e| TxError::Decode(e.to_string()))?;
+        let envelope = TxEnvelope::decode_2718(&mut buf).map_err(|e| TxError::Decode(e.to_string()))?;
         if !buf.is_empty() {
             return Err(TxError::Decode(format!("{} trailing bytes", buf.len())));
         }
@@ -85,12 +68,7 @@ impl SignedTx {
             _ => return Err(TxError::TypeNotSupported),
         }
         let sender = recover_sender(&envelope)?;
-        Ok(Self {
-            hash: *envelope.tx_hash(),
-            envelope,
-            raw: Bytes::copy_from_slice(raw),
-            sender,
-        })
+        Ok(Self { hash: *envelope.tx_hash(), envelope, raw: Bytes::copy_from_slice(raw), sender })
     }
 
     pub fn nonce(&self) -> u64 {
@@ -128,9 +106,7 @@ impl SignedTx {
 
     /// Max priority fee per gas (the gas price for legacy and EIP-2930).
     pub fn max_priority_fee_per_gas(&self) -> u128 {
-        self.envelope
-            .max_priority_fee_per_gas()
-            .unwrap_or_else(|| self.envelope.max_fee_per_gas())
+        self.envelope.max_priority_fee_per_gas().unwrap_or_else(|| self.envelope.max_fee_per_gas())
     }
 
     /// The tip a block with `base_fee` earns from this tx, or None if its fee cap is below base fee.
@@ -141,8 +117,7 @@ impl SignedTx {
     }
 
     pub fn effective_gas_price(&self, base_fee: u64) -> u128 {
-        self.effective_tip(base_fee)
-            .map_or(self.max_fee_per_gas(), |tip| tip + base_fee as u128)
+        self.effective_tip(base_fee).map_or(self.max_fee_per_gas(), |tip| tip + base_fee as u128)
     }
 
     /// The most this tx can cost its sender: gas limit × fee cap + value.
@@ -151,33 +126,16 @@ impl SignedTx {
     }
 
     pub fn intrinsic_gas(&self) -> u64 {
-        super::fees::intrinsic_gas(
-            self.input(),
-            self.kind().is_create(),
-            self.envelope.access_list(),
-        )
+        super::fees::intrinsic_gas(self.input(), self.kind().is_create(), self.envelope.access_list())
     }
 
     /// Checks that need no state: chain id, fee fields, intrinsic gas, block gas limit, size.
-    pub fn check_stateless(
-        &self,
-        chain_id: u64,
-        block_gas_limit: u64,
-        max_size: usize,
-    ) -> Result<(), TxError> {
+    pub fn check_stateless(&self, chain_id: u64, block_gas_limit: u64, max_size: usize) -> Result<(), TxError> {
         if self.raw.len() > max_size {
-            return Err(TxError::Oversized {
-                size: self.raw.len(),
-                limit: max_size,
-            });
+            return Err(TxError::Oversized { size: self.raw.len(), limit: max_size });
         }
         match self.chain_id() {
-            Some(have) if have != chain_id => {
-                return Err(TxError::ChainId {
-                    have,
-                    want: chain_id,
-                })
-            }
+            Some(have) if have != chain_id => return Err(TxError::ChainId { have, want: chain_id }),
             None => return Err(TxError::NotReplayProtected),
             _ => {}
         }
@@ -189,10 +147,7 @@ impl SignedTx {
         }
         let want = self.intrinsic_gas();
         if self.gas_limit() < want {
-            return Err(TxError::IntrinsicGas {
-                have: self.gas_limit(),
-                want,
-            });
+            return Err(TxError::IntrinsicGas { have: self.gas_limit(), want });
         }
         Ok(())
     }
@@ -209,12 +164,9 @@ pub fn recover_sender(envelope: &TxEnvelope) -> Result<Address, TxError> {
     compact[..32].copy_from_slice(&sig.r().to_be_bytes::<32>());
     compact[32..].copy_from_slice(&sig.s().to_be_bytes::<32>());
     let recid = RecoveryId::try_from(i32::from(sig.v())).map_err(|_| TxError::InvalidSender)?;
-    let rsig =
-        RecoverableSignature::from_compact(&compact, recid).map_err(|_| TxError::InvalidSender)?;
+    let rsig = RecoverableSignature::from_compact(&compact, recid).map_err(|_| TxError::InvalidSender)?;
     let msg = Message::from_digest(envelope.signature_hash().0);
-    let pk = SECP256K1
-        .recover_ecdsa(msg, &rsig)
-        .map_err(|_| TxError::InvalidSender)?;
+    let pk = SECP256K1.recover_ecdsa(msg, &rsig).map_err(|_| TxError::InvalidSender)?;
     let uncompressed = pk.serialize_uncompressed();
     Ok(Address::from_slice(&keccak256(&uncompressed[1..])[12..]))
 }

@@ -80,16 +80,10 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
                 continue;
             }
             if let Some(o) = &old {
-                leaves.push((
-                    false,
-                    Leaf::Account(*addr, account_value(o.nonce, &o.balance, &o.code_hash)),
-                ));
+                leaves.push((false, Leaf::Account(*addr, account_value(o.nonce, &o.balance, &o.code_hash))));
             }
             if let Some(n) = new {
-                leaves.push((
-                    true,
-                    Leaf::Account(*addr, account_value(n.nonce, &n.balance, &n.code_hash)),
-                ));
+                leaves.push((true, Leaf::Account(*addr, account_value(n.nonce, &n.balance, &n.code_hash))));
             }
             account_changes.push((*addr, new.clone()));
         }
@@ -105,11 +99,7 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
         }
         let slots = std::mem::take(&mut self.slots);
         for ((addr, slot), new) in &slots {
-            let old = if wiped.contains(addr) {
-                U256::ZERO
-            } else {
-                self.original_slot(addr, slot)?
-            };
+            let old = if wiped.contains(addr) { U256::ZERO } else { self.original_slot(addr, slot)? };
             if old == *new {
                 continue;
             }
@@ -124,8 +114,7 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
         let mut acc = parent_acc.clone();
         acc.apply(&leaves);
         let codes = std::mem::take(&mut self.codes);
-        let mut code_list: Vec<(B256, Bytes)> =
-            codes.iter().map(|(h, c)| (*h, c.clone())).collect();
+        let mut code_list: Vec<(B256, Bytes)> = codes.iter().map(|(h, c)| (*h, c.clone())).collect();
         code_list.sort_by_key(|(h, _)| *h);
         let changes = StateChanges {
             accounts: account_changes.clone(),
@@ -172,10 +161,7 @@ impl<S: StateSource> Database for WriteSet<'_, S> {
         }
         let bytes = match self.codes.get(&code_hash) {
             Some(c) => c.clone(),
-            None => self
-                .base
-                .code(&code_hash)?
-                .ok_or(StateError::MissingCode(code_hash))?,
+            None => self.base.code(&code_hash)?.ok_or(StateError::MissingCode(code_hash))?,
         };
         let code = Bytecode::new_raw(bytes);
         self.code_cache.insert(code_hash, code.clone());
@@ -218,21 +204,13 @@ impl<S: StateSource> DatabaseCommit for WriteSet<'_, S> {
             let info = &account.info;
             if let Some(code) = &info.code {
                 if info.code_hash != KECCAK_EMPTY && !code.is_empty() {
-                    self.codes
-                        .entry(info.code_hash)
-                        .or_insert_with(|| code.original_bytes());
-                    self.code_cache
-                        .entry(info.code_hash)
-                        .or_insert_with(|| code.clone());
+                    self.codes.entry(info.code_hash).or_insert_with(|| code.original_bytes());
+                    self.code_cache.entry(info.code_hash).or_insert_with(|| code.clone());
                 }
             }
             self.accounts.insert(
                 addr,
-                Some(AccountRecord {
-                    nonce: info.nonce,
-                    balance: info.balance,
-                    code_hash: info.code_hash,
-                }),
+                Some(AccountRecord { nonce: info.nonce, balance: info.balance, code_hash: info.code_hash }),
             );
             for (slot, value) in account.storage {
                 if value.is_changed() {

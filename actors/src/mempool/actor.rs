@@ -12,9 +12,7 @@ pub struct MempoolActor {
 
 impl MempoolActor {
     pub fn new(cfg: PoolConfig) -> Self {
-        Self {
-            pool: Pool::new(cfg),
-        }
+        Self { pool: Pool::new(cfg) }
     }
 
     fn report(&self) {

@@ -62,15 +62,8 @@ impl MempoolHandle {
         Self { addr }
     }
 
-    pub async fn add(
-        &self,
-        tx: Arc<SignedTx>,
-        state: SenderState,
-    ) -> Result<Result<B256, TxError>, MempoolGone> {
-        self.addr
-            .send(AddTx { tx, state })
-            .await
-            .map_err(|_| MempoolGone)
+    pub async fn add(&self, tx: Arc<SignedTx>, state: SenderState) -> Result<Result<B256, TxError>, MempoolGone> {
+        self.addr.send(AddTx { tx, state }).await.map_err(|_| MempoolGone)
     }
 
     pub async fn select(
@@ -79,14 +72,7 @@ impl MempoolHandle {
         max_gas: u64,
         max_count: usize,
     ) -> Result<Vec<Arc<SignedTx>>, MempoolGone> {
-        self.addr
-            .send(Select {
-                base_fee,
-                max_gas,
-                max_count,
-            })
-            .await
-            .map_err(|_| MempoolGone)
+        self.addr.send(Select { base_fee, max_gas, max_count }).await.map_err(|_| MempoolGone)
     }
 
     pub fn committed(&self, advanced: Vec<(Address, u64)>) {
@@ -104,10 +90,7 @@ impl MempoolHandle {
     }
 
     pub async fn pending_nonce(&self, address: Address) -> Result<Option<u64>, MempoolGone> {
-        self.addr
-            .send(PendingNonce(address))
-            .await
-            .map_err(|_| MempoolGone)
+        self.addr.send(PendingNonce(address)).await.map_err(|_| MempoolGone)
     }
 
     pub async fn status(&self) -> Result<(usize, usize), MempoolGone> {

@@ -3,9 +3,11 @@
 //! The pure rules live in [`pool`]; the actor serialises access to them and reports metrics.
 
 mod actor;
+mod ingress;
 mod messages;
 pub mod pool;
 
 pub use actor::MempoolActor;
+pub use ingress::{AdmitError, TxIngress};
 pub use messages::MempoolHandle;
 pub use pool::{Inserted, Pool, PoolConfig, SenderState};

@@ -24,12 +24,7 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        Self {
-            max_txs: 200_000,
-            max_per_sender: 4_096,
-            max_nonce_gap: 4_096,
-            price_bump_percent: 10,
-        }
+        Self { max_txs: 200_000, max_per_sender: 4_096, max_nonce_gap: 4_096, price_bump_percent: 10 }
     }
 }
 
@@ -69,11 +64,7 @@ fn bumped(old: u128, percent: u128) -> u128 {
 
 impl Pool {
     pub fn new(cfg: PoolConfig) -> Self {
-        Self {
-            cfg,
-            senders: HashMap::new(),
-            by_hash: HashMap::new(),
-        }
+        Self { cfg, senders: HashMap::new(), by_hash: HashMap::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -117,37 +108,18 @@ impl Pool {
             return Err(TxError::AlreadyKnown);
         }
         let nonce = tx.nonce();
-        let next = self
-            .senders
-            .get(&tx.sender)
-            .map_or(state.nonce, |q| q.next_nonce.max(state.nonce));
+        let next = self.senders.get(&tx.sender).map_or(state.nonce, |q| q.next_nonce.max(state.nonce));
         if nonce < next {
-            return Err(TxError::NonceTooLow {
-                address: tx.sender,
-                tx: nonce,
-                state: next,
-            });
+            return Err(TxError::NonceTooLow { address: tx.sender, tx: nonce, state: next });
         }
         if nonce > next + self.cfg.max_nonce_gap {
-            return Err(TxError::NonceTooHigh {
-                address: tx.sender,
-                tx: nonce,
-                state: next,
-            });
+            return Err(TxError::NonceTooHigh { address: tx.sender, tx: nonce, state: next });
         }
         let cost = tx.max_cost();
         if cost > state.balance {
-            return Err(TxError::InsufficientFunds {
-                address: tx.sender,
-                have: state.balance,
-                want: cost,
-            });
+            return Err(TxError::InsufficientFunds { address: tx.sender, have: state.balance, want: cost });
         }
-        let existing = self
-            .senders
-            .get(&tx.sender)
-            .and_then(|q| q.txs.get(&nonce))
-            .cloned();
+        let existing = self.senders.get(&tx.sender).and_then(|q| q.txs.get(&nonce)).cloned();
         if let Some(old) = &existing {
             let bump = self.cfg.price_bump_percent;
             if tx.max_fee_per_gas() < bumped(old.max_fee_per_gas(), bump)
@@ -155,19 +127,14 @@ impl Pool {
             {
                 return Err(TxError::ReplacementUnderpriced);
             }
-        } else if self
-            .senders
-            .get(&tx.sender)
-            .is_some_and(|q| q.txs.len() >= self.cfg.max_per_sender)
-        {
+        } else if self.senders.get(&tx.sender).is_some_and(|q| q.txs.len() >= self.cfg.max_per_sender) {
             return Err(TxError::PoolFull);
         }
         let mut evicted = None;
         if existing.is_none() && self.len() >= self.cfg.max_txs {
-            let victim = self.cheapest_tail().filter(|v| {
-                v.sender != tx.sender
-                    && v.max_priority_fee_per_gas() < tx.max_priority_fee_per_gas()
-            });
+            let victim = self
+                .cheapest_tail()
+                .filter(|v| v.sender != tx.sender && v.max_priority_fee_per_gas() < tx.max_priority_fee_per_gas());
             match victim {
                 Some(v) => {
                     self.remove(&v.hash);
@@ -290,10 +257,7 @@ mod tests {
     }
 
     fn rich() -> SenderState {
-        SenderState {
-            nonce: 0,
-            balance: U256::from(10u128.pow(20)),
-        }
+        SenderState { nonce: 0, balance: U256::from(10u128.pow(20)) }
     }
 
     #[test]
@@ -302,31 +266,13 @@ mod tests {
         let mut p = Pool::new(PoolConfig::default());
         assert_eq!(p.insert(tx(&k, 0, 100), rich()), Ok(Inserted::New));
         assert_eq!(p.insert(tx(&k, 0, 100), rich()), Err(TxError::AlreadyKnown));
-        assert_eq!(
-            p.insert(tx(&k, 0, 105), rich()),
-            Err(TxError::ReplacementUnderpriced)
-        );
-        assert!(matches!(
-            p.insert(tx(&k, 0, 2_000), rich()),
-            Ok(Inserted::Replaced(_))
-        ));
+        assert_eq!(p.insert(tx(&k, 0, 105), rich()), Err(TxError::ReplacementUnderpriced));
+        assert!(matches!(p.insert(tx(&k, 0, 2_000), rich()), Ok(Inserted::Replaced(_))));
         let low = SenderState { nonce: 5, ..rich() };
-        assert!(matches!(
-            p.insert(tx(&k, 3, 1), low),
-            Err(TxError::NonceTooLow { .. })
-        ));
-        let poor = SenderState {
-            nonce: 0,
-            balance: U256::from(1),
-        };
-        assert!(matches!(
-            p.insert(tx(&DevKey::from_seed(2), 0, 1), poor),
-            Err(TxError::InsufficientFunds { .. })
-        ));
-        assert!(matches!(
-            p.insert(tx(&k, 10_000, 1), rich()),
-            Err(TxError::NonceTooHigh { .. })
-        ));
+        assert!(matches!(p.insert(tx(&k, 3, 1), low), Err(TxError::NonceTooLow { .. })));
+        let poor = SenderState { nonce: 0, balance: U256::from(1) };
+        assert!(matches!(p.insert(tx(&DevKey::from_seed(2), 0, 1), poor), Err(TxError::InsufficientFunds { .. })));
+        assert!(matches!(p.insert(tx(&k, 10_000, 1), rich()), Err(TxError::NonceTooHigh { .. })));
     }
 
     #[test]
@@ -338,10 +284,7 @@ mod tests {
         assert_eq!(p.counts(), (0, 1));
         p.insert(tx(&k, 0, 10), rich()).expect("insert");
         let sel = p.select(1, u64::MAX, 100);
-        assert_eq!(
-            sel.iter().map(|t| t.nonce()).collect::<Vec<_>>(),
-            vec![0, 1]
-        );
+        assert_eq!(sel.iter().map(|t| t.nonce()).collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(p.pending_nonce(&k.address), Some(2));
         assert_eq!(p.on_committed(&[(k.address, 2)]), 2);
         assert!(p.is_empty());
@@ -361,22 +304,11 @@ mod tests {
 
     #[test]
     fn full_pool_evicts_cheaper_tail_or_refuses() {
-        let mut p = Pool::new(PoolConfig {
-            max_txs: 2,
-            ..Default::default()
-        });
-        p.insert(tx(&DevKey::from_seed(1), 0, 5), rich())
-            .expect("insert");
-        p.insert(tx(&DevKey::from_seed(2), 0, 6), rich())
-            .expect("insert");
-        assert_eq!(
-            p.insert(tx(&DevKey::from_seed(3), 0, 1), rich()),
-            Err(TxError::PoolFull)
-        );
-        assert!(matches!(
-            p.insert(tx(&DevKey::from_seed(4), 0, 9), rich()),
-            Ok(Inserted::Evicted(_))
-        ));
+        let mut p = Pool::new(PoolConfig { max_txs: 2, ..Default::default() });
+        p.insert(tx(&DevKey::from_seed(1), 0, 5), rich()).expect("insert");
+        p.insert(tx(&DevKey::from_seed(2), 0, 6), rich()).expect("insert");
+        assert_eq!(p.insert(tx(&DevKey::from_seed(3), 0, 1), rich()), Err(TxError::PoolFull));
+        assert!(matches!(p.insert(tx(&DevKey::from_seed(4), 0, 9), rich()), Ok(Inserted::Evicted(_))));
         assert_eq!(p.len(), 2);
     }
 }

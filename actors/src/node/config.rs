@@ -12,10 +12,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid config {path}: {reason}")]
     Parse { path: PathBuf, reason: String },
     #[error("invalid config: {0}")]
@@ -87,22 +84,16 @@ fn default_dev_balance() -> String {
 }
 
 fn parse_wei(s: &str) -> Result<U256, ConfigError> {
-    U256::from_str_radix(s.trim(), 10)
-        .map_err(|e| ConfigError::Invalid(format!("balance {s:?}: {e}")))
+    U256::from_str_radix(s.trim(), 10).map_err(|e| ConfigError::Invalid(format!("balance {s:?}: {e}")))
 }
 
 impl GenesisConfig {
     pub fn to_genesis(&self) -> Result<Genesis, ConfigError> {
         if self.gas_limit < 21_000 {
-            return Err(ConfigError::Invalid(format!(
-                "genesis.gas_limit {} is below 21000",
-                self.gas_limit
-            )));
+            return Err(ConfigError::Invalid(format!("genesis.gas_limit {} is below 21000", self.gas_limit)));
         }
         if self.min_base_fee == 0 {
-            return Err(ConfigError::Invalid(
-                "genesis.min_base_fee must be at least 1 wei".into(),
-            ));
+            return Err(ConfigError::Invalid("genesis.min_base_fee must be at least 1 wei".into()));
         }
         let mut alloc = Vec::new();
         let dev_balance = parse_wei(&self.dev_balance)?;
@@ -133,11 +124,20 @@ impl GenesisConfig {
 pub struct ConsensusSection {
     /// `native` (default, our HotStuff) or `hotstuff-rs`.
     pub engine: String,
-    /// Pause between proposals. Default 250ms.
+    /// Minimum pause between a certificate and the next proposal. Default 250ms.
     #[serde(with = "humantime_serde")]
     pub block_time: Duration,
     /// Most transactions per block. Default 20,000.
     pub max_block_txs: usize,
+    /// First round timeout (sub-second allowed); grows ×1.5 per failed round. Default 1s.
+    #[serde(with = "humantime_serde")]
+    pub base_timeout: Duration,
+    /// Cap of the round timeout. Default 10s.
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    /// How far ahead of local time a proposal's timestamp may be. Default 2s.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_drift: Duration,
 }
 
 impl Default for ConsensusSection {
@@ -146,6 +146,9 @@ impl Default for ConsensusSection {
             engine: "native".into(),
             block_time: Duration::from_millis(250),
             max_block_txs: 20_000,
+            base_timeout: Duration::from_secs(1),
+            max_timeout: Duration::from_secs(10),
+            max_clock_drift: Duration::from_secs(2),
         }
     }
 }
@@ -156,6 +159,9 @@ impl Default for ConsensusSection {
 pub struct OperatorsSection {
     /// Hex ed25519 public keys.
     pub keys: Vec<String>,
+    /// Each operator's network address (host:port), same order; required with more than one key.
+    #[serde(default)]
+    pub addrs: Vec<String>,
 }
 
 /// `[storage]`
@@ -195,6 +201,8 @@ pub struct NodeConfig {
     #[serde(default)]
     pub rpc: RpcConfig,
     #[serde(default)]
+    pub network: crate::network::NetworkConfig,
+    #[serde(default)]
     pub mempool: PoolConfig,
     #[serde(default)]
     pub storage: StorageSection,
@@ -203,14 +211,9 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// Loads a config file and resolves its relative paths against the file's directory.
     pub fn load(path: &Path) -> Result<(Self, GenesisConfig), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut cfg: NodeConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         cfg.data_dir = base.join(&cfg.data_dir);
         if let Some(f) = &cfg.operator_key_file {
@@ -220,31 +223,22 @@ impl NodeConfig {
             (Some(g), None) => g.clone(),
             (None, Some(f)) => {
                 let gpath = base.join(f);
-                let text = std::fs::read_to_string(&gpath).map_err(|source| ConfigError::Read {
-                    path: gpath.clone(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(&gpath)
+                    .map_err(|source| ConfigError::Read { path: gpath.clone(), source })?;
                 #[derive(Deserialize)]
                 #[serde(deny_unknown_fields)]
                 struct File {
                     genesis: GenesisConfig,
                 }
                 toml::from_str::<File>(&text)
-                    .map_err(|e| ConfigError::Parse {
-                        path: gpath,
-                        reason: e.to_string(),
-                    })?
+                    .map_err(|e| ConfigError::Parse { path: gpath, reason: e.to_string() })?
                     .genesis
             }
             (Some(_), Some(_)) => {
-                return Err(ConfigError::Invalid(
-                    "set either genesis_file or [genesis], not both".into(),
-                ))
+                return Err(ConfigError::Invalid("set either genesis_file or [genesis], not both".into()))
             }
             (None, None) => {
-                return Err(ConfigError::Invalid(
-                    "missing genesis: set genesis_file or a [genesis] table".into(),
-                ))
+                return Err(ConfigError::Invalid("missing genesis: set genesis_file or a [genesis] table".into()))
             }
         };
         Ok((cfg, genesis))
@@ -256,13 +250,8 @@ impl NodeConfig {
             (Some(k), None) => Ok(k.clone()),
             (None, Some(f)) => std::fs::read_to_string(f)
                 .map(|s| s.trim().to_string())
-                .map_err(|source| ConfigError::Read {
-                    path: f.clone(),
-                    source,
-                }),
-            _ => Err(ConfigError::Invalid(
-                "set exactly one of operator_key or operator_key_file".into(),
-            )),
+                .map_err(|source| ConfigError::Read { path: f.clone(), source }),
+            _ => Err(ConfigError::Invalid("set exactly one of operator_key or operator_key_file".into())),
         }
     }
 }
@@ -278,8 +267,7 @@ mod tests {
         let genesis = g.to_genesis().expect("genesis");
         assert_eq!(genesis.alloc.len(), 10);
         assert!(toml::from_str::<GenesisConfig>("chain_id = 7\nbogus = 1").is_err());
-        let bad: GenesisConfig =
-            toml::from_str("chain_id = 7\ndev_balance = \"lots\"").expect("parse");
+        let bad: GenesisConfig = toml::from_str("chain_id = 7\ndev_balance = \"lots\"").expect("parse");
         assert!(bad.to_genesis().is_err());
     }
 
@@ -303,8 +291,7 @@ mod tests {
     #[test]
     fn node_config_file_with_relative_paths() {
         let dir = tempfile::tempdir().expect("tmp");
-        std::fs::write(dir.path().join("genesis.toml"), "[genesis]\nchain_id = 9\n")
-            .expect("write");
+        std::fs::write(dir.path().join("genesis.toml"), "[genesis]\nchain_id = 9\n").expect("write");
         std::fs::write(
             dir.path().join("node.toml"),
             "data_dir = \"data\"\ngenesis_file = \"genesis.toml\"\noperator_key = \"00\"\n[storage]\nfsync = false\n",

@@ -4,25 +4,28 @@
 //! * Rpc — supervised: a crash restarts it (rebinding its port) while the node keeps running.
 //! * Executor — a `SyncArbiter` thread; a stopped executor is recreated from committed state.
 //! * Mempool — its own arbiter thread.
+//! * Network — redials peers with backoff; a bad peer only loses its connection.
 //! * Consensus — not restarted: a storage or safety failure stops the whole node (exit code 2).
 //! * Storage — a service thread; any write failure is fatal.
 
 pub mod config;
 
-use crate::consensus::{ConsensusActor, ConsensusConfig, ConsensusHandle};
+use crate::consensus::{ConsensusActor, ConsensusConfig, ConsensusHandle, ConsensusParts};
 use crate::executor::{ExecutorActor, ExecutorHandle};
 use crate::hvm::lthash::LtHash;
 use crate::hvm::Genesis;
-use crate::mempool::{MempoolActor, MempoolHandle};
+use crate::mempool::{MempoolActor, MempoolHandle, TxIngress};
+use crate::network::actor::NetworkParts;
+use crate::network::{NetworkActor, NetworkHandle};
 use crate::rpc::messages::LocalAddr;
 use crate::rpc::{NodeInfo, RpcActor, RpcContext};
 use actix::prelude::*;
-use bss_consensus::solo::SoloEngine;
+use bss_consensus::native::{head_qc, NativeConfig, NativeEngine};
 use bss_consensus::{OperatorKey, OperatorSet, OperatorSigner};
 use bss_storage::{StorageError, StorageService, Store};
 pub use config::{ConfigError, GenesisConfig, NodeConfig};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tracing::info;
@@ -33,13 +36,10 @@ pub enum NodeError {
     Config(#[from] ConfigError),
     #[error("storage at {path}: {source}")]
     Storage { path: String, source: StorageError },
-    #[error("RPC address {0} is already in use (is another node running? change rpc.addr)")]
-    PortInUse(SocketAddr),
+    #[error("{what} address {addr} is already in use (is another node running? change the config)")]
+    PortInUse { what: &'static str, addr: SocketAddr },
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("the RPC server did not come up: {0}")]
     RpcStart(String),
     #[error("operator key: {0}")]
@@ -55,147 +55,191 @@ pub enum NodeError {
 /// Installs the process-wide Prometheus recorder once and returns its handle.
 pub fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
-        .clone()
+    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().ok()).clone()
 }
 
 /// What a started node exposes to its launcher and to tests.
 #[derive(Clone)]
 pub struct NodeHandle {
     pub rpc_addr: SocketAddr,
+    pub p2p_addr: Option<SocketAddr>,
     pub operator_index: u16,
+    pub operators: usize,
     pub consensus: ConsensusHandle,
     pub mempool: MempoolHandle,
     pub rpc: Addr<RpcActor>,
+}
+
+fn bind(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, NodeError> {
+    std::net::TcpListener::bind(addr).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => NodeError::PortInUse { what, addr },
+        _ => NodeError::Listen { addr, source: e },
+    })
+}
+
+fn operator_set(cfg: &NodeConfig, signer: &OperatorSigner) -> Result<(OperatorSet, Vec<SocketAddr>), NodeError> {
+    if cfg.operators.keys.is_empty() {
+        return Ok((OperatorSet::new(vec![signer.public()]), vec![]));
+    }
+    let keys: Vec<OperatorKey> = cfg
+        .operators
+        .keys
+        .iter()
+        .map(|k| OperatorKey::from_hex(k).map_err(|e| NodeError::OperatorKey(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    if keys.len() > 10 {
+        return Err(
+            ConfigError::Invalid(format!("{} operators configured; at most 10 are supported", keys.len())).into()
+        );
+    }
+    let mut addrs = Vec::new();
+    if keys.len() > 1 {
+        if cfg.operators.addrs.len() != keys.len() {
+            return Err(ConfigError::Invalid(format!(
+                "[operators] has {} keys but {} addrs; give every operator's network address",
+                keys.len(),
+                cfg.operators.addrs.len()
+            ))
+            .into());
+        }
+        for a in &cfg.operators.addrs {
+            let addr = a
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut i| i.next())
+                .ok_or_else(|| ConfigError::Invalid(format!("operator address {a:?} does not resolve")))?;
+            addrs.push(addr);
+        }
+    }
+    Ok((OperatorSet::new(keys), addrs))
 }
 
 /// Starts a node inside the current actix system.
 pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHandle, NodeError> {
     let genesis: Genesis = genesis_cfg.to_genesis()?;
     let spec = genesis.spec.clone();
-    let signer = OperatorSigner::from_hex(&cfg.operator_secret()?)
-        .map_err(|e| NodeError::OperatorKey(e.to_string()))?;
-    let keys: Vec<OperatorKey> = if cfg.operators.keys.is_empty() {
-        vec![signer.public()]
-    } else {
-        cfg.operators
-            .keys
-            .iter()
-            .map(|k| OperatorKey::from_hex(k).map_err(|e| NodeError::OperatorKey(e.to_string())))
-            .collect::<Result<_, _>>()?
-    };
-    let operators = OperatorSet::new(keys);
-    let operator_index = operators.index_of(&signer.public()).ok_or_else(|| {
-        NodeError::OperatorKey("this node's key is not in [operators].keys".into())
-    })?;
+    let signer =
+        OperatorSigner::from_hex(&cfg.operator_secret()?).map_err(|e| NodeError::OperatorKey(e.to_string()))?;
+    let (operators, addrs) = operator_set(&cfg, &signer)?;
+    let operator_index = operators
+        .index_of(&signer.public())
+        .ok_or_else(|| NodeError::OperatorKey("this node's key is not in [operators].keys".into()))?;
     match cfg.consensus.engine.as_str() {
-        "native" | "hotstuff-rs" => {}
+        "native" => {}
+        "hotstuff-rs" => {
+            return Err(NodeError::Unsupported(
+                "consensus.engine = \"hotstuff-rs\" is not available in this build; use \"native\"".into(),
+            ))
+        }
         other => return Err(NodeError::UnknownEngine(other.into())),
     }
-    if operators.len() > 1 {
-        return Err(NodeError::Unsupported(format!(
-            "{} operators configured: multi-operator federations need the BFT engines, which this build does not have yet; run with one operator",
-            operators.len()
-        )));
-    }
-    // Refuse a busy port before touching anything else.
-    match std::net::TcpListener::bind(cfg.rpc.addr) {
-        Ok(l) => drop(l),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            return Err(NodeError::PortInUse(cfg.rpc.addr))
-        }
-        Err(e) => {
-            return Err(NodeError::Listen {
-                addr: cfg.rpc.addr,
-                source: e,
-            })
-        }
-    }
+    // Refuse busy ports before touching anything else.
+    drop(bind("RPC", cfg.rpc.addr)?);
+    let p2p_listener = if operators.len() > 1 { Some(bind("operator network", cfg.network.listen)?) } else { None };
 
     let db_path = cfg.data_dir.join("db");
-    let storage_err = |source| NodeError::Storage {
-        path: db_path.display().to_string(),
-        source,
-    };
+    let storage_err = |source| NodeError::Storage { path: db_path.display().to_string(), source };
     std::fs::create_dir_all(&cfg.data_dir)?;
     let store = Store::open(&db_path, cfg.storage.fsync).map_err(storage_err)?;
     let (genesis_batch, _) = genesis.build();
-    store
-        .init_genesis(spec.chain_id, &genesis_batch)
-        .map_err(storage_err)?;
+    let genesis_hash = genesis_batch.block.hash();
+    store.init_genesis(spec.chain_id, &genesis_batch).map_err(storage_err)?;
     let reader = store.reader();
     let head_number = reader.head_number().map_err(storage_err)?.unwrap_or(0);
-    let head = reader
-        .header(head_number)
-        .map_err(storage_err)?
-        .ok_or_else(|| {
-            storage_err(StorageError::Corrupt {
-                keyspace: "headers",
-                reason: "head header missing".into(),
-            })
-        })?;
+    let missing = || storage_err(StorageError::Corrupt { keyspace: "headers", reason: "head header missing".into() });
+    let head = reader.header(head_number).map_err(storage_err)?.ok_or_else(missing)?;
+    let head_cert = reader.certificate(head_number).map_err(storage_err)?;
     let safety = reader.safety().map_err(storage_err)?.unwrap_or_default();
-    info!(target: "node", chain_id = spec.chain_id, head = head.number, operator = operator_index, "storage opened");
+    let pending = reader.pending_blocks().map_err(storage_err)?;
+    info!(target: "node", chain_id = spec.chain_id, head = head.number, operator = operator_index, operators = operators.len(), "storage opened");
     let storage = StorageService::spawn(store, 1024)?;
 
     let executor = {
         let (spec, reader) = (spec.clone(), reader.clone());
         let addr = SyncArbiter::start(1, move || {
-            // (Re)created from committed state: its uncommitted layers are rebuilt by re-execution.
+            // (Re)created from committed state: uncommitted blocks are re-executed on demand.
             let n = reader.head_number().ok().flatten().unwrap_or(0);
-            let head = reader
-                .header(n)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| genesis_batch.block.header.clone());
-            let acc = reader
-                .state_accumulator()
-                .ok()
-                .flatten()
-                .and_then(|b| LtHash::from_bytes(&b))
-                .unwrap_or_default();
+            let head = reader.header(n).ok().flatten().unwrap_or_else(|| genesis_batch.block.header.clone());
+            let acc =
+                reader.state_accumulator().ok().flatten().and_then(|b| LtHash::from_bytes(&b)).unwrap_or_default();
             ExecutorActor::new(spec.clone(), reader.clone(), head, acc)
         });
         ExecutorHandle::new(addr)
     };
     let pool_cfg = cfg.mempool.clone();
-    let mempool = MempoolHandle::new(MempoolActor::start_in_arbiter(
-        &Arbiter::new().handle(),
-        move |_| MempoolActor::new(pool_cfg),
-    ));
+    let mempool = MempoolHandle::new(MempoolActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+        MempoolActor::new(pool_cfg)
+    }));
+    let ingress = TxIngress { spec: spec.clone(), reader: reader.clone(), mempool: mempool.clone() };
     let consensus_handle = ConsensusHandle::new(1024);
-    let engine = SoloEngine::new(signer, head, safety, cfg.consensus.block_time);
+
+    let native_cfg = NativeConfig {
+        chain_id: spec.chain_id,
+        operators: operators.clone(),
+        genesis_hash,
+        base_timeout: cfg.consensus.base_timeout,
+        max_timeout: cfg.consensus.max_timeout,
+        block_time: cfg.consensus.block_time,
+        reputation_window: 2 * operators.len(),
+    };
+    let history = reader.recent_proposers(NativeEngine::history_len(&native_cfg)).map_err(storage_err)?;
+    let qc = head_qc(spec.chain_id, genesis_hash, &head, head_cert);
+    let engine = NativeEngine::new(native_cfg, signer.clone(), head, qc, safety, pending, history)
+        .ok_or_else(|| NodeError::OperatorKey("this node's key is not in the operator set".into()))?;
     let consensus_cfg = ConsensusConfig {
         operator_index,
         min_base_fee: spec.min_base_fee,
         max_block_txs: cfg.consensus.max_block_txs,
+        max_clock_drift: cfg.consensus.max_clock_drift,
     };
-    ConsensusActor::new(
-        engine,
-        consensus_cfg,
-        executor,
-        mempool.clone(),
-        storage,
-        consensus_handle.clone(),
-    )
-    .start();
+    let p2p_addr = p2p_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let mut network: Option<NetworkHandle> = None;
+    {
+        let (storage, executor, mempool, handle) =
+            (storage.clone(), executor.clone(), mempool.clone(), consensus_handle.clone());
+        let (ingress, reader, net_cfg, signer, operators) =
+            (ingress.clone(), reader.clone(), cfg.network.clone(), signer.clone(), operators.clone());
+        let net_slot = &mut network;
+        ConsensusActor::create(move |ctx| {
+            let net = p2p_listener.map(|listener| {
+                let addr = NetworkActor::new(NetworkParts {
+                    cfg: net_cfg,
+                    chain_id: spec.chain_id,
+                    me: operator_index,
+                    signer,
+                    operators,
+                    addrs,
+                    listener,
+                    consensus: ctx.address().recipient(),
+                    synced: ctx.address().recipient(),
+                    ingress,
+                    reader,
+                })
+                .start();
+                NetworkHandle::new(addr)
+            });
+            *net_slot = net.clone();
+            ConsensusActor::new(
+                engine,
+                ConsensusParts { cfg: consensus_cfg, executor, mempool, storage, handle, network: net },
+            )
+        });
+    }
 
     let metrics = metrics_handle();
     let rpc_cfg = cfg.rpc.clone();
     let engine_name = cfg.consensus.engine.clone();
-    let (m, c) = (mempool.clone(), consensus_handle.clone());
+    let n_operators = operators.len();
+    let (c, net) = (consensus_handle.clone(), network.clone());
     let factory = Arc::new(move |faults: Recipient<_>| RpcContext {
-        spec: spec.clone(),
-        reader: reader.clone(),
-        mempool: m.clone(),
+        spec: ingress.spec.clone(),
+        reader: ingress.reader.clone(),
+        mempool: ingress.mempool.clone(),
+        ingress: ingress.clone(),
+        network: net.clone(),
         consensus: c.clone(),
         cfg: rpc_cfg.clone(),
-        node: NodeInfo {
-            operator_index,
-            operators: operators.len(),
-            engine: engine_name.clone(),
-        },
+        node: NodeInfo { operator_index, operators: n_operators, engine: engine_name.clone() },
         metrics: metrics.clone(),
         faults: rpc_cfg.fault_injection.then_some(faults),
     });
@@ -203,7 +247,9 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     let rpc_addr = wait_for_rpc(&rpc).await?;
     Ok(NodeHandle {
         rpc_addr,
+        p2p_addr,
         operator_index,
+        operators: n_operators,
         consensus: consensus_handle,
         mempool,
         rpc,
@@ -218,7 +264,5 @@ async fn wait_for_rpc(rpc: &Addr<RpcActor>) -> Result<SocketAddr, NodeError> {
             Ok(None) | Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
-    Err(NodeError::RpcStart(
-        "no listening address after 10s (see the log)".into(),
-    ))
+    Err(NodeError::RpcStart("no listening address after 10s (see the log)".into()))
 }

@@ -21,12 +21,7 @@ pub struct RpcActor {
 
 impl RpcActor {
     pub fn new(factory: ContextFactory) -> Self {
-        Self {
-            factory,
-            runtime: None,
-            server: None,
-            bound: None,
-        }
+        Self { factory, runtime: None, server: None, bound: None }
     }
 
     fn shutdown(&mut self) {
@@ -59,9 +54,7 @@ async fn serve(ctx: RpcContext) -> std::io::Result<(ServerHandle, SocketAddr)> {
     let server = loop {
         let builder = Server::builder()
             .set_config(server_cfg.clone())
-            .set_http_middleware(tower::ServiceBuilder::new().layer(HttpRoutesLayer {
-                metrics: metrics.clone(),
-            }));
+            .set_http_middleware(tower::ServiceBuilder::new().layer(HttpRoutesLayer { metrics: metrics.clone() }));
         match builder.build(cfg.addr).await {
             Ok(s) => break s,
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < 20 => {
@@ -96,22 +89,20 @@ impl Actor for RpcActor {
         };
         let task = runtime.spawn(serve(context));
         self.runtime = Some(runtime);
-        ctx.wait(
-            async move { task.await.map_err(|e| std::io::Error::other(e.to_string()))? }.into_actor(self).map(
-                |res, act, ctx| match res {
-                    Ok((handle, addr)) => {
-                        info!(target: "rpc", %addr, "JSON-RPC listening (HTTP + WS, /metrics, /health)");
-                        act.server = Some(handle);
-                        act.bound = Some(addr);
-                    }
-                    Err(e) => {
-                        error!(target: "rpc", error = %e, "RPC server failed to start");
-                        metrics::counter!("bss_rpc_start_failures_total").increment(1);
-                        ctx.stop();
-                    }
-                },
-            ),
-        );
+        ctx.wait(async move { task.await.map_err(|e| std::io::Error::other(e.to_string()))? }.into_actor(self).map(
+            |res, act, ctx| match res {
+                Ok((handle, addr)) => {
+                    info!(target: "rpc", %addr, "JSON-RPC listening (HTTP + WS, /metrics, /health)");
+                    act.server = Some(handle);
+                    act.bound = Some(addr);
+                }
+                Err(e) => {
+                    error!(target: "rpc", error = %e, "RPC server failed to start");
+                    metrics::counter!("bss_rpc_start_failures_total").increment(1);
+                    ctx.stop();
+                }
+            },
+        ));
         // Watch the server: if it stops by itself, stop the actor so the supervisor restarts it.
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             if act.server.as_ref().is_some_and(|s| s.is_stopped()) {

@@ -28,18 +28,14 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         .register_method("bss_injectFault", |p, c, _| {
             let actor: String = p.one()?;
             let Some(faults) = &c.faults else {
-                return Err(server_error(
-                    "fault injection is disabled (rpc.fault_injection = false)",
-                ));
+                return Err(server_error("fault injection is disabled (rpc.fault_injection = false)"));
             };
             match actor.as_str() {
                 "rpc" => {
                     faults.do_send(InjectFault);
                     Ok::<Value, ErrorObjectOwned>(json!("injected"))
                 }
-                other => Err(super::params::invalid_params(format!(
-                    "unknown fault target {other:?}; known: rpc"
-                ))),
+                other => Err(super::params::invalid_params(format!("unknown fault target {other:?}; known: rpc"))),
             }
         })
         .map_err(err)?;

@@ -21,6 +21,9 @@ pub struct RpcContext {
     pub spec: ChainSpec,
     pub reader: StoreReader,
     pub mempool: MempoolHandle,
+    pub ingress: crate::mempool::TxIngress,
+    /// Where accepted transactions are gossiped (None for a federation of one).
+    pub network: Option<crate::network::NetworkHandle>,
     pub consensus: ConsensusHandle,
     pub cfg: RpcConfig,
     pub node: NodeInfo,
@@ -39,11 +42,7 @@ impl StoredBlock {
     pub fn decoded(&self) -> Vec<SignedTx> {
         // Bodies were validated before commit; a tx that no longer decodes is storage corruption
         // and is skipped here rather than failing the whole response.
-        self.body
-            .transactions
-            .iter()
-            .filter_map(|raw| SignedTx::decode(raw).ok())
-            .collect()
+        self.body.transactions.iter().filter_map(|raw| SignedTx::decode(raw).ok()).collect()
     }
 
     pub fn position(&self, index: u64) -> TxPosition {
@@ -58,15 +57,8 @@ impl StoredBlock {
 
 impl RpcContext {
     pub fn head(&self) -> Result<BlockHeader, ErrorObjectOwned> {
-        let n = self
-            .reader
-            .head_number()
-            .map_err(internal)?
-            .ok_or_else(|| internal("no head block"))?;
-        self.reader
-            .header(n)
-            .map_err(internal)?
-            .ok_or_else(|| internal("head header missing"))
+        let n = self.reader.head_number().map_err(internal)?.ok_or_else(|| internal("no head block"))?;
+        self.reader.header(n).map_err(internal)?.ok_or_else(|| internal("head header missing"))
     }
 
     /// Resolves a block id to a committed block number (None: no such block).
@@ -86,54 +78,31 @@ impl RpcContext {
         let Some(header) = self.reader.header(number).map_err(internal)? else {
             return Ok(None);
         };
-        let body = self
-            .reader
-            .body(number)
-            .map_err(internal)?
-            .unwrap_or(BlockBody {
-                transactions: vec![],
-                tx_hashes: vec![],
-                senders: vec![],
-            });
-        let receipts = self
-            .reader
-            .receipts(number)
-            .map_err(internal)?
-            .unwrap_or_default();
-        Ok(Some(StoredBlock {
-            header,
-            body,
-            receipts,
-        }))
+        let body = self.reader.body(number).map_err(internal)?.unwrap_or(BlockBody {
+            transactions: vec![],
+            tx_hashes: vec![],
+            senders: vec![],
+        });
+        let receipts = self.reader.receipts(number).map_err(internal)?.unwrap_or_default();
+        Ok(Some(StoredBlock { header, body, receipts }))
     }
 
     /// Committed state for reads. The node keeps the latest state only: older blocks are refused
     /// as geth refuses state it has pruned.
     pub fn state_at(&self, id: BlockId) -> Result<(LayeredState, BlockHeader), ErrorObjectOwned> {
         let head = self.head()?;
-        let n = self
-            .resolve(id)?
-            .ok_or_else(|| server_error("header not found"))?;
+        let n = self.resolve(id)?.ok_or_else(|| server_error("header not found"))?;
         if n != head.number {
             return Err(server_error(format!(
                 "historical state for block {n} is not available (this node keeps the state at head {} only)",
                 head.number
             )));
         }
-        Ok((
-            LayeredState {
-                base: self.reader.clone(),
-                layers: vec![],
-            },
-            head,
-        ))
+        Ok((LayeredState { base: self.reader.clone(), layers: vec![] }, head))
     }
 
     /// A committed transaction with its block.
-    pub fn committed_tx(
-        &self,
-        hash: &B256,
-    ) -> Result<Option<(StoredBlock, u64)>, ErrorObjectOwned> {
+    pub fn committed_tx(&self, hash: &B256) -> Result<Option<(StoredBlock, u64)>, ErrorObjectOwned> {
         let Some((number, index)) = self.reader.tx_location(hash).map_err(internal)? else {
             return Ok(None);
         };

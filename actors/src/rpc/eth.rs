@@ -3,13 +3,13 @@
 use super::context::RpcContext;
 use super::format::{self, qty, ReceiptContext};
 use super::params::{
-    internal, invalid_params, server_error, BlockId, CallObject, LogFilter, Quantity,
-    EXECUTION_REVERTED, LIMIT_EXCEEDED,
+    internal, invalid_params, server_error, BlockId, CallObject, LogFilter, Quantity, EXECUTION_REVERTED,
+    LIMIT_EXCEEDED,
 };
 use crate::hvm::call::{self, revert_reason, CallError, CallOutcome};
 use crate::hvm::fees::next_base_fee;
 use crate::hvm::{SignedTx, StateSource};
-use crate::mempool::SenderState;
+use crate::mempool::AdmitError;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::RpcModule;
@@ -43,19 +43,10 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                 .map_err(reg_err)?;
         };
     }
-    sync_method!("eth_chainId", |_, c: &RpcContext| Ok(json!(qty(c
-        .spec
-        .chain_id))));
-    sync_method!("net_version", |_, c: &RpcContext| Ok(json!(c
-        .spec
-        .chain_id
-        .to_string())));
+    sync_method!("eth_chainId", |_, c: &RpcContext| Ok(json!(qty(c.spec.chain_id))));
+    sync_method!("net_version", |_, c: &RpcContext| Ok(json!(c.spec.chain_id.to_string())));
     sync_method!("net_listening", |_, _| Ok(json!(true)));
-    sync_method!("net_peerCount", |_, c: &RpcContext| Ok(json!(qty(c
-        .node
-        .operators
-        .saturating_sub(1)
-        as u64))));
+    sync_method!("net_peerCount", |_, c: &RpcContext| Ok(json!(qty(c.node.operators.saturating_sub(1) as u64))));
     sync_method!("web3_clientVersion", |_, _| Ok(json!(format!(
         "bss/v{}/{}-{}",
         env!("CARGO_PKG_VERSION"),
@@ -69,32 +60,21 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
     sync_method!("eth_syncing", |_, _| Ok(json!(false)));
     sync_method!("eth_mining", |_, _| Ok(json!(false)));
     sync_method!("eth_accounts", |_, _| Ok(json!([])));
-    sync_method!("eth_blockNumber", |_, c: &RpcContext| Ok(json!(qty(c
-        .head()?
-        .number))));
+    sync_method!("eth_blockNumber", |_, c: &RpcContext| Ok(json!(qty(c.head()?.number))));
     sync_method!("eth_gasPrice", |_, c: &RpcContext| {
         let h = c.head()?;
         let base = next_base_fee(h.base_fee, h.gas_used, h.gas_limit, c.spec.min_base_fee);
         Ok(json!(qty(u128::from(base) + c.cfg.suggested_tip)))
     });
-    sync_method!("eth_maxPriorityFeePerGas", |_, c: &RpcContext| Ok(json!(
-        qty(c.cfg.suggested_tip)
-    )));
+    sync_method!("eth_maxPriorityFeePerGas", |_, c: &RpcContext| Ok(json!(qty(c.cfg.suggested_tip))));
     sync_method!("eth_getBalance", |p: Params<'_>, c: &RpcContext| {
         let (addr, state) = account_params(&p, c)?;
-        Ok(json!(state
-            .account(&addr)
-            .map_err(internal)?
-            .map(|a| a.balance)
-            .unwrap_or_default()))
+        Ok(json!(state.account(&addr).map_err(internal)?.map(|a| a.balance).unwrap_or_default()))
     });
     sync_method!("eth_getCode", |p: Params<'_>, c: &RpcContext| {
         let (addr, state) = account_params(&p, c)?;
         let code = match state.account(&addr).map_err(internal)? {
-            Some(a) => state
-                .code(&a.code_hash)
-                .map_err(internal)?
-                .unwrap_or_default(),
+            Some(a) => state.code(&a.code_hash).map_err(internal)?.unwrap_or_default(),
             None => Bytes::new(),
         };
         Ok(json!(code))
@@ -110,21 +90,13 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
     });
     module
         .register_async_method("eth_getTransactionCount", |p, c, _| async move {
-            metrics::counter!("bss_rpc_requests_total", "method" => "eth_getTransactionCount")
-                .increment(1);
+            metrics::counter!("bss_rpc_requests_total", "method" => "eth_getTransactionCount").increment(1);
             let mut seq = p.sequence();
             let addr: Address = seq.next()?;
             let id: Option<BlockId> = seq.optional_next()?;
             let id = id.unwrap_or(BlockId::Latest);
-            let (state, _) = c.state_at(if id == BlockId::Pending {
-                BlockId::Latest
-            } else {
-                id
-            })?;
-            let committed = state
-                .account(&addr)
-                .map_err(internal)?
-                .map_or(0, |a| a.nonce);
+            let (state, _) = c.state_at(if id == BlockId::Pending { BlockId::Latest } else { id })?;
+            let committed = state.account(&addr).map_err(internal)?.map_or(0, |a| a.nonce);
             let nonce = if id == BlockId::Pending {
                 let pooled = c.mempool.pending_nonce(addr).await.map_err(internal)?;
                 pooled.unwrap_or(committed).max(committed)
@@ -136,8 +108,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         .map_err(reg_err)?;
     module
         .register_async_method("eth_sendRawTransaction", |p, c, _| async move {
-            metrics::counter!("bss_rpc_requests_total", "method" => "eth_sendRawTransaction")
-                .increment(1);
+            metrics::counter!("bss_rpc_requests_total", "method" => "eth_sendRawTransaction").increment(1);
             let raw: Bytes = p.one()?;
             send_raw(&c, &raw).await
         })
@@ -150,9 +121,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         match call::call(&c.spec, &state, &head, &obj.into_request()?).map_err(call_error)? {
             CallOutcome::Success { output, .. } => Ok(json!(output)),
             CallOutcome::Revert { output, .. } => Err(reverted(&output)),
-            CallOutcome::Halt { reason, .. } => {
-                Err(server_error(format!("execution halted: {reason}")))
-            }
+            CallOutcome::Halt { reason, .. } => Err(server_error(format!("execution halted: {reason}"))),
         }
     });
     blocking_method!("eth_estimateGas", |p: Params<'_>, c: &RpcContext| {
@@ -160,8 +129,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         let obj: CallObject = seq.next()?;
         let id: Option<BlockId> = seq.optional_next()?;
         let (state, head) = c.state_at(id.unwrap_or(BlockId::Latest))?;
-        let gas =
-            call::estimate_gas(&c.spec, &state, &head, &obj.into_request()?).map_err(call_error)?;
+        let gas = call::estimate_gas(&c.spec, &state, &head, &obj.into_request()?).map_err(call_error)?;
         Ok(json!(qty(gas)))
     });
     sync_method!("eth_getBlockByNumber", |p: Params<'_>, c: &RpcContext| {
@@ -176,20 +144,14 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         let full: Option<bool> = seq.optional_next()?;
         block_json(c, c.resolve(BlockId::Hash(hash))?, full.unwrap_or(false))
     });
-    sync_method!(
-        "eth_getBlockTransactionCountByNumber",
-        |p: Params<'_>, c: &RpcContext| {
-            let id: BlockId = p.one()?;
-            tx_count(c, c.resolve(id)?)
-        }
-    );
-    sync_method!(
-        "eth_getBlockTransactionCountByHash",
-        |p: Params<'_>, c: &RpcContext| {
-            let hash: B256 = p.one()?;
-            tx_count(c, c.resolve(BlockId::Hash(hash))?)
-        }
-    );
+    sync_method!("eth_getBlockTransactionCountByNumber", |p: Params<'_>, c: &RpcContext| {
+        let id: BlockId = p.one()?;
+        tx_count(c, c.resolve(id)?)
+    });
+    sync_method!("eth_getBlockTransactionCountByHash", |p: Params<'_>, c: &RpcContext| {
+        let hash: B256 = p.one()?;
+        tx_count(c, c.resolve(BlockId::Hash(hash))?)
+    });
     sync_method!("eth_getUncleCountByBlockNumber", |_, _| Ok(json!("0x0")));
     sync_method!("eth_getBlockReceipts", |p: Params<'_>, c: &RpcContext| {
         let id: BlockId = p.one()?;
@@ -215,20 +177,12 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
     });
     module
         .register_async_method("eth_getTransactionByHash", |p, c, _| async move {
-            metrics::counter!("bss_rpc_requests_total", "method" => "eth_getTransactionByHash")
-                .increment(1);
+            metrics::counter!("bss_rpc_requests_total", "method" => "eth_getTransactionByHash").increment(1);
             let hash: B256 = p.one()?;
             if let Some((b, idx)) = c.committed_tx(&hash)? {
-                let raw = b
-                    .body
-                    .transactions
-                    .get(idx as usize)
-                    .ok_or_else(|| internal("tx index out of range"))?;
+                let raw = b.body.transactions.get(idx as usize).ok_or_else(|| internal("tx index out of range"))?;
                 let tx = SignedTx::decode(raw).map_err(internal)?;
-                return Ok::<Value, ErrorObjectOwned>(format::transaction(
-                    &tx,
-                    Some(b.position(idx)),
-                ));
+                return Ok::<Value, ErrorObjectOwned>(format::transaction(&tx, Some(b.position(idx))));
             }
             match c.mempool.get(hash).await.map_err(internal)? {
                 Some(tx) => Ok(format::transaction(&tx, None)),
@@ -236,51 +190,30 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
             }
         })
         .map_err(reg_err)?;
-    sync_method!(
-        "eth_getTransactionByBlockNumberAndIndex",
-        |p: Params<'_>, c: &RpcContext| {
-            let mut seq = p.sequence();
-            let id: BlockId = seq.next()?;
-            let idx: Quantity = seq.next()?;
-            tx_by_index(c, c.resolve(id)?, idx.0)
-        }
-    );
-    sync_method!(
-        "eth_getTransactionByBlockHashAndIndex",
-        |p: Params<'_>, c: &RpcContext| {
-            let mut seq = p.sequence();
-            let hash: B256 = seq.next()?;
-            let idx: Quantity = seq.next()?;
-            tx_by_index(c, c.resolve(BlockId::Hash(hash))?, idx.0)
-        }
-    );
-    sync_method!(
-        "eth_getTransactionReceipt",
-        |p: Params<'_>, c: &RpcContext| {
-            let hash: B256 = p.one()?;
-            let Some((b, idx)) = c.committed_tx(&hash)? else {
-                return Ok(Value::Null);
-            };
-            let i = idx as usize;
-            let raw = b
-                .body
-                .transactions
-                .get(i)
-                .ok_or_else(|| internal("tx index out of range"))?;
-            let tx = SignedTx::decode(raw).map_err(internal)?;
-            let r = b
-                .receipts
-                .get(i)
-                .ok_or_else(|| internal("receipt missing"))?;
-            let first_log = b.receipts[..i].iter().map(|r| r.logs.len() as u64).sum();
-            Ok(format::receipt(&ReceiptContext {
-                receipt: r,
-                tx: &tx,
-                pos: b.position(idx),
-                first_log_index: first_log,
-            }))
-        }
-    );
+    sync_method!("eth_getTransactionByBlockNumberAndIndex", |p: Params<'_>, c: &RpcContext| {
+        let mut seq = p.sequence();
+        let id: BlockId = seq.next()?;
+        let idx: Quantity = seq.next()?;
+        tx_by_index(c, c.resolve(id)?, idx.0)
+    });
+    sync_method!("eth_getTransactionByBlockHashAndIndex", |p: Params<'_>, c: &RpcContext| {
+        let mut seq = p.sequence();
+        let hash: B256 = seq.next()?;
+        let idx: Quantity = seq.next()?;
+        tx_by_index(c, c.resolve(BlockId::Hash(hash))?, idx.0)
+    });
+    sync_method!("eth_getTransactionReceipt", |p: Params<'_>, c: &RpcContext| {
+        let hash: B256 = p.one()?;
+        let Some((b, idx)) = c.committed_tx(&hash)? else {
+            return Ok(Value::Null);
+        };
+        let i = idx as usize;
+        let raw = b.body.transactions.get(i).ok_or_else(|| internal("tx index out of range"))?;
+        let tx = SignedTx::decode(raw).map_err(internal)?;
+        let r = b.receipts.get(i).ok_or_else(|| internal("receipt missing"))?;
+        let first_log = b.receipts[..i].iter().map(|r| r.logs.len() as u64).sum();
+        Ok(format::receipt(&ReceiptContext { receipt: r, tx: &tx, pos: b.position(idx), first_log_index: first_log }))
+    });
     blocking_method!("eth_getLogs", |p: Params<'_>, c: &RpcContext| {
         let filter: LogFilter = p.one()?;
         get_logs(c, &filter)
@@ -295,10 +228,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn account_params(
-    p: &Params<'_>,
-    c: &RpcContext,
-) -> Result<(Address, crate::hvm::LayeredState), ErrorObjectOwned> {
+fn account_params(p: &Params<'_>, c: &RpcContext) -> Result<(Address, crate::hvm::LayeredState), ErrorObjectOwned> {
     let mut seq = p.sequence();
     let addr: Address = seq.next()?;
     let id: Option<BlockId> = seq.optional_next()?;
@@ -325,34 +255,16 @@ fn call_error(e: CallError) -> ErrorObjectOwned {
 }
 
 async fn send_raw(c: &RpcContext, raw: &Bytes) -> RpcResult {
-    let tx = SignedTx::decode(raw).map_err(|e| server_error(e.to_string()))?;
-    tx.check_stateless(c.spec.chain_id, c.spec.gas_limit, c.spec.max_tx_size)
-        .map_err(|e| server_error(e.to_string()))?;
-    if tx.max_fee_per_gas() < u128::from(c.spec.min_base_fee) {
-        return Err(server_error(
-            crate::hvm::TxError::FeeCapTooLow {
-                fee_cap: tx.max_fee_per_gas(),
-                base_fee: c.spec.min_base_fee,
+    match c.ingress.admit(raw.clone()).await {
+        Ok((hash, _)) => {
+            if let Some(n) = &c.network {
+                n.gossip(raw.clone());
             }
-            .to_string(),
-        ));
+            Ok(json!(hash))
+        }
+        Err(AdmitError::Rejected(e)) => Err(server_error(e.to_string())),
+        Err(e) => Err(internal(e)),
     }
-    let account = c
-        .reader
-        .account(&tx.sender)
-        .map_err(internal)?
-        .unwrap_or_default();
-    let state = SenderState {
-        nonce: account.nonce,
-        balance: account.balance,
-    };
-    let hash = c
-        .mempool
-        .add(Arc::new(tx), state)
-        .await
-        .map_err(internal)?
-        .map_err(|e| server_error(e.to_string()))?;
-    Ok(json!(hash))
 }
 
 fn block_json(c: &RpcContext, n: Option<u64>, full: bool) -> RpcResult {
@@ -361,21 +273,12 @@ fn block_json(c: &RpcContext, n: Option<u64>, full: bool) -> RpcResult {
         return Ok(Value::Null);
     };
     let decoded = if full { b.decoded() } else { vec![] };
-    Ok(format::block(
-        &b.header,
-        &b.body,
-        &b.receipts,
-        c.spec.fee_recipient,
-        full,
-        &decoded,
-    ))
+    Ok(format::block(&b.header, &b.body, &b.receipts, c.spec.fee_recipient, full, &decoded))
 }
 
 fn tx_count(c: &RpcContext, n: Option<u64>) -> RpcResult {
     let Some(n) = n else { return Ok(Value::Null) };
-    Ok(c.block(n)?.map_or(Value::Null, |b| {
-        json!(qty(b.body.transactions.len() as u64))
-    }))
+    Ok(c.block(n)?.map_or(Value::Null, |b| json!(qty(b.body.transactions.len() as u64))))
 }
 
 fn tx_by_index(c: &RpcContext, n: Option<u64>, idx: u64) -> RpcResult {
@@ -394,13 +297,9 @@ fn get_logs(c: &RpcContext, f: &LogFilter) -> RpcResult {
     let (from, to) = match f.block_hash {
         Some(h) => {
             if f.from_block.is_some() || f.to_block.is_some() {
-                return Err(invalid_params(
-                    "blockHash cannot be combined with fromBlock/toBlock",
-                ));
+                return Err(invalid_params("blockHash cannot be combined with fromBlock/toBlock"));
             }
-            let n = c
-                .resolve(BlockId::Hash(h))?
-                .ok_or_else(|| server_error("unknown block"))?;
+            let n = c.resolve(BlockId::Hash(h))?.ok_or_else(|| server_error("unknown block"))?;
             (n, n)
         }
         None => {
@@ -418,17 +317,12 @@ fn get_logs(c: &RpcContext, f: &LogFilter) -> RpcResult {
         }
     };
     if from > to {
-        return Err(invalid_params(
-            "invalid block range: fromBlock is after toBlock",
-        ));
+        return Err(invalid_params("invalid block range: fromBlock is after toBlock"));
     }
     if to - from + 1 > c.cfg.max_logs_block_range {
         return Err(ErrorObjectOwned::owned(
             LIMIT_EXCEEDED,
-            format!(
-                "query exceeds max block range {}",
-                c.cfg.max_logs_block_range
-            ),
+            format!("query exceeds max block range {}", c.cfg.max_logs_block_range),
             None::<()>,
         ));
     }
@@ -443,10 +337,7 @@ fn get_logs(c: &RpcContext, f: &LogFilter) -> RpcResult {
                     if out.len() >= c.cfg.max_logs_results {
                         return Err(ErrorObjectOwned::owned(
                             LIMIT_EXCEEDED,
-                            format!(
-                                "query returned more than {} results",
-                                c.cfg.max_logs_results
-                            ),
+                            format!("query returned more than {} results", c.cfg.max_logs_results),
                             None::<()>,
                         ));
                     }
@@ -483,13 +374,9 @@ fn fee_history(c: &RpcContext, count: u64, newest: BlockId, percentiles: Vec<f64
         || percentiles.windows(2).any(|w| w[0] > w[1])
         || percentiles.iter().any(|p| !(0.0..=100.0).contains(p))
     {
-        return Err(invalid_params(
-            "reward percentiles must be ascending values in [0, 100]",
-        ));
+        return Err(invalid_params("reward percentiles must be ascending values in [0, 100]"));
     }
-    let newest = c
-        .resolve(newest)?
-        .ok_or_else(|| server_error("header not found"))?;
+    let newest = c.resolve(newest)?.ok_or_else(|| server_error("header not found"))?;
     let count = count.min(1024).min(newest + 1);
     let oldest = newest + 1 - count;
     let mut base_fees = Vec::new();
@@ -499,20 +386,12 @@ fn fee_history(c: &RpcContext, count: u64, newest: BlockId, percentiles: Vec<f64
     for n in oldest..=newest {
         let b = c.block(n)?.ok_or_else(|| internal("missing block"))?;
         base_fees.push(json!(qty(b.header.base_fee)));
-        ratios.push(json!(
-            b.header.gas_used as f64 / b.header.gas_limit.max(1) as f64
-        ));
+        ratios.push(json!(b.header.gas_used as f64 / b.header.gas_limit.max(1) as f64));
         if !percentiles.is_empty() {
             let mut tips: Vec<(u128, u64)> = b
                 .receipts
                 .iter()
-                .map(|r| {
-                    (
-                        r.effective_gas_price
-                            .saturating_sub(u128::from(b.header.base_fee)),
-                        r.gas_used,
-                    )
-                })
+                .map(|r| (r.effective_gas_price.saturating_sub(u128::from(b.header.base_fee)), r.gas_used))
                 .collect();
             tips.sort();
             let total: u64 = tips.iter().map(|t| t.1).sum();
@@ -533,15 +412,9 @@ fn fee_history(c: &RpcContext, count: u64, newest: BlockId, percentiles: Vec<f64
         last = Some(b.header);
     }
     if let Some(h) = last {
-        base_fees.push(json!(qty(next_base_fee(
-            h.base_fee,
-            h.gas_used,
-            h.gas_limit,
-            c.spec.min_base_fee
-        ))));
+        base_fees.push(json!(qty(next_base_fee(h.base_fee, h.gas_used, h.gas_limit, c.spec.min_base_fee))));
     }
-    let mut out =
-        json!({ "oldestBlock": qty(oldest), "baseFeePerGas": base_fees, "gasUsedRatio": ratios });
+    let mut out = json!({ "oldestBlock": qty(oldest), "baseFeePerGas": base_fees, "gasUsedRatio": ratios });
     if !percentiles.is_empty() {
         out["reward"] = Value::Array(rewards);
     }

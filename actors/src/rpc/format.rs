@@ -46,12 +46,9 @@ pub fn transaction(tx: &SignedTx, pos: Option<TxPosition>) -> Value {
         obj.insert("to".into(), Value::Null);
     }
     let (bh, bn, idx, price) = match pos {
-        Some(p) => (
-            json!(p.block_hash),
-            json!(qty(p.block_number)),
-            json!(qty(p.index)),
-            tx.effective_gas_price(p.base_fee),
-        ),
+        Some(p) => {
+            (json!(p.block_hash), json!(qty(p.block_number)), json!(qty(p.index)), tx.effective_gas_price(p.base_fee))
+        }
         None => (Value::Null, Value::Null, Value::Null, tx.max_fee_per_gas()),
     };
     obj.insert("blockHash".into(), bh);
@@ -149,10 +146,7 @@ pub fn block(
     obj.insert("parentHash".into(), json!(header.parent_hash));
     obj.insert("nonce".into(), json!("0x0000000000000000"));
     obj.insert("sha3Uncles".into(), json!(EMPTY_UNCLES));
-    obj.insert(
-        "logsBloom".into(),
-        json!(logs_bloom(receipts.iter().flat_map(|r| r.logs.iter()))),
-    );
+    obj.insert("logsBloom".into(), json!(logs_bloom(receipts.iter().flat_map(|r| r.logs.iter()))));
     obj.insert("transactionsRoot".into(), json!(header.transactions_root));
     obj.insert("stateRoot".into(), json!(header.state_root));
     obj.insert("receiptsRoot".into(), json!(header.receipts_root));

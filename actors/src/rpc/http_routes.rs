@@ -16,10 +16,7 @@ impl<S> Layer<S> for HttpRoutesLayer {
     type Service = HttpRoutes<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HttpRoutes {
-            inner,
-            metrics: self.metrics.clone(),
-        }
+        HttpRoutes { inner, metrics: self.metrics.clone() }
     }
 }
 
@@ -32,10 +29,7 @@ pub struct HttpRoutes<S> {
 fn text(status: u16, content_type: &'static str, body: String) -> HttpResponse {
     let mut res = HttpResponse::new(HttpBody::from(body));
     *res.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
+    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     res
 }
 
@@ -57,11 +51,7 @@ where
         if req.method() == http::Method::GET {
             match req.uri().path() {
                 "/metrics" => {
-                    let body = self
-                        .metrics
-                        .as_ref()
-                        .map(|h| h.render())
-                        .unwrap_or_default();
+                    let body = self.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
                     let res = text(200, "text/plain; version=0.0.4", body);
                     return Box::pin(async move { Ok(res) });
                 }

@@ -39,9 +39,7 @@ pub enum BlockId {
 }
 
 pub fn parse_u64(s: &str) -> Result<u64, String> {
-    let hex = s
-        .strip_prefix("0x")
-        .ok_or_else(|| format!("hex string without 0x prefix: {s}"))?;
+    let hex = s.strip_prefix("0x").ok_or_else(|| format!("hex string without 0x prefix: {s}"))?;
     if hex.is_empty() || (hex.len() > 1 && hex.starts_with('0')) {
         return Err(format!("invalid hex quantity: {s}"));
     }
@@ -69,9 +67,7 @@ impl<'de> Deserialize<'de> for BlockId {
                 if let Some(Value::String(n)) = o.get("blockNumber") {
                     return parse_u64(n).map(Self::Number).map_err(D::Error::custom);
                 }
-                Err(D::Error::custom(
-                    "block id object needs blockHash or blockNumber",
-                ))
+                Err(D::Error::custom("block id object needs blockHash or blockNumber"))
             }
             other => Err(D::Error::custom(format!("invalid block id: {other}"))),
         }
@@ -87,10 +83,7 @@ impl<'de> Deserialize<'de> for Quantity {
         use serde::de::Error;
         match Value::deserialize(d)? {
             Value::String(s) => parse_u64(&s).map(Quantity).map_err(D::Error::custom),
-            Value::Number(n) => n
-                .as_u64()
-                .map(Quantity)
-                .ok_or_else(|| D::Error::custom("invalid quantity")),
+            Value::Number(n) => n.as_u64().map(Quantity).ok_or_else(|| D::Error::custom("invalid quantity")),
             other => Err(D::Error::custom(format!("invalid quantity: {other}"))),
         }
     }
@@ -116,9 +109,7 @@ impl CallObject {
     pub fn into_request(self) -> Result<CallRequest, ErrorObjectOwned> {
         if let (Some(d), Some(i)) = (&self.data, &self.input) {
             if d != i {
-                return Err(invalid_params(
-                    "both \"data\" and \"input\" are set and not equal",
-                ));
+                return Err(invalid_params("both \"data\" and \"input\" are set and not equal"));
             }
         }
         let price = self.gas_price.or(self.max_fee_per_gas);
@@ -147,10 +138,7 @@ impl<'de> Deserialize<'de> for TopicFilter {
         use serde::de::Error;
         match Value::deserialize(d)? {
             Value::Null => Ok(Self(None)),
-            Value::String(s) => s
-                .parse::<B256>()
-                .map(|t| Self(Some(vec![t])))
-                .map_err(D::Error::custom),
+            Value::String(s) => s.parse::<B256>().map(|t| Self(Some(vec![t]))).map_err(D::Error::custom),
             Value::Array(a) => {
                 let mut out = Vec::new();
                 for v in a {
@@ -176,10 +164,7 @@ impl<'de> Deserialize<'de> for AddressFilter {
         use serde::de::Error;
         match Value::deserialize(d)? {
             Value::Null => Ok(Self(vec![])),
-            Value::String(s) => s
-                .parse::<Address>()
-                .map(|a| Self(vec![a]))
-                .map_err(D::Error::custom),
+            Value::String(s) => s.parse::<Address>().map(|a| Self(vec![a])).map_err(D::Error::custom),
             Value::Array(a) => a
                 .into_iter()
                 .map(|v| match v {
@@ -217,10 +202,7 @@ mod tests {
         assert!(p("\"0x010\"").is_err());
         assert!(p("\"12\"").is_err());
         assert!(p("\"nonsense\"").is_err());
-        assert_eq!(
-            p("{\"blockNumber\":\"0x2\"}").expect("obj"),
-            BlockId::Number(2)
-        );
+        assert_eq!(p("{\"blockNumber\":\"0x2\"}").expect("obj"), BlockId::Number(2));
         let h = format!("\"0x{}\"", "11".repeat(32));
         assert!(matches!(p(&h).expect("hash"), BlockId::Hash(_)));
     }

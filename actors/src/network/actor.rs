@@ -1,0 +1,303 @@
+use super::conn::{self, ConnCtx};
+use super::messages::{Broadcast, Connected, Disconnected, Gossip, Incoming, Peers, SendTo};
+use super::wire::{encode, WireMessage};
+use super::NetworkConfig;
+use crate::consensus::{FromNetwork, SyncedBlocks};
+use crate::mempool::TxIngress;
+use actix::prelude::*;
+use alloy_primitives::Bytes;
+use bss_storage::StoreReader;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+pub struct NetworkActor {
+    cfg: NetworkConfig,
+    conn: Option<ConnCtx>,
+    template: (u64, u16, bss_consensus::OperatorSigner, bss_consensus::OperatorSet),
+    addrs: Vec<SocketAddr>,
+    listener: Option<std::net::TcpListener>,
+    peers: HashMap<u16, (u64, mpsc::Sender<Arc<Vec<u8>>>)>,
+    consensus: Recipient<FromNetwork>,
+    synced: Recipient<SyncedBlocks>,
+    ingress: TxIngress,
+    reader: StoreReader,
+    gossip: Vec<Bytes>,
+}
+
+pub struct NetworkParts {
+    pub cfg: NetworkConfig,
+    pub chain_id: u64,
+    pub me: u16,
+    pub signer: bss_consensus::OperatorSigner,
+    pub operators: bss_consensus::OperatorSet,
+    /// Address of every operator, by index (this node's own entry is not dialed).
+    pub addrs: Vec<SocketAddr>,
+    /// Bound by the node before anything else starts, so a busy port is a clear start-up error.
+    pub listener: std::net::TcpListener,
+    pub consensus: Recipient<FromNetwork>,
+    pub synced: Recipient<SyncedBlocks>,
+    pub ingress: TxIngress,
+    pub reader: StoreReader,
+}
+
+impl NetworkActor {
+    pub fn new(p: NetworkParts) -> Self {
+        Self {
+            cfg: p.cfg,
+            conn: None,
+            template: (p.chain_id, p.me, p.signer, p.operators),
+            addrs: p.addrs,
+            listener: Some(p.listener),
+            peers: HashMap::new(),
+            consensus: p.consensus,
+            synced: p.synced,
+            ingress: p.ingress,
+            reader: p.reader,
+            gossip: Vec::new(),
+        }
+    }
+
+    fn send_frame(&mut self, to: u16, frame: Arc<Vec<u8>>) {
+        let Some((_, queue)) = self.peers.get(&to) else {
+            metrics::counter!("bss_network_dropped_total", "reason" => "not_connected").increment(1);
+            return;
+        };
+        if queue.try_send(frame).is_err() {
+            metrics::counter!("bss_network_dropped_total", "reason" => "queue_full").increment(1);
+        } else {
+            metrics::counter!("bss_network_frames_out_total").increment(1);
+        }
+    }
+
+    fn encode(msg: &WireMessage) -> Option<Arc<Vec<u8>>> {
+        match encode(msg) {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                warn!(target: "network", error = %e, "cannot encode an outgoing message");
+                None
+            }
+        }
+    }
+
+    fn serve_sync(&mut self, to: u16, from_number: u64) {
+        let reader = self.reader.clone();
+        let batch = self.cfg.sync_batch.max(1) as u64;
+        let answer = (|| -> Result<Option<WireMessage>, bss_storage::StorageError> {
+            let Some(head) = reader.head_number()? else { return Ok(None) };
+            if from_number == 0 || from_number > head {
+                return Ok(None);
+            }
+            let last = head.min(from_number + batch - 1);
+            let mut blocks = Vec::new();
+            for n in from_number..=last {
+                match reader.committed_block(n)? {
+                    Some(b) => blocks.push(b),
+                    None => return Ok(None),
+                }
+            }
+            let mut headers = Vec::new();
+            for n in last + 1..=head {
+                match reader.header(n)? {
+                    Some(h) => headers.push(h),
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(WireMessage::SyncResponse { blocks, headers, proof: reader.commit_proof()? }))
+        })();
+        match answer {
+            Ok(Some(msg)) => {
+                if let Some(frame) = Self::encode(&msg) {
+                    self.send_frame(to, frame);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(target: "network", error = %e, "cannot serve a sync request"),
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: ConnCtx) {
+    loop {
+        let (mut stream, remote) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(target: "network", error = %e, "accept failed");
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        actix::spawn(async move {
+            match conn::handshake(&ctx, &mut stream, None).await {
+                Ok(peer) => {
+                    info!(target: "network", peer, %remote, "operator connected (inbound)");
+                    conn::run(ctx, stream, peer).await;
+                }
+                Err(e) => {
+                    warn!(target: "network", %remote, error = %e, "handshake failed");
+                    metrics::counter!("bss_network_handshake_failures_total").increment(1);
+                }
+            }
+        });
+    }
+}
+
+async fn dial_loop(addr: SocketAddr, peer: u16, ctx: ConnCtx) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr)).await;
+        match attempt {
+            Ok(Ok(mut stream)) => match conn::handshake(&ctx, &mut stream, Some(peer)).await {
+                Ok(_) => {
+                    info!(target: "network", peer, %addr, "operator connected (outbound)");
+                    backoff = Duration::from_millis(100);
+                    conn::run(ctx.clone(), stream, peer).await;
+                    warn!(target: "network", peer, %addr, "operator disconnected; redialing");
+                }
+                Err(e) => {
+                    warn!(target: "network", peer, %addr, error = %e, "handshake failed");
+                    metrics::counter!("bss_network_handshake_failures_total").increment(1);
+                }
+            },
+            Ok(Err(_)) | Err(_) => {}
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+impl Actor for NetworkActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let (chain_id, me, signer, operators) = self.template.clone();
+        let conn_ctx = ConnCtx {
+            chain_id,
+            me,
+            signer,
+            operators,
+            max_frame: self.cfg.max_frame_bytes,
+            queue: self.cfg.peer_queue,
+            actor: ctx.address(),
+        };
+        self.conn = Some(conn_ctx.clone());
+        if let Some(std_listener) = self.listener.take() {
+            let _ = std_listener.set_nonblocking(true);
+            match TcpListener::from_std(std_listener) {
+                Ok(l) => {
+                    info!(target: "network", addr = %self.cfg.listen, operator = me, "listening for operators");
+                    ctx.spawn(accept_loop(l, conn_ctx.clone()).into_actor(self));
+                }
+                Err(e) => warn!(target: "network", error = %e, "cannot listen"),
+            }
+        }
+        for (i, addr) in self.addrs.iter().enumerate() {
+            let peer = i as u16;
+            if peer > me {
+                ctx.spawn(dial_loop(*addr, peer, conn_ctx.clone()).into_actor(self));
+            }
+        }
+        ctx.run_interval(Duration::from_millis(20), |act, _| {
+            if act.gossip.is_empty() {
+                return;
+            }
+            let txs = std::mem::take(&mut act.gossip);
+            if let Some(frame) = Self::encode(&WireMessage::Txs(txs)) {
+                let peers: Vec<u16> = act.peers.keys().copied().collect();
+                for p in peers {
+                    act.send_frame(p, frame.clone());
+                }
+            }
+        });
+    }
+}
+
+impl Handler<Connected> for NetworkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Connected, _: &mut Self::Context) {
+        self.peers.insert(msg.peer, (msg.conn, msg.queue));
+        metrics::gauge!("bss_network_peers").set(self.peers.len() as f64);
+    }
+}
+
+impl Handler<Disconnected> for NetworkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnected, _: &mut Self::Context) {
+        if self.peers.get(&msg.peer).is_some_and(|(c, _)| *c == msg.conn) {
+            self.peers.remove(&msg.peer);
+        }
+        metrics::gauge!("bss_network_peers").set(self.peers.len() as f64);
+    }
+}
+
+impl Handler<SendTo> for NetworkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendTo, _: &mut Self::Context) {
+        if let Some(frame) = Self::encode(&msg.msg) {
+            self.send_frame(msg.to, frame);
+        }
+    }
+}
+
+impl Handler<Broadcast> for NetworkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Broadcast, _: &mut Self::Context) {
+        if let Some(frame) = Self::encode(&msg.0) {
+            let peers: Vec<u16> = self.peers.keys().copied().collect();
+            for p in peers {
+                self.send_frame(p, frame.clone());
+            }
+        }
+    }
+}
+
+impl Handler<Gossip> for NetworkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Gossip, _: &mut Self::Context) {
+        self.gossip.push(msg.0);
+    }
+}
+
+impl Handler<Peers> for NetworkActor {
+    type Result = MessageResult<Peers>;
+
+    fn handle(&mut self, _: Peers, _: &mut Self::Context) -> Self::Result {
+        let mut p: Vec<u16> = self.peers.keys().copied().collect();
+        p.sort();
+        MessageResult(p)
+    }
+}
+
+impl Handler<Incoming> for NetworkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Incoming, _: &mut Self::Context) {
+        match msg.msg {
+            WireMessage::Consensus(m) => self.consensus.do_send(FromNetwork { from: msg.from, message: m }),
+            WireMessage::SyncRequest { from_number, .. } => self.serve_sync(msg.from, from_number),
+            WireMessage::SyncResponse { blocks, headers, proof } => {
+                self.synced.do_send(SyncedBlocks { from: msg.from, blocks, headers, proof })
+            }
+            WireMessage::Txs(txs) => {
+                metrics::counter!("bss_gossip_txs_in_total").increment(txs.len() as u64);
+                let ingress = self.ingress.clone();
+                actix::spawn(async move {
+                    for raw in txs {
+                        // Already-known and stale txs are normal in gossip; nothing to report.
+                        let _ = ingress.admit(raw).await;
+                    }
+                });
+            }
+            WireMessage::Hello { .. } | WireMessage::Auth { .. } => {}
+        }
+    }
+}

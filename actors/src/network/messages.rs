@@ -1,0 +1,86 @@
+use super::actor::NetworkActor;
+use super::wire::WireMessage;
+use actix::prelude::*;
+use alloy_primitives::Bytes;
+use bss_consensus::native::NativeMessage;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Send one message to one operator.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendTo {
+    pub to: u16,
+    pub msg: WireMessage,
+}
+
+/// Send one message to every other operator.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Broadcast(pub WireMessage);
+
+/// Transactions accepted locally, to gossip to the other operators.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Gossip(pub Bytes);
+
+/// A connection finished its handshake.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Connected {
+    pub peer: u16,
+    pub conn: u64,
+    pub queue: mpsc::Sender<Arc<Vec<u8>>>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Disconnected {
+    pub peer: u16,
+    pub conn: u64,
+}
+
+/// A frame from an authenticated peer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Incoming {
+    pub from: u16,
+    pub msg: WireMessage,
+}
+
+/// Which operators are connected now.
+#[derive(Message)]
+#[rtype(result = "Vec<u16>")]
+pub struct Peers;
+
+/// Cloneable, typed handle to the network.
+#[derive(Clone)]
+pub struct NetworkHandle {
+    addr: Addr<NetworkActor>,
+}
+
+impl NetworkHandle {
+    pub fn new(addr: Addr<NetworkActor>) -> Self {
+        Self { addr }
+    }
+
+    pub fn send_consensus(&self, to: u16, msg: NativeMessage) {
+        self.addr.do_send(SendTo { to, msg: WireMessage::Consensus(msg) });
+    }
+
+    pub fn broadcast_consensus(&self, msg: NativeMessage) {
+        self.addr.do_send(Broadcast(WireMessage::Consensus(msg)));
+    }
+
+    pub fn request_sync(&self, to: u16, from_number: u64) {
+        self.addr.do_send(SendTo { to, msg: WireMessage::SyncRequest { from_number, max_blocks: 0 } });
+    }
+
+    pub fn gossip(&self, raw: Bytes) {
+        self.addr.do_send(Gossip(raw));
+    }
+
+    pub async fn peers(&self) -> Vec<u16> {
+        self.addr.send(Peers).await.unwrap_or_default()
+    }
+}

@@ -1,0 +1,46 @@
+//! Network actor: authenticated TCP between operators.
+//!
+//! * Full mesh; the lower operator index dials the higher and redials with backoff.
+//! * Handshake: both sides send `Hello` (chain id, operator index, random challenge) and then
+//!   sign the other's challenge; each checks the signature against the key its config gives for
+//!   the claimed index. Anything else, a wrong chain, an unknown or unexpected index, a bad
+//!   signature, drops the connection.
+//! * Frames are length-prefixed canonical bincode with a size cap; an oversized or undecodable
+//!   frame drops the connection and is logged and counted, never a panic.
+//! * Each peer has a bounded outgoing queue; when it is full new messages to that peer are
+//!   dropped (consensus recovers lost messages by timeouts and fetches) and counted.
+
+pub mod actor;
+mod conn;
+mod messages;
+pub mod wire;
+
+pub use actor::NetworkActor;
+pub use messages::{NetworkHandle, Peers};
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Where this operator accepts connections from the others.
+    pub listen: SocketAddr,
+    /// Largest frame accepted from a peer, bytes.
+    pub max_frame_bytes: usize,
+    /// Outgoing messages queued per peer before new ones are dropped.
+    pub peer_queue: usize,
+    /// Most blocks in one sync answer (the rest are linked by headers).
+    pub sync_batch: u32,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9545)),
+            max_frame_bytes: 32 * 1024 * 1024,
+            peer_queue: 8_192,
+            sync_batch: 64,
+        }
+    }
+}
