@@ -1,5 +1,6 @@
 //! Where execute-and-commit spends its time, phase by phase.
 //! Run: `cargo run --release -p bss-benches --example phases`.
+#![allow(clippy::unwrap_used)]
 use bss_actors::hvm::execute::ProposalFields;
 use bss_actors::hvm::{BlockBuilder, LayeredState};
 use bss_benches::{Chain, Kind};

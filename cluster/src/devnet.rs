@@ -1,4 +1,8 @@
 //! `bss devnet`: a local federation with generated keys, configs and data dirs.
+//!
+//! One operator runs in this process; more run as separate `bss node` processes on loopback
+//! (node i: JSON-RPC on base-port + i, operator network on p2p-base-port + i), stopped together
+//! on Ctrl-C.
 
 use bss_actors::hvm::accounts::derive_accounts;
 use bss_actors::node::{GenesisConfig, NodeConfig};
@@ -6,75 +10,207 @@ use bss_consensus::OperatorSigner;
 use clap::Args;
 use eyre::{bail, Result, WrapErr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct DevnetArgs {
-    /// Number of operators. This build runs a federation of one.
+    /// Number of operators (1 to 10).
     #[arg(long, default_value_t = 1)]
     nodes: usize,
     /// Node i serves JSON-RPC on 127.0.0.1:(base-port + i).
     #[arg(long, default_value_t = 8545)]
     base_port: u16,
+    /// Node i listens for operators on 127.0.0.1:(p2p-base-port + i). Default: base-port + 1000.
+    #[arg(long)]
+    p2p_base_port: Option<u16>,
+    /// Consensus engine: native or hotstuff-rs.
+    #[arg(long, default_value = "native")]
+    engine: String,
     /// Where keys, configs and chain data go.
     #[arg(long, default_value = "devnet-data")]
     data_dir: PathBuf,
     /// Chain id of the devnet.
     #[arg(long, default_value_t = 1337)]
     chain_id: u64,
-    /// Time between blocks.
+    /// Minimum time between blocks.
     #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
     block_time: Duration,
+    /// First round timeout.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    round_timeout: Duration,
     /// Delete existing devnet data first.
     #[arg(long)]
     fresh: bool,
 }
 
-pub fn run(args: DevnetArgs) -> Result<()> {
-    if args.nodes != 1 {
-        bail!("--nodes {}: multi-operator federations need the BFT engines, which this build does not have yet; use --nodes 1", args.nodes);
+/// Writes (or reuses) keys, genesis and one config per operator; returns the config paths.
+fn prepare(args: &DevnetArgs) -> Result<Vec<PathBuf>> {
+    if !(1..=10).contains(&args.nodes) {
+        bail!("--nodes {}: a devnet has 1 to 10 operators", args.nodes);
     }
     if args.fresh && args.data_dir.exists() {
         std::fs::remove_dir_all(&args.data_dir).wrap_err("removing old devnet data")?;
     }
-    let node_dir = args.data_dir.join("node0");
-    std::fs::create_dir_all(&node_dir)?;
-    let key_path = node_dir.join("operator.key");
-    let signer = if key_path.exists() {
-        OperatorSigner::from_hex(&std::fs::read_to_string(&key_path)?).map_err(|e| eyre::eyre!("{e}"))?
-    } else {
-        let s = OperatorSigner::generate();
-        crate::write_secret(&key_path, &s.secret_hex())?;
-        s
-    };
+    std::fs::create_dir_all(&args.data_dir)?;
+    let p2p_base = args.p2p_base_port.unwrap_or(args.base_port.saturating_add(1000));
+    let mut keys = Vec::new();
+    for i in 0..args.nodes {
+        let dir = args.data_dir.join(format!("node{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let key_path = dir.join("operator.key");
+        let signer = if key_path.exists() {
+            OperatorSigner::from_hex(&std::fs::read_to_string(&key_path)?).map_err(|e| eyre::eyre!("{e}"))?
+        } else {
+            let s = OperatorSigner::generate();
+            crate::write_secret(&key_path, &s.secret_hex())?;
+            s
+        };
+        keys.push(signer.public().to_hex());
+    }
     let genesis: GenesisConfig = toml::from_str(&format!("chain_id = {}", args.chain_id))?;
     std::fs::write(args.data_dir.join("genesis.toml"), format!("[genesis]\n{}", toml::to_string(&genesis)?))?;
-    let config_text = format!(
-        "data_dir = \"node0\"\ngenesis_file = \"genesis.toml\"\noperator_key_file = \"node0/operator.key\"\n\n\
-         [operators]\nkeys = [\"{}\"]\n\n[consensus]\nblock_time = \"{}\"\n\n[rpc]\naddr = \"127.0.0.1:{}\"\n",
-        signer.public().to_hex(),
-        humantime::format_duration(args.block_time),
-        args.base_port,
-    );
-    let config_path = args.data_dir.join("node0.toml");
-    std::fs::write(&config_path, config_text)?;
-    let (cfg, genesis) = NodeConfig::load(&config_path)?;
-    let accounts = derive_accounts(&genesis.dev_mnemonic, genesis.dev_accounts).map_err(|e| eyre::eyre!("{e}"))?;
-    let chain_id = genesis.chain_id;
-    crate::run_node(cfg, genesis, move |h| {
-        println!();
-        println!("bss devnet — {} operator(s), chain id {chain_id}", args.nodes);
-        println!("  operator 0  JSON-RPC  http://{}   (ws://{})", h.rpc_addr, h.rpc_addr);
-        println!("              metrics   http://{}/metrics", h.rpc_addr);
-        println!("  config      {}", config_path.display());
-        println!();
-        println!(
-            "Dev accounts (10,000 ETH each, mnemonic \"test test test test test test test test test test test junk\"):"
+    let addrs: Vec<String> = (0..args.nodes).map(|i| format!("\"127.0.0.1:{}\"", p2p_base as usize + i)).collect();
+    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    let mut configs = Vec::new();
+    for i in 0..args.nodes {
+        let text = format!(
+            "# Generated by `bss devnet`.\ndata_dir = \"node{i}\"\ngenesis_file = \"genesis.toml\"\n\
+             operator_key_file = \"node{i}/operator.key\"\n\n[operators]\nkeys = [{}]\naddrs = [{}]\n\n\
+             [consensus]\nengine = \"{}\"\nblock_time = \"{}\"\nbase_timeout = \"{}\"\n\n\
+             [rpc]\naddr = \"127.0.0.1:{}\"\n\n[network]\nlisten = \"127.0.0.1:{}\"\n",
+            keys.join(", "),
+            addrs.join(", "),
+            args.engine,
+            humantime::format_duration(args.block_time),
+            humantime::format_duration(args.round_timeout),
+            args.base_port as usize + i,
+            p2p_base as usize + i,
         );
-        for (i, a) in accounts.iter().enumerate() {
-            println!("  ({i}) {}  0x{}", a.address, a.secret_hex());
+        let path = args.data_dir.join(format!("node{i}.toml"));
+        std::fs::write(&path, text)?;
+        configs.push(path);
+    }
+    Ok(configs)
+}
+
+fn banner(args: &DevnetArgs, rpc: &[String], p2p: &[String], logs: &[PathBuf]) -> Result<()> {
+    let genesis: GenesisConfig = toml::from_str(&format!("chain_id = {}", args.chain_id))?;
+    let accounts = derive_accounts(&genesis.dev_mnemonic, genesis.dev_accounts).map_err(|e| eyre::eyre!("{e}"))?;
+    println!();
+    println!("bss devnet — {} operator(s), engine {}, chain id {}", args.nodes, args.engine, args.chain_id);
+    for (i, r) in rpc.iter().enumerate() {
+        let log = logs.get(i).map(|l| format!("   log {}", l.display())).unwrap_or_default();
+        let p = p2p.get(i).map(|p| format!("   p2p {p}")).unwrap_or_default();
+        println!("  operator {i}  JSON-RPC http://{r}  ws://{r}  metrics http://{r}/metrics{p}{log}");
+    }
+    println!();
+    println!("Dev accounts (10,000 ETH each, mnemonic \"{}\"):", genesis.dev_mnemonic);
+    for (i, a) in accounts.iter().enumerate() {
+        println!("  ({i}) {}  0x{}", a.address, a.secret_hex());
+    }
+    println!();
+    println!("Ctrl-C to stop.");
+    Ok(())
+}
+
+pub fn run(args: DevnetArgs) -> Result<()> {
+    let configs = prepare(&args)?;
+    if args.nodes == 1 {
+        let (cfg, genesis) = NodeConfig::load(&configs[0])?;
+        return crate::run_node(cfg, genesis, move |h| {
+            let _ = banner(&args, &[h.rpc_addr.to_string()], &[], &[]);
+        });
+    }
+    let exe = std::env::current_exe().wrap_err("locating the bss binary")?;
+    let mut children: Vec<Child> = Vec::new();
+    let mut logs = Vec::new();
+    let mut rpc = Vec::new();
+    let mut p2p = Vec::new();
+    for (i, config) in configs.iter().enumerate() {
+        let log_path = args.data_dir.join(format!("node{i}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(&exe)
+            .args(["node", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .wrap_err("starting an operator process")?;
+        children.push(child);
+        logs.push(log_path);
+        let (cfg, _) = NodeConfig::load(config)?;
+        rpc.push(cfg.rpc.addr.to_string());
+        p2p.push(cfg.network.listen.to_string());
+    }
+    let result = supervise(&args, &mut children, &rpc, &p2p, &logs);
+    stop_all(&mut children);
+    result
+}
+
+fn wait_healthy(addr: &str, deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            use std::io::{Read, Write};
+            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+            let req = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let mut out = String::new();
+            if s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut out).is_ok() && out.contains(" 200 ") {
+                return true;
+            }
         }
-        println!();
-        println!("Ctrl-C to stop.");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn supervise(
+    args: &DevnetArgs,
+    children: &mut [Child],
+    rpc: &[String],
+    p2p: &[String],
+    logs: &[PathBuf],
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (i, addr) in rpc.iter().enumerate() {
+        if !wait_healthy(addr, deadline) {
+            bail!("operator {i} did not come up; see {}", logs[i].display());
+        }
+    }
+    banner(args, rpc, p2p, logs)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = tick.tick() => {
+                    for (i, c) in children.iter_mut().enumerate() {
+                        if let Ok(Some(status)) = c.try_wait() {
+                            bail!("operator {i} exited ({status}); see {}", logs[i].display());
+                        }
+                    }
+                }
+            }
+        }
     })
+}
+
+/// Asks every operator to stop (SIGINT) and waits; kills whatever is still running after 10 s.
+fn stop_all(children: &mut [Child]) {
+    for c in children.iter() {
+        let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for c in children.iter_mut() {
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    println!("bss devnet: all operators stopped");
 }

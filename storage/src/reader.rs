@@ -171,4 +171,14 @@ impl StoreReader {
         }
         Ok(out)
     }
+
+    /// Journaled mempool transactions (raw), to re-admit after a restart.
+    pub fn journaled_txs(&self) -> Result<Vec<Bytes>> {
+        let mut out = Vec::new();
+        for guard in self.store.mempool.iter() {
+            let (_, v) = guard.into_inner()?;
+            out.push(Bytes::copy_from_slice(&v));
+        }
+        Ok(out)
+    }
 }

@@ -3,6 +3,7 @@
 use crate::records::CommitBatch;
 use crate::store::Store;
 use crate::{Result, StorageError};
+use alloy_primitives::{Bytes, B256};
 use bss_consensus::SafetyData;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -13,6 +14,7 @@ enum Command {
     Commit(Box<CommitBatch>, oneshot::Sender<Result<()>>),
     PutSafety(SafetyData, oneshot::Sender<Result<()>>),
     PutPending(Box<bss_consensus::Block>, oneshot::Sender<Result<()>>),
+    Journal { add: Vec<(B256, Bytes)>, remove: Vec<B256>, reply: Option<oneshot::Sender<Result<()>>> },
 }
 
 /// Typed handle to the storage thread. Cloneable; the thread stops when every handle is gone.
@@ -47,6 +49,15 @@ fn run(store: Store, rx: mpsc::Receiver<Command>) {
                     error!(target: "storage", number, error = %e, "block commit failed");
                 }
                 let _ = reply.send(res);
+            }
+            Command::Journal { add, remove, reply } => {
+                let res = store.journal(&add, &remove);
+                if let Err(e) = &res {
+                    error!(target: "storage", error = %e, "mempool journal write failed");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(res);
+                }
             }
             Command::PutPending(block, reply) => {
                 let res = store.put_pending(&block);
@@ -90,6 +101,21 @@ impl StorageHandle {
         let (tx, rx) = oneshot::channel();
         self.send(Command::PutPending(Box::new(block), tx))?;
         rx.await.map_err(|_| StorageError::ServiceStopped)?
+    }
+
+    /// Records an accepted transaction so it survives a crash of this process. Resolves once
+    /// written (process-crash durable; not fsynced).
+    pub async fn journal_tx(&self, hash: B256, raw: Bytes) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Journal { add: vec![(hash, raw)], remove: vec![], reply: Some(tx) })?;
+        rx.await.map_err(|_| StorageError::ServiceStopped)?
+    }
+
+    /// Forgets transactions that can no longer be included (fire and forget).
+    pub fn unjournal(&self, hashes: Vec<B256>) {
+        if !hashes.is_empty() {
+            let _ = self.send(Command::Journal { add: vec![], remove: hashes, reply: None });
+        }
     }
 
     /// Blocking variant for non-async callers (tests, benchmarks, tools).

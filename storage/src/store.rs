@@ -22,6 +22,8 @@ pub struct Store {
     pub(crate) code: Keyspace,
     /// Blocks this replica persisted before voting for them, by number ‖ hash; pruned on commit.
     pub(crate) pending: Keyspace,
+    /// Transactions accepted into the mempool and not yet committed (hash → raw).
+    pub(crate) mempool: Keyspace,
     /// `Some(mode)`: fsync mode for block commits; safety data is always synced.
     pub(crate) commit_durability: Option<PersistMode>,
 }
@@ -48,6 +50,7 @@ impl Store {
             slots: ks("slots")?,
             code: ks("code")?,
             pending: ks("pending")?,
+            mempool: ks("mempool")?,
             commit_durability: Some(if fsync { PersistMode::SyncAll } else { PersistMode::Buffer }),
             db,
         })
@@ -117,6 +120,7 @@ impl Store {
         }
         if let Some(body) = body {
             for (i, h) in body.tx_hashes.iter().enumerate() {
+                batch.remove(&self.mempool, h.to_vec());
                 let idx = u32::try_from(i).unwrap_or(u32::MAX);
                 batch.insert(&self.tx_index, h.to_vec(), keys::tx_location(block.number(), idx).to_vec());
             }
@@ -152,6 +156,22 @@ impl Store {
         key.extend_from_slice(block.hash().as_slice());
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         batch.insert(&self.pending, key, enc("pending block", block)?);
+        batch.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn journal(
+        &self,
+        add: &[(alloy_primitives::B256, alloy_primitives::Bytes)],
+        remove: &[alloy_primitives::B256],
+    ) -> Result<()> {
+        let mut batch = self.db.batch();
+        for (h, raw) in add {
+            batch.insert(&self.mempool, h.to_vec(), raw.to_vec());
+        }
+        for h in remove {
+            batch.remove(&self.mempool, h.to_vec());
+        }
         batch.commit()?;
         Ok(())
     }

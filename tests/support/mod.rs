@@ -75,13 +75,23 @@ impl Node {
             ),
         )
         .expect("write config");
+        Node::launch(dir, config, addr)
+    }
+
+    /// Starts `bss node --config <config>` whose RPC listens on `addr`.
+    pub fn launch(dir: &Path, config: PathBuf, addr: SocketAddr) -> Node {
         let mut node = Node { dir: dir.to_path_buf(), config, addr, child: None };
         node.spawn();
         node
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.join(format!("node-{}.log", std::process::id()))).expect("log");
+        let name = self.config.file_stem().and_then(|s| s.to_str()).unwrap_or("node").to_string();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))
+            .expect("log");
         let child = Command::new(BSS)
             .args(["node", "--config"])
             .arg(&self.config)
@@ -158,4 +168,77 @@ pub fn hex_u64(v: &Value) -> u64 {
 pub fn hex_u128(v: &Value) -> u128 {
     let s = v.as_str().unwrap_or_else(|| panic!("not a hex string: {v}"));
     u128::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// A federation of `bss node` processes on loopback, configured like `bss devnet` does.
+pub struct Federation {
+    pub nodes: Vec<Node>,
+}
+
+impl Federation {
+    pub fn start(dir: &Path, n: usize, consensus: &str) -> Federation {
+        let signers: Vec<bss_consensus::OperatorSigner> =
+            (0..n).map(|i| bss_consensus::OperatorSigner::from_bytes([i as u8 + 1; 32])).collect();
+        let keys: Vec<String> = signers.iter().map(|s| format!("\"{}\"", s.public().to_hex())).collect();
+        let rpc: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let p2p: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let addrs: Vec<String> = p2p.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        std::fs::write(dir.join("genesis.toml"), format!("[genesis]\nchain_id = {CHAIN_ID}\n")).expect("genesis");
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let config = dir.join(format!("node{i}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "data_dir = \"node{i}\"\ngenesis_file = \"genesis.toml\"\noperator_key = \"{}\"\n\
+                     [operators]\nkeys = [{}]\naddrs = [{}]\n[consensus]\n{consensus}\n\
+                     [storage]\nfsync = false\n[rpc]\naddr = \"127.0.0.1:{}\"\nfault_injection = true\n\
+                     [network]\nlisten = \"127.0.0.1:{}\"\n",
+                    signers[i].secret_hex(),
+                    keys.join(", "),
+                    addrs.join(", "),
+                    rpc[i],
+                    p2p[i],
+                ),
+            )
+            .expect("config");
+            let addr: SocketAddr = format!("127.0.0.1:{}", rpc[i]).parse().expect("addr");
+            nodes.push(Node::launch(dir, config, addr));
+        }
+        Federation { nodes }
+    }
+
+    /// Heights of the nodes that are running.
+    pub fn heights(&self, which: &[usize]) -> Vec<u64> {
+        which.iter().map(|i| self.nodes[*i].block_number()).collect()
+    }
+
+    pub fn wait_all_at_least(&self, which: &[usize], h: u64, timeout: Duration) {
+        wait_until(&format!("nodes {which:?} at height {h}"), timeout, || {
+            which
+                .iter()
+                .all(|i| self.nodes[*i].try_rpc("eth_blockNumber", json!([])).ok().is_some_and(|v| hex_u64(&v) >= h))
+                .then_some(())
+        });
+    }
+
+    /// Every listed node has the same block hash at every height up to `h`.
+    pub fn assert_same_chain(&self, which: &[usize], h: u64) {
+        for n in 1..=h {
+            let hashes: Vec<Value> = which
+                .iter()
+                .map(|i| self.nodes[*i].rpc("eth_getBlockByNumber", json!([format!("{n:#x}"), false]))["hash"].clone())
+                .collect();
+            assert!(hashes.windows(2).all(|w| w[0] == w[1]), "different blocks at height {n}: {hashes:?}");
+        }
+    }
+}
+
+/// Reads one counter or gauge from a /metrics text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }

@@ -35,6 +35,8 @@ pub struct ConsensusActor<E: Engine<Message = NativeMessage>> {
     storage: StorageHandle,
     handle: ConsensusHandle,
     executed: HashMap<B256, Arc<ExecutedBlock>>,
+    /// Uncommitted blocks the engine showed us, so missing ancestors can be executed first.
+    known: HashMap<B256, Block>,
     queue: VecDeque<Effect<E::Message>>,
     busy: bool,
 }
@@ -65,6 +67,7 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
             storage: p.storage,
             handle: p.handle,
             executed: HashMap::new(),
+            known: HashMap::new(),
             queue: VecDeque::new(),
             busy: false,
         }
@@ -137,6 +140,21 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
         }));
     }
 
+    /// `hash` and its uncommitted ancestors we know, oldest first (at most 256).
+    fn ancestry(&self, hash: &B256) -> Vec<Block> {
+        let mut chain = Vec::new();
+        let mut cursor = *hash;
+        while let Some(b) = self.known.get(&cursor) {
+            chain.push(b.clone());
+            cursor = b.header.parent_hash;
+            if chain.len() >= 256 {
+                break;
+            }
+        }
+        chain.reverse();
+        chain
+    }
+
     fn propose(&mut self, round: u64, parent: BlockHeader, ctx: &mut Context<Self>) {
         let executor = self.executor.clone();
         let mempool = self.mempool.clone();
@@ -150,7 +168,12 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
         };
         let parent_hash = parent.hash();
         let gas_limit = parent.gas_limit;
+        // The executor may not have run every ancestor (e.g. blocks fetched from peers).
+        let ancestors = self.ancestry(&parent_hash);
         let fut = async move {
+            for b in ancestors {
+                executor.validate(b, vec![]).await?;
+            }
             let candidates = mempool.select(base_fee, gas_limit, max_txs).await.unwrap_or_default();
             executor.build(parent_hash, fields, candidates).await
         };
@@ -158,6 +181,7 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
             Ok(executed) => {
                 act.mempool.drop_invalid(executed.rejected.iter().map(|(h, _)| *h).collect());
                 let block = executed.block.clone();
+                act.known.insert(block.hash(), block.clone());
                 act.executed.insert(block.hash(), executed);
                 act.input(Input::ProposalReady { round, block }, ctx);
             }
@@ -181,7 +205,16 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
             self.input(Input::ValidationDone { block_hash, result }, ctx);
             return;
         }
-        ctx.spawn(async move { executor.validate(block, vec![]).await }.into_actor(self).map(move |res, act, ctx| {
+        self.known.insert(block_hash, block);
+        let chain = self.ancestry(&block_hash);
+        let fut = async move {
+            let mut last = None;
+            for b in chain {
+                last = Some(executor.validate(b, vec![]).await);
+            }
+            last.unwrap_or(Err(crate::executor::ExecutorError::Gone))
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let result = match res {
                 Ok(executed) => {
                     act.executed.insert(block_hash, executed);
@@ -230,6 +263,7 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
         let header = &executed.block.header;
         let number = header.number;
         self.executed.retain(|_, e| e.block.number() > number);
+        self.known.retain(|_, b| b.number() > number);
         // Senders' next nonces, from the committed state changes.
         let nonces: HashMap<Address, u64> =
             executed.changes.accounts.iter().map(|(a, rec)| (*a, rec.as_ref().map_or(0, |r| r.nonce))).collect();

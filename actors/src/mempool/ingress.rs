@@ -23,6 +23,8 @@ pub struct TxIngress {
     pub spec: ChainSpec,
     pub reader: StoreReader,
     pub mempool: MempoolHandle,
+    /// Where accepted transactions are journaled before they are acknowledged.
+    pub journal: Option<bss_storage::StorageHandle>,
 }
 
 impl TxIngress {
@@ -44,6 +46,9 @@ impl TxIngress {
         let account = self.reader.account(&tx.sender)?.unwrap_or_default();
         let state = SenderState { nonce: account.nonce, balance: account.balance };
         let hash = self.mempool.add(tx.clone(), state).await.map_err(|_| AdmitError::Unavailable)??;
+        if let Some(j) = &self.journal {
+            j.journal_tx(hash, tx.raw.clone()).await?;
+        }
         Ok((hash, tx))
     }
 }

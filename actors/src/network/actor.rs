@@ -15,13 +15,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+/// An established connection: its id and its outgoing frame queue.
+type PeerConn = (u64, mpsc::Sender<Arc<Vec<u8>>>);
+
 pub struct NetworkActor {
     cfg: NetworkConfig,
     conn: Option<ConnCtx>,
     template: (u64, u16, bss_consensus::OperatorSigner, bss_consensus::OperatorSet),
     addrs: Vec<SocketAddr>,
     listener: Option<std::net::TcpListener>,
-    peers: HashMap<u16, (u64, mpsc::Sender<Arc<Vec<u8>>>)>,
+    peers: HashMap<u16, PeerConn>,
     consensus: Recipient<FromNetwork>,
     synced: Recipient<SyncedBlocks>,
     ingress: TxIngress,
@@ -150,8 +153,8 @@ async fn dial_loop(addr: SocketAddr, peer: u16, ctx: ConnCtx) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let attempt = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr)).await;
-        match attempt {
-            Ok(Ok(mut stream)) => match conn::handshake(&ctx, &mut stream, Some(peer)).await {
+        if let Ok(Ok(mut stream)) = attempt {
+            match conn::handshake(&ctx, &mut stream, Some(peer)).await {
                 Ok(_) => {
                     info!(target: "network", peer, %addr, "operator connected (outbound)");
                     backoff = Duration::from_millis(100);
@@ -162,8 +165,7 @@ async fn dial_loop(addr: SocketAddr, peer: u16, ctx: ConnCtx) {
                     warn!(target: "network", peer, %addr, error = %e, "handshake failed");
                     metrics::counter!("bss_network_handshake_failures_total").increment(1);
                 }
-            },
-            Ok(Err(_)) | Err(_) => {}
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));

@@ -170,7 +170,12 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     let mempool = MempoolHandle::new(MempoolActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
         MempoolActor::new(pool_cfg)
     }));
-    let ingress = TxIngress { spec: spec.clone(), reader: reader.clone(), mempool: mempool.clone() };
+    let ingress = TxIngress {
+        spec: spec.clone(),
+        reader: reader.clone(),
+        mempool: mempool.clone(),
+        journal: Some(storage.clone()),
+    };
     let consensus_handle = ConsensusHandle::new(1024);
 
     let native_cfg = NativeConfig {
@@ -230,6 +235,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     let rpc_cfg = cfg.rpc.clone();
     let engine_name = cfg.consensus.engine.clone();
     let n_operators = operators.len();
+    readmit_journal(&reader, ingress.clone(), network.clone(), storage.clone()).map_err(storage_err)?;
     let (c, net) = (consensus_handle.clone(), network.clone());
     let factory = Arc::new(move |faults: Recipient<_>| RpcContext {
         spec: ingress.spec.clone(),
@@ -254,6 +260,36 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         mempool,
         rpc,
     })
+}
+
+/// Transactions acknowledged before a restart come back into the mempool (and are gossiped
+/// again); those that can no longer be included are forgotten.
+fn readmit_journal(
+    reader: &bss_storage::StoreReader,
+    ingress: TxIngress,
+    network: Option<NetworkHandle>,
+    storage: bss_storage::StorageHandle,
+) -> Result<(), StorageError> {
+    let txs = reader.journaled_txs()?;
+    if txs.is_empty() {
+        return Ok(());
+    }
+    info!(target: "node", count = txs.len(), "re-admitting journaled transactions");
+    actix::spawn(async move {
+        let mut stale = Vec::new();
+        for raw in txs {
+            match ingress.admit(raw.clone()).await {
+                Ok(_) => {
+                    if let Some(n) = &network {
+                        n.gossip(raw);
+                    }
+                }
+                Err(_) => stale.push(alloy_primitives::keccak256(&raw)),
+            }
+        }
+        storage.unjournal(stale);
+    });
+    Ok(())
 }
 
 async fn wait_for_rpc(rpc: &Addr<RpcActor>) -> Result<SocketAddr, NodeError> {

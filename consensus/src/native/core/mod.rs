@@ -378,10 +378,12 @@ impl NativeEngine {
                 || p.tc.as_ref().is_some_and(|tc| {
                     tc.round + 1 == round && p.justify.round >= tc.signatures.iter().map(|s| s.1).max().unwrap_or(0)
                 }));
+        // Every stored block is executed by the node (it is needed to build on or commit it);
+        // the result only matters for the vote when it is safe to vote for it.
         if safe {
             self.pending_vote = Some((round, hash));
-            fx.push(Effect::RequestValidation { block: p.block.clone() });
         }
+        fx.push(Effect::RequestValidation { block: p.block.clone() });
         // A block we were waiting for may unblock proposals and our own proposal.
         if let Some(waiters) = self.waiting.remove(&hash) {
             for (f, w) in waiters {
@@ -570,6 +572,11 @@ impl Engine for NativeEngine {
                 // Resume in the last round this replica signed in: it may still time out there
                 // (never vote again), so replicas that stayed in that round can form a TC.
                 let start = (self.high_qc.round + 1).max(self.safety.last_signed_round);
+                // Blocks reloaded from storage must be executed again before anything builds on
+                // or commits them.
+                let mut reloaded: Vec<Block> = self.blocks.values().cloned().collect();
+                reloaded.sort_by_key(|b| b.number());
+                fx.extend(reloaded.into_iter().map(|block| Effect::RequestValidation { block }));
                 let hq = self.high_qc.clone();
                 self.try_commit(&hq, &mut fx);
                 self.enter_round(start, &mut fx);

@@ -56,7 +56,8 @@ impl NativeEngine {
         }) {
             self.qcs.entry(pq.block_hash).or_insert(pq);
         }
-        self.blocks.insert(hash, block);
+        self.blocks.insert(hash, block.clone());
+        fx.push(Effect::RequestValidation { block });
         self.process_qc(&qc, fx);
         if let Some(waiters) = self.waiting.remove(&hash) {
             for (f, w) in waiters {

@@ -1,0 +1,8 @@
+//! Four operators as real processes on loopback: crashes, restarts, catch-up, a lost quorum,
+//! and peers that misbehave on the operator network.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bad_peers;
+mod n4f1;
