@@ -181,14 +181,23 @@ fn supervise(
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut reported = vec![false; children.len()];
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 _ = tick.tick() => {
+                    // An operator that dies is reported, not fatal: the federation tolerates f
+                    // failures, and chaos runs kill operators on purpose.
                     for (i, c) in children.iter_mut().enumerate() {
                         if let Ok(Some(status)) = c.try_wait() {
-                            bail!("operator {i} exited ({status}); see {}", logs[i].display());
+                            if !reported[i] {
+                                reported[i] = true;
+                                eprintln!("operator {i} exited ({status}); see {}", logs[i].display());
+                            }
                         }
+                    }
+                    if reported.iter().all(|r| *r) {
+                        bail!("every operator has exited");
                     }
                 }
             }

@@ -9,6 +9,8 @@ use std::collections::{BTreeSet, VecDeque};
 
 /// Rounds before an epoch boundary whose outcome is not yet used for that epoch.
 const LAG: u64 = 4;
+/// How many epochs back a failure keeps an operator out (unless it leads successfully since).
+const LOOKBACK_EPOCHS: u64 = 32;
 
 #[derive(Clone, Debug, Default)]
 pub struct Reputation {
@@ -20,6 +22,7 @@ pub struct Reputation {
 }
 
 impl Reputation {
+    /// `window` is the epoch length in rounds (at least 2 × LAG).
     pub fn new(n: usize, max_excluded: usize, window: usize) -> Self {
         let window = (window as u64).max(2 * LAG);
         Self { n, max_excluded, window, committed: VecDeque::new() }
@@ -35,7 +38,7 @@ impl Reputation {
             return;
         }
         self.committed.push_back((round, proposer));
-        while self.committed.len() as u64 > 4 * self.window {
+        while self.committed.len() as u64 > LOOKBACK_EPOCHS * self.window {
             self.committed.pop_front();
         }
     }
@@ -49,8 +52,12 @@ impl Reputation {
         let Some(cutoff) = epoch_start.checked_sub(LAG) else {
             return out;
         };
-        let history: Vec<(u64, u16)> =
-            self.committed.iter().copied().filter(|(r, _)| *r < cutoff && *r + self.window >= cutoff).collect();
+        let history: Vec<(u64, u16)> = self
+            .committed
+            .iter()
+            .copied()
+            .filter(|(r, _)| *r < cutoff && *r + LOOKBACK_EPOCHS * self.window >= cutoff)
+            .collect();
         let mut succeeded = BTreeSet::new();
         for w in history.windows(2).rev() {
             let (r0, _) = w[0];
@@ -113,4 +120,9 @@ mod tests {
             assert_eq!(a.leader(round), b.leader(round), "round {round}");
         }
     }
+}
+
+/// Committed blocks of history the reputation needs after a restart.
+pub fn history_len(window: usize) -> usize {
+    (LOOKBACK_EPOCHS * (window as u64).max(2 * LAG)) as usize
 }

@@ -132,7 +132,7 @@ impl NativeEngine {
 
     /// How many committed blocks of history the engine wants at start-up.
     pub fn history_len(cfg: &NativeConfig) -> usize {
-        4 * cfg.reputation_window.max(16)
+        super::leader::history_len(cfg.reputation_window)
     }
 
     fn quorum(&self) -> usize {
