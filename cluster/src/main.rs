@@ -28,11 +28,14 @@ enum Command {
     },
     /// Run a local federation with generated keys, configs and data dirs.
     Devnet(devnet::DevnetArgs),
-    /// Generate an operator key pair (ed25519).
+    /// Generate an operator key pair (ed25519), or show the public key of an existing one.
     Keygen {
         /// Write the secret key (hex) to this file (mode 0600); print only the public key.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "show")]
         out: Option<PathBuf>,
+        /// Print the public key of the secret key in this file.
+        #[arg(long)]
+        show: Option<PathBuf>,
     },
 }
 
@@ -58,7 +61,13 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Devnet(args) => devnet::run(args),
-        Command::Keygen { out } => {
+        Command::Keygen { show: Some(path), .. } => {
+            let secret = std::fs::read_to_string(&path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+            let signer = OperatorSigner::from_hex(&secret).map_err(|e| eyre::eyre!("{}: {e}", path.display()))?;
+            println!("public key: {}", signer.public().to_hex());
+            Ok(())
+        }
+        Command::Keygen { out, show: None } => {
             let signer = OperatorSigner::generate();
             match out {
                 Some(path) => {

@@ -304,3 +304,24 @@ mod tests {
         assert!(NodeConfig::load(&dir.path().join("missing.toml")).is_err());
     }
 }
+
+#[cfg(test)]
+mod shipped_configs {
+    use super::NodeConfig;
+    use std::path::Path;
+
+    /// Every config under configs/ parses, and its genesis builds.
+    #[test]
+    fn configs_in_the_repository_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut paths = vec![root.join("devnet.toml")];
+        for i in 0..4 {
+            paths.push(root.join(format!("federation/node{i}.toml")));
+        }
+        for p in paths {
+            let (cfg, genesis) = NodeConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            genesis.to_genesis().unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            assert!(cfg.operator_secret().is_ok(), "{}", p.display());
+        }
+    }
+}

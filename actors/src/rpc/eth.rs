@@ -64,7 +64,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
     sync_method!("eth_gasPrice", |_, c: &RpcContext| {
         let h = c.head()?;
         let base = next_base_fee(h.base_fee, h.gas_used, h.gas_limit, c.spec.min_base_fee);
-        Ok(json!(qty(u128::from(base) + c.cfg.suggested_tip)))
+        Ok(json!(qty(u128::from(base) + u128::from(c.cfg.suggested_tip))))
     });
     sync_method!("eth_maxPriorityFeePerGas", |_, c: &RpcContext| Ok(json!(qty(c.cfg.suggested_tip))));
     sync_method!("eth_getBalance", |p: Params<'_>, c: &RpcContext| {

@@ -31,7 +31,7 @@ pub struct RpcConfig {
     /// Most logs one eth_getLogs may return.
     pub max_logs_results: usize,
     /// Priority fee suggested by eth_maxPriorityFeePerGas (wei).
-    pub suggested_tip: u128,
+    pub suggested_tip: u64,
     /// Largest request body, bytes.
     pub max_request_bytes: u32,
     pub max_connections: u32,

@@ -165,6 +165,7 @@ impl NativeEngine {
         self.my_timeout = None;
         self.pending_vote = None;
         metrics::gauge!("bss_consensus_round").set(round as f64);
+        metrics::gauge!("bss_consensus_leader").set(f64::from(self.leader(round)));
         fx.push(Effect::ScheduleTimer { kind: TimerKind::RoundTimeout { round }, after: self.round_timeout() });
         debug!(target: "consensus::native", round, leader = self.leader(round), "entered round");
         self.maybe_propose(fx);
