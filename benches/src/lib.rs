@@ -7,9 +7,9 @@ use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
 use bss_actors::hvm::accounts::DevKey;
 use bss_actors::hvm::execute::{tx_env, ProposalFields};
 use bss_actors::hvm::lthash::LtHash;
-use bss_actors::hvm::{BlockBuilder, ChainSpec, Genesis, LayeredState, SignedTx};
+use bss_actors::hvm::{BlockBuilder, ChainSpec, ExecutedBlock, Genesis, LayeredState, SignedTx};
 use bss_consensus::{BlockHeader, BtcAttributes, Certificate};
-use bss_storage::{CommitBatch, StorageHandle, StorageService, Store, StoreReader};
+use bss_storage::{StorageHandle, StorageService, Store, StoreReader};
 use revm::database::{CacheDB, EmptyDB};
 use revm::state::AccountInfo;
 use revm::{Context, ExecuteCommitEvm, MainBuilder, MainContext};
@@ -170,8 +170,8 @@ impl Chain {
         txs
     }
 
-    /// Builds, executes and commits one block through the node's own code.
-    pub fn execute_and_commit(&mut self, txs: Vec<Arc<SignedTx>>) -> usize {
+    /// Builds and executes one block on the head through the node's own block builder.
+    pub fn build(&self, txs: Vec<Arc<SignedTx>>) -> ExecutedBlock {
         let state = LayeredState { base: self.reader.clone(), layers: vec![] };
         let fields = ProposalFields {
             round: self.head.round + 1,
@@ -181,26 +181,23 @@ impl Chain {
         };
         let executed = BlockBuilder::new(&self.spec, &state, &self.head, &self.acc).build(&fields, txs).unwrap();
         assert!(executed.rejected.is_empty(), "rejected: {:?}", executed.rejected);
-        let n = executed.block.transactions.len();
-        let certificate = Certificate {
-            chain_id: CHAIN_ID,
-            round: fields.round,
-            block_hash: executed.block.hash(),
-            signatures: vec![],
-        };
-        self.storage
-            .commit_blocking(CommitBatch {
-                proof: None,
-                block: executed.block.clone(),
-                certificate,
-                body: executed.body.clone(),
-                receipts: executed.receipts.clone(),
-                changes: executed.changes.clone(),
-            })
-            .unwrap();
+        executed
+    }
+
+    /// Commits an executed block through the storage service and makes it the head.
+    pub fn commit(&mut self, executed: &ExecutedBlock) {
+        let h = &executed.block.header;
+        let certificate = Certificate { chain_id: CHAIN_ID, round: h.round, block_hash: h.hash(), signatures: vec![] };
+        self.storage.commit_blocking(executed.commit_batch(certificate, None)).unwrap();
         self.head = executed.block.header.clone();
         self.acc = executed.accumulator.clone();
-        n
+    }
+
+    /// Builds, executes and commits one block; returns its transaction count.
+    pub fn execute_and_commit(&mut self, txs: Vec<Arc<SignedTx>>) -> usize {
+        let executed = self.build(txs);
+        self.commit(&executed);
+        executed.block.transactions.len()
     }
 }
 

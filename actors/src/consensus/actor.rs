@@ -10,7 +10,7 @@ use alloy_primitives::{Address, B256};
 use bss_consensus::native::NativeMessage;
 use bss_consensus::CommitProof;
 use bss_consensus::{Block, BlockHeader, Certificate, Effect, Engine, Input};
-use bss_storage::{CommitBatch, StorageHandle};
+use bss_storage::StorageHandle;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -237,14 +237,7 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
                 Some(e) => e,
                 None => executor.validate(block, vec![]).await.map_err(|e| e.to_string())?,
             };
-            let batch = CommitBatch {
-                block: executed.block.clone(),
-                certificate,
-                proof,
-                body: executed.body.clone(),
-                receipts: executed.receipts.clone(),
-                changes: executed.changes.clone(),
-            };
+            let batch = executed.commit_batch(certificate, proof);
             storage.commit(batch).await.map_err(|e| format!("storage: {e}"))?;
             executor.committed(hash).await.map_err(|e| e.to_string())?;
             Ok::<_, String>(executed)

@@ -52,6 +52,24 @@ pub struct ExecutedBlock {
     pub rejected: Vec<(B256, String)>,
 }
 
+impl ExecutedBlock {
+    /// What storage writes for this block once it is committed under `certificate`.
+    pub fn commit_batch(
+        &self,
+        certificate: bss_consensus::Certificate,
+        proof: Option<bss_consensus::CommitProof>,
+    ) -> bss_storage::CommitBatch {
+        bss_storage::CommitBatch {
+            block: self.block.clone(),
+            certificate,
+            proof,
+            body: self.body.clone(),
+            receipts: self.receipts.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
 /// Header fields the proposer chooses; everything else is derived by execution.
 #[derive(Debug, Clone)]
 pub struct ProposalFields {

@@ -8,7 +8,7 @@ use super::{ChainSpec, Genesis, LayeredState, SignedTx};
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{Address, Bytes, TxKind, U256};
 use bss_consensus::{BlockHeader, BtcAttributes, Certificate};
-use bss_storage::{CommitBatch, StorageHandle, StorageService, Store, StoreReader};
+use bss_storage::{StorageHandle, StorageService, Store, StoreReader};
 use std::sync::Arc;
 
 struct Node {
@@ -91,16 +91,7 @@ fn validate(n: &Node, e: &ExecutedBlock, txs: Vec<Arc<SignedTx>>) -> Result<Exec
 
 fn commit(n: &mut Node, e: &ExecutedBlock) {
     let cert = Certificate { chain_id: 5, round: e.block.header.round, block_hash: e.block.hash(), signatures: vec![] };
-    n.storage
-        .commit_blocking(CommitBatch {
-            proof: None,
-            block: e.block.clone(),
-            certificate: cert,
-            body: e.body.clone(),
-            receipts: e.receipts.clone(),
-            changes: e.changes.clone(),
-        })
-        .expect("commit");
+    n.storage.commit_blocking(e.commit_batch(cert, None)).expect("commit");
     n.head = e.block.header.clone();
     n.acc = e.accumulator.clone();
 }

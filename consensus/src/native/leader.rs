@@ -84,6 +84,11 @@ impl Reputation {
     }
 }
 
+/// Committed blocks of history the reputation needs after a restart.
+pub fn history_len(window: usize) -> usize {
+    (LOOKBACK_EPOCHS * (window as u64).max(2 * LAG)) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,9 +125,4 @@ mod tests {
             assert_eq!(a.leader(round), b.leader(round), "round {round}");
         }
     }
-}
-
-/// Committed blocks of history the reputation needs after a restart.
-pub fn history_len(window: usize) -> usize {
-    (LOOKBACK_EPOCHS * (window as u64).max(2 * LAG)) as usize
 }
