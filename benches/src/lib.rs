@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use alloy_consensus::TxEip1559;
-use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
+use alloy_primitives::{Address, Bytes, TxKind, U256};
 use bss_actors::hvm::accounts::DevKey;
 use bss_actors::hvm::execute::{tx_env, ProposalFields};
 use bss_actors::hvm::lthash::LtHash;
@@ -26,25 +26,7 @@ pub enum Kind {
     Erc20,
 }
 
-/// Token runtime: calldata = to ‖ amount; debits slot[caller], credits slot[to], emits
-/// Transfer(caller, to, amount). Balances are kept as wrapping counters so that every sender can
-/// spend without minting first; gas and storage traffic match an ERC-20 transfer.
-pub fn token_runtime() -> Vec<u8> {
-    let mut c = vec![
-        0x60, 0x20, 0x35, // amount
-        0x33, 0x54, 0x81, 0x01, 0x33, 0x55, // slot[caller] += amount
-        0x60, 0x00, 0x35, 0x80, 0x54, 0x82, 0x90, 0x03, 0x90, 0x55, // slot[to] -= amount
-        0x60, 0x00, 0x52, // mem[0] = amount
-        0x60, 0x00, 0x35, 0x33, 0x7f, // to, caller, PUSH32 topic
-    ];
-    c.extend_from_slice(transfer_topic().as_slice());
-    c.extend_from_slice(&[0x60, 0x20, 0x60, 0x00, 0xa3, 0x00]);
-    c
-}
-
-pub fn transfer_topic() -> B256 {
-    alloy_primitives::keccak256("Transfer(address,address,uint256)")
-}
+pub use bss_actors::hvm::bytecode::{token_runtime, transfer_topic};
 
 pub struct Workload {
     pub senders: Vec<DevKey>,
@@ -62,11 +44,7 @@ impl Workload {
                 let to = Address::with_last_byte((i % 200) as u8 + 1);
                 let (target, input, value) = match self.kind {
                     Kind::Eth => (to, Bytes::new(), U256::from(1)),
-                    Kind::Erc20 => {
-                        let mut data = B256::left_padding_from(to.as_slice()).to_vec();
-                        data.extend_from_slice(&B256::left_padding_from(&[5]).0);
-                        (self.token, Bytes::from(data), U256::ZERO)
-                    }
+                    Kind::Erc20 => (self.token, bss_actors::hvm::bytecode::token_transfer(to, 5), U256::ZERO),
                 };
                 let raw = k.sign_raw(TxEip1559 {
                     chain_id: CHAIN_ID,

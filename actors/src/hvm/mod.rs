@@ -9,6 +9,7 @@ pub mod call;
 pub mod chain;
 pub mod execute;
 pub mod fees;
+pub mod limits;
 pub mod lthash;
 pub mod state;
 pub mod tx;

@@ -1,0 +1,164 @@
+//! The benchmark's outputs: a table on stdout, summary.json, timeline.csv and timeline.svg.
+
+use super::observe::Second;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[derive(Serialize)]
+pub struct NodeUsage {
+    pub operator: usize,
+    pub cpu_percent: f64,
+    pub rss_mib_max: f64,
+}
+
+#[derive(Serialize)]
+pub struct MachineLimits {
+    pub cores: usize,
+    /// Sender recoveries (decode + libsecp256k1 recovery) per second on one core.
+    pub sig_recovery_per_sec_per_core: f64,
+    /// ETH transfers per second through raw revm in memory, one core.
+    pub raw_revm_transfers_per_sec: f64,
+}
+
+#[derive(Serialize)]
+pub struct Summary {
+    pub operators: usize,
+    pub engine: String,
+    pub kind: super::load::TxKindArg,
+    pub senders: usize,
+    pub target_rate: Option<f64>,
+    pub duration_s: f64,
+    pub block_gas_limit: Option<u64>,
+    pub batch: usize,
+    pub sent: u64,
+    pub rejected: u64,
+    pub send_errors: u64,
+    pub committed: u64,
+    pub committed_tps: f64,
+    pub gas_per_s: f64,
+    pub blocks_per_s: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p90: f64,
+    pub latency_ms_p99: f64,
+    pub nodes: Vec<NodeUsage>,
+    pub machine: MachineLimits,
+    /// committed_tps ÷ (signature recoveries/s on all cores): how close to the crypto ceiling.
+    pub fraction_of_sig_recovery_limit: f64,
+    /// committed_tps ÷ raw revm transfers/s: how close to the execution ceiling.
+    pub fraction_of_raw_revm: f64,
+}
+
+pub fn table(s: &Summary) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "bss bench — {} operator(s), engine {}, {:?} txs, {} senders",
+        s.operators, s.engine, s.kind, s.senders
+    );
+    let rows: Vec<(&str, String)> = vec![
+        ("committed tx/s", format!("{:.0}", s.committed_tps)),
+        ("gas/s", format!("{:.0}", s.gas_per_s)),
+        ("blocks/s", format!("{:.2}", s.blocks_per_s)),
+        (
+            "commit latency p50 / p90 / p99",
+            format!("{:.0} / {:.0} / {:.0} ms", s.latency_ms_p50, s.latency_ms_p90, s.latency_ms_p99),
+        ),
+        (
+            "sent / committed / rejected / errors",
+            format!("{} / {} / {} / {}", s.sent, s.committed, s.rejected, s.send_errors),
+        ),
+        (
+            "sig recovery limit (all cores)",
+            format!(
+                "{:.0} /s  → {:.1}% used",
+                s.machine.sig_recovery_per_sec_per_core * s.machine.cores as f64,
+                100.0 * s.fraction_of_sig_recovery_limit
+            ),
+        ),
+        (
+            "raw revm limit (one core)",
+            format!("{:.0} /s  → {:.1}% used", s.machine.raw_revm_transfers_per_sec, 100.0 * s.fraction_of_raw_revm),
+        ),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(t, "  {k:<38} {v}");
+    }
+    for n in &s.nodes {
+        let _ =
+            writeln!(t, "  operator {:<29} cpu {:>5.0}%   rss {:>6.0} MiB", n.operator, n.cpu_percent, n.rss_mib_max);
+    }
+    t
+}
+
+pub fn csv(timeline: &[Second]) -> String {
+    let mut out = String::from("second,txs,gas,blocks,latency_ms_p50,latency_ms_p99\n");
+    for s in timeline {
+        let _ =
+            writeln!(out, "{},{},{},{},{:.1},{:.1}", s.t, s.txs, s.gas, s.blocks, s.latency_ms_p50, s.latency_ms_p99);
+    }
+    out
+}
+
+/// Two stacked line charts: committed tx/s, and p50/p99 commit latency, per second.
+pub fn svg(timeline: &[Second], title: &str) -> String {
+    let (w, h, pad) = (900.0, 260.0, 50.0);
+    let n = timeline.len().max(2) as f64;
+    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
+    let chart = |top: f64, series: &[(&str, &str, Vec<f64>)], unit: &str| -> String {
+        let max = series.iter().flat_map(|s| s.2.iter().copied()).fold(1.0, f64::max) * 1.1;
+        let y = |v: f64| top + h - pad - (h - 2.0 * pad) * v / max;
+        let mut g = format!(
+            r#"<line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{pad}" y1="{}" x2="{pad}" y2="{}" stroke="black"/>"#,
+            top + h - pad,
+            w - pad,
+            top + h - pad,
+            top + pad,
+            top + h - pad
+        );
+        for k in 0..=4 {
+            let v = max * k as f64 / 4.0;
+            let _ = write!(
+                g,
+                r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{:.0}</text>"#,
+                pad - 4.0,
+                y(v) + 4.0,
+                v
+            );
+        }
+        let _ = write!(g, r#"<text x="{}" y="{}" font-size="12">{unit}</text>"#, pad, top + pad - 10.0);
+        for (i, (name, color, values)) in series.iter().enumerate() {
+            let pts: Vec<String> =
+                values.iter().enumerate().map(|(j, v)| format!("{:.1},{:.1}", x(j), y(*v))).collect();
+            let _ =
+                write!(g, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.join(" "));
+            let _ = write!(
+                g,
+                r#"<text x="{}" y="{}" font-size="12" fill="{color}">{name}</text>"#,
+                w - pad - 120.0,
+                top + pad + 14.0 * i as f64
+            );
+        }
+        g
+    };
+    let tps: Vec<f64> = timeline.iter().map(|s| s.txs as f64).collect();
+    let p50: Vec<f64> = timeline.iter().map(|s| s.latency_ms_p50).collect();
+    let p99: Vec<f64> = timeline.iter().map(|s| s.latency_ms_p99).collect();
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/><text x="{pad}" y="20" font-size="14">{title}</text>{}{}<text x="{}" y="{}" font-size="11">seconds</text></svg>"#,
+        2.0 * h + 20.0,
+        chart(20.0, &[("committed tx/s", "#1f77b4", tps)], "tx/s"),
+        chart(h + 10.0, &[("p50 latency", "#2ca02c", p50), ("p99 latency", "#d62728", p99)], "ms"),
+        w / 2.0,
+        2.0 * h + 10.0,
+    )
+}
+
+pub fn write_all(dir: &Path, s: &Summary, timeline: &[Second]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(s).map_err(std::io::Error::other)?)?;
+    std::fs::write(dir.join("timeline.csv"), csv(timeline))?;
+    let title = format!("bss bench: {} operators, {:?}, {:.0} tx/s committed", s.operators, s.kind, s.committed_tps);
+    std::fs::write(dir.join("timeline.svg"), svg(timeline, &title))?;
+    Ok(())
+}
