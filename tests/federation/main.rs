@@ -5,4 +5,5 @@
 mod support;
 
 mod bad_peers;
+mod bench_smoke;
 mod n4f1;

@@ -207,10 +207,14 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
         }
         self.known.insert(block_hash, block);
         let chain = self.ancestry(&block_hash);
+        let mempool = self.mempool.clone();
         let fut = async move {
             let mut last = None;
             for b in chain {
-                last = Some(executor.validate(b, vec![]).await);
+                // Transactions this node already holds were decoded and recovered on admission.
+                let hashes = b.transactions.iter().map(alloy_primitives::keccak256).collect();
+                let known = mempool.get_many(hashes).await;
+                last = Some(executor.validate(b, known).await);
             }
             last.unwrap_or(Err(crate::executor::ExecutorError::Gone))
         };

@@ -1,4 +1,4 @@
-use super::messages::{AddTx, Committed, Drop, GetTx, PendingNonce, Select, Status};
+use super::messages::{AddTx, Committed, Drop, GetMany, GetTx, PendingNonce, Select, Status};
 use super::pool::{Inserted, Pool, PoolConfig};
 use crate::hvm::{SignedTx, TxError};
 use actix::prelude::*;
@@ -88,6 +88,14 @@ impl Handler<GetTx> for MempoolActor {
 
     fn handle(&mut self, msg: GetTx, _: &mut Self::Context) -> Self::Result {
         self.pool.get(&msg.0)
+    }
+}
+
+impl Handler<GetMany> for MempoolActor {
+    type Result = MessageResult<GetMany>;
+
+    fn handle(&mut self, msg: GetMany, _: &mut Self::Context) -> Self::Result {
+        MessageResult(msg.0.iter().filter_map(|h| self.pool.get(h)).collect())
     }
 }
 

@@ -38,6 +38,11 @@ pub struct Drop {
 #[rtype(result = "Option<Arc<SignedTx>>")]
 pub struct GetTx(pub B256);
 
+/// The pooled transactions among `hashes` (already decoded, senders recovered).
+#[derive(Message)]
+#[rtype(result = "Vec<Arc<SignedTx>>")]
+pub struct GetMany(pub Vec<B256>);
+
 #[derive(Message)]
 #[rtype(result = "Option<u64>")]
 pub struct PendingNonce(pub Address);
@@ -87,6 +92,11 @@ impl MempoolHandle {
 
     pub async fn get(&self, hash: B256) -> Result<Option<Arc<SignedTx>>, MempoolGone> {
         self.addr.send(GetTx(hash)).await.map_err(|_| MempoolGone)
+    }
+
+    /// Decoded pool copies of the given transactions (those the pool has).
+    pub async fn get_many(&self, hashes: Vec<B256>) -> Vec<Arc<SignedTx>> {
+        self.addr.send(GetMany(hashes)).await.unwrap_or_default()
     }
 
     pub async fn pending_nonce(&self, address: Address) -> Result<Option<u64>, MempoolGone> {

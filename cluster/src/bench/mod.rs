@@ -279,12 +279,12 @@ fn fund(
     println!("funding {} senders from the dev accounts…", keys.len());
     let mut last = None;
     for (d, chunk) in dev.iter().zip(keys.chunks(keys.len().div_ceil(dev.len()))) {
-        let mut nonce = c
+        let first = c
             .call("eth_getTransactionCount", json!([d.address, "pending"]))
             .ok()
             .and_then(|v| hex_u64(&v))
             .unwrap_or(0);
-        for k in chunk {
+        for (nonce, k) in (first..).zip(chunk) {
             let raw = d.sign_raw(TxEip1559 {
                 chain_id,
                 nonce,
@@ -296,7 +296,6 @@ fn fund(
                 ..Default::default()
             });
             last = Some(c.call("eth_sendRawTransaction", json!([raw])).map_err(|e| eyre!("funding: {e}"))?);
-            nonce += 1;
         }
     }
     if let Some(h) = last {
