@@ -19,7 +19,7 @@ fn decode_and_recover(c: &mut Criterion) {
     let mut g = c.benchmark_group("tx");
     g.throughput(Throughput::Elements(raws.len() as u64));
     g.bench_function("decode_and_recover_1000", |b| {
-        b.iter(|| raws.iter().map(|r| SignedTx::decode(r).unwrap().sender).count())
+        b.iter(|| raws.iter().map(|r| SignedTx::decode(r).unwrap().sender).collect::<Vec<_>>())
     });
     g.finish();
 }
