@@ -8,7 +8,6 @@ use actix::prelude::*;
 use alloy_primitives::Bytes;
 use bss_storage::StoreReader;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -22,7 +21,7 @@ pub struct NetworkActor {
     cfg: NetworkConfig,
     conn: Option<ConnCtx>,
     template: (u64, u16, bss_consensus::OperatorSigner, bss_consensus::OperatorSet),
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<String>,
     listener: Option<std::net::TcpListener>,
     peers: HashMap<u16, PeerConn>,
     consensus: Recipient<FromNetwork>,
@@ -38,8 +37,8 @@ pub struct NetworkParts {
     pub me: u16,
     pub signer: bss_consensus::OperatorSigner,
     pub operators: bss_consensus::OperatorSet,
-    /// Address of every operator, by index (this node's own entry is not dialed).
-    pub addrs: Vec<SocketAddr>,
+    /// `host:port` of every operator, by index (this node's own entry is not dialed).
+    pub addrs: Vec<String>,
     /// Bound by the node before anything else starts, so a busy port is a clear start-up error.
     pub listener: std::net::TcpListener,
     pub consensus: Recipient<FromNetwork>,
@@ -149,10 +148,11 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx) {
     }
 }
 
-async fn dial_loop(addr: SocketAddr, peer: u16, ctx: ConnCtx) {
+async fn dial_loop(addr: String, peer: u16, ctx: ConnCtx) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let attempt = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr)).await;
+        // Resolved on every attempt: the peer's name may only appear once it is up.
+        let attempt = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr.as_str())).await;
         if let Ok(Ok(mut stream)) = attempt {
             match conn::handshake(&ctx, &mut stream, Some(peer)).await {
                 Ok(_) => {
@@ -200,7 +200,7 @@ impl Actor for NetworkActor {
         for (i, addr) in self.addrs.iter().enumerate() {
             let peer = i as u16;
             if peer > me {
-                ctx.spawn(dial_loop(*addr, peer, conn_ctx.clone()).into_actor(self));
+                ctx.spawn(dial_loop(addr.clone(), peer, conn_ctx.clone()).into_actor(self));
             }
         }
         ctx.run_interval(Duration::from_millis(20), |act, _| {

@@ -317,6 +317,7 @@ mod shipped_configs {
         let mut paths = vec![root.join("devnet.toml")];
         for i in 0..4 {
             paths.push(root.join(format!("federation/node{i}.toml")));
+            paths.push(root.join(format!("compose/node{i}.toml")));
         }
         for p in paths {
             let (cfg, genesis) = NodeConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));

@@ -25,7 +25,7 @@ use bss_consensus::{OperatorKey, OperatorSet, OperatorSigner};
 use bss_storage::{StorageError, StorageService, Store};
 pub use config::{ConfigError, GenesisConfig, NodeConfig};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tracing::info;
@@ -77,7 +77,7 @@ fn bind(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, N
     })
 }
 
-fn operator_set(cfg: &NodeConfig, signer: &OperatorSigner) -> Result<(OperatorSet, Vec<SocketAddr>), NodeError> {
+fn operator_set(cfg: &NodeConfig, signer: &OperatorSigner) -> Result<(OperatorSet, Vec<String>), NodeError> {
     if cfg.operators.keys.is_empty() {
         return Ok((OperatorSet::new(vec![signer.public()]), vec![]));
     }
@@ -92,26 +92,23 @@ fn operator_set(cfg: &NodeConfig, signer: &OperatorSigner) -> Result<(OperatorSe
             ConfigError::Invalid(format!("{} operators configured; at most 10 are supported", keys.len())).into()
         );
     }
-    let mut addrs = Vec::new();
-    if keys.len() > 1 {
-        if cfg.operators.addrs.len() != keys.len() {
-            return Err(ConfigError::Invalid(format!(
-                "[operators] has {} keys but {} addrs; give every operator's network address",
-                keys.len(),
-                cfg.operators.addrs.len()
-            ))
-            .into());
-        }
-        for a in &cfg.operators.addrs {
-            let addr = a
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut i| i.next())
-                .ok_or_else(|| ConfigError::Invalid(format!("operator address {a:?} does not resolve")))?;
-            addrs.push(addr);
+    if keys.len() > 1 && cfg.operators.addrs.len() != keys.len() {
+        return Err(ConfigError::Invalid(format!(
+            "[operators] has {} keys but {} addrs; give every operator's network address",
+            keys.len(),
+            cfg.operators.addrs.len()
+        ))
+        .into());
+    }
+    // Addresses are resolved when dialing (a peer's host name may not exist yet, e.g. in
+    // containers); here they only have to look like host:port.
+    for a in &cfg.operators.addrs {
+        let ok = a.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !ok {
+            return Err(ConfigError::Invalid(format!("operator address {a:?} is not host:port")).into());
         }
     }
-    Ok((OperatorSet::new(keys), addrs))
+    Ok((OperatorSet::new(keys), cfg.operators.addrs.clone()))
 }
 
 /// Starts a node inside the current actix system.

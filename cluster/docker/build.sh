@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the `bss:latest` image FROM scratch, with no registry: the release binary plus the few
+# shared libraries it links (glibc, libm, libgcc_s) and the dynamic loader, copied from this host.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release -p bss-cluster
+bin=target/release/bss
+root=target/docker-rootfs
+rm -rf "$root"
+mkdir -p "$root/usr/local/bin" "$root/tmp" "$root/data"
+cp "$bin" "$root/usr/local/bin/bss"
+# The loader and every library `ldd` names, at the same paths.
+for lib in $(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
+cat > "$root/../docker-rootfs.Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY . /
+ENTRYPOINT ["/usr/local/bin/bss"]
+DOCKERFILE
+docker build -q -t bss:latest -f target/docker-rootfs.Dockerfile "$root"
+echo "built bss:latest"
