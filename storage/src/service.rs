@@ -111,6 +111,16 @@ impl StorageHandle {
         rx.await.map_err(|_| StorageError::ServiceStopped)?
     }
 
+    /// Journals several accepted transactions in one write.
+    pub async fn journal_txs(&self, txs: Vec<(B256, Bytes)>) -> Result<()> {
+        if txs.is_empty() {
+            return Ok(());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Journal { add: txs, remove: vec![], reply: Some(tx) })?;
+        rx.await.map_err(|_| StorageError::ServiceStopped)?
+    }
+
     /// Forgets transactions that can no longer be included (fire and forget).
     pub fn unjournal(&self, hashes: Vec<B256>) {
         if !hashes.is_empty() {

@@ -1,4 +1,4 @@
-use super::messages::{AddTx, Committed, Drop, GetMany, GetTx, PendingNonce, Select, Status};
+use super::messages::{AddMany, AddTx, Committed, Drop, GetMany, GetTx, PendingNonce, Select, Status};
 use super::pool::{Inserted, Pool, PoolConfig};
 use crate::hvm::{SignedTx, TxError};
 use actix::prelude::*;
@@ -32,12 +32,10 @@ impl Actor for MempoolActor {
     }
 }
 
-impl Handler<AddTx> for MempoolActor {
-    type Result = Result<B256, TxError>;
-
-    fn handle(&mut self, msg: AddTx, _: &mut Self::Context) -> Self::Result {
-        let hash = msg.tx.hash;
-        match self.pool.insert(msg.tx, msg.state) {
+impl MempoolActor {
+    fn add(&mut self, tx: Arc<SignedTx>, state: super::pool::SenderState) -> Result<B256, TxError> {
+        let hash = tx.hash;
+        match self.pool.insert(tx, state) {
             Ok(outcome) => {
                 metrics::counter!("bss_mempool_accepted_total").increment(1);
                 if let Inserted::Evicted(victim) = outcome {
@@ -52,6 +50,22 @@ impl Handler<AddTx> for MempoolActor {
                 Err(e)
             }
         }
+    }
+}
+
+impl Handler<AddTx> for MempoolActor {
+    type Result = Result<B256, TxError>;
+
+    fn handle(&mut self, msg: AddTx, _: &mut Self::Context) -> Self::Result {
+        self.add(msg.tx, msg.state)
+    }
+}
+
+impl Handler<AddMany> for MempoolActor {
+    type Result = MessageResult<AddMany>;
+
+    fn handle(&mut self, msg: AddMany, _: &mut Self::Context) -> Self::Result {
+        MessageResult(msg.0.into_iter().map(|(tx, state)| self.add(tx, state)).collect())
     }
 }
 

@@ -12,6 +12,11 @@ pub struct AddTx {
     pub state: SenderState,
 }
 
+/// Several transactions at once (gossip batches): one message instead of one per tx.
+#[derive(Message)]
+#[rtype(result = "Vec<Result<B256, TxError>>")]
+pub struct AddMany(pub Vec<(Arc<SignedTx>, SenderState)>);
+
 #[derive(Message)]
 #[rtype(result = "Vec<Arc<SignedTx>>")]
 pub struct Select {
@@ -69,6 +74,13 @@ impl MempoolHandle {
 
     pub async fn add(&self, tx: Arc<SignedTx>, state: SenderState) -> Result<Result<B256, TxError>, MempoolGone> {
         self.addr.send(AddTx { tx, state }).await.map_err(|_| MempoolGone)
+    }
+
+    pub async fn add_many(
+        &self,
+        txs: Vec<(Arc<SignedTx>, SenderState)>,
+    ) -> Result<Vec<Result<B256, TxError>>, MempoolGone> {
+        self.addr.send(AddMany(txs)).await.map_err(|_| MempoolGone)
     }
 
     pub async fn select(

@@ -293,9 +293,9 @@ impl Handler<Incoming> for NetworkActor {
                 metrics::counter!("bss_gossip_txs_in_total").increment(txs.len() as u64);
                 let ingress = self.ingress.clone();
                 actix::spawn(async move {
-                    for raw in txs {
-                        // Already-known and stale txs are normal in gossip; nothing to report.
-                        let _ = ingress.admit(raw).await;
+                    // Already-known and stale txs are normal in gossip; nothing to report.
+                    if let Err(e) = ingress.admit_many(txs).await {
+                        tracing::debug!(target: "network", error = %e, "gossip batch not admitted");
                     }
                 });
             }
