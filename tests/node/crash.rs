@@ -8,7 +8,8 @@ use alloy_primitives::{Address, TxKind, U256};
 use bss_actors::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn recipient(sender: usize) -> Address {
@@ -20,10 +21,12 @@ fn sigkill_under_load_restarts_consistent() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut node = Node::start(dir.path(), "");
     let senders = derive_accounts(DEV_MNEMONIC, 4).expect("keys");
-    let accepted: Arc<Mutex<Vec<(usize, u64, String)>>> = Arc::default();
+    // The load thread reports each acknowledged tx on a channel.
+    let (report, acks) = mpsc::channel::<(usize, u64, String)>();
+    let mut accepted: Vec<(usize, u64, String)> = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
-        let (accepted, stop, senders, addr) = (accepted.clone(), stop.clone(), senders.clone(), node.addr);
+        let (stop, senders, addr) = (stop.clone(), senders.clone(), node.addr);
         std::thread::spawn(move || {
             let mut nonces = [0u64; 4];
             let mut i = 0usize;
@@ -45,7 +48,9 @@ fn sigkill_under_load_restarts_consistent() {
                     Ok((_, text)) if text.contains("\"result\"") => {
                         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
                         let hash = v["result"].as_str().expect("hash").to_string();
-                        accepted.lock().expect("lock").push((s, nonces[s], hash));
+                        if report.send((s, nonces[s], hash)).is_err() {
+                            return;
+                        }
                         nonces[s] += 1;
                     }
                     Ok((status, text)) if !text.is_empty() => {
@@ -58,11 +63,13 @@ fn sigkill_under_load_restarts_consistent() {
     };
     // Let the load build up, then take a snapshot of what is committed and kill at once.
     wait_until("200 accepted txs", Duration::from_secs(60), || {
-        (accepted.lock().expect("lock").len() >= 200).then_some(())
+        accepted.extend(acks.try_iter());
+        (accepted.len() >= 200).then_some(())
     });
-    let first = accepted.lock().expect("lock")[0].2.clone();
+    let first = accepted[0].2.clone();
     node.wait_for_receipt(&first);
-    let snapshot: Vec<(usize, u64, String)> = accepted.lock().expect("lock").clone();
+    accepted.extend(acks.try_iter());
+    let snapshot: Vec<(usize, u64, String)> = accepted.clone();
     let mut committed_before = Vec::new();
     for (_, _, h) in &snapshot {
         let r = node.rpc("eth_getTransactionReceipt", json!([h]));
@@ -81,7 +88,8 @@ fn sigkill_under_load_restarts_consistent() {
         assert_eq!(&r["blockHash"], block_hash, "receipt of {h} changed or vanished after restart");
     }
     // Every acknowledged transaction was journaled before its ack: all of them commit, once.
-    let all = accepted.lock().expect("lock").clone();
+    accepted.extend(acks.try_iter());
+    let all = accepted;
     for (_, _, h) in &all {
         assert_eq!(node.wait_for_receipt(h)["status"], json!("0x1"), "{h}");
     }
