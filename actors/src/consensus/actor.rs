@@ -316,6 +316,8 @@ impl<E: Engine<Message = NativeMessage> + Unpin> Actor for ConsensusActor<E> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Bounds what the network can queue here (it drops and counts beyond this).
+        ctx.set_mailbox_capacity(8_192);
         info!(target: "consensus", engine = self.engine.name(), operator = self.cfg.operator_index, "consensus started");
         self.input(Input::Start, ctx);
     }

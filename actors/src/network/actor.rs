@@ -176,6 +176,8 @@ impl Actor for NetworkActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Frames from peers queue here; readers wait when it is full (see conn::run).
+        ctx.set_mailbox_capacity(4_096);
         let (chain_id, me, signer, operators) = self.template.clone();
         let conn_ctx = ConnCtx {
             chain_id,
@@ -284,10 +286,17 @@ impl Handler<Incoming> for NetworkActor {
 
     fn handle(&mut self, msg: Incoming, _: &mut Self::Context) {
         match msg.msg {
-            WireMessage::Consensus(m) => self.consensus.do_send(FromNetwork { from: msg.from, message: m }),
+            WireMessage::Consensus(m) => {
+                // Consensus tolerates lost messages; its queue is bounded and overflow is counted.
+                if self.consensus.try_send(FromNetwork { from: msg.from, message: m }).is_err() {
+                    metrics::counter!("bss_network_dropped_total", "reason" => "consensus_busy").increment(1);
+                }
+            }
             WireMessage::SyncRequest { from_number, .. } => self.serve_sync(msg.from, from_number),
             WireMessage::SyncResponse { blocks, headers, proof } => {
-                self.synced.do_send(SyncedBlocks { from: msg.from, blocks, headers, proof })
+                if self.synced.try_send(SyncedBlocks { from: msg.from, blocks, headers, proof }).is_err() {
+                    metrics::counter!("bss_network_dropped_total", "reason" => "consensus_busy").increment(1);
+                }
             }
             WireMessage::Txs(txs) => {
                 metrics::counter!("bss_gossip_txs_in_total").increment(txs.len() as u64);

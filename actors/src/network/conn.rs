@@ -111,7 +111,19 @@ pub async fn run(ctx: ConnCtx, stream: TcpStream, peer: u16) {
             }
             Ok(msg) => {
                 metrics::counter!("bss_network_frames_in_total").increment(1);
-                ctx.actor.do_send(Incoming { from: peer, msg });
+                // Bounded: when the network actor's mailbox is full, stop reading from this peer
+                // (TCP pushes back on it) until there is room.
+                let mut pending = Incoming { from: peer, msg };
+                loop {
+                    match ctx.actor.try_send(pending) {
+                        Ok(()) => break,
+                        Err(actix::prelude::SendError::Full(m)) => {
+                            pending = m;
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        }
+                        Err(actix::prelude::SendError::Closed(_)) => return,
+                    }
+                }
             }
             Err(WireError::Io(e)) => {
                 debug!(target: "network", peer, error = %e, "connection closed");

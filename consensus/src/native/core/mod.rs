@@ -261,6 +261,14 @@ impl NativeEngine {
         let head = self.committed.hash();
         self.blocks.retain(|_, b| b.number() > n);
         self.proposals.retain(|_, p| p.block.number() > n);
+        self.waiting.retain(|_, ws| {
+            ws.retain(|(_, p)| p.block.number() > n);
+            !ws.is_empty()
+        });
+        // A flood of proposals for unknown parents must not grow without bound.
+        if self.waiting.len() > 256 {
+            self.waiting.clear();
+        }
         self.fetching.clear();
         let keep: HashSet<B256> = self.blocks.keys().copied().chain([head]).collect();
         self.qcs.retain(|h, q| keep.contains(h) || q.round >= self.high_qc.round);
