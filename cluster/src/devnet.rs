@@ -9,7 +9,7 @@ use bss_actors::node::{GenesisConfig, NodeConfig};
 use bss_consensus::OperatorSigner;
 use clap::Args;
 use eyre::{bail, Result, WrapErr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -142,6 +142,7 @@ fn banner(args: &DevnetArgs, rpc: &[String], p2p: &[String], logs: &[PathBuf]) -
 
 /// Operator processes started on loopback.
 pub struct LocalFederation {
+    pub configs: Vec<PathBuf>,
     pub children: Vec<Child>,
     pub rpc: Vec<String>,
     pub p2p: Vec<String>,
@@ -151,19 +152,11 @@ pub struct LocalFederation {
 impl LocalFederation {
     /// Starts one `bss node` process per config and waits until every RPC answers.
     pub fn launch(args: &DevnetArgs, configs: &[PathBuf]) -> Result<Self> {
-        let exe = std::env::current_exe().wrap_err("locating the bss binary")?;
-        let mut fed = LocalFederation { children: vec![], rpc: vec![], p2p: vec![], logs: vec![] };
+        let mut fed =
+            LocalFederation { configs: configs.to_vec(), children: vec![], rpc: vec![], p2p: vec![], logs: vec![] };
         for (i, config) in configs.iter().enumerate() {
             let log_path = args.data_dir.join(format!("node{i}.log"));
-            let log = std::fs::File::create(&log_path)?;
-            let child = Command::new(&exe)
-                .args(["node", "--config"])
-                .arg(config)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .wrap_err("starting an operator process")?;
-            fed.children.push(child);
+            fed.children.push(spawn_node(config, &log_path)?);
             fed.logs.push(log_path);
             let (cfg, _) = NodeConfig::load(config)?;
             fed.rpc.push(cfg.rpc.addr.to_string());
@@ -179,6 +172,14 @@ impl LocalFederation {
         Ok(fed)
     }
 
+    /// Starts operator `i` again (after it was killed), appending to its log.
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        let _ = self.children[i].kill();
+        let _ = self.children[i].wait();
+        self.children[i] = spawn_node(&self.configs[i], &self.logs[i])?;
+        Ok(())
+    }
+
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(|c| c.id()).collect()
     }
@@ -186,6 +187,18 @@ impl LocalFederation {
     pub fn stop(&mut self) {
         stop_all(&mut self.children);
     }
+}
+
+fn spawn_node(config: &Path, log_path: &Path) -> Result<Child> {
+    let exe = std::env::current_exe().wrap_err("locating the bss binary")?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)?;
+    Command::new(&exe)
+        .args(["node", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .wrap_err("starting an operator process")
 }
 
 pub fn run(args: DevnetArgs) -> Result<()> {
@@ -203,7 +216,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     result
 }
 
-fn wait_healthy(addr: &str, deadline: Instant) -> bool {
+pub fn wait_healthy(addr: &str, deadline: Instant) -> bool {
     while Instant::now() < deadline {
         if let Ok(mut s) = std::net::TcpStream::connect(addr) {
             use std::io::{Read, Write};

@@ -1,6 +1,7 @@
 //! `bss`: run a node, a local devnet, or generate operator keys.
 
 mod bench;
+mod chaos;
 mod devnet;
 mod logging;
 
@@ -31,6 +32,8 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// Throughput benchmark: start (or attach to) a federation and load it with signed txs.
     Bench(bench::BenchArgs),
+    /// Seeded fault injection (kill, restart, pause) against a local federation, then invariant checks.
+    Chaos(chaos::ChaosArgs),
     /// Generate an operator key pair (ed25519), or show the public key of an existing one.
     Keygen {
         /// Write the secret key (hex) to this file (mode 0600); print only the public key.
@@ -65,6 +68,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Devnet(args) => devnet::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Chaos(args) => chaos::run(args),
         Command::Keygen { show: Some(path), .. } => {
             let secret = std::fs::read_to_string(&path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
             let signer = OperatorSigner::from_hex(&secret).map_err(|e| eyre::eyre!("{}: {e}", path.display()))?;

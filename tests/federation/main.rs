@@ -6,4 +6,5 @@ mod support;
 
 mod bad_peers;
 mod bench_smoke;
+mod chaos_sample;
 mod n4f1;

@@ -4,7 +4,7 @@
 //! tx/s, gas/s, blocks/s, commit latency percentiles, rejected txs, per-operator CPU and RSS,
 //! next to this machine's ceilings (signature recovery and raw revm).
 
-mod client;
+pub mod client;
 mod load;
 mod observe;
 mod procs;
