@@ -184,6 +184,14 @@ fn deploy_call_logs_bad_txs_and_supervision() {
     let arr: Value = serde_json::from_str(&text).expect("batch json");
     assert_eq!(arr.as_array().expect("array").len(), 2);
 
+    // The dashboard page is served on the RPC port.
+    let (status, page) = http(node.addr, "GET", "/dashboard", "").expect("dashboard");
+    assert_eq!(status, 200);
+    assert!(page.contains("bss operator") && page.contains("bss_nodeInfo"));
+    let info = node.rpc("bss_nodeInfo", json!([]));
+    assert_eq!(info["chainId"], json!(CHAIN_ID));
+    assert_eq!(info["operators"], json!(1));
+
     // Metrics.
     let m = node.metrics();
     for name in [

@@ -13,6 +13,10 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         .register_async_method("bss_nodeInfo", |_, c, _| async move {
             let head = c.head()?;
             let (pending, queued) = c.mempool.status().await.map_err(internal)?;
+            let peers = match &c.network {
+                Some(n) => n.peers().await,
+                None => vec![],
+            };
             Ok::<Value, ErrorObjectOwned>(json!({
                 "chainId": c.spec.chain_id,
                 "operatorIndex": c.node.operator_index,
@@ -20,6 +24,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                 "engine": c.node.engine,
                 "head": { "number": head.number, "hash": head.hash(), "round": head.round },
                 "mempool": { "pending": pending, "queued": queued },
+                "peers": peers,
                 "version": env!("CARGO_PKG_VERSION"),
             }))
         })

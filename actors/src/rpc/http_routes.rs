@@ -55,6 +55,10 @@ where
                     let res = text(200, "text/plain; version=0.0.4", body);
                     return Box::pin(async move { Ok(res) });
                 }
+                "/" | "/dashboard" => {
+                    let res = text(200, "text/html; charset=utf-8", DASHBOARD.into());
+                    return Box::pin(async move { Ok(res) });
+                }
                 "/health" => {
                     let res = text(200, "text/plain", "ok\n".into());
                     return Box::pin(async move { Ok(res) });
@@ -65,3 +69,46 @@ where
         Box::pin(self.inner.call(req))
     }
 }
+
+/// A live status page: polls `bss_nodeInfo` and `eth_getBlockByNumber` on this same port.
+const DASHBOARD: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>bss operator</title>
+<style>body{font-family:sans-serif;margin:2em;color:#222}td{padding:.2em 1em}h1{font-size:1.3em}
+.ok{color:#080}.bad{color:#b00}</style></head>
+<body><h1>bss operator <span id="op"></span></h1>
+<table>
+<tr><td>chain id</td><td id="chain"></td></tr>
+<tr><td>engine</td><td id="engine"></td></tr>
+<tr><td>head</td><td id="head"></td></tr>
+<tr><td>round</td><td id="round"></td></tr>
+<tr><td>blocks/s (last 10 s)</td><td id="bps"></td></tr>
+<tr><td>txs in last block</td><td id="txs"></td></tr>
+<tr><td>connected operators</td><td id="peers"></td></tr>
+<tr><td>mempool (pending / queued)</td><td id="pool"></td></tr>
+</table>
+<p><a href="/metrics">/metrics</a> · <a href="/health">/health</a></p>
+<script>
+const rpc = (method, params) => fetch("/", {method: "POST", headers: {"content-type": "application/json"},
+  body: JSON.stringify({jsonrpc: "2.0", id: 1, method, params})}).then(r => r.json()).then(r => r.result);
+const seen = [];
+async function tick() {
+  try {
+    const i = await rpc("bss_nodeInfo", []);
+    const b = await rpc("eth_getBlockByNumber", ["latest", false]);
+    const set = (id, v) => document.getElementById(id).textContent = v;
+    set("op", i.operatorIndex + " of " + i.operators);
+    set("chain", i.chainId); set("engine", i.engine);
+    set("head", i.head.number + "  " + i.head.hash); set("round", i.head.round);
+    seen.push([Date.now(), i.head.number]); while (seen.length > 10) seen.shift();
+    const dt = (seen[seen.length - 1][0] - seen[0][0]) / 1000;
+    set("bps", dt > 0 ? ((seen[seen.length - 1][1] - seen[0][1]) / dt).toFixed(2) : "…");
+    set("txs", b.transactions.length);
+    const p = document.getElementById("peers");
+    p.textContent = i.operators > 1 ? (i.peers.length + " / " + (i.operators - 1) + "  [" + i.peers.join(", ") + "]") : "federation of one";
+    p.className = i.operators > 1 && i.peers.length < i.operators - 1 ? "bad" : "ok";
+    set("pool", i.mempool.pending + " / " + i.mempool.queued);
+  } catch (e) { document.getElementById("head").textContent = "unreachable: " + e; }
+}
+tick(); setInterval(tick, 1000);
+</script></body></html>
+"#;
