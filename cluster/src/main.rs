@@ -4,6 +4,7 @@ mod bench;
 mod chaos;
 mod devnet;
 mod logging;
+mod regtest;
 
 use bss_actors::node::{self, NodeConfig};
 use bss_consensus::OperatorSigner;
@@ -34,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Seeded fault injection (kill, restart, pause) against a local federation, then invariant checks.
     Chaos(chaos::ChaosArgs),
+    /// Run the embedded Bitcoin regtest node (bitcoind-compatible RPC).
+    BtcRegtest(regtest::cmd::RegtestArgs),
     /// Generate an operator key pair (ed25519), or show the public key of an existing one.
     Keygen {
         /// Write the secret key (hex) to this file (mode 0600); print only the public key.
@@ -69,6 +72,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Devnet(args) => devnet::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Chaos(args) => chaos::run(args),
+        Command::BtcRegtest(args) => regtest::cmd::run(args),
         Command::Keygen { show: Some(path), .. } => {
             let secret = std::fs::read_to_string(&path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
             let signer = OperatorSigner::from_hex(&secret).map_err(|e| eyre::eyre!("{}: {e}", path.display()))?;
