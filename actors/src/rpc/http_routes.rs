@@ -48,7 +48,9 @@ where
     }
 
     fn call(&mut self, req: HttpRequest<B>) -> Self::Future {
-        if req.method() == http::Method::GET {
+        // WebSocket upgrades are GET / too: they belong to the JSON-RPC server.
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
+        if req.method() == http::Method::GET && !upgrade {
             match req.uri().path() {
                 "/metrics" => {
                     let body = self.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
