@@ -79,6 +79,9 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         block_time: args.block_time,
         round_timeout: Duration::from_millis(500),
         fresh: true,
+        btc_port: 0,
+        btc_block_interval: Duration::ZERO,
+        bitcoind: None,
     };
     let configs = devnet::prepare(&dev, &Extras { consensus: "max_timeout = \"3s\"".into(), ..Default::default() })?;
     let mut fed = LocalFederation::launch(&dev, &configs)?;

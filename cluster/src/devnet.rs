@@ -42,6 +42,65 @@ pub struct DevnetArgs {
     /// Delete existing devnet data first.
     #[arg(long)]
     pub fresh: bool,
+    /// Port of the embedded Bitcoin regtest node's RPC.
+    #[arg(long, default_value_t = 18443)]
+    pub btc_port: u16,
+    /// How often the embedded regtest node mines a block.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub btc_block_interval: Duration,
+    /// Use this bitcoind (http://user:pass@host:port) instead of starting the embedded one.
+    #[arg(long)]
+    pub bitcoind: Option<String>,
+}
+
+/// The Bitcoin node of a devnet: the embedded regtest as a child process, or an external URL.
+pub struct DevnetBitcoin {
+    child: Option<Child>,
+    pub url: String,
+}
+
+impl DevnetBitcoin {
+    pub fn start(args: &DevnetArgs) -> Result<Self> {
+        if let Some(url) = &args.bitcoind {
+            return Ok(Self { child: None, url: url.clone() });
+        }
+        let dir = args.data_dir.join("bitcoin");
+        std::fs::create_dir_all(&dir)?;
+        let (user, pass) = ("bss", "devnet");
+        let addr = format!("127.0.0.1:{}", args.btc_port);
+        let exe = std::env::current_exe().wrap_err("locating the bss binary")?;
+        let log = std::fs::File::create(args.data_dir.join("bitcoin.log"))?;
+        let child = Command::new(exe)
+            .args(["btc-regtest", "--rpc-user", user, "--rpc-password", pass, "--rpc-bind", &addr])
+            .arg("--block-interval")
+            .arg(humantime::format_duration(args.btc_block_interval).to_string())
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .wrap_err("starting the embedded Bitcoin regtest node")?;
+        let mut btc = Self { child: Some(child), url: format!("http://{user}:{pass}@{addr}") };
+        // Its RPC needs auth: a connect is enough to know it listens.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            if Instant::now() > deadline {
+                btc.stop();
+                bail!(
+                    "the embedded Bitcoin regtest node did not come up on {addr}; see {}",
+                    args.data_dir.join("bitcoin.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(btc)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_all(std::slice::from_mut(&mut c));
+        }
+    }
 }
 
 /// What a launcher may add to the generated configs (the benchmark uses this).
@@ -120,7 +179,7 @@ pub fn prepare(args: &DevnetArgs, extras: &Extras) -> Result<Vec<PathBuf>> {
     Ok(configs)
 }
 
-fn banner(args: &DevnetArgs, rpc: &[String], p2p: &[String], logs: &[PathBuf]) -> Result<()> {
+fn banner(args: &DevnetArgs, rpc: &[String], p2p: &[String], logs: &[PathBuf], btc: &str) -> Result<()> {
     let genesis: GenesisConfig = toml::from_str(&format!("chain_id = {}", args.chain_id))?;
     let accounts = derive_accounts(&genesis.dev_mnemonic, genesis.dev_accounts).map_err(|e| eyre::eyre!("{e}"))?;
     println!();
@@ -130,6 +189,7 @@ fn banner(args: &DevnetArgs, rpc: &[String], p2p: &[String], logs: &[PathBuf]) -
         let p = p2p.get(i).map(|p| format!("   p2p {p}")).unwrap_or_default();
         println!("  operator {i}  JSON-RPC http://{r}  ws://{r}  metrics http://{r}/metrics{p}{log}");
     }
+    println!("  bitcoin     regtest RPC {btc}");
     println!();
     println!("Dev accounts (10,000 ETH each, mnemonic \"{}\"):", genesis.dev_mnemonic);
     for (i, a) in accounts.iter().enumerate() {
@@ -203,16 +263,26 @@ fn spawn_node(config: &Path, log_path: &Path) -> Result<Child> {
 
 pub fn run(args: DevnetArgs) -> Result<()> {
     let configs = prepare(&args, &Extras::default())?;
-    if args.nodes == 1 {
+    let mut btc = DevnetBitcoin::start(&args)?;
+    let url = btc.url.clone();
+    let result = if args.nodes == 1 {
         let (cfg, genesis) = NodeConfig::load(&configs[0])?;
-        return crate::run_node(cfg, genesis, move |h| {
-            let _ = banner(&args, &[h.rpc_addr.to_string()], &[], &[]);
-        });
-    }
-    let mut fed = LocalFederation::launch(&args, &configs)?;
-    let result = supervise(&args, &mut fed);
-    fed.stop();
-    println!("bss devnet: all operators stopped");
+        let a = args.clone();
+        crate::run_node(cfg, genesis, move |h| {
+            let _ = banner(&a, &[h.rpc_addr.to_string()], &[], &[], &url);
+        })
+    } else {
+        match LocalFederation::launch(&args, &configs) {
+            Ok(mut fed) => {
+                let r = supervise(&args, &mut fed, &url);
+                fed.stop();
+                println!("bss devnet: all operators stopped");
+                r
+            }
+            Err(e) => Err(e),
+        }
+    };
+    btc.stop();
     result
 }
 
@@ -232,8 +302,8 @@ pub fn wait_healthy(addr: &str, deadline: Instant) -> bool {
     false
 }
 
-fn supervise(args: &DevnetArgs, fed: &mut LocalFederation) -> Result<()> {
-    banner(args, &fed.rpc, &fed.p2p, &fed.logs)?;
+fn supervise(args: &DevnetArgs, fed: &mut LocalFederation, btc: &str) -> Result<()> {
+    banner(args, &fed.rpc, &fed.p2p, &fed.logs, btc)?;
     let (children, logs) = (&mut fed.children, &fed.logs);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {

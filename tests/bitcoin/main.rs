@@ -98,6 +98,19 @@ fn regtest_chain_through_bitcoincore_rpc() {
     assert_eq!(rpc_code(c.get_block(&unknown).expect_err("unknown block")), -5);
     assert_eq!(rpc_code(c.call::<Value>("nosuchmethod", &[]).expect_err("unknown method")), -32601);
     assert!(node.client("u", "wrong").get_block_count().is_err(), "a wrong password must be refused");
+    // A JSON-RPC 1.0 request without a content type, as older clients send it: bitcoind's shape.
+    let body = r#"{"jsonrpc":"1.0","id":"x","method":"getblockcount","params":[]}"#;
+    let mut s = std::net::TcpStream::connect(node.addr).expect("connect");
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dTpw\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    std::io::Write::write_all(&mut s, req.as_bytes()).expect("write");
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut s, &mut reply).expect("read");
+    assert!(reply.contains(r#""result":6"#) && reply.contains(r#""error":null"#), "{reply}");
+    let (status, _) = http(node.addr, "POST", "/", body).expect("raw request");
+    assert_eq!(status, 401, "a request without credentials must be refused");
 
     // Persistence: a restart keeps the chain and the active branch.
     let best = c.get_best_block_hash().expect("best");

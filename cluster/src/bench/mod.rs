@@ -105,6 +105,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             block_time: args.block_time,
             round_timeout: Duration::from_secs(1),
             fresh: true,
+            btc_port: 0,
+            btc_block_interval: Duration::ZERO,
+            bitcoind: None,
         };
         let extras = Extras {
             alloc: keys.iter().map(|k| (k.address, funding_wei())).collect(),

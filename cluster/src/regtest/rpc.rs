@@ -270,8 +270,10 @@ where
         Box::pin(async move {
             use http_body_util::BodyExt;
             let (mut parts, body) = req.into_parts();
-            // The body is rewritten: its length header no longer applies.
+            // The body is rewritten: its length header no longer applies. bitcoind does not insist
+            // on a content type; the server underneath does.
             parts.headers.remove(http::header::CONTENT_LENGTH);
+            parts.headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
             let bytes = match body.collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => return Ok(status(http::StatusCode::BAD_REQUEST, String::new())),
