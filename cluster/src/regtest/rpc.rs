@@ -37,6 +37,15 @@ fn parse_hash(p: &Params<'_>) -> Result<BlockHash, ErrorObjectOwned> {
         .map_err(|_| err(RPC_INVALID_PARAMETER, format!("blockhash must be of length 64 (not {}, for '{s}')", s.len())))
 }
 
+/// bitcoind's answer to invalidateblock / reconsiderblock.
+fn chain_result(r: Result<(), ChainError>) -> Result<Value, ErrorObjectOwned> {
+    match r {
+        Ok(()) => Ok(Value::Null),
+        Err(ChainError::NotFound) => Err(err(RPC_INVALID_ADDRESS_OR_KEY, "Block not found")),
+        Err(e) => Err(err(RPC_MISC_ERROR, e.to_string())),
+    }
+}
+
 fn header_json(i: &BlockInfo) -> Value {
     let h = &i.block.header;
     let mut v = json!({
@@ -154,20 +163,10 @@ pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMetho
         Ok::<Value, ErrorObjectOwned>(json!(hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>()))
     })?;
     m.register_async_method("invalidateblock", |p, c, _| async move {
-        let hash = parse_hash(&p)?;
-        match c.node.invalidate(hash).await {
-            Ok(()) => Ok::<Value, ErrorObjectOwned>(Value::Null),
-            Err(ChainError::NotFound) => Err(err(RPC_INVALID_ADDRESS_OR_KEY, "Block not found")),
-            Err(e) => Err(err(RPC_MISC_ERROR, e.to_string())),
-        }
+        chain_result(c.node.invalidate(parse_hash(&p)?).await)
     })?;
     m.register_async_method("reconsiderblock", |p, c, _| async move {
-        let hash = parse_hash(&p)?;
-        match c.node.reconsider(hash).await {
-            Ok(()) => Ok::<Value, ErrorObjectOwned>(Value::Null),
-            Err(ChainError::NotFound) => Err(err(RPC_INVALID_ADDRESS_OR_KEY, "Block not found")),
-            Err(e) => Err(err(RPC_MISC_ERROR, e.to_string())),
-        }
+        chain_result(c.node.reconsider(parse_hash(&p)?).await)
     })?;
     m.register_method("uptime", |_, c, _| json!(c.started.elapsed().as_secs()))?;
     m.register_method("getnetworkinfo", |_, _, _| {
