@@ -4,8 +4,13 @@ use crate::store::Store;
 use crate::{Result, StorageError};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use bss_consensus::{codec, Block, BlockHeader, Certificate, CommitProof, SafetyData};
+use fjall::Readable;
 
 /// A cloneable read view of the store, usable from any thread.
+///
+/// Every read goes through a snapshot at the published sequence number: a plain keyspace read
+/// can observe a block's batch half-applied (its tx index before its body, say), a snapshot read
+/// only sees whole batches. A later read never sees less than an earlier one.
 #[derive(Clone)]
 pub struct StoreReader {
     pub(crate) store: Store,
@@ -20,72 +25,76 @@ fn corrupt(keyspace: &'static str) -> StorageError {
 }
 
 impl StoreReader {
+    fn get(&self, keyspace: &fjall::Keyspace, key: impl AsRef<[u8]>) -> Result<Option<fjall::Slice>> {
+        Ok(self.store.db.snapshot().get(keyspace, key)?)
+    }
+
     pub fn head_number(&self) -> Result<Option<u64>> {
-        match self.store.meta.get(keys::META_HEAD)? {
+        match self.get(&self.store.meta, keys::META_HEAD)? {
             Some(v) => Ok(Some(keys::parse_u64(&v).ok_or_else(|| corrupt("meta"))?)),
             None => Ok(None),
         }
     }
 
     pub fn chain_id(&self) -> Result<Option<u64>> {
-        match self.store.meta.get(keys::META_CHAIN_ID)? {
+        match self.get(&self.store.meta, keys::META_CHAIN_ID)? {
             Some(v) => Ok(Some(keys::parse_u64(&v).ok_or_else(|| corrupt("meta"))?)),
             None => Ok(None),
         }
     }
 
     pub fn genesis_hash(&self) -> Result<Option<B256>> {
-        match self.store.meta.get(keys::META_GENESIS)? {
+        match self.get(&self.store.meta, keys::META_GENESIS)? {
             Some(v) => Ok(Some(keys::parse_b256(&v).ok_or_else(|| corrupt("meta"))?)),
             None => Ok(None),
         }
     }
 
     pub fn state_accumulator(&self) -> Result<Option<Vec<u8>>> {
-        Ok(self.store.meta.get(keys::META_STATE_ACC)?.map(|v| v.to_vec()))
+        Ok(self.get(&self.store.meta, keys::META_STATE_ACC)?.map(|v| v.to_vec()))
     }
 
     pub fn safety(&self) -> Result<Option<SafetyData>> {
-        self.store.meta.get(keys::META_SAFETY)?.map(|v| dec("meta", &v)).transpose()
+        self.get(&self.store.meta, keys::META_SAFETY)?.map(|v| dec("meta", &v)).transpose()
     }
 
     pub fn header(&self, number: u64) -> Result<Option<BlockHeader>> {
-        self.store.headers.get(keys::number(number))?.map(|v| dec("headers", &v)).transpose()
+        self.get(&self.store.headers, keys::number(number))?.map(|v| dec("headers", &v)).transpose()
     }
 
     pub fn certificate(&self, number: u64) -> Result<Option<Certificate>> {
-        self.store.certificates.get(keys::number(number))?.map(|v| dec("certificates", &v)).transpose()
+        self.get(&self.store.certificates, keys::number(number))?.map(|v| dec("certificates", &v)).transpose()
     }
 
     pub fn number_by_hash(&self, hash: &B256) -> Result<Option<u64>> {
-        match self.store.block_index.get(hash.as_slice())? {
+        match self.get(&self.store.block_index, hash.as_slice())? {
             Some(v) => Ok(Some(keys::parse_u64(&v).ok_or_else(|| corrupt("block_index"))?)),
             None => Ok(None),
         }
     }
 
     pub fn body(&self, number: u64) -> Result<Option<BlockBody>> {
-        self.store.bodies.get(keys::number(number))?.map(|v| dec("bodies", &v)).transpose()
+        self.get(&self.store.bodies, keys::number(number))?.map(|v| dec("bodies", &v)).transpose()
     }
 
     pub fn receipts(&self, number: u64) -> Result<Option<Vec<ReceiptRecord>>> {
-        self.store.receipts.get(keys::number(number))?.map(|v| dec("receipts", &v)).transpose()
+        self.get(&self.store.receipts, keys::number(number))?.map(|v| dec("receipts", &v)).transpose()
     }
 
     /// Where a transaction was committed: (block number, index in block).
     pub fn tx_location(&self, hash: &B256) -> Result<Option<(u64, u32)>> {
-        match self.store.tx_index.get(hash.as_slice())? {
+        match self.get(&self.store.tx_index, hash.as_slice())? {
             Some(v) => Ok(Some(keys::parse_tx_location(&v).ok_or_else(|| corrupt("tx_index"))?)),
             None => Ok(None),
         }
     }
 
     pub fn account(&self, address: &Address) -> Result<Option<AccountRecord>> {
-        self.store.accounts.get(address.as_slice())?.map(|v| dec("accounts", &v)).transpose()
+        self.get(&self.store.accounts, address.as_slice())?.map(|v| dec("accounts", &v)).transpose()
     }
 
     pub fn storage(&self, address: &Address, slot: &U256) -> Result<U256> {
-        match self.store.slots.get(keys::slot(address, slot))? {
+        match self.get(&self.store.slots, keys::slot(address, slot))? {
             Some(v) if v.len() == 32 => Ok(U256::from_be_slice(&v)),
             Some(_) => Err(corrupt("slots")),
             None => Ok(U256::ZERO),
@@ -95,7 +104,7 @@ impl StoreReader {
     /// Every non-zero storage slot of an account (used when an account is destroyed).
     pub fn storage_slots(&self, address: &Address) -> Result<Vec<(U256, U256)>> {
         let mut out = Vec::new();
-        for guard in self.store.slots.prefix(address.as_slice()) {
+        for guard in self.store.db.snapshot().prefix(&self.store.slots, address.as_slice()) {
             let (k, v) = guard.into_inner()?;
             if k.len() != 52 || v.len() != 32 {
                 return Err(corrupt("slots"));
@@ -106,13 +115,13 @@ impl StoreReader {
     }
 
     pub fn code(&self, hash: &B256) -> Result<Option<Bytes>> {
-        Ok(self.store.code.get(hash.as_slice())?.map(|v| Bytes::copy_from_slice(&v)))
+        Ok(self.get(&self.store.code, hash.as_slice())?.map(|v| Bytes::copy_from_slice(&v)))
     }
 
     /// Every account, in address order (full-state checks and tools; not for hot paths).
     pub fn all_accounts(&self) -> Result<Vec<(Address, AccountRecord)>> {
         let mut out = Vec::new();
-        for guard in self.store.accounts.iter() {
+        for guard in self.store.db.snapshot().iter(&self.store.accounts) {
             let (k, v) = guard.into_inner()?;
             if k.len() != 20 {
                 return Err(corrupt("accounts"));
@@ -125,7 +134,7 @@ impl StoreReader {
     /// Every non-zero storage slot, in (address, slot) order.
     pub fn all_slots(&self) -> Result<Vec<(Address, U256, U256)>> {
         let mut out = Vec::new();
-        for guard in self.store.slots.iter() {
+        for guard in self.store.db.snapshot().iter(&self.store.slots) {
             let (k, v) = guard.into_inner()?;
             if k.len() != 52 || v.len() != 32 {
                 return Err(corrupt("slots"));
@@ -138,7 +147,7 @@ impl StoreReader {
     /// Blocks persisted before voting and not yet committed, lowest first.
     pub fn pending_blocks(&self) -> Result<Vec<Block>> {
         let mut out = Vec::new();
-        for guard in self.store.pending.iter() {
+        for guard in self.store.db.snapshot().iter(&self.store.pending) {
             let (_, v) = guard.into_inner()?;
             out.push(dec("pending", &v)?);
         }
@@ -147,7 +156,7 @@ impl StoreReader {
 
     /// The proof that the head is committed (absent on a chain at genesis).
     pub fn commit_proof(&self) -> Result<Option<CommitProof>> {
-        self.store.meta.get(keys::META_COMMIT_PROOF)?.map(|v| dec("meta", &v)).transpose()
+        self.get(&self.store.meta, keys::META_COMMIT_PROOF)?.map(|v| dec("meta", &v)).transpose()
     }
 
     /// A committed block with its certificate, rebuilt from header and body.
@@ -175,7 +184,7 @@ impl StoreReader {
     /// Journaled mempool transactions (raw), to re-admit after a restart.
     pub fn journaled_txs(&self) -> Result<Vec<Bytes>> {
         let mut out = Vec::new();
-        for guard in self.store.mempool.iter() {
+        for guard in self.store.db.snapshot().iter(&self.store.mempool) {
             let (_, v) = guard.into_inner()?;
             out.push(Bytes::copy_from_slice(&v));
         }
