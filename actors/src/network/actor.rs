@@ -76,6 +76,16 @@ impl NetworkActor {
         }
     }
 
+    /// Encodes once and queues the frame for every connected operator.
+    fn broadcast(&mut self, msg: &WireMessage) {
+        if let Some(frame) = Self::encode(msg) {
+            let peers: Vec<u16> = self.peers.keys().copied().collect();
+            for p in peers {
+                self.send_frame(p, frame.clone());
+            }
+        }
+    }
+
     fn encode(msg: &WireMessage) -> Option<Arc<Vec<u8>>> {
         match encode(msg) {
             Ok(f) => Some(Arc::new(f)),
@@ -210,12 +220,7 @@ impl Actor for NetworkActor {
                 return;
             }
             let txs = std::mem::take(&mut act.gossip);
-            if let Some(frame) = Self::encode(&WireMessage::Txs(txs)) {
-                let peers: Vec<u16> = act.peers.keys().copied().collect();
-                for p in peers {
-                    act.send_frame(p, frame.clone());
-                }
-            }
+            act.broadcast(&WireMessage::Txs(txs));
         });
     }
 }
@@ -254,12 +259,7 @@ impl Handler<Broadcast> for NetworkActor {
     type Result = ();
 
     fn handle(&mut self, msg: Broadcast, _: &mut Self::Context) {
-        if let Some(frame) = Self::encode(&msg.0) {
-            let peers: Vec<u16> = self.peers.keys().copied().collect();
-            for p in peers {
-                self.send_frame(p, frame.clone());
-            }
-        }
+        self.broadcast(&msg.0);
     }
 }
 

@@ -17,7 +17,6 @@ use crate::hvm::Genesis;
 use crate::mempool::{MempoolActor, MempoolHandle, TxIngress};
 use crate::network::actor::NetworkParts;
 use crate::network::{NetworkActor, NetworkHandle};
-use crate::rpc::messages::LocalAddr;
 use crate::rpc::{NodeInfo, RpcActor, RpcContext};
 use actix::prelude::*;
 use bss_consensus::native::{head_qc, NativeConfig, NativeEngine};
@@ -246,8 +245,12 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         metrics: metrics.clone(),
         faults: rpc_cfg.fault_injection.then_some(faults),
     });
-    let rpc = Supervisor::start(move |_| RpcActor::new(factory));
-    let rpc_addr = wait_for_rpc(&rpc).await?;
+    let (bound, mut announced) = tokio::sync::watch::channel(None);
+    let rpc = Supervisor::start(move |_| RpcActor::new(factory, bound));
+    let rpc_addr = match tokio::time::timeout(Duration::from_secs(10), announced.wait_for(Option::is_some)).await {
+        Ok(Ok(addr)) => (*addr).ok_or_else(|| NodeError::RpcStart("no address announced".into()))?,
+        _ => return Err(NodeError::RpcStart("no listening address after 10s (see the log)".into())),
+    };
     Ok(NodeHandle {
         rpc_addr,
         p2p_addr,
@@ -287,15 +290,4 @@ fn readmit_journal(
         storage.unjournal(stale);
     });
     Ok(())
-}
-
-async fn wait_for_rpc(rpc: &Addr<RpcActor>) -> Result<SocketAddr, NodeError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < deadline {
-        match rpc.send(LocalAddr).await {
-            Ok(Some(addr)) => return Ok(addr),
-            Ok(None) | Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-    Err(NodeError::RpcStart("no listening address after 10s (see the log)".into()))
 }

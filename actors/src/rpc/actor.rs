@@ -1,6 +1,6 @@
 use super::context::RpcContext;
 use super::http_routes::HttpRoutesLayer;
-use super::messages::{InjectFault, LocalAddr};
+use super::messages::InjectFault;
 use actix::prelude::*;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::RpcModule;
@@ -16,12 +16,13 @@ pub struct RpcActor {
     factory: ContextFactory,
     runtime: Option<tokio::runtime::Runtime>,
     server: Option<ServerHandle>,
-    bound: Option<SocketAddr>,
+    /// Announces the bound address (None while down), so starters wait on an event.
+    bound: tokio::sync::watch::Sender<Option<SocketAddr>>,
 }
 
 impl RpcActor {
-    pub fn new(factory: ContextFactory) -> Self {
-        Self { factory, runtime: None, server: None, bound: None }
+    pub fn new(factory: ContextFactory, bound: tokio::sync::watch::Sender<Option<SocketAddr>>) -> Self {
+        Self { factory, runtime: None, server: None, bound }
     }
 
     fn shutdown(&mut self) {
@@ -32,7 +33,7 @@ impl RpcActor {
             // Never block the arbiter: the runtime winds down on its own threads.
             rt.shutdown_background();
         }
-        self.bound = None;
+        self.bound.send_replace(None);
     }
 }
 
@@ -94,7 +95,7 @@ impl Actor for RpcActor {
                 Ok((handle, addr)) => {
                     info!(target: "rpc", %addr, "JSON-RPC listening (HTTP + WS, /metrics, /health)");
                     act.server = Some(handle);
-                    act.bound = Some(addr);
+                    act.bound.send_replace(Some(addr));
                 }
                 Err(e) => {
                     error!(target: "rpc", error = %e, "RPC server failed to start");
@@ -130,13 +131,5 @@ impl Handler<InjectFault> for RpcActor {
 
     fn handle(&mut self, _: InjectFault, ctx: &mut Self::Context) {
         crate::supervision::guarded("rpc", ctx, |_| panic!("injected fault in the RPC actor"));
-    }
-}
-
-impl Handler<LocalAddr> for RpcActor {
-    type Result = Option<SocketAddr>;
-
-    fn handle(&mut self, _: LocalAddr, _: &mut Self::Context) -> Self::Result {
-        self.bound
     }
 }

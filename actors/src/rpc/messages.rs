@@ -5,8 +5,3 @@ use actix::prelude::*;
 #[derive(Message, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct InjectFault;
-
-/// Asks for the address the server is bound to.
-#[derive(Message)]
-#[rtype(result = "Option<std::net::SocketAddr>")]
-pub struct LocalAddr;
