@@ -120,3 +120,146 @@ fn regtest_chain_through_bitcoincore_rpc() {
     assert_eq!(c.get_block_count().expect("count"), 6);
     assert_eq!(c.get_best_block_hash().expect("best"), best);
 }
+
+mod wallet;
+
+use bitcoin::{Amount, OutPoint, TxOut};
+use wallet::{op_return, Key, Kind};
+
+fn rpc_message(e: Error) -> (i32, String) {
+    match e {
+        Error::JsonRpc(bitcoincore_rpc::jsonrpc::Error::Rpc(r)) => (r.code, r.message),
+        other => panic!("expected an RPC error, got {other:?}"),
+    }
+}
+
+/// The coinbase output of the block at `height`, as a spendable (outpoint, output) pair.
+fn coinbase_at(c: &Client, height: u64) -> (OutPoint, TxOut) {
+    let block = c.get_block(&c.get_block_hash(height).expect("hash")).expect("block");
+    let cb = &block.txdata[0];
+    (OutPoint::new(cb.compute_txid(), 0), cb.output[0].clone())
+}
+
+fn pay(key: &Key, amount: Amount) -> TxOut {
+    TxOut { value: amount, script_pubkey: key.address().script_pubkey() }
+}
+
+#[test]
+fn mempool_checks_signatures_spends_and_fees() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let node = Regtest::start(dir.path(), free_port());
+    let c = node.client("u", "p");
+    let (segwit, taproot, legacy) = (Key::new(1, Kind::P2wpkh), Key::new(2, Kind::P2tr), Key::new(3, Kind::P2pkh));
+    for k in [&segwit, &taproot, &legacy] {
+        c.generate_to_address(1, &k.address()).expect("mine");
+    }
+    let (cb_segwit, cb_taproot, cb_legacy) = (coinbase_at(&c, 1), coinbase_at(&c, 2), coinbase_at(&c, 3));
+    let fifty = Amount::from_btc(50.0).expect("amount");
+    assert_eq!(cb_segwit.1.value, fifty);
+
+    // A coinbase spent before 100 confirmations.
+    let early = segwit.spend1(&cb_segwit, vec![pay(&taproot, Amount::from_btc(49.0).expect("amount"))]);
+    let (code, msg) = rpc_message(c.send_raw_transaction(&early).expect_err("immature"));
+    assert_eq!((code, msg.as_str()), (-26, "bad-txns-premature-spend-of-coinbase"));
+    let burn = Key::new(9, Kind::P2wpkh).address();
+    c.generate_to_address(100, &burn).expect("mature");
+
+    // P2WPKH: accepted, in the mempool with its fee, outputs visible through gettxout.
+    let fee = Amount::from_sat(1_000);
+    let to_taproot = Amount::from_btc(1.0).expect("amount");
+    let tx1 = segwit.spend1(&cb_segwit, vec![pay(&taproot, to_taproot), pay(&segwit, fifty - to_taproot - fee)]);
+    let check = c.test_mempool_accept(&[&tx1]).expect("testmempoolaccept");
+    assert!(check[0].allowed, "{:?}", check[0].reject_reason);
+    assert_eq!(check[0].fees.as_ref().expect("fees").base, fee);
+    let txid1 = c.send_raw_transaction(&tx1).expect("send p2wpkh");
+    assert_eq!(txid1, tx1.compute_txid());
+    assert_eq!(c.send_raw_transaction(&tx1).expect("resubmitting is harmless"), txid1);
+    assert_eq!(c.get_raw_mempool().expect("mempool"), vec![txid1]);
+    let entry = c.get_mempool_entry(&txid1).expect("entry");
+    assert_eq!((entry.fees.base, entry.vsize), (fee, tx1.vsize() as u64));
+    assert!(c.get_tx_out(&cb_segwit.0.txid, 0, Some(true)).expect("gettxout").is_none(), "spent in the mempool");
+    assert!(c.get_tx_out(&cb_segwit.0.txid, 0, Some(false)).expect("gettxout").is_some(), "unspent in the chain");
+    let out = c.get_tx_out(&txid1, 0, Some(true)).expect("gettxout").expect("mempool output");
+    assert_eq!((out.value, out.confirmations), (to_taproot, 0));
+    let decoded = c.decode_raw_transaction(&tx1, None).expect("decode");
+    assert_eq!((decoded.txid, decoded.vsize as usize), (txid1, tx1.vsize()));
+
+    // Double spend: a conflicting tx paying less is refused; paying enough more replaces (RBF).
+    let cheap = segwit.spend1(&cb_segwit, vec![pay(&segwit, fifty - Amount::from_sat(500))]);
+    let (code, msg) = rpc_message(c.send_raw_transaction(&cheap).expect_err("double spend"));
+    assert_eq!(code, -26);
+    assert!(msg.starts_with("insufficient fee, rejecting replacement"), "{msg}");
+    let bump = segwit.spend1(&cb_segwit, vec![pay(&segwit, fifty - Amount::from_sat(3_000))]);
+    let bump_id = c.send_raw_transaction(&bump).expect("replacement");
+    assert_eq!(c.get_raw_mempool().expect("mempool"), vec![bump_id], "the replaced tx left the mempool");
+
+    // A bad signature (one byte of the P2PKH signature flipped) is refused.
+    let mut forged = legacy.spend1(&cb_legacy, vec![pay(&legacy, fifty - fee)]);
+    let mut script = forged.input[0].script_sig.to_bytes();
+    script[10] ^= 1;
+    forged.input[0].script_sig = script.into();
+    let (code, msg) = rpc_message(c.send_raw_transaction(&forged).expect_err("bad signature"));
+    assert_eq!(code, -26);
+    assert!(msg.starts_with("mandatory-script-verify-flag-failed"), "{msg}");
+    // The honest P2PKH spend and a P2TR key-path spend with an 80-byte OP_RETURN are accepted.
+    let legacy_tx = legacy.spend1(&cb_legacy, vec![pay(&legacy, fifty - fee)]);
+    c.send_raw_transaction(&legacy_tx).expect("p2pkh");
+    let too_big = taproot.spend1(&cb_taproot, vec![op_return(&[7; 81]), pay(&taproot, fifty - fee)]);
+    let (code, msg) = rpc_message(c.send_raw_transaction(&too_big).expect_err("81-byte OP_RETURN"));
+    assert_eq!((code, msg.as_str()), (-26, "scriptpubkey"));
+    let taproot_tx = taproot.spend1(&cb_taproot, vec![op_return(&[7; 80]), pay(&taproot, fifty - fee)]);
+    c.send_raw_transaction(&taproot_tx).expect("p2tr key path with an 80-byte OP_RETURN");
+
+    // Fee below the min relay fee; inputs that do not exist; malformed hex.
+    let zero_fee = segwit.spend(&[(OutPoint::new(bump_id, 0), bump.output[0].clone())], vec![bump.output[0].clone()]);
+    let (code, msg) = rpc_message(c.send_raw_transaction(&zero_fee).expect_err("no fee"));
+    assert_eq!(code, -26);
+    assert!(msg.starts_with("min relay fee not met, 0 <"), "{msg}");
+    let ghost = OutPoint::new(bitcoin::Txid::from_str(&"ab".repeat(32)).expect("txid"), 0);
+    let missing = segwit.spend(&[(ghost, pay(&segwit, fifty))], vec![pay(&segwit, Amount::from_btc(1.0).expect("a"))]);
+    assert_eq!(
+        rpc_message(c.send_raw_transaction(&missing).expect_err("missing")),
+        (-25, "bad-txns-inputs-missingorspent".into())
+    );
+    let check = c.test_mempool_accept(&[&missing]).expect("testmempoolaccept");
+    assert_eq!(check[0].reject_reason.as_deref(), Some("missing-inputs"));
+    assert_eq!(rpc_code(c.call::<Value>("sendrawtransaction", &["00zz".into()]).expect_err("hex")), -22);
+
+    // Mining takes the mempool; the coinbase collects the fees; the txs are indexed.
+    let mempool_before: std::collections::HashSet<_> = c.get_raw_mempool().expect("mempool").into_iter().collect();
+    assert_eq!(mempool_before.len(), 3);
+    let mined = c.generate_to_address(1, &burn).expect("mine")[0];
+    assert!(c.get_raw_mempool().expect("mempool").is_empty());
+    let block = c.get_block(&mined).expect("block");
+    let fees: Amount = Amount::from_sat(3_000) + fee + fee;
+    assert_eq!(block.txdata[0].output[0].value, fifty + fees, "subsidy + fees at height 104");
+    let info = c.get_raw_transaction_info(&bump_id, None).expect("getrawtransaction");
+    assert_eq!((info.blockhash, info.confirmations), (Some(mined), Some(1)));
+    let v2: Value = c.call("getblock", &[mined.to_string().into(), 2.into()]).expect("verbosity 2");
+    let bump_json = v2["tx"].as_array().expect("txs").iter().find(|t| t["txid"] == bump_id.to_string()).expect("tx");
+    assert_eq!(bump_json["fee"], 0.00003);
+    let (code, _) = rpc_message(c.send_raw_transaction(&legacy_tx).expect_err("confirmed"));
+    assert_eq!(code, -27);
+    let estimate = c.estimate_smart_fee(2, None).expect("estimatesmartfee");
+    assert!(estimate.fee_rate.expect("a fee rate after blocks with txs") >= Amount::from_sat(1_000));
+    assert_eq!(rpc_code(c.call::<Value>("estimatesmartfee", &[0.into()]).expect_err("target 0")), -8);
+
+    // generateblock with a raw tx; with an unknown txid.
+    let spend_change = segwit
+        .spend(&[(OutPoint::new(bump_id, 0), bump.output[0].clone())], vec![pay(&segwit, bump.output[0].value - fee)]);
+    let raw = hex::encode(bitcoin::consensus::encode::serialize(&spend_change));
+    let made: Value =
+        c.call("generateblock", &[burn.to_string().into(), serde_json::json!([raw])]).expect("generateblock");
+    let made_hash = bitcoin::BlockHash::from_str(made["hash"].as_str().expect("hash")).expect("hash");
+    assert_eq!(c.get_best_block_hash().expect("best"), made_hash);
+    let unknown = serde_json::json!(["cd".repeat(32)]);
+    assert_eq!(
+        rpc_code(c.call::<Value>("generateblock", &[burn.to_string().into(), unknown]).expect_err("unknown")),
+        -5
+    );
+
+    // A reorg puts the disconnected txs back into the mempool.
+    c.invalidate_block(&made_hash).expect("invalidate");
+    assert_eq!(c.get_raw_mempool().expect("mempool"), vec![spend_change.compute_txid()]);
+    assert!(c.get_raw_transaction_info(&spend_change.compute_txid(), None).expect("tx").blockhash.is_none());
+}

@@ -1,9 +1,11 @@
 //! A Bitcoin block chain with regtest parameters, as a plain data structure: genesis, mining
 //! with real PoW at the regtest target, consensus checks on every block (linkage, PoW, merkle
 //! root, BIP34 height, a coinbase present), best chain by accumulated work, and
-//! `invalidateblock` / `reconsiderblock` reorgs. Checks that need the UTXO set (coinbase value
-//! against fees, spends) belong to the mempool and UTXO view, which are not built yet.
+//! `invalidateblock` / `reconsiderblock` reorgs. Checks that need the UTXO set (spends, scripts,
+//! coinbase value against fees) run when a block joins the active chain (`utxo.rs`): a block that
+//! fails them is marked failed and the next-best chain is taken, as ConnectBlock does in Core.
 
+use super::utxo::{SpendError, UtxoSet};
 use bitcoin::block::{Header, Version};
 use bitcoin::blockdata::constants::genesis_block;
 use bitcoin::hashes::Hash;
@@ -38,6 +40,15 @@ pub enum ChainError {
     TimeTooOld,
     #[error("Block not found")]
     NotFound,
+    #[error("{0}")]
+    Spend(#[from] SpendError),
+}
+
+/// How the active chain moved: the blocks that left it (oldest first), and those that joined.
+#[derive(Debug, Default)]
+pub struct TipChange {
+    pub disconnected: Vec<Block>,
+    pub connected: Vec<BlockHash>,
 }
 
 pub fn subsidy(height: u64) -> Amount {
@@ -82,8 +93,11 @@ pub struct Entry {
 pub struct Chain {
     entries: HashMap<BlockHash, Entry>,
     invalid: HashSet<BlockHash>,
+    /// Blocks that failed the UTXO-set checks when they were about to join the active chain.
+    failed: HashMap<BlockHash, SpendError>,
     /// Active chain: index = height.
     active: Vec<BlockHash>,
+    utxo: UtxoSet,
 }
 
 impl Default for Chain {
@@ -99,7 +113,12 @@ impl Chain {
         let work = genesis.header.work();
         let mut entries = HashMap::new();
         entries.insert(hash, Entry { block: genesis, height: 0, chain_work: work });
-        Self { entries, invalid: HashSet::new(), active: vec![hash] }
+        Self { entries, invalid: HashSet::new(), failed: HashMap::new(), active: vec![hash], utxo: UtxoSet::default() }
+    }
+
+    /// The UTXO set (and transaction index) of the active chain.
+    pub fn utxo(&self) -> &UtxoSet {
+        &self.utxo
     }
 
     pub fn tip(&self) -> &Entry {
@@ -178,8 +197,9 @@ impl Chain {
     }
 
     /// Checks a block against consensus rules (those that need no UTXO set) and adds it;
-    /// switches the active chain if it now has the most work. Returns whether the tip changed.
-    pub fn accept(&mut self, block: Block) -> Result<bool, ChainError> {
+    /// switches the active chain if it now has the most work. Returns how the tip moved (`None`
+    /// when it did not). A block that fails the UTXO-set checks on joining is refused.
+    pub fn accept(&mut self, block: Block) -> Result<Option<TipChange>, ChainError> {
         let hash = block.block_hash();
         if self.entries.contains_key(&hash) {
             return Err(ChainError::Duplicate);
@@ -200,18 +220,25 @@ impl Chain {
         if coinbase_height(&block) != Some(height) {
             return Err(ChainError::BadCoinbaseHeight);
         }
-        // The coinbase value (subsidy + fees) is checked once the UTXO set exists: fees need the
-        // spent outputs.
-        let _ = coinbase;
+        if !coinbase.input.iter().all(|i| i.previous_output.is_null()) || coinbase.input.len() != 1 {
+            return Err(ChainError::NoCoinbase);
+        }
+        if block.txdata.iter().skip(1).any(|t| t.is_coinbase()) {
+            return Err(ChainError::NoCoinbase);
+        }
         let chain_work = parent.chain_work + block.header.work();
         self.entries.insert(hash, Entry { block, height, chain_work });
-        Ok(self.select_best())
+        let change = self.select_best();
+        if let Some(e) = self.failed.get(&hash) {
+            return Err(ChainError::Spend(e.clone()));
+        }
+        Ok(change)
     }
 
     fn valid_chain(&self, hash: &BlockHash) -> bool {
         let mut cursor = *hash;
         loop {
-            if self.invalid.contains(&cursor) {
+            if self.invalid.contains(&cursor) || self.failed.contains_key(&cursor) {
                 return false;
             }
             let Some(e) = self.entries.get(&cursor) else { return false };
@@ -222,8 +249,8 @@ impl Chain {
         }
     }
 
-    /// Makes the valid leaf with the most work active (first seen wins ties).
-    fn select_best(&mut self) -> bool {
+    /// The valid leaf with the most work (the current tip wins ties: first seen).
+    fn best_path(&self) -> Vec<BlockHash> {
         let current = *self.active.last().unwrap_or(&self.active[0]);
         let mut best = current;
         let mut best_work =
@@ -249,24 +276,64 @@ impl Chain {
             cursor = e.block.header.prev_blockhash;
         }
         path.reverse();
-        let changed = path != self.active;
-        self.active = path;
-        changed
+        path
+    }
+
+    /// Makes the best valid chain active, connecting its blocks to the UTXO set; a block that
+    /// fails to connect is marked failed and the choice is made again.
+    fn select_best(&mut self) -> Option<TipChange> {
+        loop {
+            let path = self.best_path();
+            if path == self.active {
+                return None;
+            }
+            let extends = path.len() == self.active.len() + 1 && path.starts_with(&self.active);
+            let (mut utxo, from) = if extends {
+                (std::mem::take(&mut self.utxo), self.active.len())
+            } else {
+                // A reorg: rebuild the set along the new chain (genesis's coinbase is unspendable).
+                (UtxoSet::default(), 1)
+            };
+            let mut failure = None;
+            for (height, hash) in path.iter().enumerate().skip(from) {
+                if let Err(e) = utxo.connect(&self.entries[hash].block, height as u64) {
+                    failure = Some((*hash, e));
+                    break;
+                }
+            }
+            match failure {
+                Some((hash, e)) => {
+                    tracing::warn!(target: "regtest", block = %hash, error = %e, "block failed to connect");
+                    self.failed.insert(hash, e);
+                    if extends {
+                        // `connect` leaves the set untouched on error.
+                        self.utxo = utxo;
+                    }
+                }
+                None => {
+                    let fork = self.active.iter().zip(&path).take_while(|(a, b)| a == b).count();
+                    let disconnected = self.active[fork..].iter().map(|h| self.entries[h].block.clone()).collect();
+                    let connected = path[fork..].to_vec();
+                    self.utxo = utxo;
+                    self.active = path;
+                    return Some(TipChange { disconnected, connected });
+                }
+            }
+        }
     }
 
     /// `invalidateblock`: the block and its descendants leave the active chain.
-    pub fn invalidate(&mut self, hash: &BlockHash) -> Result<(), ChainError> {
+    pub fn invalidate(&mut self, hash: &BlockHash) -> Result<Option<TipChange>, ChainError> {
         let e = self.entries.get(hash).ok_or(ChainError::NotFound)?;
         if e.height == 0 {
-            return Ok(());
+            return Ok(None);
         }
         self.invalid.insert(*hash);
-        self.select_best();
-        Ok(())
+        Ok(self.select_best())
     }
 
     /// `reconsiderblock`: undoes `invalidate` for the block and its ancestors.
-    pub fn reconsider(&mut self, hash: &BlockHash) -> Result<(), ChainError> {
+    pub fn reconsider(&mut self, hash: &BlockHash) -> Result<Option<TipChange>, ChainError> {
         let mut cursor = *hash;
         loop {
             let e = self.entries.get(&cursor).ok_or(ChainError::NotFound)?;
@@ -276,8 +343,7 @@ impl Chain {
             }
             cursor = e.block.header.prev_blockhash;
         }
-        self.select_best();
-        Ok(())
+        Ok(self.select_best())
     }
 
     pub fn invalid_set(&self) -> &HashSet<BlockHash> {
@@ -287,7 +353,7 @@ impl Chain {
     /// Restores invalidation marks after a reload.
     pub fn set_invalid(&mut self, invalid: HashSet<BlockHash>) {
         self.invalid = invalid;
-        self.select_best();
+        let _ = self.select_best();
     }
 }
 
@@ -304,7 +370,7 @@ mod tests {
         let mut c = Chain::new();
         for i in 0..3 {
             let b = c.mine(script(), vec![], Amount::ZERO, 1_700_000_000 + i, u64::from(i));
-            assert!(c.accept(b).expect("valid"));
+            assert!(c.accept(b).expect("valid").is_some());
         }
         assert_eq!(c.height(), 3);
         assert_eq!(coinbase_height(&c.tip().block), Some(3));
@@ -321,18 +387,18 @@ mod tests {
         while Target::from_compact(bad_pow.header.bits).is_met_by(bad_pow.header.block_hash()) {
             bad_pow.header.nonce = bad_pow.header.nonce.wrapping_add(1);
         }
-        assert_eq!(c.accept(bad_pow), Err(ChainError::BadPow));
+        assert!(matches!(c.accept(bad_pow), Err(ChainError::BadPow)));
         let mut bad_root = good.clone();
         bad_root.header.merkle_root = TxMerkleNode::all_zeros();
         while !Target::from_compact(bad_root.header.bits).is_met_by(bad_root.header.block_hash()) {
             bad_root.header.nonce = bad_root.header.nonce.wrapping_add(1);
         }
-        assert_eq!(c.accept(bad_root), Err(ChainError::BadMerkleRoot));
+        assert!(matches!(c.accept(bad_root), Err(ChainError::BadMerkleRoot)));
         let mut orphan = good.clone();
         orphan.header.prev_blockhash = BlockHash::all_zeros();
-        assert_eq!(c.accept(orphan), Err(ChainError::UnknownParent));
-        assert_eq!(c.accept(good.clone()), Ok(true));
-        assert_eq!(c.accept(good), Err(ChainError::Duplicate));
+        assert!(matches!(c.accept(orphan), Err(ChainError::UnknownParent)));
+        assert!(c.accept(good.clone()).expect("valid").is_some());
+        assert!(matches!(c.accept(good), Err(ChainError::Duplicate)));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `bss btc-regtest`: run the embedded regtest node on its own.
 
+use super::methods::Ctx;
 use super::node::RegtestHandle;
-use super::rpc::{serve, Ctx};
+use super::rpc::serve;
 use bitcoin::{Address, CompressedPublicKey, Network, PrivateKey};
 use clap::Args;
 use eyre::{eyre, Result, WrapErr};

@@ -1,46 +1,20 @@
-//! The regtest node's owner task: the chain and its fjall store, driven by typed commands from
-//! the RPC server and the block timer (no shared locks).
+//! The regtest node's owner task: the chain, its mempool and its fjall store, owned by one task
+//! that runs requests from the RPC server and the block timer in turn (no shared locks).
 
-use super::chain::{Chain, ChainError};
+use super::chain::{Chain, ChainError, TipChange};
+use super::mempool::{Accepted, Mempool, Reject, MIN_RELAY_SAT_PER_KVB};
+use super::utxo::Coin;
 use bitcoin::consensus::encode;
-use bitcoin::{Amount, Block, BlockHash, ScriptBuf};
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-/// What a caller can learn about a block.
-#[derive(Clone)]
-pub struct BlockInfo {
-    pub block: Block,
-    pub height: u64,
-    pub confirmations: i64,
-    pub next: Option<BlockHash>,
-    pub chain_work: String,
-}
-
-#[derive(Clone)]
-pub struct TipInfo {
-    pub height: u64,
-    pub hash: BlockHash,
-    pub time: u32,
-    pub chain_work: String,
-}
-
-enum Command {
-    Tip(oneshot::Sender<TipInfo>),
-    HashAt(u64, oneshot::Sender<Option<BlockHash>>),
-    Block(BlockHash, oneshot::Sender<Option<BlockInfo>>),
-    Mine { count: u64, script: ScriptBuf, reply: oneshot::Sender<Result<Vec<BlockHash>, String>> },
-    Invalidate(BlockHash, oneshot::Sender<Result<(), ChainError>>),
-    Reconsider(BlockHash, oneshot::Sender<Result<(), ChainError>>),
-}
-
-#[derive(Clone)]
-pub struct RegtestHandle {
-    tx: mpsc::Sender<Command>,
-}
+/// Core's block weight limit less room for the coinbase.
+const BLOCK_TX_WEIGHT: u64 = 4_000_000 - 4_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -101,112 +75,198 @@ impl Store {
     }
 }
 
-use bitcoin::hashes::Hash;
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
 
-fn work_hex(w: bitcoin::pow::Work) -> String {
-    hex::encode(w.to_be_bytes())
+/// Where a transaction was found.
+pub struct TxInfo {
+    pub tx: Transaction,
+    /// Block hash, height, confirmations and block time, for a confirmed tx.
+    pub block: Option<(BlockHash, u64, i64, u32)>,
+}
+
+/// Everything the node owns. Only the owner task touches it.
+pub struct NodeState {
+    pub chain: Chain,
+    pub mempool: Mempool,
+    store: Store,
+    /// (height, sat/kvB) of recently mined mempool txs, for estimatesmartfee.
+    mined_feerates: VecDeque<(u64, u64)>,
+}
+
+impl NodeState {
+    pub fn tip_height(&self) -> u64 {
+        self.chain.height()
+    }
+
+    /// sendrawtransaction / testmempoolaccept.
+    pub fn submit(&mut self, tx: Transaction, max_fee_kvb: u64, test_only: bool) -> Result<Accepted, Reject> {
+        let h = self.chain.height();
+        let txid = tx.compute_txid();
+        let r = self.mempool.accept(tx, self.chain.utxo(), h, now_secs(), max_fee_kvb, test_only);
+        match &r {
+            Ok(a) if !test_only => {
+                info!(target: "regtest", %txid, vsize = a.vsize, fee = a.fee.to_sat(), replaced = a.replaced.len(), "tx accepted")
+            }
+            Err(e) => info!(target: "regtest", %txid, reason = %e, test_only, "tx rejected"),
+            _ => {}
+        }
+        r
+    }
+
+    fn apply(&mut self, change: Option<TipChange>) {
+        let Some(change) = change else { return };
+        let connected: Vec<&Block> =
+            change.connected.iter().filter_map(|h| self.chain.get(h)).map(|e| &e.block).collect();
+        for b in &connected {
+            let height = self.chain.get(&b.block_hash()).map(|e| e.height).unwrap_or(0);
+            for tx in b.txdata.iter().skip(1) {
+                if let Some(e) = self.mempool.get(&tx.compute_txid()) {
+                    self.mined_feerates.push_back((height, e.feerate_kvb()));
+                }
+            }
+        }
+        while self.mined_feerates.len() > 10_000 {
+            self.mined_feerates.pop_front();
+        }
+        let disconnected: Vec<Transaction> = change.disconnected.into_iter().flat_map(|b| b.txdata).collect();
+        let h = self.chain.height();
+        let utxo = self.chain.utxo();
+        self.mempool.on_tip_change(disconnected, &connected, utxo, h, now_secs());
+    }
+
+    /// Mines one block on the tip with `txs` (or the mempool's best when `None`), with real PoW,
+    /// persists it, then connects it. Fails if the block does not connect (a bad tx).
+    pub fn mine_one(&mut self, script: &ScriptBuf, txs: Option<Vec<Transaction>>) -> Result<BlockHash, String> {
+        let (txs, fees) = match txs {
+            Some(txs) => {
+                let mut fees = Amount::ZERO;
+                for t in &txs {
+                    fees += self.mempool.get(&t.compute_txid()).map(|e| e.fee).unwrap_or(Amount::ZERO);
+                }
+                (txs, fees)
+            }
+            None => self.mempool.select(BLOCK_TX_WEIGHT),
+        };
+        let time = now_secs() as u32;
+        let block = self.chain.mine(script.clone(), txs, fees, time, rand::random());
+        let hash = block.block_hash();
+        let height = self.chain.height() + 1;
+        let change = self.chain.accept(block.clone()).map_err(|e| e.to_string())?;
+        // Persisted after the checks (a block that does not connect is not kept) but before
+        // anyone is told about it.
+        if let Err(e) = self.store.put_block(height, &block) {
+            tracing::error!(target: "regtest", error = %e, "cannot persist a mined block; stopping");
+            std::process::exit(2);
+        }
+        self.apply(change);
+        Ok(hash)
+    }
+
+    /// generateblock with submit=false: the block, checked against the tip but not added.
+    pub fn unsubmitted_block(&self, script: &ScriptBuf, txs: Vec<Transaction>) -> Result<Block, String> {
+        let block = self.chain.mine(script.clone(), txs, Amount::ZERO, now_secs() as u32, rand::random());
+        let mut utxo = self.chain.utxo().clone();
+        utxo.connect(&block, self.chain.height() + 1).map_err(|e| e.to_string())?;
+        Ok(block)
+    }
+
+    pub fn mine(&mut self, count: u64, script: &ScriptBuf) -> Result<Vec<BlockHash>, String> {
+        (0..count).map(|_| self.mine_one(script, None)).collect()
+    }
+
+    pub fn invalidate(&mut self, h: &BlockHash) -> Result<(), ChainError> {
+        let change = self.chain.invalidate(h)?;
+        if let Err(e) = self.store.put_invalid(self.chain.invalid_set()) {
+            warn!(target: "regtest", error = %e, "cannot persist invalidation");
+        }
+        self.apply(change);
+        Ok(())
+    }
+
+    pub fn reconsider(&mut self, h: &BlockHash) -> Result<(), ChainError> {
+        let change = self.chain.reconsider(h)?;
+        if let Err(e) = self.store.put_invalid(self.chain.invalid_set()) {
+            warn!(target: "regtest", error = %e, "cannot persist reconsideration");
+        }
+        self.apply(change);
+        Ok(())
+    }
+
+    /// A tx from the mempool or the active chain (every tx is indexed, as with -txindex).
+    pub fn transaction(&self, txid: &Txid) -> Option<TxInfo> {
+        if let Some(e) = self.mempool.get(txid) {
+            return Some(TxInfo { tx: e.tx.clone(), block: None });
+        }
+        let loc = self.chain.utxo().locate(txid)?;
+        let entry = self.chain.get(&loc.block)?;
+        let tx = entry.block.txdata.iter().find(|t| t.compute_txid() == *txid)?.clone();
+        let conf = self.chain.confirmations(&loc.block);
+        Some(TxInfo { tx, block: Some((loc.block, loc.height, conf, entry.block.header.time)) })
+    }
+
+    /// The output an input spends, looked up through the transaction index.
+    pub fn prevout(&self, o: &OutPoint) -> Option<TxOut> {
+        self.transaction(&o.txid)?.tx.output.get(o.vout as usize).cloned()
+    }
+
+    /// gettxout: the coin and its confirmations (0 for a mempool output).
+    pub fn txout(&self, o: &OutPoint, include_mempool: bool) -> Option<(Coin, u64)> {
+        let coin =
+            if include_mempool { self.mempool.coin(self.chain.utxo(), o)? } else { self.chain.utxo().coin(o)?.clone() };
+        let conf = if coin.height > self.chain.height() { 0 } else { self.chain.height() - coin.height + 1 };
+        Some((coin, conf))
+    }
+
+    /// estimatesmartfee: the median fee rate (sat/kvB) of mempool txs mined in the last
+    /// `2 × target + 6` blocks, never below the min relay fee; `None` without data (as bitcoind).
+    pub fn estimate_fee(&self, target: u64) -> Option<u64> {
+        let since = self.chain.height().saturating_sub(2 * target + 6);
+        let mut rates: Vec<u64> = self.mined_feerates.iter().filter(|(h, _)| *h > since).map(|(_, r)| *r).collect();
+        if rates.is_empty() {
+            return None;
+        }
+        rates.sort_unstable();
+        Some(rates[rates.len() / 2].max(MIN_RELAY_SAT_PER_KVB))
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut NodeState) + Send>;
+
+/// The way into the owner task: each request is a closure run on the node's state.
+#[derive(Clone)]
+pub struct RegtestHandle {
+    tx: mpsc::Sender<Job>,
 }
 
 impl RegtestHandle {
     /// Opens (or creates) the chain in `dir` and starts the owner task on the current runtime.
     pub fn start(dir: &Path) -> Result<Self, NodeError> {
         let store = Store::open(dir)?;
-        let mut chain = store.load()?;
+        let chain = store.load()?;
         info!(target: "regtest", height = chain.height(), tip = %chain.tip().block.block_hash(), "chain loaded");
-        let (tx, mut rx) = mpsc::channel::<Command>(1024);
+        let mut state = NodeState { chain, mempool: Mempool::default(), store, mined_feerates: VecDeque::new() };
+        let (tx, mut rx) = mpsc::channel::<Job>(1024);
         tokio::spawn(async move {
-            while let Some(cmd) = rx.recv().await {
-                match cmd {
-                    Command::Tip(reply) => {
-                        let t = chain.tip();
-                        let _ = reply.send(TipInfo {
-                            height: t.height,
-                            hash: t.block.block_hash(),
-                            time: t.block.header.time,
-                            chain_work: work_hex(t.chain_work),
-                        });
-                    }
-                    Command::HashAt(h, reply) => {
-                        let _ = reply.send(chain.hash_at(h));
-                    }
-                    Command::Block(hash, reply) => {
-                        let info = chain.get(&hash).map(|e| BlockInfo {
-                            block: e.block.clone(),
-                            height: e.height,
-                            confirmations: chain.confirmations(&hash),
-                            next: if chain.is_active(&hash) { chain.hash_at(e.height + 1) } else { None },
-                            chain_work: work_hex(e.chain_work),
-                        });
-                        let _ = reply.send(info);
-                    }
-                    Command::Mine { count, script, reply } => {
-                        let mut hashes = Vec::new();
-                        let mut failure = None;
-                        for _ in 0..count {
-                            let now = std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map(|d| d.as_secs() as u32)
-                                .unwrap_or(0);
-                            let block = chain.mine(script.clone(), vec![], Amount::ZERO, now, rand::random());
-                            let hash = block.block_hash();
-                            let height = chain.height() + 1;
-                            if let Err(e) = store.put_block(height, &block) {
-                                failure = Some(e.to_string());
-                                break;
-                            }
-                            if let Err(e) = chain.accept(block) {
-                                failure = Some(e.to_string());
-                                break;
-                            }
-                            hashes.push(hash);
-                        }
-                        let _ = reply.send(match failure {
-                            Some(e) => Err(e),
-                            None => Ok(hashes),
-                        });
-                    }
-                    Command::Invalidate(h, reply) => {
-                        let r = chain.invalidate(&h);
-                        if let Err(e) = store.put_invalid(chain.invalid_set()) {
-                            warn!(target: "regtest", error = %e, "cannot persist invalidation");
-                        }
-                        let _ = reply.send(r);
-                    }
-                    Command::Reconsider(h, reply) => {
-                        let r = chain.reconsider(&h);
-                        if let Err(e) = store.put_invalid(chain.invalid_set()) {
-                            warn!(target: "regtest", error = %e, "cannot persist reconsideration");
-                        }
-                        let _ = reply.send(r);
-                    }
-                }
+            while let Some(job) = rx.recv().await {
+                job(&mut state);
             }
         });
         Ok(Self { tx })
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).await.ok()?;
+    /// Runs `f` on the node's state; `None` if the node has stopped.
+    pub async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut NodeState) -> T + Send + 'static) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |s| {
+            let _ = reply.send(f(s));
+        });
+        self.tx.send(job).await.ok()?;
         rx.await.ok()
     }
 
-    pub async fn tip(&self) -> Option<TipInfo> {
-        self.ask(Command::Tip).await
-    }
-    pub async fn hash_at(&self, h: u64) -> Option<BlockHash> {
-        self.ask(|r| Command::HashAt(h, r)).await.flatten()
-    }
-    pub async fn block(&self, hash: BlockHash) -> Option<BlockInfo> {
-        self.ask(|r| Command::Block(hash, r)).await.flatten()
-    }
     pub async fn mine(&self, count: u64, script: ScriptBuf) -> Result<Vec<BlockHash>, String> {
-        self.ask(|reply| Command::Mine { count, script, reply }).await.unwrap_or_else(|| Err("node stopped".into()))
-    }
-    pub async fn invalidate(&self, h: BlockHash) -> Result<(), ChainError> {
-        self.ask(|r| Command::Invalidate(h, r)).await.unwrap_or(Err(ChainError::NotFound))
-    }
-    pub async fn reconsider(&self, h: BlockHash) -> Result<(), ChainError> {
-        self.ask(|r| Command::Reconsider(h, r)).await.unwrap_or(Err(ChainError::NotFound))
+        self.with(move |s| s.mine(count, &script)).await.unwrap_or_else(|| Err("node stopped".into()))
     }
 }
