@@ -1,6 +1,7 @@
 //! The node's actors and the pure logic beside them (hVM execution, mempool rules).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod btc;
 pub mod consensus;
 pub mod executor;
 pub mod hvm;

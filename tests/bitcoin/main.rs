@@ -121,6 +121,7 @@ fn regtest_chain_through_bitcoincore_rpc() {
     assert_eq!(c.get_best_block_hash().expect("best"), best);
 }
 
+mod hvm;
 mod wallet;
 
 use bitcoin::{Amount, OutPoint, TxOut};

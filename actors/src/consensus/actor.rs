@@ -24,6 +24,8 @@ pub struct ConsensusConfig {
     pub max_block_txs: usize,
     /// How far ahead of this node's clock a proposal's timestamp may be.
     pub max_clock_drift: Duration,
+    /// This node's Bitcoin view, and how long to wait for it to reach a proposal's BTC tip.
+    pub btc: Option<(crate::btc::BtcLink, Duration)>,
 }
 
 pub struct ConsensusActor<E: Engine<Message = NativeMessage>> {
@@ -172,7 +174,7 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
         let ancestors = self.ancestry(&parent_hash);
         let fut = async move {
             for b in ancestors {
-                executor.validate(b, vec![]).await?;
+                executor.execute_certified(b).await?;
             }
             let candidates = mempool.select(base_fee, gas_limit, max_txs).await.unwrap_or_default();
             executor.build(parent_hash, fields, candidates).await
@@ -208,9 +210,15 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
         self.known.insert(block_hash, block);
         let chain = self.ancestry(&block_hash);
         let mempool = self.mempool.clone();
+        let btc = self.cfg.btc.clone();
         let fut = async move {
             let mut last = None;
             for b in chain {
+                if let Some((link, wait)) = &btc {
+                    // A watcher a little behind the leader's gets a bounded time to catch up.
+                    let attrs = &b.header.btc;
+                    link.view.wait_for(*wait, |v| crate::btc::view_ready(attrs, v, &link.rules)).await;
+                }
                 // Transactions this node already holds were decoded and recovered on admission.
                 let hashes = b.transactions.iter().map(alloy_primitives::keccak256).collect();
                 let known = mempool.get_many(hashes).await;
@@ -239,7 +247,7 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
         let fut = async move {
             let executed = match known {
                 Some(e) => e,
-                None => executor.validate(block, vec![]).await.map_err(|e| e.to_string())?,
+                None => executor.execute_certified(block).await.map_err(|e| e.to_string())?,
             };
             let batch = executed.commit_batch(certificate, proof);
             storage.commit(batch).await.map_err(|e| format!("storage: {e}"))?;

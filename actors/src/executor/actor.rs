@@ -1,4 +1,6 @@
 use super::messages::{Build, Committed, ExecutorError, Validate};
+use crate::btc::{check_attributes, next_attributes, BtcLink};
+use crate::hvm::btc_precompiles::{btc_at, BtcAt};
 use crate::hvm::lthash::LtHash;
 use crate::hvm::{BlockBuilder, ChainSpec, ExecutedBlock, ExecutionError, LayeredState, SignedTx};
 use actix::prelude::*;
@@ -8,7 +10,7 @@ use bss_storage::StoreReader;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tracing::{debug, info_span};
+use tracing::{debug, info_span, warn};
 
 pub struct ExecutorActor {
     spec: ChainSpec,
@@ -16,11 +18,37 @@ pub struct ExecutorActor {
     head: BlockHeader,
     head_acc: LtHash,
     pending: HashMap<B256, Arc<ExecutedBlock>>,
+    btc: Option<BtcLink>,
 }
 
 impl ExecutorActor {
-    pub fn new(spec: ChainSpec, reader: StoreReader, head: BlockHeader, head_acc: LtHash) -> Self {
-        Self { spec, reader, head, head_acc, pending: HashMap::new() }
+    pub fn new(
+        spec: ChainSpec,
+        reader: StoreReader,
+        head: BlockHeader,
+        head_acc: LtHash,
+        btc: Option<BtcLink>,
+    ) -> Self {
+        Self { spec, reader, head, head_acc, pending: HashMap::new(), btc }
+    }
+
+    /// Checks a proposal's BTC attributes against its parent and this node's Bitcoin view.
+    fn check_btc(&self, parent: &BlockHeader, block: &bss_consensus::Block) -> Result<(), ExecutorError> {
+        let proposed = &block.header.btc;
+        match &self.btc {
+            Some(link) => Ok(check_attributes(&parent.btc, proposed, &link.view.current(), &link.rules)?),
+            None if proposed.headers.is_empty() && proposed.tip_hash == parent.btc.tip_hash => Ok(()),
+            None => Err(ExecutorError::NoBtcView),
+        }
+    }
+
+    fn btc_at(&self, attrs: &bss_consensus::BtcAttributes) -> Option<BtcAt> {
+        let link = self.btc.as_ref()?;
+        let at = btc_at(link, attrs);
+        if at.is_none() && attrs.tip_hash != B256::ZERO {
+            warn!(target: "executor", tip_height = attrs.tip_height, "the Bitcoin view does not hold this block's BTC tip; hVM precompiles return empty output");
+        }
+        at
     }
 
     /// The state after `parent`: committed state plus the uncommitted blocks leading to it.
@@ -65,7 +93,13 @@ impl Handler<Build> for ExecutorActor {
         let _g = span.enter();
         let started = Instant::now();
         let (state, parent, acc) = self.state_at(&msg.parent)?;
-        let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc).build(&msg.fields, msg.candidates)?;
+        let mut fields = msg.fields;
+        if let Some(link) = &self.btc {
+            fields.btc = next_attributes(&parent.btc, &link.view.current(), &link.rules);
+        }
+        let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
+            .with_btc(self.btc_at(&fields.btc))
+            .build(&fields, msg.candidates)?;
         Ok(self.record(executed, started, "build"))
     }
 }
@@ -96,7 +130,12 @@ impl Handler<Validate> for ExecutorActor {
             }
         }
         let (state, parent, acc) = self.state_at(&msg.block.header.parent_hash)?;
-        let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc).validate(&msg.block, txs)?;
+        if msg.check_btc {
+            self.check_btc(&parent, &msg.block)?;
+        }
+        let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
+            .with_btc(self.btc_at(&msg.block.header.btc))
+            .validate(&msg.block, txs)?;
         Ok(self.record(executed, started, "validate"))
     }
 }

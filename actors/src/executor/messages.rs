@@ -10,6 +10,10 @@ use std::sync::Arc;
 pub enum ExecutorError {
     #[error(transparent)]
     Execution(#[from] ExecutionError),
+    #[error("BTC attributes refused: {0}")]
+    Btc(#[from] crate::btc::AttributeError),
+    #[error("block carries Bitcoin headers but this node has no Bitcoin view ([btc] is not configured)")]
+    NoBtcView,
     #[error("unknown parent block {0}")]
     UnknownParent(B256),
     #[error("the executor is not running")]
@@ -30,6 +34,9 @@ pub struct Validate {
     pub block: Block,
     /// Already decoded transactions by hash (e.g. from the mempool), to skip sender recovery.
     pub known: Vec<Arc<SignedTx>>,
+    /// Check the BTC attributes against this node's Bitcoin view (proposals). Blocks that
+    /// already carry a commit certificate are not re-judged against a view that may lag.
+    pub check_btc: bool,
 }
 
 /// `hash` was committed to storage: it becomes the executor's base state.
@@ -59,8 +66,14 @@ impl ExecutorHandle {
         self.addr.send(Build { parent, fields, candidates }).await.map_err(|_| ExecutorError::Gone)?
     }
 
+    /// Re-executes a proposal, checking its BTC attributes too.
     pub async fn validate(&self, block: Block, known: Vec<Arc<SignedTx>>) -> Result<Arc<ExecutedBlock>, ExecutorError> {
-        self.addr.send(Validate { block, known }).await.map_err(|_| ExecutorError::Gone)?
+        self.addr.send(Validate { block, known, check_btc: true }).await.map_err(|_| ExecutorError::Gone)?
+    }
+
+    /// Executes a block that already carries a commit certificate.
+    pub async fn execute_certified(&self, block: Block) -> Result<Arc<ExecutedBlock>, ExecutorError> {
+        self.addr.send(Validate { block, known: vec![], check_btc: false }).await.map_err(|_| ExecutorError::Gone)?
     }
 
     pub async fn committed(&self, hash: B256) -> Result<(), ExecutorError> {

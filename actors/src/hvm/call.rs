@@ -1,7 +1,8 @@
 //! eth_call and eth_estimateGas: execute a message on a state without committing anything.
 
+use super::btc_precompiles::{BtcAt, HvmPrecompiles};
 use super::chain::ChainSpec;
-use super::execute::{block_env, cfg_env};
+use super::execute::{block_env, cfg_env, SPEC};
 use super::state::{StateError, StateSource};
 use super::write_set::WriteSet;
 use alloy_primitives::{Address, Bytes, TxKind, U256};
@@ -53,6 +54,7 @@ pub fn call<S: StateSource>(
     state: &S,
     head: &BlockHeader,
     req: &CallRequest,
+    btc: Option<&BtcAt>,
 ) -> Result<CallOutcome, CallError> {
     let caller = req.from.unwrap_or_default();
     let nonce = match req.nonce {
@@ -78,7 +80,12 @@ pub fn call<S: StateSource>(
     cfg.disable_nonce_check = true;
     let mut block = block_env(head, spec.fee_recipient);
     block.number = U256::from(head.number + 1);
-    let mut evm = Context::mainnet().with_db(WriteSet::new(state)).with_block(block).with_cfg(cfg).build_mainnet();
+    let mut evm = Context::mainnet()
+        .with_db(WriteSet::new(state))
+        .with_block(block)
+        .with_cfg(cfg)
+        .build_mainnet()
+        .with_precompiles(HvmPrecompiles::new(SPEC, btc.cloned()));
     let result = match evm.transact(tx) {
         Ok(r) => r.result,
         Err(EVMError::Database(e)) => return Err(e.into()),
@@ -99,23 +106,24 @@ pub fn estimate_gas<S: StateSource>(
     state: &S,
     head: &BlockHeader,
     req: &CallRequest,
+    btc: Option<&BtcAt>,
 ) -> Result<u64, CallError> {
     let cap = req.gas.unwrap_or(head.gas_limit).min(head.gas_limit);
     let mut probe = req.clone();
     probe.gas = Some(cap);
-    match call(spec, state, head, &probe)? {
+    match call(spec, state, head, &probe, btc)? {
         CallOutcome::Success { gas_used, .. } => {
             let mut lo = gas_used.saturating_sub(1).max(20_999);
             let mut hi = cap;
             // Refunds and the 63/64 rule mean gas_used may not be enough; search upward from it.
             probe.gas = Some(gas_used);
-            if matches!(call(spec, state, head, &probe)?, CallOutcome::Success { .. }) {
+            if matches!(call(spec, state, head, &probe, btc)?, CallOutcome::Success { .. }) {
                 return Ok(gas_used);
             }
             while lo + 1 < hi {
                 let mid = lo + (hi - lo) / 2;
                 probe.gas = Some(mid);
-                if matches!(call(spec, state, head, &probe)?, CallOutcome::Success { .. }) {
+                if matches!(call(spec, state, head, &probe, btc)?, CallOutcome::Success { .. }) {
                     hi = mid;
                 } else {
                     lo = mid;

@@ -1,6 +1,7 @@
 //! Block execution with revm: build a block from candidate transactions (leader) or re-execute a
 //! proposed block and check every derived header field (replica).
 
+use super::btc_precompiles::{BtcAt, HvmPrecompiles};
 use super::chain::ChainSpec;
 use super::fees::next_base_fee;
 use super::lthash::LtHash;
@@ -84,6 +85,8 @@ pub struct BlockBuilder<'a, S: StateSource> {
     state: &'a S,
     parent: &'a BlockHeader,
     parent_acc: &'a LtHash,
+    /// The Bitcoin view as of this block's BTC tip, for the hVM precompiles.
+    btc: Option<BtcAt>,
 }
 
 /// The revm transaction environment of a signed transaction.
@@ -133,7 +136,13 @@ enum Mode {
 
 impl<'a, S: StateSource> BlockBuilder<'a, S> {
     pub fn new(spec: &'a ChainSpec, state: &'a S, parent: &'a BlockHeader, parent_acc: &'a LtHash) -> Self {
-        Self { spec, state, parent, parent_acc }
+        Self { spec, state, parent, parent_acc, btc: None }
+    }
+
+    /// The Bitcoin view the hVM precompiles read (as of the block's BTC tip).
+    pub fn with_btc(mut self, btc: Option<BtcAt>) -> Self {
+        self.btc = btc;
+        self
     }
 
     fn header_template(&self, fields: &ProposalFields) -> BlockHeader {
@@ -235,7 +244,8 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             .with_db(ws)
             .with_block(block_env(&header, self.spec.fee_recipient))
             .with_cfg(cfg_env(self.spec.chain_id))
-            .build_mainnet();
+            .build_mainnet()
+            .with_precompiles(HvmPrecompiles::new(SPEC, self.btc.clone()));
         let mut included: Vec<Arc<SignedTx>> = Vec::new();
         let mut receipts: Vec<ReceiptRecord> = Vec::new();
         let mut rejected = Vec::new();

@@ -4,6 +4,7 @@
 //! that runs it gets the same receipts, state changes and state root.
 
 pub mod accounts;
+pub mod btc_precompiles;
 pub mod bytecode;
 pub mod call;
 pub mod chain;

@@ -178,6 +178,76 @@ impl Default for StorageSection {
     }
 }
 
+/// `[btc]`: the Bitcoin node this operator watches. Absent: no Bitcoin view (blocks carry no
+/// BTC headers and the hVM's Bitcoin precompiles return empty output).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BtcSection {
+    /// bitcoind JSON-RPC URL (regtest, signet, testnet or mainnet). Default http://127.0.0.1:18443.
+    pub rpc_url: String,
+    /// RPC user and password; or a cookie file (relative to the config file); or neither.
+    pub rpc_user: Option<String>,
+    pub rpc_password: Option<String>,
+    pub rpc_cookie_file: Option<PathBuf>,
+    /// `regtest` (default), `signet`, `testnet`, `testnet4` or `bitcoin`.
+    pub network: String,
+    /// The L2's view follows a Bitcoin tip at least this many blocks below the best. Default 1.
+    pub confirmations_lag: u64,
+    /// First Bitcoin height the view holds (the hVM sees nothing older). Default 0.
+    pub start_height: u64,
+    /// How often the watcher polls the Bitcoin node. Default 500ms.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long a replica waits for its watcher to reach a proposal's BTC tip before refusing
+    /// it. Default 3s.
+    #[serde(with = "humantime_serde")]
+    pub catch_up_wait: Duration,
+}
+
+impl Default for BtcSection {
+    fn default() -> Self {
+        Self {
+            rpc_url: "http://127.0.0.1:18443".into(),
+            rpc_user: None,
+            rpc_password: None,
+            rpc_cookie_file: None,
+            network: "regtest".into(),
+            confirmations_lag: 1,
+            start_height: 0,
+            poll_interval: Duration::from_millis(500),
+            catch_up_wait: Duration::from_secs(3),
+        }
+    }
+}
+
+impl BtcSection {
+    pub fn network(&self) -> Result<bitcoin::Network, ConfigError> {
+        use bitcoin::Network::*;
+        Ok(match self.network.as_str() {
+            "regtest" => Regtest,
+            "signet" => Signet,
+            "testnet" | "testnet3" => Testnet,
+            "testnet4" => Testnet4,
+            "bitcoin" | "mainnet" | "main" => Bitcoin,
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "btc.network {other:?}: expected regtest, signet, testnet, testnet4 or bitcoin"
+                )))
+            }
+        })
+    }
+
+    pub fn credentials(&self) -> Result<crate::btc::Credentials, ConfigError> {
+        use crate::btc::Credentials;
+        match (&self.rpc_user, &self.rpc_password, &self.rpc_cookie_file) {
+            (Some(u), Some(p), None) => Ok(Credentials::UserPass(u.clone(), p.clone())),
+            (None, None, Some(f)) => Ok(Credentials::CookieFile(f.clone())),
+            (None, None, None) => Ok(Credentials::None),
+            _ => Err(ConfigError::Invalid("btc: set rpc_user with rpc_password, or rpc_cookie_file".into())),
+        }
+    }
+}
+
 /// The whole node config file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +276,8 @@ pub struct NodeConfig {
     pub mempool: PoolConfig,
     #[serde(default)]
     pub storage: StorageSection,
+    #[serde(default)]
+    pub btc: Option<BtcSection>,
 }
 
 impl NodeConfig {
@@ -218,6 +290,11 @@ impl NodeConfig {
         cfg.data_dir = base.join(&cfg.data_dir);
         if let Some(f) = &cfg.operator_key_file {
             cfg.operator_key_file = Some(base.join(f));
+        }
+        if let Some(btc) = cfg.btc.as_mut() {
+            btc.rpc_cookie_file = btc.rpc_cookie_file.as_ref().map(|f| base.join(f));
+            btc.network()?;
+            btc.credentials()?;
         }
         let genesis = match (&cfg.genesis, &cfg.genesis_file) {
             (Some(g), None) => g.clone(),

@@ -150,15 +150,19 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     info!(target: "node", chain_id = spec.chain_id, head = head.number, operator = operator_index, operators = operators.len(), "storage opened");
     let storage = StorageService::spawn(store, 1024)?;
 
+    let btc = match &cfg.btc {
+        Some(b) => Some(start_btc_watcher(b)?),
+        None => None,
+    };
     let executor = {
-        let (spec, reader) = (spec.clone(), reader.clone());
+        let (spec, reader, btc) = (spec.clone(), reader.clone(), btc.clone());
         let addr = SyncArbiter::start(1, move || {
             // (Re)created from committed state: uncommitted blocks are re-executed on demand.
             let n = reader.head_number().ok().flatten().unwrap_or(0);
             let head = reader.header(n).ok().flatten().unwrap_or_else(|| genesis_batch.block.header.clone());
             let acc =
                 reader.state_accumulator().ok().flatten().and_then(|b| LtHash::from_bytes(&b)).unwrap_or_default();
-            ExecutorActor::new(spec.clone(), reader.clone(), head, acc)
+            ExecutorActor::new(spec.clone(), reader.clone(), head, acc, btc.clone())
         });
         ExecutorHandle::new(addr)
     };
@@ -192,6 +196,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         min_base_fee: spec.min_base_fee,
         max_block_txs: cfg.consensus.max_block_txs,
         max_clock_drift: cfg.consensus.max_clock_drift,
+        btc: btc.clone().zip(cfg.btc.as_ref().map(|b| b.catch_up_wait)),
     };
     let p2p_addr = p2p_listener.as_ref().and_then(|l| l.local_addr().ok());
     let mut network: Option<NetworkHandle> = None;
@@ -244,6 +249,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         node: NodeInfo { operator_index, operators: n_operators, engine: engine_name.clone() },
         metrics: metrics.clone(),
         faults: rpc_cfg.fault_injection.then_some(faults),
+        btc: btc.clone(),
     });
     let (bound, mut announced) = tokio::sync::watch::channel(None);
     let rpc = Supervisor::start(move |_| RpcActor::new(factory, bound));
@@ -260,6 +266,24 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         mempool,
         rpc,
     })
+}
+
+/// Starts the BtcWatcher thread on the configured bitcoind.
+fn start_btc_watcher(b: &crate::node::config::BtcSection) -> Result<crate::btc::BtcLink, NodeError> {
+    let network = b.network()?;
+    let source = crate::btc::CoreRpc::new(&b.rpc_url, b.credentials()?)
+        .map_err(|e| ConfigError::Invalid(format!("btc.rpc_url {}: {e}", b.rpc_url)))?;
+    let view = crate::btc::watcher::spawn(
+        source,
+        crate::btc::WatcherConfig {
+            poll_interval: b.poll_interval,
+            start_height: b.start_height,
+            max_backoff: Duration::from_secs(30),
+        },
+    )?;
+    info!(target: "node", url = %b.rpc_url, network = %network, lag = b.confirmations_lag, "watching Bitcoin");
+    let rules = crate::btc::BtcRules { network, confirmations_lag: b.confirmations_lag, start_height: b.start_height };
+    Ok(crate::btc::BtcLink { view, rules })
 }
 
 /// Transactions acknowledged before a restart come back into the mempool (and are gossiped

@@ -44,5 +44,50 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
             }
         })
         .map_err(err)?;
+    module
+        .register_method("bss_btcTip", |_, c, _| {
+            let head = c.head()?;
+            let tip = &head.btc;
+            let watcher = c.btc.as_ref().map(|l| {
+                let v = l.view.current();
+                json!({
+                    "height": v.best_height(),
+                    "hash": v.best_hash().map(|h| h.to_string()),
+                    "confirmationsLag": l.rules.confirmations_lag,
+                    "network": l.rules.network.to_string(),
+                })
+            });
+            let hash = crate::btc::attributes::tip_hash(tip).map(|h| h.to_string());
+            Ok::<Value, ErrorObjectOwned>(json!({
+                "l2Block": head.number,
+                "height": hash.as_ref().map(|_| tip.tip_height),
+                "hash": hash,
+                "watcher": watcher,
+            }))
+        })
+        .map_err(err)?;
+    module
+        .register_method("bss_btcHeader", |p, c, _| {
+            let height: u64 = p.one()?;
+            let Some(link) = &c.btc else {
+                return Err(server_error("this node has no Bitcoin view ([btc] is not configured)"));
+            };
+            let v = link.view.current();
+            let (Some(h), Some(hash)) = (v.header_at(height), v.hash_at(height)) else {
+                return Ok(Value::Null);
+            };
+            Ok::<Value, ErrorObjectOwned>(json!({
+                "height": height,
+                "hash": hash.to_string(),
+                "previousBlockHash": h.prev_blockhash.to_string(),
+                "merkleRoot": h.merkle_root.to_string(),
+                "version": h.version.to_consensus(),
+                "time": h.time,
+                "bits": format!("{:08x}", h.bits.to_consensus()),
+                "nonce": h.nonce,
+                "raw": hex::encode(bitcoin::consensus::encode::serialize(h)),
+            }))
+        })
+        .map_err(err)?;
     Ok(())
 }

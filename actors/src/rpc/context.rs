@@ -29,6 +29,8 @@ pub struct RpcContext {
     pub node: NodeInfo,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub faults: Option<actix::Recipient<super::messages::InjectFault>>,
+    /// The node's Bitcoin view (None when no bitcoind is configured).
+    pub btc: Option<crate::btc::BtcLink>,
 }
 
 /// A committed block read back from storage.
@@ -56,6 +58,11 @@ impl StoredBlock {
 }
 
 impl RpcContext {
+    /// The Bitcoin view as of `head`'s BTC tip, for the hVM precompiles in eth_call.
+    pub fn btc_at(&self, head: &BlockHeader) -> Option<crate::hvm::btc_precompiles::BtcAt> {
+        self.btc.as_ref().and_then(|l| crate::hvm::btc_precompiles::btc_at(l, &head.btc))
+    }
+
     pub fn head(&self) -> Result<BlockHeader, ErrorObjectOwned> {
         let n = self.reader.head_number().map_err(internal)?.ok_or_else(|| internal("no head block"))?;
         self.reader.header(n).map_err(internal)?.ok_or_else(|| internal("head header missing"))

@@ -118,7 +118,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         let obj: CallObject = seq.next()?;
         let id: Option<BlockId> = seq.optional_next()?;
         let (state, head) = c.state_at(id.unwrap_or(BlockId::Latest))?;
-        match call::call(&c.spec, &state, &head, &obj.into_request()?).map_err(call_error)? {
+        match call::call(&c.spec, &state, &head, &obj.into_request()?, c.btc_at(&head).as_ref()).map_err(call_error)? {
             CallOutcome::Success { output, .. } => Ok(json!(output)),
             CallOutcome::Revert { output, .. } => Err(reverted(&output)),
             CallOutcome::Halt { reason, .. } => Err(server_error(format!("execution halted: {reason}"))),
@@ -129,7 +129,8 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         let obj: CallObject = seq.next()?;
         let id: Option<BlockId> = seq.optional_next()?;
         let (state, head) = c.state_at(id.unwrap_or(BlockId::Latest))?;
-        let gas = call::estimate_gas(&c.spec, &state, &head, &obj.into_request()?).map_err(call_error)?;
+        let gas = call::estimate_gas(&c.spec, &state, &head, &obj.into_request()?, c.btc_at(&head).as_ref())
+            .map_err(call_error)?;
         Ok(json!(qty(gas)))
     });
     sync_method!("eth_getBlockByNumber", |p: Params<'_>, c: &RpcContext| {

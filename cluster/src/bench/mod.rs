@@ -114,6 +114,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             gas_limit: Some(args.gas_limit),
             consensus: "max_block_txs = 100000".into(),
             mempool: "max_txs = 2000000\nmax_per_sender = 100000\nmax_nonce_gap = 100000".into(),
+            btc: String::new(),
         };
         println!("starting {} operator(s) in {}…", args.nodes, dev.data_dir.display());
         let configs = devnet::prepare(&dev, &extras)?;

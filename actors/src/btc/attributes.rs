@@ -1,0 +1,281 @@
+//! The BTC attributes of an L2 block (DESIGN.md §3): the Bitcoin tip it builds on and up to six
+//! raw headers extending its parent's tip (or, after a Bitcoin reorg, from the fork point). The
+//! leader chooses them from its watcher's view; replicas check linkage, proof of work, and that
+//! the tip is on their own watcher's best chain at least `confirmations_lag` blocks deep.
+
+use super::index::BtcIndex;
+use alloy_primitives::{Bytes, B256};
+use bitcoin::block::Header;
+use bitcoin::consensus::encode;
+use bitcoin::hashes::Hash;
+use bitcoin::{BlockHash, Network, Target};
+use bss_consensus::BtcAttributes;
+
+/// Most headers one L2 block may carry.
+pub const MAX_HEADERS: usize = 6;
+
+#[derive(Clone, Copy, Debug)]
+pub struct BtcRules {
+    pub network: Network,
+    pub confirmations_lag: u64,
+    pub start_height: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttributeError {
+    #[error("{0} BTC headers, at most {MAX_HEADERS}")]
+    TooMany(usize),
+    #[error("BTC header {0} is not an 80-byte Bitcoin header")]
+    Malformed(usize),
+    #[error("BTC header {index} does not link to the previous one (prev {prev}, expected {expected})")]
+    BrokenLink { index: usize, prev: BlockHash, expected: BlockHash },
+    #[error("BTC header {0} fails proof of work")]
+    BadPow(usize),
+    #[error("BTC header {index} ({hash}) at height {height} is not on this node's best Bitcoin chain")]
+    NotOnBestChain { index: usize, hash: BlockHash, height: u64 },
+    #[error("BTC headers start at {height}, but the first must extend the parent's tip or the chain at {start}")]
+    BadStart { height: u64, start: u64 },
+    #[error("BTC tip {tip_height} is fewer than {lag} confirmations deep (this node's best: {best:?})")]
+    TooShallow { tip_height: u64, lag: u64, best: Option<u64> },
+    #[error("BTC tip field ({height}, {hash}) does not match the last header")]
+    TipMismatch { height: u64, hash: B256 },
+}
+
+fn to_b256(h: BlockHash) -> B256 {
+    B256::from(h.to_byte_array())
+}
+
+fn raw(h: &Header) -> Bytes {
+    Bytes::from(encode::serialize(h))
+}
+
+/// The block's tip as a Bitcoin hash (`None` for "no Bitcoin view yet").
+pub fn tip_hash(a: &BtcAttributes) -> Option<BlockHash> {
+    (a.tip_hash != B256::ZERO).then(|| BlockHash::from_byte_array(a.tip_hash.0))
+}
+
+/// Leader: the attributes for a child of a block with `parent`, from this node's view.
+pub fn next_attributes(parent: &BtcAttributes, view: &BtcIndex, rules: &BtcRules) -> BtcAttributes {
+    let unchanged = BtcAttributes { headers: vec![], ..parent.clone() };
+    let Some(best) = view.best_height() else { return unchanged };
+    let Some(target) = best.checked_sub(rules.confirmations_lag).filter(|t| *t >= rules.start_height) else {
+        return unchanged;
+    };
+    // The height to start from: after the parent's tip if it is on our chain, after the fork
+    // point if Bitcoin reorganised under it, at start_height for the first view.
+    let first = match tip_hash(parent) {
+        None => rules.start_height,
+        Some(tip) if view.is_on_best_chain(parent.tip_height, &tip) => parent.tip_height + 1,
+        Some(tip) => match fork_height(view, tip) {
+            Some(fork) => fork + 1,
+            None => return unchanged,
+        },
+    };
+    if first > target {
+        return unchanged;
+    }
+    let last = target.min(first + MAX_HEADERS as u64 - 1);
+    let headers: Vec<Bytes> = (first..=last).filter_map(|h| view.header_at(h)).map(raw).collect();
+    match view.hash_at(last) {
+        Some(hash) if headers.len() as u64 == last - first + 1 => {
+            BtcAttributes { tip_height: last, tip_hash: to_b256(hash), headers }
+        }
+        _ => unchanged,
+    }
+}
+
+/// Walks back from a header the view has seen (but no longer on its best chain) to the best chain.
+fn fork_height(view: &BtcIndex, mut hash: BlockHash) -> Option<u64> {
+    loop {
+        let (height, header) = view.seen(&hash)?;
+        if view.is_on_best_chain(*height, &hash) {
+            return Some(*height);
+        }
+        hash = header.prev_blockhash;
+    }
+}
+
+/// Replica: checks a proposal's attributes against its parent's and this node's view.
+pub fn check_attributes(
+    parent: &BtcAttributes,
+    proposed: &BtcAttributes,
+    view: &BtcIndex,
+    rules: &BtcRules,
+) -> Result<(), AttributeError> {
+    if proposed.headers.is_empty() {
+        return if proposed.tip_height == parent.tip_height && proposed.tip_hash == parent.tip_hash {
+            Ok(())
+        } else {
+            Err(AttributeError::TipMismatch { height: proposed.tip_height, hash: proposed.tip_hash })
+        };
+    }
+    if proposed.headers.len() > MAX_HEADERS {
+        return Err(AttributeError::TooMany(proposed.headers.len()));
+    }
+    let headers = proposed
+        .headers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if b.len() == 80 {
+                encode::deserialize::<Header>(b).map_err(|_| AttributeError::Malformed(i))
+            } else {
+                Err(AttributeError::Malformed(i))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let limit = bitcoin::params::Params::new(rules.network).max_attainable_target;
+    for (i, h) in headers.iter().enumerate() {
+        if i > 0 && h.prev_blockhash != headers[i - 1].block_hash() {
+            return Err(AttributeError::BrokenLink {
+                index: i,
+                prev: h.prev_blockhash,
+                expected: headers[i - 1].block_hash(),
+            });
+        }
+        let target = h.target();
+        if target > limit || target == Target::ZERO || h.validate_pow(target).is_err() {
+            return Err(AttributeError::BadPow(i));
+        }
+    }
+    let n = headers.len() as u64;
+    let last = headers[headers.len() - 1].block_hash();
+    if proposed.tip_hash != to_b256(last) || proposed.tip_height < n - 1 {
+        return Err(AttributeError::TipMismatch { height: proposed.tip_height, hash: proposed.tip_hash });
+    }
+    let first_height = proposed.tip_height + 1 - n;
+    let extends_parent =
+        tip_hash(parent).is_some_and(|t| headers[0].prev_blockhash == t && first_height == parent.tip_height + 1);
+    let valid_start = match tip_hash(parent) {
+        None => first_height == rules.start_height,
+        Some(_) => {
+            extends_parent
+                || (first_height > rules.start_height
+                    && view.is_on_best_chain(first_height - 1, &headers[0].prev_blockhash))
+        }
+    };
+    if !valid_start {
+        return Err(AttributeError::BadStart { height: first_height, start: rules.start_height });
+    }
+    for (i, h) in headers.iter().enumerate() {
+        let height = first_height + i as u64;
+        if !view.is_on_best_chain(height, &h.block_hash()) {
+            return Err(AttributeError::NotOnBestChain { index: i, hash: h.block_hash(), height });
+        }
+    }
+    if view.best_height().is_none_or(|best| proposed.tip_height + rules.confirmations_lag > best) {
+        return Err(AttributeError::TooShallow {
+            tip_height: proposed.tip_height,
+            lag: rules.confirmations_lag,
+            best: view.best_height(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the view has what `check_attributes` needs to judge `proposed` (used to wait a
+/// bounded time for a lagging watcher before refusing).
+pub fn view_ready(proposed: &BtcAttributes, view: &BtcIndex, rules: &BtcRules) -> bool {
+    match tip_hash(proposed) {
+        None => true,
+        Some(tip) => {
+            view.is_on_best_chain(proposed.tip_height, &tip)
+                && view.best_height().is_some_and(|b| b >= proposed.tip_height + rules.confirmations_lag)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btc::testkit::mine_chain;
+
+    fn rules(lag: u64) -> BtcRules {
+        BtcRules { network: Network::Regtest, confirmations_lag: lag, start_height: 0 }
+    }
+
+    fn view_of(blocks: &[bitcoin::Block]) -> BtcIndex {
+        let mut v = BtcIndex::new(0);
+        for b in blocks {
+            v.connect(b);
+        }
+        v
+    }
+
+    #[test]
+    fn leader_attributes_pass_replica_checks_and_follow_the_lag() {
+        let blocks = mine_chain(None, 10, 1);
+        let view = view_of(&blocks);
+        let genesis = BtcAttributes::default();
+        let first = next_attributes(&genesis, &view, &rules(2));
+        // Best is 9, lag 2: the view may reach 7; six headers at most, from 0.
+        assert_eq!((first.tip_height, first.headers.len()), (5, 6));
+        check_attributes(&genesis, &first, &view, &rules(2)).expect("valid");
+        let second = next_attributes(&first, &view, &rules(2));
+        assert_eq!((second.tip_height, second.headers.len()), (7, 2));
+        check_attributes(&first, &second, &view, &rules(2)).expect("valid");
+        let third = next_attributes(&second, &view, &rules(2));
+        assert!(third.headers.is_empty() && third.tip_hash == second.tip_hash);
+        check_attributes(&second, &third, &view, &rules(2)).expect("unchanged is valid");
+        // A replica whose view is shallower refuses until its watcher catches up.
+        assert!(matches!(check_attributes(&first, &second, &view, &rules(3)), Err(AttributeError::TooShallow { .. })));
+    }
+
+    #[test]
+    fn replicas_refuse_broken_links_bad_pow_and_foreign_headers() {
+        let blocks = mine_chain(None, 8, 1);
+        let view = view_of(&blocks);
+        let genesis = BtcAttributes::default();
+        let good = next_attributes(&genesis, &view, &rules(0));
+        // Broken link: swap two headers.
+        let mut swapped = good.clone();
+        swapped.headers.swap(1, 2);
+        assert!(matches!(
+            check_attributes(&genesis, &swapped, &view, &rules(0)),
+            Err(AttributeError::BrokenLink { index: 1, .. })
+        ));
+        // Bad PoW: a nonce that misses the target (the header hash changes, so relink the tip).
+        let mut bad = good.clone();
+        let mut h: Header = encode::deserialize(&bad.headers[5]).expect("header");
+        while h.validate_pow(h.target()).is_ok() {
+            h.nonce = h.nonce.wrapping_add(1);
+        }
+        bad.headers[5] = raw(&h);
+        bad.tip_hash = to_b256(h.block_hash());
+        assert_eq!(check_attributes(&genesis, &bad, &view, &rules(0)), Err(AttributeError::BadPow(5)));
+        // Headers with valid PoW from a chain this node's watcher does not follow.
+        let other = mine_chain(None, 8, 2);
+        let foreign = next_attributes(&genesis, &view_of(&other), &rules(0));
+        assert!(matches!(
+            check_attributes(&genesis, &foreign, &view, &rules(0)),
+            Err(AttributeError::NotOnBestChain { index: 1, .. })
+        ));
+        assert!(matches!(
+            check_attributes(
+                &genesis,
+                &BtcAttributes { headers: vec![Bytes::from(vec![0u8; 79])], ..good.clone() },
+                &view,
+                &rules(0)
+            ),
+            Err(AttributeError::Malformed(0))
+        ));
+    }
+
+    #[test]
+    fn a_bitcoin_reorg_restarts_from_the_fork_point() {
+        let blocks = mine_chain(None, 6, 1);
+        let mut view = view_of(&blocks);
+        let genesis = BtcAttributes::default();
+        let before = next_attributes(&genesis, &view, &rules(0));
+        assert_eq!(before.tip_height, 5);
+        // Bitcoin drops blocks 4 and 5 and grows a longer branch from 3.
+        view.disconnect_tip();
+        view.disconnect_tip();
+        for b in mine_chain(Some(&blocks[3]), 4, 7) {
+            view.connect(&b);
+        }
+        let after = next_attributes(&before, &view, &rules(0));
+        assert_eq!((after.tip_height, after.headers.len()), (7, 4));
+        check_attributes(&before, &after, &view, &rules(0)).expect("reorg from the fork point");
+    }
+}

@@ -1,0 +1,139 @@
+//! The BtcWatcher: a thread that follows a Bitcoin node's best chain over RPC, indexes every block
+//! it fetches, rolls back and forward through reorgs of any depth, survives the node going away
+//! (exponential backoff, a log line when it goes and when it comes back, metrics), and publishes
+//! each new view as an immutable snapshot. Nothing waits on it: readers take the latest snapshot.
+
+use super::index::BtcIndex;
+use super::source::{BitcoinSource, SourceError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+#[derive(Clone, Debug)]
+pub struct WatcherConfig {
+    /// How often to ask for the best block when nothing is happening.
+    pub poll_interval: Duration,
+    /// First Bitcoin height the index holds.
+    pub start_height: u64,
+    /// Longest wait between retries while the Bitcoin node is unreachable.
+    pub max_backoff: Duration,
+}
+
+/// The latest published Bitcoin view, cheap to clone and to read from any thread.
+#[derive(Clone)]
+pub struct BtcView {
+    rx: watch::Receiver<Arc<BtcIndex>>,
+}
+
+impl BtcView {
+    pub fn current(&self) -> Arc<BtcIndex> {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits (up to `timeout`) until the view satisfies `ready`; returns the last view either way.
+    pub async fn wait_for(&self, timeout: Duration, ready: impl Fn(&BtcIndex) -> bool) -> Arc<BtcIndex> {
+        let mut rx = self.rx.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let view = rx.borrow_and_update().clone();
+            if ready(&view) {
+                return view;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return rx.borrow().clone(),
+            }
+        }
+    }
+
+    /// A view that never changes (tests, and nodes without Bitcoin).
+    pub fn fixed(index: BtcIndex) -> (Self, watch::Sender<Arc<BtcIndex>>) {
+        let (tx, rx) = watch::channel(Arc::new(index));
+        (Self { rx }, tx)
+    }
+}
+
+/// Starts the watcher thread; it stops once every `BtcView` is dropped.
+pub fn spawn(source: impl BitcoinSource, cfg: WatcherConfig) -> std::io::Result<BtcView> {
+    let (tx, rx) = watch::channel(Arc::new(BtcIndex::new(cfg.start_height)));
+    std::thread::Builder::new().name("btc-watcher".into()).spawn(move || run(source, cfg, tx))?;
+    Ok(BtcView { rx })
+}
+
+fn run(source: impl BitcoinSource, cfg: WatcherConfig, tx: watch::Sender<Arc<BtcIndex>>) {
+    let mut index = BtcIndex::new(cfg.start_height);
+    let mut wait = cfg.poll_interval;
+    let mut down_since: Option<std::time::Instant> = None;
+    while !tx.is_closed() {
+        match follow(&source, &mut index, &tx) {
+            Ok(()) => {
+                if let Some(since) = down_since.take() {
+                    info!(target: "btc", down_secs = since.elapsed().as_secs(), "bitcoin node reachable again");
+                }
+                metrics::gauge!("bss_btc_rpc_up").set(1.0);
+                wait = cfg.poll_interval;
+            }
+            Err(e) => {
+                metrics::counter!("bss_btc_rpc_errors_total").increment(1);
+                metrics::gauge!("bss_btc_rpc_up").set(0.0);
+                if down_since.is_none() {
+                    down_since = Some(std::time::Instant::now());
+                }
+                warn!(target: "btc", error = %e, retry_in_ms = wait.as_millis() as u64, "bitcoin node unreachable");
+                wait = (wait * 2).min(cfg.max_backoff);
+            }
+        }
+        std::thread::sleep(wait);
+    }
+}
+
+fn publish(index: &BtcIndex, tx: &watch::Sender<Arc<BtcIndex>>) {
+    if let Some(h) = index.best_height() {
+        metrics::gauge!("bss_btc_tip_height").set(h as f64);
+    }
+    tx.send_replace(Arc::new(index.clone()));
+}
+
+/// One round: roll back what the node no longer has on its best chain, then fetch what is new.
+fn follow(
+    source: &impl BitcoinSource,
+    index: &mut BtcIndex,
+    tx: &watch::Sender<Arc<BtcIndex>>,
+) -> Result<(), SourceError> {
+    let count = source.block_count()?;
+    let mut depth = 0u64;
+    while let Some(h) = index.best_height() {
+        if h <= count && Some(source.block_hash(h)?) == index.best_hash() {
+            break;
+        }
+        index.disconnect_tip();
+        depth += 1;
+    }
+    if depth > 0 {
+        metrics::counter!("bss_btc_reorgs_total").increment(1);
+        metrics::histogram!("bss_btc_reorg_depth").record(depth as f64);
+        info!(target: "btc", depth, fork_height = ?index.best_height(), "bitcoin reorg: rolled back");
+    }
+    let mut changed = depth > 0;
+    let mut next = index.best_height().map_or(index.start_height(), |h| h + 1);
+    while next <= count {
+        let hash = source.block_hash(next)?;
+        let block = source.block(&hash)?;
+        if index.best_hash().is_some_and(|best| block.header.prev_blockhash != best) {
+            // The node reorganised while we were fetching: the next round rolls back.
+            break;
+        }
+        index.connect(&block);
+        metrics::counter!("bss_btc_blocks_indexed_total").increment(1);
+        changed = true;
+        next += 1;
+        if next.is_multiple_of(100) {
+            publish(index, tx);
+        }
+    }
+    if changed {
+        publish(index, tx);
+    }
+    Ok(())
+}
