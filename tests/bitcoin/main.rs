@@ -123,6 +123,7 @@ fn regtest_chain_through_bitcoincore_rpc() {
 
 mod hvm;
 mod wallet;
+mod watcher;
 
 use bitcoin::{Amount, OutPoint, TxOut};
 use wallet::{op_return, Key, Kind};

@@ -24,9 +24,15 @@ pub struct WatcherConfig {
 #[derive(Clone)]
 pub struct BtcView {
     rx: watch::Receiver<Arc<BtcIndex>>,
+    up: watch::Receiver<bool>,
 }
 
 impl BtcView {
+    /// Whether the last call to the Bitcoin node succeeded.
+    pub fn connected(&self) -> bool {
+        *self.up.borrow()
+    }
+
     pub fn current(&self) -> Arc<BtcIndex> {
         self.rx.borrow().clone()
     }
@@ -50,18 +56,20 @@ impl BtcView {
     /// A view that never changes (tests, and nodes without Bitcoin).
     pub fn fixed(index: BtcIndex) -> (Self, watch::Sender<Arc<BtcIndex>>) {
         let (tx, rx) = watch::channel(Arc::new(index));
-        (Self { rx }, tx)
+        let (_, up) = watch::channel(true);
+        (Self { rx, up }, tx)
     }
 }
 
 /// Starts the watcher thread; it stops once every `BtcView` is dropped.
 pub fn spawn(source: impl BitcoinSource, cfg: WatcherConfig) -> std::io::Result<BtcView> {
     let (tx, rx) = watch::channel(Arc::new(BtcIndex::new(cfg.start_height)));
-    std::thread::Builder::new().name("btc-watcher".into()).spawn(move || run(source, cfg, tx))?;
-    Ok(BtcView { rx })
+    let (up_tx, up) = watch::channel(false);
+    std::thread::Builder::new().name("btc-watcher".into()).spawn(move || run(source, cfg, tx, up_tx))?;
+    Ok(BtcView { rx, up })
 }
 
-fn run(source: impl BitcoinSource, cfg: WatcherConfig, tx: watch::Sender<Arc<BtcIndex>>) {
+fn run(source: impl BitcoinSource, cfg: WatcherConfig, tx: watch::Sender<Arc<BtcIndex>>, up: watch::Sender<bool>) {
     let mut index = BtcIndex::new(cfg.start_height);
     let mut wait = cfg.poll_interval;
     let mut down_since: Option<std::time::Instant> = None;
@@ -72,11 +80,13 @@ fn run(source: impl BitcoinSource, cfg: WatcherConfig, tx: watch::Sender<Arc<Btc
                     info!(target: "btc", down_secs = since.elapsed().as_secs(), "bitcoin node reachable again");
                 }
                 metrics::gauge!("bss_btc_rpc_up").set(1.0);
+                up.send_replace(true);
                 wait = cfg.poll_interval;
             }
             Err(e) => {
                 metrics::counter!("bss_btc_rpc_errors_total").increment(1);
                 metrics::gauge!("bss_btc_rpc_up").set(0.0);
+                up.send_replace(false);
                 if down_since.is_none() {
                     down_since = Some(std::time::Instant::now());
                 }

@@ -54,6 +54,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                     "height": v.best_height(),
                     "hash": v.best_hash().map(|h| h.to_string()),
                     "confirmationsLag": l.rules.confirmations_lag,
+                    "connected": l.view.connected(),
                     "network": l.rules.network.to_string(),
                 })
             });
