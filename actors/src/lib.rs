@@ -8,5 +8,6 @@ pub mod hvm;
 pub mod mempool;
 pub mod network;
 pub mod node;
+pub mod pop;
 pub mod rpc;
 pub mod supervision;

@@ -1,0 +1,6 @@
+//! Proof-of-Proof: keystones of committed L2 blocks written into Bitcoin by each operator's
+//! PopSubmitter, the anchors the chain records, and superfinality with its fork guard.
+
+pub mod keystone;
+
+pub use keystone::Keystone;
