@@ -227,6 +227,16 @@ fn mempool_checks_signatures_spends_and_fees() {
     assert_eq!(check[0].reject_reason.as_deref(), Some("missing-inputs"));
     assert_eq!(rpc_code(c.call::<Value>("sendrawtransaction", &["00zz".into()]).expect_err("hex")), -22);
 
+    // Unknown things, bitcoind's way.
+    let nobody = bitcoin::Txid::from_str(&"cd".repeat(32)).expect("txid");
+    assert_eq!(rpc_code(c.get_mempool_entry(&nobody).expect_err("not in mempool")), -5);
+    assert_eq!(rpc_code(c.get_raw_transaction_info(&nobody, None).expect_err("unknown tx")), -5);
+    assert!(c.get_tx_out(&nobody, 0, None).expect("gettxout").is_none());
+    assert_eq!(rpc_code(c.call::<Value>("getrawtransaction", &["xyz".into()]).expect_err("bad txid")), -8);
+    let net: Value = c.call("getnetworkinfo", &[]).expect("getnetworkinfo");
+    assert_eq!(net["relayfee"], 0.00001);
+    assert!(c.call::<u64>("uptime", &[]).is_ok());
+
     // Mining takes the mempool; the coinbase collects the fees; the txs are indexed.
     let mempool_before: std::collections::HashSet<_> = c.get_raw_mempool().expect("mempool").into_iter().collect();
     assert_eq!(mempool_before.len(), 3);
