@@ -156,6 +156,7 @@ impl Chain {
             proposer: 0,
             timestamp_ms: self.head.timestamp_ms + 1_000,
             btc: BtcAttributes::default(),
+            anchors: vec![],
         };
         let executed = BlockBuilder::new(&self.spec, &state, &self.head, &self.acc).build(&fields, txs).unwrap();
         assert!(executed.rejected.is_empty(), "rejected: {:?}", executed.rejected);

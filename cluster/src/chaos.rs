@@ -82,6 +82,8 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         btc_port: 0,
         btc_block_interval: Duration::ZERO,
         bitcoind: None,
+        keystone_interval: 5,
+        superfinality_confirmations: 2,
     };
     let configs = devnet::prepare(&dev, &Extras { consensus: "max_timeout = \"3s\"".into(), ..Default::default() })?;
     let mut fed = LocalFederation::launch(&dev, &configs)?;

@@ -51,6 +51,12 @@ pub struct DevnetArgs {
     /// Use this bitcoind (http://user:pass@host:port) instead of starting the embedded one.
     #[arg(long)]
     pub bitcoind: Option<String>,
+    /// Every this many L2 blocks a keystone is anchored in Bitcoin.
+    #[arg(long, default_value_t = 5)]
+    pub keystone_interval: u64,
+    /// Bitcoin confirmations that make a keystone's blocks superfinal.
+    #[arg(long, default_value_t = 2)]
+    pub superfinality_confirmations: u64,
 }
 
 /// The Bitcoin node of a devnet: the embedded regtest as a child process, or an external URL.
@@ -136,6 +142,8 @@ pub struct Extras {
     pub mempool: String,
     /// A `[btc]` section for every operator (empty: no Bitcoin view).
     pub btc: String,
+    /// With `btc`: a `[pop]` section per operator, each with its own Bitcoin key.
+    pub pop: bool,
 }
 
 /// Writes (or reuses) keys, genesis and one config per operator; returns the config paths.
@@ -196,11 +204,56 @@ pub fn prepare(args: &DevnetArgs, extras: &Extras) -> Result<Vec<PathBuf>> {
             p2p_base as usize + i,
             extras.btc,
         );
+        let mut text = text;
+        if extras.pop && !extras.btc.is_empty() {
+            pop_key(&args.data_dir.join(format!("node{i}")))?;
+            text.push_str(&format!(
+                "\n[pop]\nkeystone_interval = {}\nsuperfinality_confirmations = {}\nbtc_key_file = \"node{i}/pop.key\"\n",
+                args.keystone_interval, args.superfinality_confirmations
+            ));
+        }
         let path = args.data_dir.join(format!("node{i}.toml"));
         std::fs::write(&path, text)?;
         configs.push(path);
     }
     Ok(configs)
+}
+
+/// Operator `dir`'s keystone key (created once), and its P2TR regtest address.
+pub fn pop_key(dir: &Path) -> Result<bitcoin::Address> {
+    let path = dir.join("pop.key");
+    if !path.exists() {
+        let mut secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+        crate::write_secret(&path, &hex::encode(secret))?;
+    }
+    let bytes = hex::decode(std::fs::read_to_string(&path)?.trim())?;
+    let secret: [u8; 32] = bytes.try_into().map_err(|_| eyre::eyre!("{}: not 32 bytes", path.display()))?;
+    let wallet =
+        bss_actors::pop::tx::PopWallet::new(secret, bitcoin::Network::Regtest).map_err(|e| eyre::eyre!("{e}"))?;
+    Ok(wallet.address)
+}
+
+/// Gives every operator's keystone address mature coins on a fresh embedded regtest chain:
+/// 3 coinbases each, then 100 blocks so that they can be spent.
+fn fund_submitters(args: &DevnetArgs) -> Result<()> {
+    use bitcoincore_rpc::RpcApi;
+    if args.bitcoind.is_some() {
+        return Ok(());
+    }
+    let client = bitcoincore_rpc::Client::new(
+        &format!("http://127.0.0.1:{}", args.btc_port),
+        bitcoincore_rpc::Auth::UserPass("bss".into(), "devnet".into()),
+    )?;
+    if client.get_block_count()? >= 100 {
+        return Ok(());
+    }
+    for i in 0..args.nodes {
+        let addr = pop_key(&args.data_dir.join(format!("node{i}")))?;
+        client.generate_to_address(3, &addr)?;
+    }
+    client.generate_to_address(100, &crate::regtest::cmd::dev_mining_address())?;
+    Ok(())
 }
 
 fn banner(args: &DevnetArgs, rpc: &[String], p2p: &[String], logs: &[PathBuf], btc: &str) -> Result<()> {
@@ -293,7 +346,9 @@ pub fn run(mut args: DevnetArgs) -> Result<()> {
     args.fresh = false;
     std::fs::create_dir_all(&args.data_dir)?;
     let mut btc = DevnetBitcoin::start(&args)?;
-    let configs = match prepare(&args, &Extras { btc: btc.section.clone(), ..Default::default() }) {
+    let prepared = prepare(&args, &Extras { btc: btc.section.clone(), pop: true, ..Default::default() })
+        .and_then(|c| fund_submitters(&args).map(|_| c));
+    let configs = match prepared {
         Ok(c) => c,
         Err(e) => {
             btc.stop();

@@ -23,6 +23,8 @@ pub trait BitcoinSource: Send + 'static {
     fn block(&self, hash: &BlockHash) -> Result<Block, SourceError>;
     /// Broadcasts a raw transaction; returns its txid as bitcoind prints it.
     fn send_raw(&self, tx_hex: &str) -> Result<String, SourceError>;
+    /// `estimatesmartfee`: sat/vB, or `None` when the node has no estimate.
+    fn estimate_fee(&self, target: u16) -> Result<Option<f64>, SourceError>;
 }
 
 /// How to log in to bitcoind.
@@ -75,5 +77,11 @@ impl BitcoinSource for CoreRpc {
 
     fn send_raw(&self, tx_hex: &str) -> Result<String, SourceError> {
         self.call("sendrawtransaction", &[tx_hex.into()])
+    }
+
+    fn estimate_fee(&self, target: u16) -> Result<Option<f64>, SourceError> {
+        let v: serde_json::Value = self.call("estimatesmartfee", &[target.into()])?;
+        // BTC per 1000 vB → sat/vB.
+        Ok(v.get("feerate").and_then(serde_json::Value::as_f64).map(|btc_kvb| btc_kvb * 100_000_000.0 / 1000.0))
     }
 }

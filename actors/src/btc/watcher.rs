@@ -37,6 +37,13 @@ impl BtcView {
         self.rx.borrow().clone()
     }
 
+    /// Waits (up to `timeout`) for the first successful round with the Bitcoin node.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut up = self.up.clone();
+        let connected = tokio::time::timeout(timeout, up.wait_for(|u| *u)).await.is_ok_and(|r| r.is_ok());
+        connected
+    }
+
     /// Waits (up to `timeout`) until the view satisfies `ready`; returns the last view either way.
     pub async fn wait_for(&self, timeout: Duration, ready: impl Fn(&BtcIndex) -> bool) -> Arc<BtcIndex> {
         let mut rx = self.rx.clone();

@@ -26,6 +26,8 @@ pub struct ConsensusConfig {
     pub max_clock_drift: Duration,
     /// This node's Bitcoin view, and how long to wait for it to reach a proposal's BTC tip.
     pub btc: Option<(crate::btc::BtcLink, Duration)>,
+    /// Refuses blocks that conflict with superfinal keystones (with `[pop]`).
+    pub guard: Option<crate::pop::ForkGuard>,
 }
 
 pub struct ConsensusActor<E: Engine<Message = NativeMessage>> {
@@ -41,6 +43,9 @@ pub struct ConsensusActor<E: Engine<Message = NativeMessage>> {
     known: HashMap<B256, Block>,
     queue: VecDeque<Effect<E::Message>>,
     busy: bool,
+    /// Set when the fork guard refused the chain: consensus stops, the node keeps serving reads.
+    halted: Option<String>,
+    reader: Option<bss_storage::StoreReader>,
 }
 
 fn now_ms() -> u64 {
@@ -56,6 +61,8 @@ pub struct ConsensusParts {
     pub handle: ConsensusHandle,
     /// None for a federation of one.
     pub network: Option<NetworkHandle>,
+    /// Committed blocks, for the fork guard's check of the stored chain.
+    pub reader: Option<bss_storage::StoreReader>,
 }
 
 impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
@@ -72,17 +79,45 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
             known: HashMap::new(),
             queue: VecDeque::new(),
             busy: false,
+            halted: None,
+            reader: p.reader,
         }
     }
 
     fn input(&mut self, input: Input<E::Message>, ctx: &mut Context<Self>) {
+        if self.halted.is_some() {
+            return;
+        }
         let effects = self.engine.handle(input);
         self.queue.extend(effects);
         self.drive(ctx);
     }
 
     /// Runs queued effects in order; async ones hold the queue until they finish.
+    /// The fork guard refused something: stop taking part in consensus, loudly.
+    fn halt(&mut self, why: String) {
+        if self.halted.is_none() {
+            error!(target: "consensus", reason = %why, "fork guard: refusing the chain; consensus halted (the node keeps serving reads)");
+            metrics::gauge!("bss_consensus_halted").set(1.0);
+            self.halted = Some(why);
+        }
+        self.queue.clear();
+    }
+
+    /// Compares the stored chain with Bitcoin's superfinal keystones.
+    fn check_stored_chain(&mut self) {
+        let (Some(guard), Some(reader)) = (&self.cfg.guard, &self.reader) else { return };
+        let head = reader.head_number().ok().flatten().unwrap_or(0);
+        if let Err(why) = guard.check_stored(head, |n| reader.header(n).ok().flatten()) {
+            self.halt(why);
+        }
+    }
+
     fn drive(&mut self, ctx: &mut Context<Self>) {
+        if self.halted.is_some() {
+            self.queue.clear();
+            return;
+        }
         while !self.busy {
             let Some(effect) = self.queue.pop_front() else {
                 return;
@@ -167,6 +202,7 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
             proposer: self.cfg.operator_index,
             timestamp_ms: now_ms(),
             btc: bss_consensus::BtcAttributes { headers: vec![], ..parent.btc.clone() },
+            anchors: vec![],
         };
         let parent_hash = parent.hash();
         let gas_limit = parent.gas_limit;
@@ -239,6 +275,12 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
     }
 
     fn commit(&mut self, block: Block, certificate: Certificate, proof: Option<CommitProof>, ctx: &mut Context<Self>) {
+        if let Some(guard) = &self.cfg.guard {
+            if let Err(why) = guard.check(&[&block.header]) {
+                self.halt(why);
+                return;
+            }
+        }
         self.busy = true;
         let hash = block.hash();
         let known = self.executed.remove(&hash);
@@ -316,6 +358,16 @@ impl<E: Engine<Message = NativeMessage> + Unpin> Handler<SyncedBlocks> for Conse
     type Result = ();
 
     fn handle(&mut self, msg: SyncedBlocks, ctx: &mut Self::Context) {
+        if let Some(guard) = &self.cfg.guard {
+            let headers: Vec<&BlockHeader> = msg.blocks.iter().map(|(b, _)| &b.header).chain(&msg.headers).collect();
+            if let Err(why) = guard.check(&headers) {
+                self.halt(format!("blocks synced from operator {}: {why}", msg.from));
+                return;
+            }
+        }
+        if self.halted.is_some() {
+            return;
+        }
         self.input(Input::Synced { from: msg.from, blocks: msg.blocks, headers: msg.headers, proof: msg.proof }, ctx);
     }
 }
@@ -327,6 +379,10 @@ impl<E: Engine<Message = NativeMessage> + Unpin> Actor for ConsensusActor<E> {
         // Bounds what the network can queue here (it drops and counts beyond this).
         ctx.set_mailbox_capacity(8_192);
         info!(target: "consensus", engine = self.engine.name(), operator = self.cfg.operator_index, "consensus started");
+        if self.cfg.guard.is_some() {
+            self.check_stored_chain();
+            ctx.run_interval(Duration::from_secs(1), |act, _| act.check_stored_chain());
+        }
         self.input(Input::Start, ctx);
     }
 }

@@ -3,6 +3,7 @@ use crate::btc::{check_attributes, next_attributes, BtcLink};
 use crate::hvm::btc_precompiles::{btc_at, BtcAt};
 use crate::hvm::lthash::LtHash;
 use crate::hvm::{BlockBuilder, ChainSpec, ExecutedBlock, ExecutionError, LayeredState, SignedTx};
+use crate::pop::finality::anchors_for;
 use actix::prelude::*;
 use alloy_primitives::B256;
 use bss_consensus::BlockHeader;
@@ -36,8 +37,24 @@ impl ExecutorActor {
     fn check_btc(&self, parent: &BlockHeader, block: &bss_consensus::Block) -> Result<(), ExecutorError> {
         let proposed = &block.header.btc;
         match &self.btc {
-            Some(link) => Ok(check_attributes(&parent.btc, proposed, &link.view.current(), &link.rules)?),
-            None if proposed.headers.is_empty() && proposed.tip_hash == parent.btc.tip_hash => Ok(()),
+            Some(link) => {
+                let view = link.view.current();
+                check_attributes(&parent.btc, proposed, &view, &link.rules)?;
+                let expected = anchors_for(&view, proposed, self.spec.chain_id);
+                if expected != block.header.anchors {
+                    return Err(ExecutorError::Anchors {
+                        proposed: block.header.anchors.len(),
+                        expected: expected.len(),
+                    });
+                }
+                Ok(())
+            }
+            None if proposed.headers.is_empty()
+                && proposed.tip_hash == parent.btc.tip_hash
+                && block.header.anchors.is_empty() =>
+            {
+                Ok(())
+            }
             None => Err(ExecutorError::NoBtcView),
         }
     }
@@ -95,7 +112,9 @@ impl Handler<Build> for ExecutorActor {
         let (state, parent, acc) = self.state_at(&msg.parent)?;
         let mut fields = msg.fields;
         if let Some(link) = &self.btc {
-            fields.btc = next_attributes(&parent.btc, &link.view.current(), &link.rules);
+            let view = link.view.current();
+            fields.btc = next_attributes(&parent.btc, &view, &link.rules);
+            fields.anchors = anchors_for(&view, &fields.btc, self.spec.chain_id);
         }
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&fields.btc))

@@ -12,6 +12,8 @@ pub enum ExecutorError {
     Execution(#[from] ExecutionError),
     #[error("BTC attributes refused: {0}")]
     Btc(#[from] crate::btc::AttributeError),
+    #[error("anchors refused: the block records {proposed} keystone sightings, this node's Bitcoin view has {expected} in those blocks")]
+    Anchors { proposed: usize, expected: usize },
     #[error("block carries Bitcoin headers but this node has no Bitcoin view ([btc] is not configured)")]
     NoBtcView,
     #[error("unknown parent block {0}")]

@@ -78,6 +78,8 @@ pub struct ProposalFields {
     pub proposer: u16,
     pub timestamp_ms: u64,
     pub btc: BtcAttributes,
+    /// Keystone sightings the BTC headers bring in (derived from the Bitcoin view).
+    pub anchors: Vec<bss_consensus::Anchor>,
 }
 
 pub struct BlockBuilder<'a, S: StateSource> {
@@ -165,7 +167,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
                 self.spec.min_base_fee,
             ),
             btc: fields.btc.clone(),
-            anchors: vec![],
+            anchors: fields.anchors.clone(),
         }
     }
 
@@ -187,6 +189,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             proposer: p.proposer,
             timestamp_ms: p.timestamp_ms,
             btc: p.btc.clone(),
+            anchors: p.anchors.clone(),
         });
         let mismatch = |field: &'static str, a: String, b: String| ExecutionError::Mismatch {
             number: p.number,

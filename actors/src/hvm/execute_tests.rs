@@ -76,6 +76,7 @@ fn fields(n: &Node) -> ProposalFields {
         proposer: 0,
         timestamp_ms: n.head.timestamp_ms + 1_000,
         btc: BtcAttributes::default(),
+        anchors: vec![],
     }
 }
 

@@ -248,8 +248,78 @@ impl BtcSection {
     }
 }
 
+/// `[pop]`: Proof-of-Proof. Needs `[btc]`. Without `btc_key`/`btc_key_file` this operator only
+/// tracks anchoring and finality; with one, it also submits keystones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PopSection {
+    /// Every this many committed L2 blocks, the committed header becomes a keystone. Default 25.
+    pub keystone_interval: u64,
+    /// Bitcoin confirmations of a keystone that make the blocks it covers superfinal. Default 6.
+    pub superfinality_confirmations: u64,
+    /// This operator's Bitcoin secret key (hex, 32 bytes) for keystone txs (P2TR key path).
+    pub btc_key: Option<String>,
+    pub btc_key_file: Option<PathBuf>,
+    /// Fee rate bounds, sat/vB, around `estimatesmartfee`. Defaults 1 and 50.
+    pub fee_floor: f64,
+    pub fee_cap: f64,
+    /// Bitcoin blocks the first submitter of a keystone has before the next operator steps in
+    /// (the one after waits twice as long, and so on). Default 2.
+    pub stagger_blocks: u64,
+    /// Bitcoin blocks an unconfirmed keystone tx waits before it is replaced with a 50% higher
+    /// fee rate (RBF). Default 2.
+    pub bump_after_blocks: u64,
+}
+
+impl Default for PopSection {
+    fn default() -> Self {
+        Self {
+            keystone_interval: 25,
+            superfinality_confirmations: 6,
+            btc_key: None,
+            btc_key_file: None,
+            fee_floor: 1.0,
+            fee_cap: 50.0,
+            stagger_blocks: 2,
+            bump_after_blocks: 2,
+        }
+    }
+}
+
+impl PopSection {
+    /// This operator's keystone key, if it submits.
+    pub fn secret(&self) -> Result<Option<[u8; 32]>, ConfigError> {
+        let text = match (&self.btc_key, &self.btc_key_file) {
+            (Some(k), None) => k.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map(|s| s.trim().to_string())
+                .map_err(|source| ConfigError::Read { path: f.clone(), source })?,
+            (None, None) => return Ok(None),
+            _ => return Err(ConfigError::Invalid("pop: set btc_key or btc_key_file, not both".into())),
+        };
+        let bytes = hex::decode(text.trim()).map_err(|e| ConfigError::Invalid(format!("pop.btc_key: {e}")))?;
+        let key: [u8; 32] =
+            bytes.try_into().map_err(|_| ConfigError::Invalid("pop.btc_key must be 32 bytes of hex".into()))?;
+        bitcoin::secp256k1::SecretKey::from_slice(&key)
+            .map_err(|e| ConfigError::Invalid(format!("pop.btc_key: {e}")))?;
+        Ok(Some(key))
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.keystone_interval == 0 || self.superfinality_confirmations == 0 {
+            return Err(ConfigError::Invalid(
+                "pop.keystone_interval and pop.superfinality_confirmations must be at least 1".into(),
+            ));
+        }
+        if !(self.fee_floor > 0.0 && self.fee_floor <= self.fee_cap) {
+            return Err(ConfigError::Invalid("pop: need 0 < fee_floor <= fee_cap".into()));
+        }
+        Ok(())
+    }
+}
+
 /// The whole node config file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// Data directory (relative paths are relative to the config file).
@@ -278,6 +348,8 @@ pub struct NodeConfig {
     pub storage: StorageSection,
     #[serde(default)]
     pub btc: Option<BtcSection>,
+    #[serde(default)]
+    pub pop: Option<PopSection>,
 }
 
 impl NodeConfig {
@@ -295,6 +367,14 @@ impl NodeConfig {
             btc.rpc_cookie_file = btc.rpc_cookie_file.as_ref().map(|f| base.join(f));
             btc.network()?;
             btc.credentials()?;
+        }
+        if let Some(pop) = cfg.pop.as_mut() {
+            if cfg.btc.is_none() {
+                return Err(ConfigError::Invalid("[pop] needs a [btc] section (the Bitcoin node to anchor in)".into()));
+            }
+            pop.btc_key_file = pop.btc_key_file.as_ref().map(|f| base.join(f));
+            pop.check()?;
+            pop.secret()?;
         }
         let genesis = match (&cfg.genesis, &cfg.genesis_file) {
             (Some(g), None) => g.clone(),

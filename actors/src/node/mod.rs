@@ -47,6 +47,8 @@ pub enum NodeError {
     UnknownEngine(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("proof-of-proof: {0}")]
+    Pop(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -197,7 +199,18 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         max_block_txs: cfg.consensus.max_block_txs,
         max_clock_drift: cfg.consensus.max_clock_drift,
         btc: btc.clone().zip(cfg.btc.as_ref().map(|b| b.catch_up_wait)),
+        guard: btc.clone().zip(cfg.pop.as_ref()).map(|(link, pop)| crate::pop::ForkGuard {
+            link,
+            chain_id: spec.chain_id,
+            superfinality_confirmations: pop.superfinality_confirmations,
+        }),
     };
+    if let (Some(link), Some(_)) = (&btc, &cfg.pop) {
+        // The fork guard needs Bitcoin's keystones before the first block arrives.
+        if !link.view.wait_connected(Duration::from_secs(30)).await {
+            tracing::warn!(target: "node", "the Bitcoin node did not answer within 30s; starting without its keystones (the stored chain is checked once it does)");
+        }
+    }
     let p2p_addr = p2p_listener.as_ref().and_then(|l| l.local_addr().ok());
     let mut network: Option<NetworkHandle> = None;
     {
@@ -205,6 +218,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             (storage.clone(), executor.clone(), mempool.clone(), consensus_handle.clone());
         let (ingress, reader, net_cfg, signer, operators) =
             (ingress.clone(), reader.clone(), cfg.network.clone(), signer.clone(), operators.clone());
+        let guard_reader = reader.clone();
         let net_slot = &mut network;
         ConsensusActor::create(move |ctx| {
             let net = p2p_listener.map(|listener| {
@@ -227,15 +241,62 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             *net_slot = net.clone();
             ConsensusActor::new(
                 engine,
-                ConsensusParts { cfg: consensus_cfg, executor, mempool, storage, handle, network: net },
+                ConsensusParts {
+                    cfg: consensus_cfg,
+                    executor,
+                    mempool,
+                    storage,
+                    handle,
+                    network: net,
+                    reader: Some(guard_reader),
+                },
             )
         });
     }
 
+    if let (Some(link), Some(pop), Some(b)) = (&btc, &cfg.pop, &cfg.btc) {
+        let wallet = match pop.secret()? {
+            Some(k) => {
+                Some(crate::pop::tx::PopWallet::new(k, link.rules.network).map_err(|e| NodeError::Pop(e.to_string()))?)
+            }
+            None => None,
+        };
+        let source = crate::btc::CoreRpc::new(&b.rpc_url, b.credentials()?)
+            .map_err(|e| ConfigError::Invalid(format!("btc.rpc_url {}: {e}", b.rpc_url)))?;
+        let sub_cfg = crate::pop::submitter::SubmitterConfig {
+            chain_id: spec.chain_id,
+            me: operator_index,
+            operators: operators.len() as u16,
+            keystone_interval: pop.keystone_interval,
+            superfinality_confirmations: pop.superfinality_confirmations,
+            stagger_blocks: pop.stagger_blocks,
+            bump_after_blocks: pop.bump_after_blocks,
+            fee_floor: pop.fee_floor,
+            fee_cap: pop.fee_cap,
+        };
+        let head = reader.head_number().map_err(storage_err)?.unwrap_or(0);
+        let last_keystone = head - head % pop.keystone_interval;
+        let recent = (0..4u64)
+            .filter_map(|i| last_keystone.checked_sub(i * pop.keystone_interval).filter(|n| *n > 0))
+            .filter_map(|n| reader.header(n).ok().flatten())
+            .collect();
+        crate::pop::submitter::spawn(
+            sub_cfg,
+            wallet,
+            source,
+            link.view.clone(),
+            consensus_handle.subscribe(),
+            &cfg.data_dir,
+            recent,
+        )
+        .map_err(|e| NodeError::Pop(e.to_string()))?;
+    }
     let metrics = metrics_handle();
     let rpc_cfg = cfg.rpc.clone();
+    let pop_confirmations = cfg.pop.as_ref().map(|p| p.superfinality_confirmations);
     let engine_name = cfg.consensus.engine.clone();
     let n_operators = operators.len();
+    let operator_keys = cfg.operators.keys.clone();
     readmit_journal(&reader, ingress.clone(), network.clone(), storage.clone()).map_err(storage_err)?;
     let (c, net) = (consensus_handle.clone(), network.clone());
     let factory = Arc::new(move |faults: Recipient<_>| RpcContext {
@@ -246,10 +307,16 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         network: net.clone(),
         consensus: c.clone(),
         cfg: rpc_cfg.clone(),
-        node: NodeInfo { operator_index, operators: n_operators, engine: engine_name.clone() },
+        node: NodeInfo {
+            operator_index,
+            operators: n_operators,
+            operator_keys: operator_keys.clone(),
+            engine: engine_name.clone(),
+        },
         metrics: metrics.clone(),
         faults: rpc_cfg.fault_injection.then_some(faults),
         btc: btc.clone(),
+        pop_confirmations,
     });
     let (bound, mut announced) = tokio::sync::watch::channel(None);
     let rpc = Supervisor::start(move |_| RpcActor::new(factory, bound));

@@ -90,5 +90,52 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
             }))
         })
         .map_err(err)?;
+    module
+        .register_method("bss_getFinality", |p, c, _| {
+            let number: u64 = p.one()?;
+            let head = c.head()?;
+            let Some(f) = c.finality() else {
+                return Err(server_error("proof-of-proof is not configured on this node ([pop])"));
+            };
+            let committed = number <= head.number;
+            let keystone = f.covering(number).filter(|_| committed).map(|k| {
+                json!({
+                    "l2Number": k.keystone.l2_number,
+                    "l2Hash": k.keystone.l2_hash,
+                    "btcTxid": k.sighting.txid.to_string(),
+                    "btcBlockHash": k.sighting.block.to_string(),
+                    "btcHeight": k.sighting.height,
+                    "confirmations": k.confirmations,
+                })
+            });
+            Ok::<Value, ErrorObjectOwned>(json!({
+                "number": number,
+                "committed": committed,
+                "superfinal": committed && f.superfinal.is_some_and(|s| number <= s),
+                "superfinalHeight": f.superfinal,
+                "superfinalityConfirmations": c.pop_confirmations,
+                "keystone": keystone,
+            }))
+        })
+        .map_err(err)?;
+    module
+        .register_method("bss_getCertificate", |p, c, _| {
+            let number: u64 = p.one()?;
+            let Some(header) = c.reader.header(number).map_err(internal)? else { return Ok(Value::Null) };
+            let cert = c.reader.certificate(number).map_err(internal)?;
+            Ok::<Value, ErrorObjectOwned>(json!({
+                "number": number,
+                "hash": header.hash(),
+                "header": hex::encode(bss_consensus::codec::encode(&header).map_err(internal)?),
+                "certificate": cert.map(|c| json!({
+                    "chainId": c.chain_id,
+                    "round": c.round,
+                    "blockHash": c.block_hash,
+                    "signatures": c.signatures.iter().map(|(i, s)| json!({ "operator": i, "signature": hex::encode(s.0) })).collect::<Vec<_>>(),
+                })),
+                "operators": c.node.operator_keys,
+            }))
+        })
+        .map_err(err)?;
     Ok(())
 }

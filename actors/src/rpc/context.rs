@@ -14,6 +14,8 @@ use jsonrpsee::types::ErrorObjectOwned;
 pub struct NodeInfo {
     pub operator_index: u16,
     pub operators: usize,
+    /// The operator set's public keys (hex), in index order.
+    pub operator_keys: Vec<String>,
     pub engine: String,
 }
 
@@ -31,6 +33,8 @@ pub struct RpcContext {
     pub faults: Option<actix::Recipient<super::messages::InjectFault>>,
     /// The node's Bitcoin view (None when no bitcoind is configured).
     pub btc: Option<crate::btc::BtcLink>,
+    /// `pop.superfinality_confirmations` when Proof-of-Proof is configured.
+    pub pop_confirmations: Option<u64>,
 }
 
 /// A committed block read back from storage.
@@ -63,6 +67,18 @@ impl RpcContext {
         self.btc.as_ref().and_then(|l| crate::hvm::btc_precompiles::btc_at(l, &head.btc))
     }
 
+    /// Finality as Bitcoin says it now (None without `[pop]`).
+    pub fn finality(&self) -> Option<crate::pop::finality::FinalityView> {
+        let (link, threshold) = (self.btc.as_ref()?, self.pop_confirmations?);
+        let committed = |n: u64| self.reader.header(n).ok().flatten().map(|h| h.hash());
+        Some(crate::pop::finality::FinalityView::compute(
+            &link.view.current(),
+            self.spec.chain_id,
+            threshold,
+            committed,
+        ))
+    }
+
     pub fn head(&self) -> Result<BlockHeader, ErrorObjectOwned> {
         let n = self.reader.head_number().map_err(internal)?.ok_or_else(|| internal("no head block"))?;
         self.reader.header(n).map_err(internal)?.ok_or_else(|| internal("head header missing"))
@@ -72,9 +88,13 @@ impl RpcContext {
     pub fn resolve(&self, id: BlockId) -> Result<Option<u64>, ErrorObjectOwned> {
         let head = self.reader.head_number().map_err(internal)?.unwrap_or(0);
         Ok(match id {
-            // Every committed block is BFT-final; `finalized` will follow Bitcoin superfinality
-            // once Proof-of-Proof anchoring lands.
-            BlockId::Latest | BlockId::Pending | BlockId::Safe | BlockId::Finalized => Some(head),
+            // Every committed block is BFT-final (`safe`); `finalized` is the highest block
+            // anchored in Bitcoin deeply enough (superfinal), or the head without `[pop]`.
+            BlockId::Latest | BlockId::Pending | BlockId::Safe => Some(head),
+            BlockId::Finalized => match self.finality() {
+                Some(f) => Some(f.superfinal.unwrap_or(0).min(head)),
+                None => Some(head),
+            },
             BlockId::Earliest => Some(0),
             BlockId::Number(n) => (n <= head).then_some(n),
             BlockId::Hash(h) => self.reader.number_by_hash(&h).map_err(internal)?,

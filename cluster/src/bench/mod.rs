@@ -108,6 +108,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             btc_port: 0,
             btc_block_interval: Duration::ZERO,
             bitcoind: None,
+            keystone_interval: 5,
+            superfinality_confirmations: 2,
         };
         let extras = Extras {
             alloc: keys.iter().map(|k| (k.address, funding_wei())).collect(),
@@ -115,6 +117,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             consensus: "max_block_txs = 100000".into(),
             mempool: "max_txs = 2000000\nmax_per_sender = 100000\nmax_nonce_gap = 100000".into(),
             btc: String::new(),
+            pop: false,
         };
         println!("starting {} operator(s) in {}…", args.nodes, dev.data_dir.display());
         let configs = devnet::prepare(&dev, &extras)?;

@@ -1,0 +1,389 @@
+//! The PopSubmitter: one per operator, on its own thread (its Bitcoin RPC calls block).
+//!
+//! Every `keystone_interval`-th committed block becomes a keystone. Submissions are staggered:
+//! operator `(n / interval) mod N` goes first; operator at rank r after it steps in only if no
+//! keystone for that block is in a Bitcoin block `r × stagger_blocks` blocks after it became due.
+//! Its pending txs are persisted (fjall) before they are broadcast, so a restart never spends the
+//! same coin twice; they are replaced with a higher fee (RBF) while unconfirmed, rebroadcast on
+//! every new Bitcoin block (which also repairs a reorg that dropped them), and forgotten once the
+//! keystone is superfinal. Without a key the same loop only measures finality.
+
+use super::finality::keystones;
+use super::keystone::Keystone;
+use super::tx::PopWallet;
+use crate::btc::{BitcoinSource, BtcView};
+use crate::consensus::CommittedBlock;
+use bitcoin::consensus::encode;
+use bitcoin::{OutPoint, Txid};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+#[derive(Clone, Debug)]
+pub struct SubmitterConfig {
+    pub chain_id: u64,
+    pub me: u16,
+    pub operators: u16,
+    pub keystone_interval: u64,
+    pub superfinality_confirmations: u64,
+    pub stagger_blocks: u64,
+    pub bump_after_blocks: u64,
+    pub fee_floor: f64,
+    pub fee_cap: f64,
+}
+
+/// A keystone tx of ours, as persisted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PendingTx {
+    l2_number: u64,
+    raw: String,
+    txid: String,
+    input: String,
+    value: u64,
+    fee_rate: f64,
+    /// Best Bitcoin height when this version was broadcast.
+    broadcast_at: u64,
+    /// Every outpoint any version spent (all versions spend the same input).
+    payload: Vec<u8>,
+}
+
+struct Due {
+    keystone: Keystone,
+    /// Best Bitcoin height when it became due (or when a reorg dropped its last sighting).
+    since_btc: u64,
+    committed_at: Instant,
+    landed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitterError {
+    #[error("pop store: {0}")]
+    Store(#[from] fjall::Error),
+    #[error("pop store holds an unreadable entry: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Store {
+    db: Database,
+    pending: Keyspace,
+}
+
+impl Store {
+    fn open(dir: &Path) -> Result<Self, SubmitterError> {
+        let db = Database::builder(dir.join("pop")).open()?;
+        let pending = db.keyspace("pending", KeyspaceCreateOptions::default)?;
+        Ok(Self { db, pending })
+    }
+
+    fn load(&self) -> Result<BTreeMap<u64, PendingTx>, SubmitterError> {
+        let mut out = BTreeMap::new();
+        for g in self.pending.iter() {
+            let (_, v) = g.into_inner()?;
+            let p: PendingTx = serde_json::from_slice(&v).map_err(|e| SubmitterError::Corrupt(e.to_string()))?;
+            out.insert(p.l2_number, p);
+        }
+        Ok(out)
+    }
+
+    fn put(&self, p: &PendingTx) -> Result<(), SubmitterError> {
+        let mut b = self.db.batch().durability(Some(PersistMode::SyncAll));
+        b.insert(&self.pending, p.l2_number.to_be_bytes(), serde_json::to_vec(p).unwrap_or_default());
+        b.commit()?;
+        Ok(())
+    }
+
+    fn remove(&self, n: u64) -> Result<(), SubmitterError> {
+        let mut b = self.db.batch().durability(Some(PersistMode::SyncAll));
+        b.remove(&self.pending, n.to_be_bytes());
+        b.commit()?;
+        Ok(())
+    }
+}
+
+/// Starts the submitter thread. It stops when the commit stream closes.
+pub fn spawn(
+    cfg: SubmitterConfig,
+    wallet: Option<PopWallet>,
+    source: impl BitcoinSource,
+    view: BtcView,
+    commits: broadcast::Receiver<CommittedBlock>,
+    data_dir: &Path,
+    recent: Vec<bss_consensus::BlockHeader>,
+) -> Result<(), SubmitterError> {
+    let store = Store::open(data_dir)?;
+    let pending = store.load()?;
+    if let Some(w) = &wallet {
+        info!(target: "pop", address = %w.address, pending = pending.len(), "keystone submitter ready");
+    }
+    let mut s = Submitter { cfg, wallet, source, view, store, pending, due: BTreeMap::new(), last_best: None };
+    // Keystones committed before a restart are still owed (those already in Bitcoin are seen
+    // as landed on the first round).
+    for header in recent {
+        s.on_header(&header);
+    }
+    std::thread::Builder::new().name("pop-submitter".into()).spawn(move || s.run(commits))?;
+    Ok(())
+}
+
+struct Submitter<S: BitcoinSource> {
+    cfg: SubmitterConfig,
+    wallet: Option<PopWallet>,
+    source: S,
+    view: BtcView,
+    store: Store,
+    pending: BTreeMap<u64, PendingTx>,
+    due: BTreeMap<u64, Due>,
+    last_best: Option<u64>,
+}
+
+impl<S: BitcoinSource> Submitter<S> {
+    fn run(&mut self, mut commits: broadcast::Receiver<CommittedBlock>) {
+        loop {
+            loop {
+                match commits.try_recv() {
+                    Ok(c) => self.on_commit(&c),
+                    Err(broadcast::error::TryRecvError::Empty) => break,
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        warn!(target: "pop", skipped = n, "missed committed blocks");
+                    }
+                    Err(broadcast::error::TryRecvError::Closed) => return,
+                }
+            }
+            if let Err(e) = self.tick() {
+                // Failing to persist a pending tx could lead to spending a coin twice: stop.
+                tracing::error!(target: "pop", error = %e, "fatal: stopping the node");
+                std::process::exit(2);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn on_commit(&mut self, c: &CommittedBlock) {
+        self.on_header(&c.header);
+    }
+
+    fn on_header(&mut self, header: &bss_consensus::BlockHeader) {
+        let n = header.number;
+        if n == 0 || !n.is_multiple_of(self.cfg.keystone_interval) {
+            return;
+        }
+        let since_btc = self.view.current().best_height().unwrap_or(0);
+        let keystone = Keystone::of(header);
+        self.due.insert(n, Due { keystone, since_btc, committed_at: Instant::now(), landed: false });
+    }
+
+    fn tick(&mut self) -> Result<(), SubmitterError> {
+        let view = self.view.current();
+        let Some(best) = view.best_height() else { return Ok(()) };
+        let new_block = self.last_best != Some(best);
+        self.last_best = Some(best);
+        let seen = keystones(&view, self.cfg.chain_id);
+        let our_txids: HashSet<String> = self.pending.values().map(|p| p.txid.clone()).collect();
+        let mut finished = vec![];
+        for (n, due) in self.due.iter_mut() {
+            let sightings: Vec<_> = seen
+                .iter()
+                .filter(|k| k.keystone.l2_number as u64 == *n && k.keystone.l2_hash == due.keystone.l2_hash)
+                .collect();
+            let deepest = sightings.iter().map(|k| k.confirmations).max();
+            match deepest {
+                Some(conf) => {
+                    if !due.landed {
+                        due.landed = true;
+                        let ours = sightings.iter().any(|k| our_txids.contains(&k.sighting.txid.to_string()));
+                        info!(target: "pop", l2 = n, btc_height = sightings[0].sighting.height, ours, "keystone in Bitcoin");
+                        if ours {
+                            metrics::counter!("bss_pop_keystones_confirmed_total").increment(1);
+                            if let Some(p) = self.pending.get(n) {
+                                let fee = p.value.saturating_sub(change_of(p));
+                                metrics::counter!("bss_pop_fees_sats_total").increment(fee);
+                            }
+                        }
+                    }
+                    if conf >= self.cfg.superfinality_confirmations {
+                        let secs = due.committed_at.elapsed().as_secs_f64();
+                        metrics::histogram!("bss_pop_superfinality_seconds").record(secs);
+                        metrics::histogram!("bss_pop_superfinality_btc_blocks")
+                            .record(best.saturating_sub(due.since_btc) as f64);
+                        info!(target: "pop", l2 = n, secs, btc_blocks = best.saturating_sub(due.since_btc), "superfinal");
+                        finished.push(*n);
+                    }
+                }
+                None if due.landed => {
+                    // A reorg took its only sighting away: the stagger clock starts again.
+                    warn!(target: "pop", l2 = n, "keystone no longer in Bitcoin's best chain (reorg); resubmitting");
+                    due.landed = false;
+                    due.since_btc = best;
+                }
+                None => {}
+            }
+        }
+        for n in finished {
+            self.due.remove(&n);
+        }
+        // A pending tx is done once its coin is spent (by it, or by a version that replaced it)
+        // deep enough that no reorg will bring the coin back.
+        let spent_deep: Vec<u64> = self
+            .pending
+            .values()
+            .filter(|p| {
+                OutPoint::from_str(&p.input)
+                    .ok()
+                    .and_then(|o| view.coin(&o, best))
+                    .and_then(|c| c.spent_at)
+                    .is_some_and(|h| best.saturating_sub(h) + 1 >= self.cfg.superfinality_confirmations)
+            })
+            .map(|p| p.l2_number)
+            .collect();
+        for n in spent_deep {
+            self.pending.remove(&n);
+            self.store.remove(n)?;
+        }
+        if self.wallet.is_none() {
+            return Ok(());
+        }
+        // Submit what is ours to submit now.
+        let to_submit: Vec<u64> = self
+            .due
+            .iter()
+            .filter(|(n, d)| !d.landed && !self.pending.contains_key(n) && best >= d.since_btc + self.wait_blocks(**n))
+            .map(|(n, _)| *n)
+            .collect();
+        for n in to_submit {
+            self.submit(n, best)?;
+        }
+        // Keep ours alive: bump, or rebroadcast on each new Bitcoin block.
+        let numbers: Vec<u64> = self.pending.keys().copied().collect();
+        for n in numbers {
+            let Some(p) = self.pending.get(&n).cloned() else { continue };
+            let Ok(txid) = Txid::from_str(&p.txid) else { continue };
+            let confirmed = view.tx(&txid, best).is_some();
+            // Landed (or superfinal and no longer tracked): only keep it in the mempool.
+            let landed = self.due.get(&n).is_none_or(|d| d.landed);
+            if !confirmed && !landed && best >= p.broadcast_at + self.cfg.bump_after_blocks {
+                self.bump(p, best)?;
+            } else if !confirmed && new_block {
+                self.broadcast(&p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bitcoin blocks this operator waits for keystone `n` before stepping in.
+    fn wait_blocks(&self, n: u64) -> u64 {
+        let ops = u64::from(self.cfg.operators.max(1));
+        let first = (n / self.cfg.keystone_interval) % ops;
+        let rank = (u64::from(self.cfg.me) + ops - first) % ops;
+        rank * self.cfg.stagger_blocks
+    }
+
+    fn fee_rate(&self) -> f64 {
+        let estimate = match self.source.estimate_fee(2) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(target: "pop", error = %e, "estimatesmartfee failed; using the fee floor");
+                None
+            }
+        };
+        estimate.unwrap_or(self.cfg.fee_floor).clamp(self.cfg.fee_floor, self.cfg.fee_cap)
+    }
+
+    fn submit(&mut self, n: u64, best: u64) -> Result<(), SubmitterError> {
+        let Some(wallet) = &self.wallet else { return Ok(()) };
+        let Some(due) = self.due.get(&n) else { return Ok(()) };
+        let view = self.view.current();
+        let busy: HashSet<String> = self.pending.values().map(|p| p.input.clone()).collect();
+        let coin = view
+            .utxos(&wallet.script(), best)
+            .into_iter()
+            .filter(|(o, _)| !busy.contains(&o.to_string()))
+            .max_by_key(|(_, v)| *v);
+        let Some((input, value)) = coin else {
+            warn!(target: "pop", l2 = n, address = %wallet.address, "no confirmed coins to pay for a keystone");
+            metrics::counter!("bss_pop_unfunded_total").increment(1);
+            return Ok(());
+        };
+        let payload = due.keystone.encode();
+        let rate = self.fee_rate();
+        match wallet.keystone_tx(input, value, &payload, rate) {
+            Ok(tx) => {
+                let p = PendingTx {
+                    l2_number: n,
+                    raw: hex::encode(encode::serialize(&tx)),
+                    txid: tx.compute_txid().to_string(),
+                    input: input.to_string(),
+                    value,
+                    fee_rate: rate,
+                    broadcast_at: best,
+                    payload: payload.to_vec(),
+                };
+                // Persisted before it leaves the node.
+                self.store.put(&p)?;
+                info!(target: "pop", l2 = n, txid = %p.txid, vsize = tx.vsize(), sat_per_vb = rate, "submitting keystone");
+                metrics::counter!("bss_pop_keystones_submitted_total").increment(1);
+                metrics::gauge!("bss_pop_last_tx_vsize").set(tx.vsize() as f64);
+                self.broadcast(&p);
+                self.pending.insert(n, p);
+            }
+            Err(e) => warn!(target: "pop", l2 = n, error = %e, "cannot build a keystone tx"),
+        }
+        Ok(())
+    }
+
+    fn bump(&mut self, old: PendingTx, best: u64) -> Result<(), SubmitterError> {
+        let Some(wallet) = &self.wallet else { return Ok(()) };
+        let rate = (old.fee_rate * 1.5).max(self.fee_rate()).min(self.cfg.fee_cap);
+        let (Ok(input), Ok(payload)) = (OutPoint::from_str(&old.input), <[u8; 80]>::try_from(old.payload.as_slice()))
+        else {
+            return Ok(());
+        };
+        if rate <= old.fee_rate {
+            // At the cap: keep the tx and rebroadcast it.
+            let p = PendingTx { broadcast_at: best, ..old };
+            self.store.put(&p)?;
+            self.broadcast(&p);
+            self.pending.insert(p.l2_number, p);
+            return Ok(());
+        }
+        match wallet.keystone_tx(input, old.value, &payload, rate) {
+            Ok(tx) => {
+                let p = PendingTx {
+                    raw: hex::encode(encode::serialize(&tx)),
+                    txid: tx.compute_txid().to_string(),
+                    fee_rate: rate,
+                    broadcast_at: best,
+                    ..old
+                };
+                self.store.put(&p)?;
+                info!(target: "pop", l2 = p.l2_number, txid = %p.txid, sat_per_vb = rate, "replacing an unconfirmed keystone tx (RBF)");
+                metrics::counter!("bss_pop_rbf_bumps_total").increment(1);
+                self.broadcast(&p);
+                self.pending.insert(p.l2_number, p);
+            }
+            Err(e) => warn!(target: "pop", l2 = old.l2_number, error = %e, "cannot bump a keystone tx"),
+        }
+        Ok(())
+    }
+
+    fn broadcast(&self, p: &PendingTx) {
+        match self.source.send_raw(&p.raw) {
+            Ok(_) => {}
+            Err(e) => warn!(target: "pop", l2 = p.l2_number, txid = %p.txid, error = %e, "broadcast failed"),
+        }
+    }
+}
+
+fn change_of(p: &PendingTx) -> u64 {
+    hex::decode(&p.raw)
+        .ok()
+        .and_then(|b| encode::deserialize::<bitcoin::Transaction>(&b).ok())
+        .and_then(|t| t.output.get(1).map(|o| o.value.to_sat()))
+        .unwrap_or(p.value)
+}
