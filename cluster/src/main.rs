@@ -5,6 +5,7 @@ mod chaos;
 mod devnet;
 mod logging;
 mod regtest;
+mod verify;
 
 use bss_actors::node::{self, NodeConfig};
 use bss_consensus::OperatorSigner;
@@ -37,6 +38,8 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// Run the embedded Bitcoin regtest node (bitcoind-compatible RPC).
     BtcRegtest(regtest::cmd::RegtestArgs),
+    /// Check the chain of evidence that an L2 block is final (certificate, keystone, Bitcoin).
+    Verify(verify::VerifyArgs),
     /// Generate an operator key pair (ed25519), or show the public key of an existing one.
     Keygen {
         /// Write the secret key (hex) to this file (mode 0600); print only the public key.
@@ -73,6 +76,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Chaos(args) => chaos::run(args),
         Command::BtcRegtest(args) => regtest::cmd::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Keygen { show: Some(path), .. } => {
             let secret = std::fs::read_to_string(&path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
             let signer = OperatorSigner::from_hex(&secret).map_err(|e| eyre::eyre!("{}: {e}", path.display()))?;

@@ -12,5 +12,5 @@ pub mod engine;
 pub mod native;
 
 pub use block::{Anchor, Block, BlockHeader, BtcAttributes};
-pub use certificate::{Certificate, CertificateError, OperatorKey, OperatorSet, OperatorSigner};
+pub use certificate::{Certificate, CertificateError, OperatorKey, OperatorSet, OperatorSigner, SigBytes};
 pub use engine::{CommitProof, Effect, Engine, EngineError, Input, SafetyData, TimerKind};

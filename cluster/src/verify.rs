@@ -1,0 +1,378 @@
+//! `bss verify block N --rpc URL --btc-rpc URL`: the chain of evidence that block N is final,
+//! each link checked independently of the node that serves it:
+//! 1. the L2 block header (its hash recomputed) and its commit certificate (signatures checked
+//!    against the operator set);
+//! 2. the keystone block covering N, its certificate, and the parent links from it down to N;
+//! 3. the Bitcoin tx carrying the keystone (payload decoded and compared with the header), in a
+//!    Bitcoin block whose proof of work is checked, with a merkle proof checked against its header;
+//! 4. that block's confirmations on the Bitcoin node's best chain.
+//!
+//! Readable by a person, or `--json`. Exits non-zero if any link fails.
+
+use crate::bench::client::RpcClient;
+use alloy_primitives::B256;
+use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::{BlockHash, Txid};
+use bitcoincore_rpc::RpcApi;
+use bss_actors::btc::index::op_return_payload;
+use bss_actors::pop::Keystone;
+use bss_consensus::{BlockHeader, Certificate, OperatorKey, OperatorSet, SigBytes};
+use clap::{Args, Subcommand};
+use eyre::{bail, eyre, Result};
+use serde_json::{json, Value};
+use std::str::FromStr;
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Verify that an L2 block is committed and anchored in Bitcoin.
+    Block {
+        number: u64,
+        /// An operator's JSON-RPC URL.
+        #[arg(long)]
+        rpc: String,
+        /// A Bitcoin node's RPC URL (http://user:pass@host:port).
+        #[arg(long)]
+        btc_rpc: String,
+        /// Operator public keys (hex, comma-separated, in index order) to check signatures
+        /// against; default: the set the RPC reports.
+        #[arg(long, value_delimiter = ',')]
+        operators: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// One link of the chain of evidence.
+struct Link {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+struct Report {
+    links: Vec<Link>,
+}
+
+impl Report {
+    fn check(&mut self, name: &'static str, result: Result<String>) -> bool {
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(e) => (false, format!("{e:#}")),
+        };
+        self.links.push(Link { name, ok, detail });
+        ok
+    }
+}
+
+pub fn run(args: VerifyArgs) -> Result<()> {
+    let What::Block { number, rpc, btc_rpc, operators, json: as_json } = args.what;
+    let mut report = Report { links: vec![] };
+    verify_block(number, &rpc, &btc_rpc, &operators, &mut report);
+    let ok = report.links.iter().all(|l| l.ok) && !report.links.is_empty();
+    if as_json {
+        let links: Vec<Value> =
+            report.links.iter().map(|l| json!({ "check": l.name, "ok": l.ok, "detail": l.detail })).collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "block": number, "ok": ok, "links": links }))?);
+    } else {
+        println!("bss verify block {number}");
+        for l in &report.links {
+            println!("  [{}] {:<22} {}", if l.ok { " ok " } else { "FAIL" }, l.name, l.detail);
+        }
+        println!("{}", if ok { "verified: the block is committed and superfinal in Bitcoin" } else { "NOT verified" });
+    }
+    if !ok {
+        bail!("verification of block {number} failed");
+    }
+    Ok(())
+}
+
+struct L2 {
+    client: RpcClient,
+}
+
+impl L2 {
+    fn call(&mut self, method: &str, params: Value) -> Result<Value> {
+        self.client.call(method, params).map_err(|e| eyre!("{method}: {e}"))
+    }
+
+    /// The header at `n` (hash recomputed from its canonical encoding), and its certificate.
+    fn block(&mut self, n: u64) -> Result<(BlockHeader, Option<Certificate>, Vec<String>)> {
+        let v = self.call("bss_getCertificate", json!([n]))?;
+        if v.is_null() {
+            bail!("the node has no block {n}");
+        }
+        let bytes = hex::decode(v["header"].as_str().unwrap_or_default())?;
+        let header: BlockHeader = bss_consensus::codec::decode(&bytes).map_err(|e| eyre!("header {n}: {e}"))?;
+        if header.number != n {
+            bail!("asked for block {n}, got a header for {}", header.number);
+        }
+        let cert = match &v["certificate"] {
+            Value::Null => None,
+            c => Some(certificate(c)?),
+        };
+        let ops = v["operators"].as_array().map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect());
+        Ok((header, cert, ops.unwrap_or_default()))
+    }
+}
+
+fn certificate(c: &Value) -> Result<Certificate> {
+    let signatures = c["signatures"]
+        .as_array()
+        .ok_or_else(|| eyre!("certificate without signatures"))?
+        .iter()
+        .map(|s| {
+            let sig: [u8; 64] = hex::decode(s["signature"].as_str().unwrap_or_default())?
+                .try_into()
+                .map_err(|_| eyre!("a signature is not 64 bytes"))?;
+            Ok((s["operator"].as_u64().unwrap_or(u64::MAX) as u16, SigBytes(sig)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Certificate {
+        chain_id: c["chainId"].as_u64().unwrap_or_default(),
+        round: c["round"].as_u64().unwrap_or_default(),
+        block_hash: B256::from_str(c["blockHash"].as_str().unwrap_or_default())?,
+        signatures,
+    })
+}
+
+fn check_certificate(header: &BlockHeader, cert: Option<&Certificate>, set: &OperatorSet) -> Result<String> {
+    let cert = cert.ok_or_else(|| eyre!("block {} has no commit certificate", header.number))?;
+    if cert.chain_id != header.chain_id {
+        bail!("certificate is for chain {}, block for {}", cert.chain_id, header.chain_id);
+    }
+    cert.verify(set, &header.hash()).map_err(|e| eyre!("{e}"))?;
+    Ok(format!("{} of {} operators signed (quorum {})", cert.signatures.len(), set.len(), set.quorum()))
+}
+
+/// Splits http://user:pass@host:port for bitcoincore-rpc.
+fn btc_client(url: &str) -> Result<bitcoincore_rpc::Client> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((creds, host)) => {
+            let (u, p) = creds.split_once(':').ok_or_else(|| eyre!("--btc-rpc: credentials must be user:password"))?;
+            (bitcoincore_rpc::Auth::UserPass(u.into(), p.into()), host)
+        }
+        None => (bitcoincore_rpc::Auth::None, rest),
+    };
+    Ok(bitcoincore_rpc::Client::new(&format!("{scheme}://{host}"), auth)?)
+}
+
+/// The merkle branch of `index` among `txids`, and the root it leads to.
+fn merkle_proof(txids: &[Txid], index: usize) -> (Vec<sha256d::Hash>, sha256d::Hash) {
+    let mut level: Vec<sha256d::Hash> = txids.iter().map(|t| t.to_raw_hash()).collect();
+    let mut branch = vec![];
+    let mut i = index;
+    while level.len() > 1 {
+        if level.len() % 2 == 1 {
+            level.push(level[level.len() - 1]);
+        }
+        branch.push(level[i ^ 1]);
+        level = level
+            .chunks(2)
+            .map(|p| {
+                let mut buf = [0u8; 64];
+                buf[..32].copy_from_slice(p[0].as_byte_array());
+                buf[32..].copy_from_slice(p[1].as_byte_array());
+                sha256d::Hash::hash(&buf)
+            })
+            .collect();
+        i /= 2;
+    }
+    (branch, level[0])
+}
+
+/// Folds a branch from a leaf, as an SPV client does.
+fn fold_branch(leaf: sha256d::Hash, branch: &[sha256d::Hash], mut index: usize) -> sha256d::Hash {
+    let mut h = leaf;
+    for sibling in branch {
+        let mut buf = [0u8; 64];
+        let (l, r) = if index & 1 == 1 { (sibling, &h) } else { (&h, sibling) };
+        buf[..32].copy_from_slice(l.as_byte_array());
+        buf[32..].copy_from_slice(r.as_byte_array());
+        h = sha256d::Hash::hash(&buf);
+        index /= 2;
+    }
+    h
+}
+
+fn verify_block(number: u64, rpc: &str, btc_rpc: &str, operators: &[String], r: &mut Report) {
+    let mut l2 = L2 { client: RpcClient::new(rpc) };
+    // 1. The block and its certificate.
+    let fetched = l2.block(number);
+    let (header, cert, reported_ops) = match fetched {
+        Ok(x) => x,
+        Err(e) => {
+            r.check("L2 block", Err(e));
+            return;
+        }
+    };
+    let keys = if operators.is_empty() { reported_ops } else { operators.to_vec() };
+    let set = match keys.iter().map(|k| OperatorKey::from_hex(k)).collect::<Result<Vec<_>, _>>() {
+        Ok(k) if !k.is_empty() => OperatorSet::new(k),
+        _ => {
+            r.check("operator set", Err(eyre!("no valid operator keys")));
+            return;
+        }
+    };
+    let served_hash = l2.call("eth_getBlockByNumber", json!([format!("{number:#x}"), false]));
+    r.check(
+        "L2 block",
+        served_hash.and_then(|b| {
+            let h = B256::from_str(b["hash"].as_str().unwrap_or_default())?;
+            if h != header.hash() {
+                bail!("header hashes to {}, the node says {h}", header.hash());
+            }
+            Ok(format!("#{number} {h} (chain {})", header.chain_id))
+        }),
+    );
+    r.check("commit certificate", check_certificate(&header, cert.as_ref(), &set));
+
+    // 2. The keystone that covers it.
+    let finality = match l2.call("bss_getFinality", json!([number])) {
+        Ok(f) => f,
+        Err(e) => {
+            r.check("keystone", Err(e));
+            return;
+        }
+    };
+    let k = &finality["keystone"];
+    if k.is_null() {
+        r.check("keystone", Err(eyre!("no keystone in Bitcoin covers block {number} yet")));
+        return;
+    }
+    let k_number = k["l2Number"].as_u64().unwrap_or_default();
+    let (k_header, k_cert, _) = match l2.block(k_number) {
+        Ok(x) => x,
+        Err(e) => {
+            r.check("keystone block", Err(e));
+            return;
+        }
+    };
+    r.check("keystone certificate", check_certificate(&k_header, k_cert.as_ref(), &set));
+    let mut cursor = k_header.clone();
+    let linked = (|| {
+        while cursor.number > number {
+            let (parent, _, _) = l2.block(cursor.number - 1)?;
+            if parent.hash() != cursor.parent_hash {
+                bail!("block {} does not link to block {}", cursor.number, parent.number);
+            }
+            cursor = parent;
+        }
+        if cursor.hash() != header.hash() {
+            bail!("the keystone's chain reaches a different block {number}");
+        }
+        Ok(format!("block {k_number} descends from block {number} ({} parent links)", k_number - number))
+    })();
+    r.check("keystone covers block", linked);
+
+    // 3. The Bitcoin transaction, block and merkle proof.
+    let btc = match btc_client(btc_rpc) {
+        Ok(c) => c,
+        Err(e) => {
+            r.check("bitcoin node", Err(e));
+            return;
+        }
+    };
+    let (Ok(txid), Ok(block_hash)) = (
+        Txid::from_str(k["btcTxid"].as_str().unwrap_or_default()),
+        BlockHash::from_str(k["btcBlockHash"].as_str().unwrap_or_default()),
+    ) else {
+        r.check("bitcoin tx", Err(eyre!("the node reported a malformed txid or block hash")));
+        return;
+    };
+    let block = match btc.get_block(&block_hash) {
+        Ok(b) => b,
+        Err(e) => {
+            r.check("bitcoin block", Err(eyre!("{block_hash}: {e}")));
+            return;
+        }
+    };
+    r.check(
+        "bitcoin block",
+        block
+            .header
+            .validate_pow(block.header.target())
+            .map(|_| format!("{block_hash} (proof of work valid)"))
+            .map_err(|e| eyre!("{e}")),
+    );
+    let txids: Vec<Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
+    let Some(index) = txids.iter().position(|t| *t == txid) else {
+        r.check("bitcoin tx", Err(eyre!("tx {txid} is not in block {block_hash}")));
+        return;
+    };
+    let (branch, _) = merkle_proof(&txids, index);
+    let root = fold_branch(txid.to_raw_hash(), &branch, index);
+    r.check(
+        "merkle proof",
+        if root == block.header.merkle_root.to_raw_hash() {
+            Ok(format!("tx {txid} at index {index}, {} hashes up to the header's merkle root", branch.len()))
+        } else {
+            Err(eyre!("the branch leads to {root}, the header says {}", block.header.merkle_root))
+        },
+    );
+    let tx = &block.txdata[index];
+    let payload =
+        tx.output.iter().find(|o| o.script_pubkey.is_op_return()).map(|o| op_return_payload(&o.script_pubkey));
+    r.check(
+        "keystone payload",
+        payload.ok_or_else(|| eyre!("no OP_RETURN output")).and_then(|p| {
+            let ks = Keystone::decode(&p).map_err(|e| eyre!("{e}"))?;
+            let expected = Keystone::of(&k_header);
+            if ks.l2_hash != expected.l2_hash || ks.l2_number != expected.l2_number || ks.chain_id != expected.chain_id
+            {
+                bail!(
+                    "keystone names block {} {} of chain {}, expected {} {}",
+                    ks.l2_number,
+                    ks.l2_hash,
+                    ks.chain_id,
+                    expected.l2_number,
+                    expected.l2_hash
+                );
+            }
+            if ks.state_root != expected.state_root {
+                bail!("keystone state root {} differs from the header's {}", ks.state_root, expected.state_root);
+            }
+            Ok(format!("80 bytes: block {} {} state {}", ks.l2_number, ks.l2_hash, ks.state_root))
+        }),
+    );
+
+    // 4. Confirmations on the Bitcoin node's best chain.
+    let needed = finality["superfinalityConfirmations"].as_u64().unwrap_or(1);
+    r.check(
+        "bitcoin confirmations",
+        btc.get_block_header_info(&block_hash).map_err(|e| eyre!("{e}")).and_then(|h| {
+            if h.confirmations < 1 {
+                bail!("block {block_hash} is not on the best chain (reorged away)");
+            }
+            if (h.confirmations as u64) < needed {
+                bail!("{} confirmations, superfinal at {needed}", h.confirmations);
+            }
+            Ok(format!("{} confirmations at height {} (superfinal at {needed})", h.confirmations, h.height))
+        }),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merkle_proofs_match_the_bitcoin_crate_root() {
+        for n in 1..9usize {
+            let txids: Vec<Txid> = (0..n).map(|i| Txid::from_byte_array([i as u8 + 1; 32])).collect();
+            let expected = bitcoin::merkle_tree::calculate_root(txids.iter().map(|t| t.to_raw_hash())).expect("root");
+            for i in 0..n {
+                let (branch, root) = merkle_proof(&txids, i);
+                assert_eq!(root, expected);
+                assert_eq!(fold_branch(txids[i].to_raw_hash(), &branch, i), expected, "n {n} i {i}");
+            }
+        }
+    }
+}
