@@ -122,6 +122,7 @@ fn regtest_chain_through_bitcoincore_rpc() {
 }
 
 mod hvm;
+mod pop;
 mod wallet;
 mod watcher;
 

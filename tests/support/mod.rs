@@ -176,6 +176,8 @@ pub struct Federation {
 }
 
 impl Federation {
+    /// `consensus` is appended after `[consensus]` in every config (further sections may follow);
+    /// `{i}` in it becomes the operator's index.
     pub fn start(dir: &Path, n: usize, consensus: &str) -> Federation {
         let signers: Vec<bss_consensus::OperatorSigner> =
             (0..n).map(|i| bss_consensus::OperatorSigner::from_bytes([i as u8 + 1; 32])).collect();
@@ -191,12 +193,13 @@ impl Federation {
                 &config,
                 format!(
                     "data_dir = \"node{i}\"\ngenesis_file = \"genesis.toml\"\noperator_key = \"{}\"\n\
-                     [operators]\nkeys = [{}]\naddrs = [{}]\n[consensus]\n{consensus}\n\
+                     [operators]\nkeys = [{}]\naddrs = [{}]\n[consensus]\n{}\n\
                      [storage]\nfsync = false\n[rpc]\naddr = \"127.0.0.1:{}\"\nfault_injection = true\n\
                      [network]\nlisten = \"127.0.0.1:{}\"\n",
                     signers[i].secret_hex(),
                     keys.join(", "),
                     addrs.join(", "),
+                    consensus.replace("{i}", &i.to_string()),
                     rpc[i],
                     p2p[i],
                 ),

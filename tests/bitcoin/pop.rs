@@ -1,0 +1,267 @@
+//! Proof-of-Proof in a 4-operator federation on the embedded regtest node: keystones land and
+//! blocks become superfinal, another operator takes over when the first submitter is killed, a
+//! reorg that drops a keystone leads to resubmission with finality recomputed, `bss verify`
+//! passes and fails where it should, and the fork guard refuses a forged chain signed by a
+//! quorum of stolen keys.
+
+use crate::support::*;
+use crate::Regtest;
+use bitcoin::Address;
+use bitcoincore_rpc::{Client, RpcApi};
+use bss_actors::pop::tx::PopWallet;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const INTERVAL: u64 = 5;
+const SUPERFINAL: u64 = 3;
+
+/// Writes each operator's keystone key and funds it: 3 coinbases each, then 100 blocks.
+fn fund_operators(dir: &Path, c: &Client) -> Vec<Address> {
+    let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
+    let mut addrs = vec![];
+    for i in 0..4u8 {
+        let secret = [0x50 + i; 32];
+        std::fs::create_dir_all(dir.join(format!("node{i}"))).expect("dir");
+        std::fs::write(dir.join(format!("node{i}/pop.key")), hex::encode(secret)).expect("key");
+        let addr = PopWallet::new(secret, bitcoin::Network::Regtest).expect("wallet").address;
+        c.generate_to_address(3, &addr).expect("fund");
+        addrs.push(addr);
+    }
+    c.generate_to_address(100, &burn).expect("mature");
+    addrs
+}
+
+fn pop_config(btc: SocketAddr) -> String {
+    format!(
+        "block_time = \"100ms\"\n[btc]\nrpc_url = \"http://{btc}\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n\
+         confirmations_lag = 1\npoll_interval = \"100ms\"\n[pop]\nkeystone_interval = {INTERVAL}\n\
+         superfinality_confirmations = {SUPERFINAL}\nstagger_blocks = 2\nbtc_key_file = \"node{{i}}/pop.key\"\n"
+    )
+}
+
+fn finality(node: &Node, n: u64) -> Value {
+    node.rpc("bss_getFinality", json!([n]))
+}
+
+/// Mines one block at a time (the test is Bitcoin's clock) until `done` holds.
+fn mine_until<T>(c: &Client, what: &str, mut done: impl FnMut() -> Option<T>) -> T {
+    let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
+    let mut mined = 0u64;
+    wait_until(what, Duration::from_secs(120), || {
+        if let Some(t) = done() {
+            return Some(t);
+        }
+        // Bitcoin's clock: about one block per 100 ms of polling.
+        mined += 1;
+        if mined % 4 == 0 {
+            let _ = c.generate_to_address(1, &burn);
+        }
+        None
+    })
+}
+
+fn verify(number: u64, rpc: &str, btc: SocketAddr) -> (bool, String) {
+    let out = Command::new(BSS)
+        .args(["verify", "block", &number.to_string(), "--rpc", rpc, "--btc-rpc", &format!("http://u:p@{btc}")])
+        .output()
+        .expect("bss verify");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Which operator's key paid for a keystone tx (its change goes back to the submitter).
+fn submitter_of(c: &Client, txid: &str, addrs: &[Address]) -> Option<usize> {
+    let tx = c.get_raw_transaction(&txid.parse().ok()?, None).ok()?;
+    addrs.iter().position(|a| tx.output.iter().any(|o| o.script_pubkey == a.script_pubkey()))
+}
+
+#[test]
+fn keystones_superfinality_takeover_reorg_and_verify() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let btc_dir = dir.path().join("btc");
+    std::fs::create_dir_all(&btc_dir).expect("dir");
+    let port = free_port();
+    let btc = Regtest::start(&btc_dir, port);
+    let c = btc.client("u", "p");
+    let addrs = fund_operators(dir.path(), &c);
+    let mut fed = Federation::start(dir.path(), 4, &pop_config(btc.addr));
+    let rpc0 = format!("http://{}", fed.nodes[0].addr);
+
+    // Keystones land; blocks become superfinal; `finalized` follows.
+    let k = mine_until(&c, "block 5 superfinal on every operator", || {
+        let f: Vec<Value> = (0..4).map(|i| finality(&fed.nodes[i], 5)).collect();
+        f.iter().all(|f| f["superfinal"] == true).then(|| f[0]["keystone"].clone())
+    });
+    assert_eq!(k["l2Number"], 5);
+    let info = c.get_raw_transaction_info(&k["btcTxid"].as_str().expect("txid").parse().expect("txid"), None).expect("tx");
+    assert_eq!(info.vsize, 203, "keystone tx: P2TR key-path input, 80-byte OP_RETURN, P2TR change");
+    let finalized = fed.nodes[1].rpc("eth_getBlockByNumber", json!(["finalized", false]));
+    assert!(hex_u64(&finalized["number"]) >= 5);
+    let submitted: f64 = (0..4).map(|i| metric(&fed.nodes[i].metrics(), "bss_pop_keystones_submitted_total")).sum();
+    assert!(submitted >= 1.0, "a keystone was submitted");
+
+    // bss verify: passes on a superfinal block; fails on a tampered certificate.
+    let (ok, out) = verify(3, &rpc0, btc.addr);
+    assert!(ok, "verify failed:\n{out}");
+    assert!(out.contains("merkle proof") && out.contains("commit certificate"), "{out}");
+    let proxy = tampering_proxy(fed.nodes[0].addr);
+    let (ok, out) = verify(3, &format!("http://{proxy}"), btc.addr);
+    assert!(!ok && out.contains("FAIL") && out.contains("commit certificate"), "a tampered certificate passed:\n{out}");
+
+    // The first submitter is killed: the next operator steps in for its keystones.
+    fed.nodes[0].kill();
+    let head = fed.nodes[1].block_number();
+    let after = mine_until(&c, "a keystone owed by operator 0 submitted by another operator", || {
+        let n = fed.nodes[1].block_number();
+        (head..=n).filter(|k| k % INTERVAL == 0 && (k / INTERVAL) % 4 == 0 && *k > head).find_map(|k| {
+            let f = finality(&fed.nodes[1], k);
+            let ks = &f["keystone"];
+            (ks["l2Number"] == k).then(|| (k, ks["btcTxid"].as_str().unwrap_or_default().to_string()))
+        })
+    });
+    let by = submitter_of(&c, &after.1, &addrs).expect("submitter");
+    assert_ne!(by, 0, "keystone {} was paid by operator 0, which is dead", after.0);
+
+    // A reorg drops a keystone before it is superfinal: finality is recomputed, the keystone is
+    // resubmitted (the restarted Bitcoin node has forgotten its mempool), and lands again.
+    let (kn, dropped_block) = mine_until(&c, "a fresh keystone with one confirmation", || {
+        let n = fed.nodes[1].block_number();
+        let last = n - n % INTERVAL;
+        (0..6).filter_map(|j| last.checked_sub(j * INTERVAL)).filter(|k| *k > 0).find_map(|k| {
+            let f = finality(&fed.nodes[1], k);
+            let ks = &f["keystone"];
+            (ks["l2Number"] == k && ks["confirmations"] == 1)
+                .then(|| (k, ks["btcBlockHash"].as_str().unwrap_or_default().to_string()))
+        })
+    });
+    c.invalidate_block(&dropped_block.parse().expect("hash")).expect("invalidate");
+    let (ok, out) = verify(kn, &format!("http://{}", fed.nodes[1].addr), btc.addr);
+    assert!(!ok, "verify passed on a keystone that was reorged away:\n{out}");
+    drop(c);
+    drop(btc);
+    let btc = Regtest::start(&btc_dir, port);
+    let c = btc.client("u", "p");
+    wait_until("finality recomputed after the reorg", Duration::from_secs(30), || {
+        let f = finality(&fed.nodes[1], kn);
+        (f["keystone"]["btcBlockHash"] != dropped_block.as_str()).then_some(())
+    });
+    mine_until(&c, "the keystone resubmitted and superfinal again", || {
+        let f = finality(&fed.nodes[1], kn);
+        (f["superfinal"] == true && f["keystone"]["btcBlockHash"] != dropped_block.as_str()).then_some(())
+    });
+    let (ok, out) = verify(kn, &format!("http://{}", fed.nodes[1].addr), btc.addr);
+    assert!(ok, "verify after resubmission:\n{out}");
+    fed.nodes.clear();
+}
+
+/// An RPC proxy that flips one bit of every commit certificate signature it relays.
+fn tampering_proxy(node: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().expect("clone"));
+                let mut w = conn;
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let body = String::from_utf8_lossy(&body).into_owned();
+                    let Ok((_, reply)) = http(node, "POST", "/", &body) else { return };
+                    let mut v: Value = serde_json::from_str(&reply).unwrap_or(Value::Null);
+                    if let Some(sig) = v.pointer_mut("/result/certificate/signatures/0/signature") {
+                        let s = sig.as_str().unwrap_or_default().to_string();
+                        let flipped = format!("{}{}", if s.starts_with('0') { "1" } else { "0" }, &s[1..]);
+                        *sig = json!(flipped);
+                    }
+                    let out = v.to_string();
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", out.len());
+                    if w.write_all(head.as_bytes()).and_then(|_| w.write_all(out.as_bytes())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn fork_guard_refuses_a_forged_chain_signed_by_stolen_keys() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(dir.path().join("btc")).expect("dir");
+    let btc = Regtest::start(&dir.path().join("btc"), free_port());
+    let c = btc.client("u", "p");
+    fund_operators(dir.path(), &c);
+    let mut fed = Federation::start(dir.path(), 4, &pop_config(btc.addr));
+    // Operator 3 goes offline early.
+    fed.nodes[3].wait_for_block(2);
+    fed.nodes[3].kill();
+    // The honest three carry on until a block well past operator 3's head is superfinal.
+    let pinned = 4 * INTERVAL;
+    mine_until(&c, "the honest chain superfinal past operator 3's head", || {
+        (finality(&fed.nodes[0], pinned)["superfinal"] == true).then_some(())
+    });
+    let honest = fed.nodes[0].rpc("eth_getBlockByNumber", json!([format!("{pinned:#x}"), false]))["hash"].clone();
+    // Thieves with the keys of operators 0, 1 and 2 (a quorum) build another chain from
+    // operator 3's data, on the same addresses, without Bitcoin.
+    for i in 0..3 {
+        fed.nodes[i].kill();
+    }
+    let mut evil = vec![];
+    for i in 0..3 {
+        copy_dir(&dir.path().join("node3"), &dir.path().join(format!("evil{i}")));
+        let _ = std::fs::remove_dir_all(dir.path().join(format!("evil{i}/pop")));
+        let text = std::fs::read_to_string(dir.path().join(format!("node{i}.toml"))).expect("config");
+        let (before, rest) = text.split_once("[btc]").expect("btc section");
+        let after = &rest[rest.find("[storage]").expect("storage section")..];
+        let forged = format!("{before}{after}").replace(&format!("data_dir = \"node{i}\""), &format!("data_dir = \"evil{i}\""));
+        let path = dir.path().join(format!("evil{i}.toml"));
+        std::fs::write(&path, forged).expect("write");
+        evil.push(Node::launch(dir.path(), path, fed.nodes[i].addr));
+    }
+    wait_until("the forged chain past the pinned block", Duration::from_secs(60), || {
+        (evil[0].block_number() > pinned + 5).then_some(())
+    });
+    let forged = evil[0].rpc("eth_getBlockByNumber", json!([format!("{pinned:#x}"), false]))["hash"].clone();
+    assert_ne!(forged, honest, "the thieves' block differs from the anchored one");
+    // Operator 3 comes back: its peers serve the forged chain, signed by a quorum.
+    fed.nodes[3].spawn();
+    let log = dir.path().join("node3.log");
+    wait_until("operator 3 refuses the forged chain", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log).ok().filter(|l| l.contains("conflicts with a superfinal keystone")).map(|_| ())
+    });
+    assert!(fed.nodes[3].block_number() < pinned, "operator 3 committed past the pin: {}", fed.nodes[3].block_number());
+    assert_eq!(metric(&fed.nodes[3].metrics(), "bss_consensus_halted"), 1.0);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
