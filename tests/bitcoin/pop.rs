@@ -96,7 +96,8 @@ fn keystones_superfinality_takeover_reorg_and_verify() {
         f.iter().all(|f| f["superfinal"] == true).then(|| f[0]["keystone"].clone())
     });
     assert_eq!(k["l2Number"], 5);
-    let info = c.get_raw_transaction_info(&k["btcTxid"].as_str().expect("txid").parse().expect("txid"), None).expect("tx");
+    let info =
+        c.get_raw_transaction_info(&k["btcTxid"].as_str().expect("txid").parse().expect("txid"), None).expect("tx");
     assert_eq!(info.vsize, 203, "keystone tx: P2TR key-path input, 80-byte OP_RETURN, P2TR change");
     let finalized = fed.nodes[1].rpc("eth_getBlockByNumber", json!(["finalized", false]));
     assert!(hex_u64(&finalized["number"]) >= 5);
@@ -194,7 +195,10 @@ fn tampering_proxy(node: SocketAddr) -> SocketAddr {
                         *sig = json!(flipped);
                     }
                     let out = v.to_string();
-                    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", out.len());
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        out.len()
+                    );
                     if w.write_all(head.as_bytes()).and_then(|_| w.write_all(out.as_bytes())).is_err() {
                         return;
                     }
@@ -234,7 +238,8 @@ fn fork_guard_refuses_a_forged_chain_signed_by_stolen_keys() {
         let text = std::fs::read_to_string(dir.path().join(format!("node{i}.toml"))).expect("config");
         let (before, rest) = text.split_once("[btc]").expect("btc section");
         let after = &rest[rest.find("[storage]").expect("storage section")..];
-        let forged = format!("{before}{after}").replace(&format!("data_dir = \"node{i}\""), &format!("data_dir = \"evil{i}\""));
+        let forged =
+            format!("{before}{after}").replace(&format!("data_dir = \"node{i}\""), &format!("data_dir = \"evil{i}\""));
         let path = dir.path().join(format!("evil{i}.toml"));
         std::fs::write(&path, forged).expect("write");
         evil.push(Node::launch(dir.path(), path, fed.nodes[i].addr));

@@ -91,13 +91,13 @@ impl FinalityView {
         out
     }
 
-    /// The keystone that makes (or will make) block `number` final: the matching keystone with
-    /// the lowest L2 number ≥ `number`, preferring the most confirmed.
-    pub fn covering(&self, number: u64) -> Option<&SeenKeystone> {
-        self.matching
-            .iter()
-            .filter(|k| u64::from(k.keystone.l2_number) >= number)
-            .min_by_key(|k| (k.keystone.l2_number, std::cmp::Reverse(k.confirmations)))
+    /// The keystone that makes (or will make) block `number` final: among matching keystones for
+    /// blocks ≥ `number`, the lowest one already at `threshold` confirmations, else the lowest one
+    /// (the most confirmed of equals).
+    pub fn covering(&self, number: u64, threshold: u64) -> Option<&SeenKeystone> {
+        let candidates = || self.matching.iter().filter(move |k| u64::from(k.keystone.l2_number) >= number);
+        let key = |k: &&SeenKeystone| (k.keystone.l2_number, std::cmp::Reverse(k.confirmations));
+        candidates().filter(|k| k.confirmations >= threshold).min_by_key(key).or_else(|| candidates().min_by_key(key))
     }
 
     /// Why `header` must be refused, if a superfinal keystone pins its number to another hash.

@@ -98,7 +98,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                 return Err(server_error("proof-of-proof is not configured on this node ([pop])"));
             };
             let committed = number <= head.number;
-            let keystone = f.covering(number).filter(|_| committed).map(|k| {
+            let keystone = f.covering(number, c.pop_confirmations.unwrap_or(1)).filter(|_| committed).map(|k| {
                 json!({
                     "l2Number": k.keystone.l2_number,
                     "l2Hash": k.keystone.l2_hash,
