@@ -117,12 +117,7 @@ pub fn spawn(
     data_dir: &Path,
     recent: Vec<bss_consensus::BlockHeader>,
 ) -> Result<(), SubmitterError> {
-    let store = Store::open(data_dir)?;
-    let pending = store.load()?;
-    if let Some(w) = &wallet {
-        info!(target: "pop", address = %w.address, pending = pending.len(), "keystone submitter ready");
-    }
-    let mut s = Submitter { cfg, wallet, source, view, store, pending, due: BTreeMap::new(), last_best: None };
+    let mut s = Submitter::open(cfg, wallet, source, view, data_dir)?;
     // Keystones committed before a restart are still owed (those already in Bitcoin are seen
     // as landed on the first round).
     for header in recent {
@@ -144,6 +139,21 @@ struct Submitter<S: BitcoinSource> {
 }
 
 impl<S: BitcoinSource> Submitter<S> {
+    fn open(
+        cfg: SubmitterConfig,
+        wallet: Option<PopWallet>,
+        source: S,
+        view: BtcView,
+        data_dir: &Path,
+    ) -> Result<Self, SubmitterError> {
+        let store = Store::open(data_dir)?;
+        let pending = store.load()?;
+        if let Some(w) = &wallet {
+            info!(target: "pop", address = %w.address, pending = pending.len(), "keystone submitter ready");
+        }
+        Ok(Submitter { cfg, wallet, source, view, store, pending, due: BTreeMap::new(), last_best: None })
+    }
+
     fn run(&mut self, mut commits: broadcast::Receiver<CommittedBlock>) {
         loop {
             loop {
@@ -256,11 +266,11 @@ impl<S: BitcoinSource> Submitter<S> {
             .filter(|(n, d)| !d.landed && !self.pending.contains_key(n) && best >= d.since_btc + self.wait_blocks(**n))
             .map(|(n, _)| *n)
             .collect();
-        for n in to_submit {
-            self.submit(n, best)?;
+        for n in &to_submit {
+            self.submit(*n, best)?;
         }
         // Keep ours alive: bump, or rebroadcast on each new Bitcoin block.
-        let numbers: Vec<u64> = self.pending.keys().copied().collect();
+        let numbers: Vec<u64> = self.pending.keys().copied().filter(|n| !to_submit.contains(n)).collect();
         for n in numbers {
             let Some(p) = self.pending.get(&n).cloned() else { continue };
             let Ok(txid) = Txid::from_str(&p.txid) else { continue };
@@ -386,4 +396,116 @@ fn change_of(p: &PendingTx) -> u64 {
         .and_then(|b| encode::deserialize::<bitcoin::Transaction>(&b).ok())
         .and_then(|t| t.output.get(1).map(|o| o.value.to_sat()))
         .unwrap_or(p.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btc::index::BtcIndex;
+    use crate::btc::source::SourceError;
+    use crate::btc::testkit::{mine_chain, mine_on};
+    use bitcoin::{Amount, Block, BlockHash, Transaction, TxOut};
+    use std::sync::mpsc;
+
+    /// A Bitcoin node that accepts every broadcast and never mines it.
+    struct Blackhole(mpsc::Sender<Transaction>);
+
+    impl BitcoinSource for Blackhole {
+        fn block_count(&self) -> Result<u64, SourceError> {
+            Err(SourceError::Rpc("unused".into()))
+        }
+        fn block_hash(&self, _: u64) -> Result<BlockHash, SourceError> {
+            Err(SourceError::Rpc("unused".into()))
+        }
+        fn block(&self, _: &BlockHash) -> Result<Block, SourceError> {
+            Err(SourceError::Rpc("unused".into()))
+        }
+        fn send_raw(&self, hex_tx: &str) -> Result<String, SourceError> {
+            let tx: Transaction = encode::deserialize(&hex::decode(hex_tx).unwrap_or_default())
+                .map_err(|e| SourceError::Decode(e.to_string()))?;
+            let _ = self.0.send(tx);
+            Ok(String::new())
+        }
+        fn estimate_fee(&self, _: u16) -> Result<Option<f64>, SourceError> {
+            Ok(None)
+        }
+    }
+
+    fn cfg() -> SubmitterConfig {
+        SubmitterConfig {
+            chain_id: 7,
+            me: 0,
+            operators: 4,
+            keystone_interval: 5,
+            superfinality_confirmations: 3,
+            stagger_blocks: 2,
+            bump_after_blocks: 2,
+            fee_floor: 2.0,
+            fee_cap: 4.0,
+        }
+    }
+
+    fn header(n: u64) -> bss_consensus::BlockHeader {
+        bss_consensus::BlockHeader {
+            chain_id: 7,
+            number: n,
+            parent_hash: alloy_primitives::B256::ZERO,
+            round: n,
+            proposer: 0,
+            timestamp_ms: 0,
+            transactions_root: alloy_primitives::B256::ZERO,
+            receipts_root: alloy_primitives::B256::ZERO,
+            state_root: alloy_primitives::B256::ZERO,
+            gas_used: 0,
+            gas_limit: 1,
+            base_fee: 1,
+            btc: Default::default(),
+            anchors: vec![],
+        }
+    }
+
+    #[test]
+    fn unconfirmed_keystones_are_bumped_and_a_restart_never_spends_twice() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let wallet = || PopWallet::new([9; 32], bitcoin::Network::Regtest).expect("wallet");
+        // A chain where the wallet owns two coins.
+        let mut blocks = mine_chain(None, 3, 1);
+        let mut funding = mine_on(&blocks[2], vec![], 1);
+        funding.txdata[0].output = vec![TxOut { value: Amount::from_sat(50_000), script_pubkey: wallet().script() }; 2];
+        blocks.push(funding);
+        let mut index = BtcIndex::new(0);
+        blocks.iter().for_each(|b| {
+            index.connect(b);
+        });
+        let (view, publish) = BtcView::fixed(index.clone());
+        let (sent, seen) = mpsc::channel();
+        let mut s =
+            Submitter::open(cfg(), Some(wallet()), Blackhole(sent.clone()), view.clone(), dir.path()).expect("open");
+        s.on_header(&header(20)); // (20 / 5) % 4 == 0: operator 0 goes first
+        s.tick().expect("tick");
+        let first = seen.try_recv().expect("submitted at once");
+        assert!(seen.try_recv().is_err(), "broadcast once");
+        assert_eq!(first.output[0].script_pubkey.len(), 83, "80-byte OP_RETURN");
+        let input = first.input[0].previous_output;
+        // Two Bitcoin blocks without it: replaced with a higher fee on the same coin.
+        for _ in 0..2 {
+            let next = mine_on(blocks.last().expect("tip"), vec![], 2);
+            index.connect(&next);
+            blocks.push(next);
+        }
+        publish.send_replace(std::sync::Arc::new(index.clone()));
+        s.tick().expect("tick");
+        let bumped = seen.try_recv().expect("bumped");
+        assert_eq!(bumped.input[0].previous_output, input, "RBF spends the same coin");
+        assert!(bumped.output[1].value < first.output[1].value, "a higher fee");
+        // A restart loads the pending tx: the keystone is not paid again from the other coin.
+        drop(s);
+        let mut again = Submitter::open(cfg(), Some(wallet()), Blackhole(sent), view, dir.path()).expect("reopen");
+        again.on_header(&header(20));
+        again.last_best = Some(index.best_height().unwrap_or(0));
+        again.tick().expect("tick");
+        while let Ok(tx) = seen.try_recv() {
+            assert_eq!(tx.input[0].previous_output, input, "after a restart, only the pending tx is rebroadcast");
+        }
+    }
 }
