@@ -57,7 +57,7 @@ fn mine_until<T>(c: &Client, what: &str, mut done: impl FnMut() -> Option<T>) ->
         }
         // Bitcoin's clock: about one block per 100 ms of polling.
         mined += 1;
-        if mined % 4 == 0 {
+        if mined.is_multiple_of(4) {
             let _ = c.generate_to_address(1, &burn);
         }
         None
@@ -117,11 +117,13 @@ fn keystones_superfinality_takeover_reorg_and_verify() {
     let head = fed.nodes[1].block_number();
     let after = mine_until(&c, "a keystone owed by operator 0 submitted by another operator", || {
         let n = fed.nodes[1].block_number();
-        (head..=n).filter(|k| k % INTERVAL == 0 && (k / INTERVAL) % 4 == 0 && *k > head).find_map(|k| {
-            let f = finality(&fed.nodes[1], k);
-            let ks = &f["keystone"];
-            (ks["l2Number"] == k).then(|| (k, ks["btcTxid"].as_str().unwrap_or_default().to_string()))
-        })
+        (head..=n).filter(|k| k.is_multiple_of(INTERVAL) && (k / INTERVAL).is_multiple_of(4) && *k > head).find_map(
+            |k| {
+                let f = finality(&fed.nodes[1], k);
+                let ks = &f["keystone"];
+                (ks["l2Number"] == k).then(|| (k, ks["btcTxid"].as_str().unwrap_or_default().to_string()))
+            },
+        )
     });
     let by = submitter_of(&c, &after.1, &addrs).expect("submitter");
     assert_ne!(by, 0, "keystone {} was paid by operator 0, which is dead", after.0);
