@@ -4,6 +4,7 @@
 pub mod btc;
 pub mod consensus;
 pub mod executor;
+pub mod hotstuff;
 pub mod hvm;
 pub mod mempool;
 pub mod network;
