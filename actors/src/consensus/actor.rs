@@ -48,7 +48,7 @@ pub struct ConsensusActor<E: Engine<Message = NativeMessage>> {
     reader: Option<bss_storage::StoreReader>,
 }
 
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -311,32 +311,40 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
         let number = header.number;
         self.executed.retain(|_, e| e.block.number() > number);
         self.known.retain(|_, b| b.number() > number);
-        // Senders' next nonces, from the committed state changes.
-        let nonces: HashMap<Address, u64> =
-            executed.changes.accounts.iter().map(|(a, rec)| (*a, rec.as_ref().map_or(0, |r| r.nonce))).collect();
-        let mut advanced: Vec<(Address, u64)> =
-            executed.body.senders.iter().filter_map(|s| nonces.get(s).map(|n| (*s, *n))).collect();
-        advanced.sort();
-        advanced.dedup();
-        self.mempool.committed(advanced);
-        let txs = executed.body.tx_hashes.len();
-        metrics::gauge!("bss_block_height").set(number as f64);
-        metrics::counter!("bss_committed_txs_total").increment(txs as u64);
-        metrics::counter!("bss_committed_gas_total").increment(header.gas_used);
-        metrics::counter!("bss_committed_blocks_total").increment(1);
-        let latency = now_ms().saturating_sub(header.timestamp_ms) as f64 / 1000.0;
-        metrics::histogram!("bss_commit_latency_seconds").record(latency);
-        if txs > 0 {
-            info!(target: "consensus", number, txs, gas = header.gas_used, round = header.round, "committed");
-        } else {
-            debug!(target: "consensus", number, round = header.round, "committed empty block");
-        }
-        let _ = self.handle.commits.send(CommittedBlock {
-            header: header.clone(),
-            hash: executed.block.hash(),
-            tx_hashes: Arc::new(executed.body.tx_hashes.clone()),
-        });
+        announce_commit(executed, &self.mempool, &self.handle);
     }
+}
+
+/// What follows every commit, whichever engine made it: the mempool drops included txs and
+/// learns the senders' next nonces, metrics move, and subscribers hear of the block.
+pub fn announce_commit(executed: &ExecutedBlock, mempool: &MempoolHandle, handle: &ConsensusHandle) {
+    let header = &executed.block.header;
+    let number = header.number;
+    // Senders' next nonces, from the committed state changes.
+    let nonces: HashMap<Address, u64> =
+        executed.changes.accounts.iter().map(|(a, rec)| (*a, rec.as_ref().map_or(0, |r| r.nonce))).collect();
+    let mut advanced: Vec<(Address, u64)> =
+        executed.body.senders.iter().filter_map(|s| nonces.get(s).map(|n| (*s, *n))).collect();
+    advanced.sort();
+    advanced.dedup();
+    mempool.committed(advanced);
+    let txs = executed.body.tx_hashes.len();
+    metrics::gauge!("bss_block_height").set(number as f64);
+    metrics::counter!("bss_committed_txs_total").increment(txs as u64);
+    metrics::counter!("bss_committed_gas_total").increment(header.gas_used);
+    metrics::counter!("bss_committed_blocks_total").increment(1);
+    let latency = now_ms().saturating_sub(header.timestamp_ms) as f64 / 1000.0;
+    metrics::histogram!("bss_commit_latency_seconds").record(latency);
+    if txs > 0 {
+        info!(target: "consensus", number, txs, gas = header.gas_used, round = header.round, "committed");
+    } else {
+        debug!(target: "consensus", number, round = header.round, "committed empty block");
+    }
+    let _ = handle.commits.send(CommittedBlock {
+        header: header.clone(),
+        hash: executed.block.hash(),
+        tx_hashes: Arc::new(executed.body.tx_hashes.clone()),
+    });
 }
 
 /// Storage and safety failures are not recoverable: log loudly and stop the node.

@@ -6,5 +6,5 @@
 mod actor;
 mod messages;
 
-pub use actor::{ConsensusActor, ConsensusConfig, ConsensusParts};
+pub use actor::{announce_commit, now_ms, ConsensusActor, ConsensusConfig, ConsensusParts};
 pub use messages::{CommittedBlock, ConsensusHandle, FromNetwork, SyncedBlocks};

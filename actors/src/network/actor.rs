@@ -24,8 +24,9 @@ pub struct NetworkActor {
     addrs: Vec<String>,
     listener: Option<std::net::TcpListener>,
     peers: HashMap<u16, PeerConn>,
-    consensus: Recipient<FromNetwork>,
-    synced: Recipient<SyncedBlocks>,
+    consensus: Option<Recipient<FromNetwork>>,
+    synced: Option<Recipient<SyncedBlocks>>,
+    engine: Option<crossbeam_channel::Sender<(u16, Bytes)>>,
     ingress: TxIngress,
     reader: StoreReader,
     gossip: Vec<Bytes>,
@@ -41,8 +42,11 @@ pub struct NetworkParts {
     pub addrs: Vec<String>,
     /// Bound by the node before anything else starts, so a busy port is a clear start-up error.
     pub listener: std::net::TcpListener,
-    pub consensus: Recipient<FromNetwork>,
-    pub synced: Recipient<SyncedBlocks>,
+    /// Where the native engine's messages go (None when another engine runs).
+    pub consensus: Option<Recipient<FromNetwork>>,
+    pub synced: Option<Recipient<SyncedBlocks>>,
+    /// Where another engine's frames go, with the authenticated sender.
+    pub engine: Option<crossbeam_channel::Sender<(u16, Bytes)>>,
     pub ingress: TxIngress,
     pub reader: StoreReader,
 }
@@ -58,6 +62,7 @@ impl NetworkActor {
             peers: HashMap::new(),
             consensus: p.consensus,
             synced: p.synced,
+            engine: p.engine,
             ingress: p.ingress,
             reader: p.reader,
             gossip: Vec::new(),
@@ -288,13 +293,27 @@ impl Handler<Incoming> for NetworkActor {
         match msg.msg {
             WireMessage::Consensus(m) => {
                 // Consensus tolerates lost messages; its queue is bounded and overflow is counted.
-                if self.consensus.try_send(FromNetwork { from: msg.from, message: m }).is_err() {
+                let delivered = self
+                    .consensus
+                    .as_ref()
+                    .is_some_and(|c| c.try_send(FromNetwork { from: msg.from, message: m }).is_ok());
+                if !delivered {
                     metrics::counter!("bss_network_dropped_total", "reason" => "consensus_busy").increment(1);
+                }
+            }
+            WireMessage::Engine(bytes) => {
+                let delivered = self.engine.as_ref().is_some_and(|e| e.try_send((msg.from, bytes)).is_ok());
+                if !delivered {
+                    metrics::counter!("bss_network_dropped_total", "reason" => "engine_busy").increment(1);
                 }
             }
             WireMessage::SyncRequest { from_number, .. } => self.serve_sync(msg.from, from_number),
             WireMessage::SyncResponse { blocks, headers, proof } => {
-                if self.synced.try_send(SyncedBlocks { from: msg.from, blocks, headers, proof }).is_err() {
+                let delivered = self
+                    .synced
+                    .as_ref()
+                    .is_some_and(|c| c.try_send(SyncedBlocks { from: msg.from, blocks, headers, proof }).is_ok());
+                if !delivered {
                     metrics::counter!("bss_network_dropped_total", "reason" => "consensus_busy").increment(1);
                 }
             }

@@ -76,6 +76,15 @@ impl NetworkHandle {
         self.addr.do_send(SendTo { to, msg: WireMessage::SyncRequest { from_number, max_blocks: 0 } });
     }
 
+    /// A frame of another consensus engine to one operator.
+    pub fn send_engine(&self, to: u16, frame: Bytes) {
+        self.addr.do_send(SendTo { to, msg: WireMessage::Engine(frame) });
+    }
+
+    pub fn broadcast_engine(&self, frame: Bytes) {
+        self.addr.do_send(Broadcast(WireMessage::Engine(frame)));
+    }
+
     pub fn gossip(&self, raw: Bytes) {
         self.addr.do_send(Gossip(raw));
     }

@@ -33,6 +33,8 @@ pub enum WireMessage {
         headers: Vec<BlockHeader>,
         proof: Option<CommitProof>,
     },
+    /// A message of another consensus engine (hotstuff-rs), opaque to the transport.
+    Engine(Bytes),
 }
 
 #[derive(Debug, thiserror::Error)]

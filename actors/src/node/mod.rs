@@ -124,11 +124,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         .ok_or_else(|| NodeError::OperatorKey("this node's key is not in [operators].keys".into()))?;
     match cfg.consensus.engine.as_str() {
         "native" => {}
-        "hotstuff-rs" => {
-            return Err(NodeError::Unsupported(
-                "consensus.engine = \"hotstuff-rs\" is not available in this build; use \"native\"".into(),
-            ))
-        }
+        "hotstuff-rs" => {}
         other => return Err(NodeError::UnknownEngine(other.into())),
     }
     // Refuse busy ports before touching anything else.
@@ -213,7 +209,24 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     }
     let p2p_addr = p2p_listener.as_ref().and_then(|l| l.local_addr().ok());
     let mut network: Option<NetworkHandle> = None;
-    {
+    if cfg.consensus.engine == "hotstuff-rs" {
+        network = start_hotstuff_rs(HsStart {
+            cfg: &cfg,
+            spec: &spec,
+            operator_index,
+            signer: signer.clone(),
+            operators: operators.clone(),
+            addrs: addrs.clone(),
+            listener: p2p_listener,
+            ingress: ingress.clone(),
+            reader: reader.clone(),
+            executor: executor.clone(),
+            mempool: mempool.clone(),
+            storage: storage.clone(),
+            handle: consensus_handle.clone(),
+            btc: btc.clone().zip(cfg.btc.as_ref().map(|b| b.catch_up_wait)),
+        })?;
+    } else {
         let (storage, executor, mempool, handle) =
             (storage.clone(), executor.clone(), mempool.clone(), consensus_handle.clone());
         let (ingress, reader, net_cfg, signer, operators) =
@@ -230,8 +243,9 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
                     operators,
                     addrs,
                     listener,
-                    consensus: ctx.address().recipient(),
-                    synced: ctx.address().recipient(),
+                    consensus: Some(ctx.address().recipient()),
+                    synced: Some(ctx.address().recipient()),
+                    engine: None,
                     ingress,
                     reader,
                 })
@@ -333,6 +347,88 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         mempool,
         rpc,
     })
+}
+
+struct HsStart<'a> {
+    cfg: &'a NodeConfig,
+    spec: &'a crate::hvm::ChainSpec,
+    operator_index: u16,
+    signer: bss_consensus::OperatorSigner,
+    operators: bss_consensus::OperatorSet,
+    addrs: Vec<String>,
+    listener: Option<std::net::TcpListener>,
+    ingress: TxIngress,
+    reader: bss_storage::StoreReader,
+    executor: ExecutorHandle,
+    mempool: MempoolHandle,
+    storage: bss_storage::StorageHandle,
+    handle: ConsensusHandle,
+    btc: Option<(crate::btc::BtcLink, Duration)>,
+}
+
+/// `consensus.engine = "hotstuff-rs"`: the same node around a hotstuff-rs replica.
+fn start_hotstuff_rs(p: HsStart<'_>) -> Result<Option<NetworkHandle>, NodeError> {
+    use crate::hotstuff::{app::AppConfig, driver, kv::FjallKv, net::HsNetwork};
+    let (frames_tx, frames_rx) = crossbeam_channel::bounded(65_536);
+    let net = p.listener.map(|listener| {
+        NetworkHandle::new(
+            NetworkActor::new(NetworkParts {
+                cfg: p.cfg.network.clone(),
+                chain_id: p.spec.chain_id,
+                me: p.operator_index,
+                signer: p.signer.clone(),
+                operators: p.operators.clone(),
+                addrs: p.addrs,
+                listener,
+                consensus: None,
+                synced: None,
+                engine: Some(frames_tx.clone()),
+                ingress: p.ingress,
+                reader: p.reader.clone(),
+            })
+            .start(),
+        )
+    });
+    let keys = p
+        .operators
+        .keys
+        .iter()
+        .map(|k| hotstuff_rs::types::crypto_primitives::VerifyingKey::from_bytes(&k.0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| NodeError::OperatorKey(format!("an operator key is not a valid ed25519 key: {e}")))?;
+    let kv = FjallKv::open(&p.cfg.data_dir).map_err(|e| NodeError::Storage {
+        path: p.cfg.data_dir.join("hotstuff-rs").display().to_string(),
+        source: StorageError::from(e),
+    })?;
+    let genesis = p
+        .reader
+        .header(0)
+        .ok()
+        .flatten()
+        .ok_or_else(|| NodeError::Unsupported("genesis header missing from storage".into()))?;
+    driver::start(driver::DriverParts {
+        app: AppConfig {
+            operator_index: p.operator_index,
+            min_base_fee: p.spec.min_base_fee,
+            max_block_txs: p.cfg.consensus.max_block_txs,
+            max_clock_drift: p.cfg.consensus.max_clock_drift,
+            btc: p.btc,
+        },
+        chain_id: p.spec.chain_id,
+        signer: p.signer,
+        operator_keys: keys.clone(),
+        round_timeout: p.cfg.consensus.base_timeout,
+        kv,
+        network: HsNetwork::new(net.clone(), p.operator_index, keys, frames_rx, frames_tx),
+        executor: p.executor,
+        mempool: p.mempool,
+        storage: p.storage,
+        reader: p.reader,
+        genesis,
+        handle: p.handle,
+    })
+    .map_err(NodeError::Unsupported)?;
+    Ok(net)
 }
 
 /// Starts the BtcWatcher thread on the configured bitcoind.
