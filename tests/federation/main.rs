@@ -7,4 +7,5 @@ mod support;
 mod bad_peers;
 mod bench_smoke;
 mod chaos_sample;
+mod hotstuff_rs;
 mod n4f1;

@@ -124,7 +124,7 @@ impl KVStore for FjallKv {
         }
     }
 
-    fn snapshot<'b>(&'b self) -> Snapshot {
+    fn snapshot(&self) -> Snapshot {
         Snapshot { snap: self.db.snapshot(), ks: self.ks.clone() }
     }
 }
