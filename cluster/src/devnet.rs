@@ -267,6 +267,13 @@ fn banner(args: &DevnetArgs, rpc: &[String], p2p: &[String], logs: &[PathBuf], b
         println!("  operator {i}  JSON-RPC http://{r}  ws://{r}  metrics http://{r}/metrics{p}{log}");
     }
     println!("  bitcoin     regtest RPC {btc}");
+    println!(
+        "  anchoring   a keystone every {} blocks, superfinal at {} Bitcoin confirmations (`finalized` tag)",
+        args.keystone_interval, args.superfinality_confirmations
+    );
+    if let Some(r) = rpc.first() {
+        println!("              check a block: bss verify block <n> --rpc http://{r} --btc-rpc {btc}");
+    }
     println!();
     println!("Dev accounts (10,000 ETH each, mnemonic \"{}\"):", genesis.dev_mnemonic);
     for (i, a) in accounts.iter().enumerate() {
