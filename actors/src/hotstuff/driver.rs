@@ -40,6 +40,8 @@ pub struct DriverParts {
     pub reader: StoreReader,
     pub genesis: BlockHeader,
     pub handle: ConsensusHandle,
+    /// Refuses blocks that conflict with superfinal keystones (with `[pop]`).
+    pub guard: Option<crate::pop::ForkGuard>,
 }
 
 /// hotstuff-rs's `max_view_time`: at least one second (see the module note).
@@ -118,12 +120,31 @@ pub fn start(p: DriverParts) -> Result<(), String> {
         storage: p.storage,
         reader: p.reader,
         handle: p.handle,
+        guard: p.guard,
     };
     std::thread::Builder::new()
         .name("hotstuff-rs-commits".into())
         .spawn(move || committer.run(commits_rx))
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+enum CommitError {
+    /// The fork guard refused the chain.
+    Refused(String),
+    Failed(String),
+}
+
+impl From<String> for CommitError {
+    fn from(e: String) -> Self {
+        CommitError::Failed(e)
+    }
+}
+
+impl From<&str> for CommitError {
+    fn from(e: &str) -> Self {
+        CommitError::Failed(e.into())
+    }
 }
 
 struct Committer {
@@ -134,22 +155,31 @@ struct Committer {
     storage: StorageHandle,
     reader: StoreReader,
     handle: ConsensusHandle,
+    guard: Option<crate::pop::ForkGuard>,
 }
 
 impl Committer {
     fn run(self, commits: crossbeam_channel::Receiver<CryptoHash>) {
         while let Ok(hs) = commits.recv() {
-            if let Err(e) = self.commit(&hs) {
-                // A committed block we cannot store: the node must not go on without it.
-                error!(target: "hotstuff-rs", block = %hs, error = %e, "fatal: committing failed; stopping the node");
-                std::process::exit(2);
+            match self.commit(&hs) {
+                Ok(()) => {}
+                Err(CommitError::Refused(why)) => {
+                    error!(target: "hotstuff-rs", reason = %why, "fork guard: refusing the chain; no further blocks are stored (the node keeps serving reads)");
+                    metrics::gauge!("bss_consensus_halted").set(1.0);
+                    return;
+                }
+                Err(CommitError::Failed(e)) => {
+                    // A committed block we cannot store: the node must not go on without it.
+                    error!(target: "hotstuff-rs", block = %hs, error = %e, "fatal: committing failed; stopping the node");
+                    std::process::exit(2);
+                }
             }
         }
     }
 
     /// Commits the L2 block in `hs` and every uncommitted L2 ancestor before it: hotstuff-rs
     /// does not announce every commit (blocks committed while it syncs come without an event).
-    fn commit(&self, hs: &CryptoHash) -> Result<(), String> {
+    fn commit(&self, hs: &CryptoHash) -> Result<(), CommitError> {
         use hotstuff_rs::block_tree::pluggables::KVGet;
         let snapshot = self.kv.snapshot();
         let head = self.reader.head_number().map_err(|e| e.to_string())?.unwrap_or(0);
@@ -169,6 +199,10 @@ impl Committer {
                 break;
             }
             cursor = justify.block;
+        }
+        if let Some(guard) = &self.guard {
+            let headers: Vec<&BlockHeader> = chain.iter().map(|(b, _)| &b.header).collect();
+            guard.check(&headers).map_err(CommitError::Refused)?;
         }
         for (block, view) in chain.into_iter().rev() {
             let hash = block.hash();

@@ -225,6 +225,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             storage: storage.clone(),
             handle: consensus_handle.clone(),
             btc: btc.clone().zip(cfg.btc.as_ref().map(|b| b.catch_up_wait)),
+            guard: consensus_cfg.guard.clone(),
         })?;
     } else {
         let (storage, executor, mempool, handle) =
@@ -364,6 +365,7 @@ struct HsStart<'a> {
     storage: bss_storage::StorageHandle,
     handle: ConsensusHandle,
     btc: Option<(crate::btc::BtcLink, Duration)>,
+    guard: Option<crate::pop::ForkGuard>,
 }
 
 /// `consensus.engine = "hotstuff-rs"`: the same node around a hotstuff-rs replica.
@@ -426,6 +428,7 @@ fn start_hotstuff_rs(p: HsStart<'_>) -> Result<Option<NetworkHandle>, NodeError>
         reader: p.reader,
         genesis,
         handle: p.handle,
+        guard: p.guard,
     })
     .map_err(NodeError::Unsupported)?;
     Ok(net)
