@@ -69,22 +69,14 @@ fn signal(pid: u32, sig: &str) {
 }
 
 pub fn run(args: ChaosArgs) -> Result<()> {
-    let dev = DevnetArgs {
-        nodes: args.nodes,
-        base_port: args.base_port,
-        p2p_base_port: None,
-        engine: "native".into(),
-        data_dir: args.out.clone(),
-        chain_id: 1337,
-        block_time: args.block_time,
-        round_timeout: Duration::from_millis(500),
-        fresh: true,
-        btc_port: 0,
-        btc_block_interval: Duration::ZERO,
-        bitcoind: None,
-        keystone_interval: 5,
-        superfinality_confirmations: 2,
-    };
+    let dev = DevnetArgs::without_bitcoin(
+        args.nodes,
+        args.base_port,
+        "native",
+        args.out.clone(),
+        args.block_time,
+        Duration::from_millis(500),
+    );
     let configs = devnet::prepare(&dev, &Extras { consensus: "max_timeout = \"3s\"".into(), ..Default::default() })?;
     let mut fed = LocalFederation::launch(&dev, &configs)?;
     let result = chaos(&args, &mut fed);

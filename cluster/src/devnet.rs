@@ -4,6 +4,7 @@
 //! (node i: JSON-RPC on base-port + i, operator network on p2p-base-port + i), stopped together
 //! on Ctrl-C.
 
+use crate::btc_url::BtcUrl;
 use bss_actors::hvm::accounts::derive_accounts;
 use bss_actors::node::{GenesisConfig, NodeConfig};
 use bss_consensus::OperatorSigner;
@@ -59,6 +60,35 @@ pub struct DevnetArgs {
     pub superfinality_confirmations: u64,
 }
 
+impl DevnetArgs {
+    /// A fresh federation without Bitcoin, for tools that start their own (bench, chaos).
+    pub fn without_bitcoin(
+        nodes: usize,
+        base_port: u16,
+        engine: &str,
+        data_dir: PathBuf,
+        block_time: Duration,
+        round_timeout: Duration,
+    ) -> Self {
+        Self {
+            nodes,
+            base_port,
+            p2p_base_port: None,
+            engine: engine.into(),
+            data_dir,
+            chain_id: 1337,
+            block_time,
+            round_timeout,
+            fresh: true,
+            btc_port: 0,
+            btc_block_interval: Duration::ZERO,
+            bitcoind: None,
+            keystone_interval: 5,
+            superfinality_confirmations: 2,
+        }
+    }
+}
+
 /// The Bitcoin node of a devnet: the embedded regtest as a child process, or an external URL.
 pub struct DevnetBitcoin {
     child: Option<Child>,
@@ -70,16 +100,9 @@ pub struct DevnetBitcoin {
 
 /// Splits http://user:pass@host:port into the `[btc]` section's fields.
 fn btc_section(url: &str) -> Result<String> {
-    let (scheme, rest) =
-        url.split_once("://").ok_or_else(|| eyre::eyre!("--bitcoind {url}: expected http://user:pass@host:port"))?;
-    let (creds, host) = match rest.rsplit_once('@') {
-        Some((c, h)) => (Some(c), h),
-        None => (None, rest),
-    };
-    let mut out = format!("[btc]\nrpc_url = \"{scheme}://{host}\"\nconfirmations_lag = 1\n");
-    if let Some(c) = creds {
-        let (u, p) =
-            c.split_once(':').ok_or_else(|| eyre::eyre!("--bitcoind {url}: credentials must be user:password"))?;
+    let parsed = BtcUrl::parse(url).wrap_err("--bitcoind")?;
+    let mut out = format!("[btc]\nrpc_url = \"{}\"\nconfirmations_lag = 1\n", parsed.url);
+    if let Some((u, p)) = parsed.credentials {
         out.push_str(&format!("rpc_user = \"{u}\"\nrpc_password = \"{p}\"\n"));
     }
     Ok(out)
@@ -236,15 +259,12 @@ pub fn pop_key(dir: &Path) -> Result<bitcoin::Address> {
 
 /// Gives every operator's keystone address mature coins on a fresh embedded regtest chain:
 /// 3 coinbases each, then 100 blocks so that they can be spent.
-fn fund_submitters(args: &DevnetArgs) -> Result<()> {
+fn fund_submitters(args: &DevnetArgs, btc: &DevnetBitcoin) -> Result<()> {
     use bitcoincore_rpc::RpcApi;
     if args.bitcoind.is_some() {
         return Ok(());
     }
-    let client = bitcoincore_rpc::Client::new(
-        &format!("http://127.0.0.1:{}", args.btc_port),
-        bitcoincore_rpc::Auth::UserPass("bss".into(), "devnet".into()),
-    )?;
+    let client = BtcUrl::parse(&btc.url)?.client()?;
     if client.get_block_count()? >= 100 {
         return Ok(());
     }
@@ -354,7 +374,7 @@ pub fn run(mut args: DevnetArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
     let mut btc = DevnetBitcoin::start(&args)?;
     let prepared = prepare(&args, &Extras { btc: btc.section.clone(), pop: true, ..Default::default() })
-        .and_then(|c| fund_submitters(&args).map(|_| c));
+        .and_then(|c| fund_submitters(&args, &btc).map(|_| c));
     let configs = match prepared {
         Ok(c) => c,
         Err(e) => {

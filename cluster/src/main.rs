@@ -1,6 +1,7 @@
 //! `bss`: run a node, a local devnet, or generate operator keys.
 
 mod bench;
+mod btc_url;
 mod chaos;
 mod devnet;
 mod logging;

@@ -10,6 +10,7 @@
 //! Readable by a person, or `--json`. Exits non-zero if any link fails.
 
 use crate::bench::client::RpcClient;
+use crate::btc_url::BtcUrl;
 use alloy_primitives::B256;
 use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::{BlockHash, Txid};
@@ -151,19 +152,6 @@ fn check_certificate(header: &BlockHeader, cert: Option<&Certificate>, set: &Ope
     Ok(format!("{} of {} operators signed (quorum {})", cert.signatures.len(), set.len(), set.quorum()))
 }
 
-/// Splits http://user:pass@host:port for bitcoincore-rpc.
-fn btc_client(url: &str) -> Result<bitcoincore_rpc::Client> {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-    let (auth, host) = match rest.rsplit_once('@') {
-        Some((creds, host)) => {
-            let (u, p) = creds.split_once(':').ok_or_else(|| eyre!("--btc-rpc: credentials must be user:password"))?;
-            (bitcoincore_rpc::Auth::UserPass(u.into(), p.into()), host)
-        }
-        None => (bitcoincore_rpc::Auth::None, rest),
-    };
-    Ok(bitcoincore_rpc::Client::new(&format!("{scheme}://{host}"), auth)?)
-}
-
 /// The merkle branch of `index` among `txids`, and the root it leads to.
 fn merkle_proof(txids: &[Txid], index: usize) -> (Vec<sha256d::Hash>, sha256d::Hash) {
     let mut level: Vec<sha256d::Hash> = txids.iter().map(|t| t.to_raw_hash()).collect();
@@ -273,7 +261,7 @@ fn verify_block(number: u64, rpc: &str, btc_rpc: &str, operators: &[String], r: 
     r.check("keystone covers block", linked);
 
     // 3. The Bitcoin transaction, block and merkle proof.
-    let btc = match btc_client(btc_rpc) {
+    let btc = match BtcUrl::parse(btc_rpc).and_then(|u| u.client()) {
         Ok(c) => c,
         Err(e) => {
             r.check("bitcoin node", Err(e));

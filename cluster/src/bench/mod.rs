@@ -95,22 +95,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     let mut federation: Option<LocalFederation> = None;
     let rpc: Vec<String> = if args.rpc.is_empty() {
-        let dev = DevnetArgs {
-            nodes: args.nodes,
-            base_port: args.base_port,
-            p2p_base_port: None,
-            engine: args.engine.clone(),
-            data_dir: args.out.join("federation"),
-            chain_id: 1337,
-            block_time: args.block_time,
-            round_timeout: Duration::from_secs(1),
-            fresh: true,
-            btc_port: 0,
-            btc_block_interval: Duration::ZERO,
-            bitcoind: None,
-            keystone_interval: 5,
-            superfinality_confirmations: 2,
-        };
+        let dev = DevnetArgs::without_bitcoin(
+            args.nodes,
+            args.base_port,
+            &args.engine,
+            args.out.join("federation"),
+            args.block_time,
+            Duration::from_secs(1),
+        );
         let extras = Extras {
             alloc: keys.iter().map(|k| (k.address, funding_wei())).collect(),
             gas_limit: Some(args.gas_limit),
