@@ -44,12 +44,41 @@ struct PendingTx {
     raw: String,
     txid: String,
     input: String,
+    /// The input's value, sats.
     value: u64,
+    /// This version's fee, sats, and rate, sat/vB.
+    fee: u64,
     fee_rate: f64,
     /// Best Bitcoin height when this version was broadcast.
     broadcast_at: u64,
-    /// Every outpoint any version spent (all versions spend the same input).
+    /// The 80-byte keystone (every version carries the same one, on the same input).
     payload: Vec<u8>,
+}
+
+impl PendingTx {
+    /// A version of this keystone's tx (the first, or an RBF replacement).
+    fn version(
+        l2_number: u64,
+        input: OutPoint,
+        value: u64,
+        payload: &[u8],
+        tx: &bitcoin::Transaction,
+        fee_rate: f64,
+        best: u64,
+    ) -> Self {
+        let paid_out: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+        Self {
+            l2_number,
+            raw: hex::encode(encode::serialize(tx)),
+            txid: tx.compute_txid().to_string(),
+            input: input.to_string(),
+            value,
+            fee: value.saturating_sub(paid_out),
+            fee_rate,
+            broadcast_at: best,
+            payload: payload.to_vec(),
+        }
+    }
 }
 
 struct Due {
@@ -212,8 +241,7 @@ impl<S: BitcoinSource> Submitter<S> {
                         if ours {
                             metrics::counter!("bss_pop_keystones_confirmed_total").increment(1);
                             if let Some(p) = self.pending.get(n) {
-                                let fee = p.value.saturating_sub(change_of(p));
-                                metrics::counter!("bss_pop_fees_sats_total").increment(fee);
+                                metrics::counter!("bss_pop_fees_sats_total").increment(p.fee);
                             }
                         }
                     }
@@ -324,16 +352,7 @@ impl<S: BitcoinSource> Submitter<S> {
         let rate = self.fee_rate();
         match wallet.keystone_tx(input, value, &payload, rate) {
             Ok(tx) => {
-                let p = PendingTx {
-                    l2_number: n,
-                    raw: hex::encode(encode::serialize(&tx)),
-                    txid: tx.compute_txid().to_string(),
-                    input: input.to_string(),
-                    value,
-                    fee_rate: rate,
-                    broadcast_at: best,
-                    payload: payload.to_vec(),
-                };
+                let p = PendingTx::version(n, input, value, &payload, &tx, rate, best);
                 // Persisted before it leaves the node.
                 self.store.put(&p)?;
                 info!(target: "pop", l2 = n, txid = %p.txid, vsize = tx.vsize(), sat_per_vb = rate, "submitting keystone");
@@ -364,13 +383,7 @@ impl<S: BitcoinSource> Submitter<S> {
         }
         match wallet.keystone_tx(input, old.value, &payload, rate) {
             Ok(tx) => {
-                let p = PendingTx {
-                    raw: hex::encode(encode::serialize(&tx)),
-                    txid: tx.compute_txid().to_string(),
-                    fee_rate: rate,
-                    broadcast_at: best,
-                    ..old
-                };
+                let p = PendingTx::version(old.l2_number, input, old.value, &payload, &tx, rate, best);
                 self.store.put(&p)?;
                 info!(target: "pop", l2 = p.l2_number, txid = %p.txid, sat_per_vb = rate, "replacing an unconfirmed keystone tx (RBF)");
                 metrics::counter!("bss_pop_rbf_bumps_total").increment(1);
@@ -388,14 +401,6 @@ impl<S: BitcoinSource> Submitter<S> {
             Err(e) => warn!(target: "pop", l2 = p.l2_number, txid = %p.txid, error = %e, "broadcast failed"),
         }
     }
-}
-
-fn change_of(p: &PendingTx) -> u64 {
-    hex::decode(&p.raw)
-        .ok()
-        .and_then(|b| encode::deserialize::<bitcoin::Transaction>(&b).ok())
-        .and_then(|t| t.output.get(1).map(|o| o.value.to_sat()))
-        .unwrap_or(p.value)
 }
 
 #[cfg(test)]

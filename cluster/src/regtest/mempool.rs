@@ -171,12 +171,21 @@ impl Mempool {
     }
 
     /// The tx and every mempool descendant of it.
-    fn with_descendants(&self, txid: Txid) -> HashSet<Txid> {
+    pub fn with_descendants(&self, txid: Txid) -> HashSet<Txid> {
+        Self::closure(txid, |t| self.children(t))
+    }
+
+    /// The tx and every mempool ancestor of it.
+    pub fn with_ancestors(&self, txid: Txid) -> HashSet<Txid> {
+        Self::closure(txid, |t| self.parents(t))
+    }
+
+    fn closure(start: Txid, next: impl Fn(&Txid) -> Vec<Txid>) -> HashSet<Txid> {
         let mut out = HashSet::new();
-        let mut stack = vec![txid];
+        let mut stack = vec![start];
         while let Some(t) = stack.pop() {
             if out.insert(t) {
-                stack.extend(self.children(&t));
+                stack.extend(next(&t));
             }
         }
         out

@@ -192,18 +192,8 @@ fn block_json(s: &NodeState, e: &Entry, verbosity: u64) -> Value {
 
 fn mempool_entry_json(s: &NodeState, txid: &Txid) -> Option<Value> {
     let e = s.mempool.get(txid)?;
-    let closure = |start: Txid, next: &dyn Fn(&Txid) -> Vec<Txid>| {
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = vec![start];
-        while let Some(t) = stack.pop() {
-            if seen.insert(t) {
-                stack.extend(next(&t));
-            }
-        }
-        seen
-    };
-    let ancestors = closure(*txid, &|t| s.mempool.parents(t));
-    let descendants = closure(*txid, &|t| s.mempool.children(t));
+    let ancestors = s.mempool.with_ancestors(*txid);
+    let descendants = s.mempool.with_descendants(*txid);
     let sum = |set: &std::collections::HashSet<Txid>| {
         set.iter()
             .filter_map(|t| s.mempool.get(t))
