@@ -36,7 +36,7 @@ pub struct Sighting {
 /// Magic prefix of the OP_RETURN payloads the index collects (keystones, DESIGN.md §7).
 pub const KEYSTONE_MAGIC: &[u8] = b"BSS";
 
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct BtcIndex {
     start_height: u64,
     /// Best chain from `start_height`: index = height − start_height.

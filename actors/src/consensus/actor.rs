@@ -106,7 +106,7 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
 
     /// Compares the stored chain with Bitcoin's superfinal keystones.
     fn check_stored_chain(&mut self) {
-        let (Some(guard), Some(reader)) = (&self.cfg.guard, &self.reader) else { return };
+        let (Some(guard), Some(reader)) = (&mut self.cfg.guard, &self.reader) else { return };
         let head = reader.head_number().ok().flatten().unwrap_or(0);
         if let Err(why) = guard.check_stored(head, |n| reader.header(n).ok().flatten()) {
             self.halt(why);
@@ -275,7 +275,7 @@ impl<E: Engine<Message = NativeMessage> + Unpin> ConsensusActor<E> {
     }
 
     fn commit(&mut self, block: Block, certificate: Certificate, proof: Option<CommitProof>, ctx: &mut Context<Self>) {
-        if let Some(guard) = &self.cfg.guard {
+        if let Some(guard) = &mut self.cfg.guard {
             if let Err(why) = guard.check(&[&block.header]) {
                 self.halt(why);
                 return;
@@ -366,7 +366,7 @@ impl<E: Engine<Message = NativeMessage> + Unpin> Handler<SyncedBlocks> for Conse
     type Result = ();
 
     fn handle(&mut self, msg: SyncedBlocks, ctx: &mut Self::Context) {
-        if let Some(guard) = &self.cfg.guard {
+        if let Some(guard) = &mut self.cfg.guard {
             let headers: Vec<&BlockHeader> = msg.blocks.iter().map(|(b, _)| &b.header).chain(&msg.headers).collect();
             if let Err(why) = guard.check(&headers) {
                 self.halt(format!("blocks synced from operator {}: {why}", msg.from));

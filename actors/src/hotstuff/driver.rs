@@ -159,7 +159,7 @@ struct Committer {
 }
 
 impl Committer {
-    fn run(self, commits: crossbeam_channel::Receiver<CryptoHash>) {
+    fn run(mut self, commits: crossbeam_channel::Receiver<CryptoHash>) {
         while let Ok(hs) = commits.recv() {
             match self.commit(&hs) {
                 Ok(()) => {}
@@ -179,7 +179,7 @@ impl Committer {
 
     /// Commits the L2 block in `hs` and every uncommitted L2 ancestor before it: hotstuff-rs
     /// does not announce every commit (blocks committed while it syncs come without an event).
-    fn commit(&self, hs: &CryptoHash) -> Result<(), CommitError> {
+    fn commit(&mut self, hs: &CryptoHash) -> Result<(), CommitError> {
         use hotstuff_rs::block_tree::pluggables::KVGet;
         let snapshot = self.kv.snapshot();
         let head = self.reader.head_number().map_err(|e| e.to_string())?.unwrap_or(0);
@@ -200,7 +200,7 @@ impl Committer {
             }
             cursor = justify.block;
         }
-        if let Some(guard) = &self.guard {
+        if let Some(guard) = &mut self.guard {
             let headers: Vec<&BlockHeader> = chain.iter().map(|(b, _)| &b.header).collect();
             guard.check(&headers).map_err(CommitError::Refused)?;
         }

@@ -195,11 +195,10 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         max_block_txs: cfg.consensus.max_block_txs,
         max_clock_drift: cfg.consensus.max_clock_drift,
         btc: btc.clone().zip(cfg.btc.as_ref().map(|b| b.catch_up_wait)),
-        guard: btc.clone().zip(cfg.pop.as_ref()).map(|(link, pop)| crate::pop::ForkGuard {
-            link,
-            chain_id: spec.chain_id,
-            superfinality_confirmations: pop.superfinality_confirmations,
-        }),
+        guard: btc
+            .clone()
+            .zip(cfg.pop.as_ref())
+            .map(|(link, pop)| crate::pop::ForkGuard::new(link, spec.chain_id, pop.superfinality_confirmations)),
     };
     if let (Some(link), Some(_)) = (&btc, &cfg.pop) {
         // The fork guard needs Bitcoin's keystones before the first block arrives.

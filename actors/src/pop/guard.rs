@@ -1,29 +1,47 @@
 //! The fork guard: blocks that conflict with a superfinal keystone are refused, whoever signed
 //! them. Checked on every commit, on every batch of synced blocks and headers, and against the
 //! stored chain whenever the Bitcoin view moves (which covers a restart).
+//!
+//! The pins are derived from the Bitcoin view; they are recomputed only when the watcher
+//! publishes a new view, not on every commit.
 
 use super::finality::FinalityView;
-use crate::btc::BtcLink;
+use crate::btc::{BtcIndex, BtcLink};
 use bss_consensus::BlockHeader;
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct ForkGuard {
     pub link: BtcLink,
     pub chain_id: u64,
     pub superfinality_confirmations: u64,
+    /// The view the pins were computed from, and the pins.
+    pins: Option<(Arc<BtcIndex>, FinalityView)>,
+    /// The view the stored chain was last checked against.
+    stored_checked: Option<Arc<BtcIndex>>,
 }
 
 impl ForkGuard {
-    fn view(&self) -> FinalityView {
-        FinalityView::compute(&self.link.view.current(), self.chain_id, self.superfinality_confirmations, |_| None)
+    pub fn new(link: BtcLink, chain_id: u64, superfinality_confirmations: u64) -> Self {
+        Self { link, chain_id, superfinality_confirmations, pins: None, stored_checked: None }
+    }
+
+    /// The pins of the current view (recomputed when the view changed).
+    fn pins(&mut self) -> &FinalityView {
+        let view = self.link.view.current();
+        let fresh = match self.pins.take() {
+            Some((v, f)) if Arc::ptr_eq(&v, &view) => (v, f),
+            _ => {
+                let f = FinalityView::compute(&view, self.chain_id, self.superfinality_confirmations, |_| None);
+                (view, f)
+            }
+        };
+        &self.pins.insert(fresh).1
     }
 
     /// The first header of `headers` that conflicts with a superfinal keystone, and why.
-    pub fn check(&self, headers: &[&BlockHeader]) -> Result<(), String> {
-        let f = self.view();
-        if f.pins.is_empty() {
-            return Ok(());
-        }
+    pub fn check(&mut self, headers: &[&BlockHeader]) -> Result<(), String> {
+        let f = self.pins();
         match headers.iter().find_map(|h| f.conflict(h)) {
             Some(why) => {
                 metrics::counter!("bss_fork_guard_refusals_total").increment(1);
@@ -33,17 +51,21 @@ impl ForkGuard {
         }
     }
 
-    /// Checks the stored chain: `stored(n)` is the committed header at `n`.
-    pub fn check_stored(&self, head: u64, stored: impl Fn(u64) -> Option<BlockHeader>) -> Result<(), String> {
-        let f = self.view();
-        for n in f.pins.keys().filter(|n| **n <= head) {
-            if let Some(h) = stored(*n) {
-                if let Some(why) = f.conflict(&h) {
-                    metrics::counter!("bss_fork_guard_refusals_total").increment(1);
-                    return Err(format!("the stored chain conflicts with Bitcoin: {why}"));
-                }
-            }
+    /// Checks the stored chain (`stored(n)` is the committed header at `n`) once per Bitcoin
+    /// view: blocks committed since were checked one by one as they were committed.
+    pub fn check_stored(&mut self, head: u64, stored: impl Fn(u64) -> Option<BlockHeader>) -> Result<(), String> {
+        let view = self.link.view.current();
+        if self.stored_checked.as_ref().is_some_and(|v| Arc::ptr_eq(v, &view)) {
+            return Ok(());
         }
-        Ok(())
+        self.stored_checked = Some(view);
+        let f = self.pins();
+        match f.pins.range(..=head).filter_map(|(n, _)| stored(*n)).find_map(|h| f.conflict(&h)) {
+            Some(why) => {
+                metrics::counter!("bss_fork_guard_refusals_total").increment(1);
+                Err(format!("the stored chain conflicts with Bitcoin: {why}"))
+            }
+            None => Ok(()),
+        }
     }
 }

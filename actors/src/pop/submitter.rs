@@ -184,7 +184,9 @@ impl<S: BitcoinSource> Submitter<S> {
     }
 
     fn run(&mut self, mut commits: broadcast::Receiver<CommittedBlock>) {
+        let mut last_view: Option<std::sync::Arc<crate::btc::BtcIndex>> = None;
         loop {
+            let due_before = self.due.len();
             loop {
                 match commits.try_recv() {
                     Ok(c) => self.on_commit(&c),
@@ -195,10 +197,16 @@ impl<S: BitcoinSource> Submitter<S> {
                     Err(broadcast::error::TryRecvError::Closed) => return,
                 }
             }
-            if let Err(e) = self.tick() {
-                // Failing to persist a pending tx could lead to spending a coin twice: stop.
-                tracing::error!(target: "pop", error = %e, "fatal: stopping the node");
-                std::process::exit(2);
+            // Everything a round decides follows from a new keystone or a new Bitcoin view.
+            let view = self.view.current();
+            let moved = last_view.as_ref().is_none_or(|v| !std::sync::Arc::ptr_eq(v, &view));
+            if moved || self.due.len() != due_before {
+                last_view = Some(view);
+                if let Err(e) = self.tick() {
+                    // Failing to persist a pending tx could lead to spending a coin twice: stop.
+                    tracing::error!(target: "pop", error = %e, "fatal: stopping the node");
+                    std::process::exit(2);
+                }
             }
             std::thread::sleep(Duration::from_millis(200));
         }
