@@ -92,8 +92,11 @@ impl DevnetArgs {
 /// The Bitcoin node of a devnet: the embedded regtest as a child process, or an external URL.
 pub struct DevnetBitcoin {
     child: Option<Child>,
-    /// With credentials (http://user:pass@host:port), for people.
+    /// With credentials (http://user:pass@host:port): for this process's own client, never
+    /// printed or passed on a command line.
     pub url: String,
+    /// What the banner shows: the URL with the password replaced by where to find it.
+    pub shown: String,
     /// What the operators' `[btc]` sections say.
     pub section: String,
 }
@@ -111,16 +114,27 @@ fn btc_section(url: &str) -> Result<String> {
 impl DevnetBitcoin {
     pub fn start(args: &DevnetArgs) -> Result<Self> {
         if let Some(url) = &args.bitcoind {
-            return Ok(Self { child: None, url: url.clone(), section: btc_section(url)? });
+            let shown = bss_actors::btc::source::redact_url(url);
+            return Ok(Self { child: None, url: url.clone(), shown, section: btc_section(url)? });
         }
         let dir = args.data_dir.join("bitcoin");
         std::fs::create_dir_all(&dir)?;
-        let (user, pass) = ("bss", "devnet");
+        // A random password per devnet, kept 0600 beside the chain; the child reads it from its
+        // environment, so it shows neither in `ps` nor in any log.
+        let pass_file = dir.join("rpc.password");
+        if !pass_file.exists() {
+            let mut secret = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+            crate::write_secret(&pass_file, &hex::encode(secret))?;
+        }
+        let pass = std::fs::read_to_string(&pass_file)?.trim().to_string();
+        let user = "bss";
         let addr = format!("127.0.0.1:{}", args.btc_port);
         let exe = std::env::current_exe().wrap_err("locating the bss binary")?;
         let log = std::fs::File::create(args.data_dir.join("bitcoin.log"))?;
         let child = Command::new(exe)
-            .args(["btc-regtest", "--rpc-user", user, "--rpc-password", pass, "--rpc-bind", &addr])
+            .args(["btc-regtest", "--rpc-user", user, "--rpc-bind", &addr])
+            .env(crate::regtest::cmd::PASSWORD_ENV, &pass)
             .arg("--block-interval")
             .arg(humantime::format_duration(args.btc_block_interval).to_string())
             .arg("--data-dir")
@@ -130,7 +144,8 @@ impl DevnetBitcoin {
             .spawn()
             .wrap_err("starting the embedded Bitcoin regtest node")?;
         let url = format!("http://{user}:{pass}@{addr}");
-        let mut btc = Self { child: Some(child), section: btc_section(&url)?, url };
+        let shown = format!("http://{user}:<password in {}>@{addr}", pass_file.display());
+        let mut btc = Self { child: Some(child), section: btc_section(&url)?, url, shown };
         // Its RPC needs auth: a connect is enough to know it listens.
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(&addr).is_err() {
@@ -209,6 +224,14 @@ pub fn prepare(args: &DevnetArgs, extras: &Extras) -> Result<Vec<PathBuf>> {
     std::fs::write(args.data_dir.join("genesis.toml"), toml::to_string(&GenesisFile { genesis: &genesis })?)?;
     let addrs: Vec<String> = (0..args.nodes).map(|i| format!("\"127.0.0.1:{}\"", p2p_base as usize + i)).collect();
     let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    // Every operator's keystone key, listed in every config: only their keystones count.
+    let keystone_keys: Vec<String> = if extras.pop && !extras.btc.is_empty() {
+        (0..args.nodes)
+            .map(|i| pop_key(&args.data_dir.join(format!("node{i}"))).map(|w| format!("\"{}\"", w.public_key())))
+            .collect::<Result<_>>()?
+    } else {
+        vec![]
+    };
     let mut configs = Vec::new();
     for i in 0..args.nodes {
         let text = format!(
@@ -228,22 +251,25 @@ pub fn prepare(args: &DevnetArgs, extras: &Extras) -> Result<Vec<PathBuf>> {
             extras.btc,
         );
         let mut text = text;
-        if extras.pop && !extras.btc.is_empty() {
-            pop_key(&args.data_dir.join(format!("node{i}")))?;
+        if !keystone_keys.is_empty() {
             text.push_str(&format!(
-                "\n[pop]\nkeystone_interval = {}\nsuperfinality_confirmations = {}\nbtc_key_file = \"node{i}/pop.key\"\n",
-                args.keystone_interval, args.superfinality_confirmations
+                "\n[pop]\nkeystone_interval = {}\nsuperfinality_confirmations = {}\nbtc_key_file = \"node{i}/pop.key\"\n\
+                 keystone_keys = [{}]\n",
+                args.keystone_interval,
+                args.superfinality_confirmations,
+                keystone_keys.join(", ")
             ));
         }
         let path = args.data_dir.join(format!("node{i}.toml"));
-        std::fs::write(&path, text)?;
+        // It may hold the Bitcoin RPC password: readable by its owner only.
+        crate::write_secret(&path, &text)?;
         configs.push(path);
     }
     Ok(configs)
 }
 
-/// Operator `dir`'s keystone key (created once), and its P2TR regtest address.
-pub fn pop_key(dir: &Path) -> Result<bitcoin::Address> {
+/// Operator `dir`'s keystone key (created once): its wallet (P2TR regtest address, public key).
+pub fn pop_key(dir: &Path) -> Result<bss_actors::pop::tx::PopWallet> {
     let path = dir.join("pop.key");
     if !path.exists() {
         let mut secret = [0u8; 32];
@@ -252,9 +278,7 @@ pub fn pop_key(dir: &Path) -> Result<bitcoin::Address> {
     }
     let bytes = hex::decode(std::fs::read_to_string(&path)?.trim())?;
     let secret: [u8; 32] = bytes.try_into().map_err(|_| eyre::eyre!("{}: not 32 bytes", path.display()))?;
-    let wallet =
-        bss_actors::pop::tx::PopWallet::new(secret, bitcoin::Network::Regtest).map_err(|e| eyre::eyre!("{e}"))?;
-    Ok(wallet.address)
+    bss_actors::pop::tx::PopWallet::new(secret, bitcoin::Network::Regtest).map_err(|e| eyre::eyre!("{e}"))
 }
 
 /// Gives every operator's keystone address mature coins on a fresh embedded regtest chain:
@@ -269,7 +293,7 @@ fn fund_submitters(args: &DevnetArgs, btc: &DevnetBitcoin) -> Result<()> {
         return Ok(());
     }
     for i in 0..args.nodes {
-        let addr = pop_key(&args.data_dir.join(format!("node{i}")))?;
+        let addr = pop_key(&args.data_dir.join(format!("node{i}")))?.address;
         client.generate_to_address(3, &addr)?;
     }
     client.generate_to_address(100, &crate::regtest::cmd::dev_mining_address())?;
@@ -287,12 +311,18 @@ fn banner(args: &DevnetArgs, rpc: &[String], p2p: &[String], logs: &[PathBuf], b
         println!("  operator {i}  JSON-RPC http://{r}  ws://{r}  metrics http://{r}/metrics{p}{log}");
     }
     println!("  bitcoin     regtest RPC {btc}");
+    let pass_file = args.data_dir.join("bitcoin").join("rpc.password");
     println!(
         "  anchoring   a keystone every {} blocks, superfinal at {} Bitcoin confirmations (`finalized` tag)",
         args.keystone_interval, args.superfinality_confirmations
     );
     if let Some(r) = rpc.first() {
-        println!("              check a block: bss verify block <n> --rpc http://{r} --btc-rpc {btc}");
+        let btc_env = if args.bitcoind.is_none() {
+            format!("BSS_BTC_RPC=\"http://bss:$(cat {})@127.0.0.1:{}\" ", pass_file.display(), args.btc_port)
+        } else {
+            "BSS_BTC_RPC=<bitcoind URL> ".into()
+        };
+        println!("              check a block: {btc_env}bss verify block <n> --rpc http://{r}");
     }
     println!();
     println!("Dev accounts (10,000 ETH each, mnemonic \"{}\"):", genesis.dev_mnemonic);
@@ -382,7 +412,7 @@ pub fn run(mut args: DevnetArgs) -> Result<()> {
             return Err(e);
         }
     };
-    let url = btc.url.clone();
+    let url = btc.shown.clone();
     let result = if args.nodes == 1 {
         let (cfg, genesis) = NodeConfig::load(&configs[0])?;
         let a = args.clone();

@@ -41,8 +41,13 @@ enum Command {
     BtcRegtest(regtest::cmd::RegtestArgs),
     /// Check the chain of evidence that an L2 block is final (certificate, keystone, Bitcoin).
     Verify(verify::VerifyArgs),
-    /// Generate an operator key pair (ed25519), or show the public key of an existing one.
+    /// Generate an operator key pair (ed25519, or with --btc a secp256k1 keystone key), or show
+    /// the public key of an existing one.
     Keygen {
+        /// A Bitcoin keystone key (`[pop] btc_key_file`); its x-only public key goes into every
+        /// operator's `[pop] keystone_keys`.
+        #[arg(long)]
+        btc: bool,
         /// Write the secret key (hex) to this file (mode 0600); print only the public key.
         #[arg(long, conflicts_with = "show")]
         out: Option<PathBuf>,
@@ -78,13 +83,35 @@ fn run(cli: Cli) -> Result<()> {
         Command::Chaos(args) => chaos::run(args),
         Command::BtcRegtest(args) => regtest::cmd::run(args),
         Command::Verify(args) => verify::run(args),
-        Command::Keygen { show: Some(path), .. } => {
-            let secret = std::fs::read_to_string(&path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+        Command::Keygen { show: Some(path), btc, .. } => {
+            let secret = bss_actors::node::config::read_secret_file(&path)?;
+            if btc {
+                println!(
+                    "keystone key (x-only): {}",
+                    btc_public(&secret).wrap_err_with(|| path.display().to_string())?
+                );
+                return Ok(());
+            }
             let signer = OperatorSigner::from_hex(&secret).map_err(|e| eyre::eyre!("{}: {e}", path.display()))?;
             println!("public key: {}", signer.public().to_hex());
             Ok(())
         }
-        Command::Keygen { out, show: None } => {
+        Command::Keygen { out, show: None, btc: true } => {
+            let mut secret = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+            let secret = hex::encode(secret);
+            let public = btc_public(&secret)?;
+            match out {
+                Some(path) => {
+                    write_secret(&path, &secret)?;
+                    println!("keystone key (x-only): {public}");
+                    println!("secret key written to {}", path.display());
+                }
+                None => println!("keystone key (x-only): {public}\nsecret key: {secret}"),
+            }
+            Ok(())
+        }
+        Command::Keygen { out, show: None, btc: false } => {
             let signer = OperatorSigner::generate();
             match out {
                 Some(path) => {
@@ -113,6 +140,13 @@ pub fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
     let mut f = opts.open(path).wrap_err_with(|| format!("cannot write {}", path.display()))?;
     writeln!(f, "{secret}")?;
     Ok(())
+}
+
+/// The x-only public key of a hex secp256k1 secret (what `[pop] keystone_keys` lists).
+fn btc_public(secret_hex: &str) -> Result<String> {
+    let bytes = hex::decode(secret_hex.trim())?;
+    let sk = bitcoin::secp256k1::SecretKey::from_slice(&bytes)?;
+    Ok(sk.x_only_public_key(&bitcoin::secp256k1::Secp256k1::signing_only()).0.to_string())
 }
 
 /// Runs a node in an actix system until Ctrl-C (or a fatal error stops the system).

@@ -4,7 +4,9 @@
 //!    against the operator set);
 //! 2. the keystone block covering N, its certificate, and the parent links from it down to N;
 //! 3. the Bitcoin tx carrying the keystone (payload decoded and compared with the header), in a
-//!    Bitcoin block whose proof of work is checked, with a merkle proof checked against its header;
+//!    Bitcoin block whose proof of work is checked, with a merkle proof checked against its header,
+//!    and spending a coin of an operator's keystone key (the previous txs are fetched with
+//!    `getrawtransaction`, so a bitcoind needs `-txindex`);
 //! 4. that block's confirmations on the Bitcoin node's best chain.
 //!
 //! Readable by a person, or `--json`. Exits non-zero if any link fails.
@@ -37,13 +39,18 @@ enum What {
         /// An operator's JSON-RPC URL.
         #[arg(long)]
         rpc: String,
-        /// A Bitcoin node's RPC URL (http://user:pass@host:port).
-        #[arg(long)]
+        /// A Bitcoin node's RPC URL (http://user:pass@host:port); or set BSS_BTC_RPC, which keeps
+        /// the password out of the process list.
+        #[arg(long, env = "BSS_BTC_RPC", hide_env_values = true)]
         btc_rpc: String,
         /// Operator public keys (hex, comma-separated, in index order) to check signatures
         /// against; default: the set the RPC reports.
         #[arg(long, value_delimiter = ',')]
         operators: Vec<String>,
+        /// The operators' keystone keys (hex x-only, comma-separated); a keystone counts only
+        /// when its tx spends a coin of one of them. Default: the keys the RPC reports.
+        #[arg(long, value_delimiter = ',')]
+        keystone_keys: Vec<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -73,9 +80,10 @@ impl Report {
 }
 
 pub fn run(args: VerifyArgs) -> Result<()> {
-    let What::Block { number, rpc, btc_rpc, operators, json: as_json } = args.what;
+    let What::Block { number, rpc, btc_rpc, operators, keystone_keys, json: as_json } = args.what;
     let mut report = Report { links: vec![] };
-    verify_block(number, &rpc, &btc_rpc, &operators, &mut report);
+    let trust = Trust { operators, keystone_keys };
+    verify_block(number, &rpc, &btc_rpc, &trust, &mut report);
     let ok = report.links.iter().all(|l| l.ok) && !report.links.is_empty();
     if as_json {
         let links: Vec<Value> =
@@ -94,6 +102,20 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
+/// Keys the user gives; empty lists fall back to what the node reports.
+struct Trust {
+    operators: Vec<String>,
+    keystone_keys: Vec<String>,
+}
+
+/// What a block fetched over RPC comes with.
+struct Fetched {
+    header: BlockHeader,
+    cert: Option<Certificate>,
+    operators: Vec<String>,
+    keystone_keys: Vec<String>,
+}
+
 struct L2 {
     client: RpcClient,
 }
@@ -104,7 +126,7 @@ impl L2 {
     }
 
     /// The header at `n` (hash recomputed from its canonical encoding), and its certificate.
-    fn block(&mut self, n: u64) -> Result<(BlockHeader, Option<Certificate>, Vec<String>)> {
+    fn block(&mut self, n: u64) -> Result<Fetched> {
         let v = self.call("bss_getCertificate", json!([n]))?;
         if v.is_null() {
             bail!("the node has no block {n}");
@@ -118,8 +140,13 @@ impl L2 {
             Value::Null => None,
             c => Some(certificate(c)?),
         };
-        let ops = v["operators"].as_array().map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect());
-        Ok((header, cert, ops.unwrap_or_default()))
+        let strings = |key: &str| -> Vec<String> {
+            v[key]
+                .as_array()
+                .map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect())
+                .unwrap_or_default()
+        };
+        Ok(Fetched { header, cert, operators: strings("operators"), keystone_keys: strings("keystoneKeys") })
     }
 }
 
@@ -190,18 +217,42 @@ fn fold_branch(leaf: sha256d::Hash, branch: &[sha256d::Hash], mut index: usize) 
     h
 }
 
-fn verify_block(number: u64, rpc: &str, btc_rpc: &str, operators: &[String], r: &mut Report) {
+/// Checks that `tx` spends a coin paying one of the keystone keys (P2TR key path).
+fn check_writer(btc: &bitcoincore_rpc::Client, tx: &bitcoin::Transaction, keys: &[String]) -> Result<String> {
+    let writers = keys
+        .iter()
+        .map(|k| {
+            let key = bitcoin::secp256k1::XOnlyPublicKey::from_str(k).map_err(|e| eyre!("keystone key {k}: {e}"))?;
+            Ok((k.clone(), bss_actors::pop::tx::keystone_script(key)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if writers.is_empty() {
+        bail!("no keystone keys (pass --keystone-keys, or ask a node with [pop] keystone_keys)");
+    }
+    for input in &tx.input {
+        let prev = btc
+            .get_raw_transaction(&input.previous_output.txid, None)
+            .map_err(|e| eyre!("previous tx {} (the Bitcoin node needs -txindex): {e}", input.previous_output.txid))?;
+        let Some(out) = prev.output.get(input.previous_output.vout as usize) else { continue };
+        if let Some((k, _)) = writers.iter().find(|(_, s)| *s == out.script_pubkey) {
+            return Ok(format!("spends {} of operator keystone key {k}", input.previous_output));
+        }
+    }
+    bail!("the keystone tx spends no coin of an operator's keystone key (anyone can post these bytes)")
+}
+
+fn verify_block(number: u64, rpc: &str, btc_rpc: &str, trust: &Trust, r: &mut Report) {
     let mut l2 = L2 { client: RpcClient::new(rpc) };
     // 1. The block and its certificate.
-    let fetched = l2.block(number);
-    let (header, cert, reported_ops) = match fetched {
+    let Fetched { header, cert, operators: reported_ops, keystone_keys: reported_ks } = match l2.block(number) {
         Ok(x) => x,
         Err(e) => {
             r.check("L2 block", Err(e));
             return;
         }
     };
-    let keys = if operators.is_empty() { reported_ops } else { operators.to_vec() };
+    let keystone_keys = if trust.keystone_keys.is_empty() { reported_ks } else { trust.keystone_keys.clone() };
+    let keys = if trust.operators.is_empty() { reported_ops } else { trust.operators.clone() };
     let set = match keys.iter().map(|k| OperatorKey::from_hex(k)).collect::<Result<Vec<_>, _>>() {
         Ok(k) if !k.is_empty() => OperatorSet::new(k),
         _ => {
@@ -236,8 +287,8 @@ fn verify_block(number: u64, rpc: &str, btc_rpc: &str, operators: &[String], r: 
         return;
     }
     let k_number = k["l2Number"].as_u64().unwrap_or_default();
-    let (k_header, k_cert, _) = match l2.block(k_number) {
-        Ok(x) => x,
+    let (k_header, k_cert) = match l2.block(k_number) {
+        Ok(f) => (f.header, f.cert),
         Err(e) => {
             r.check("keystone block", Err(e));
             return;
@@ -247,7 +298,7 @@ fn verify_block(number: u64, rpc: &str, btc_rpc: &str, operators: &[String], r: 
     let mut cursor = k_header.clone();
     let linked = (|| {
         while cursor.number > number {
-            let (parent, _, _) = l2.block(cursor.number - 1)?;
+            let parent = l2.block(cursor.number - 1)?.header;
             if parent.hash() != cursor.parent_hash {
                 bail!("block {} does not link to block {}", cursor.number, parent.number);
             }
@@ -324,12 +375,10 @@ fn verify_block(number: u64, rpc: &str, btc_rpc: &str, operators: &[String], r: 
                     expected.l2_hash
                 );
             }
-            if ks.state_root != expected.state_root {
-                bail!("keystone state root {} differs from the header's {}", ks.state_root, expected.state_root);
-            }
-            Ok(format!("80 bytes: block {} {} state {}", ks.l2_number, ks.l2_hash, ks.state_root))
+            Ok(format!("52 bytes (v2): block {} {}", ks.l2_number, ks.l2_hash))
         }),
     );
+    r.check("keystone writer", check_writer(&btc, tx, &keystone_keys));
 
     // 4. Confirmations on the Bitcoin node's best chain.
     let needed = finality["superfinalityConfirmations"].as_u64().unwrap_or(1);

@@ -22,7 +22,8 @@ impl Regtest {
     fn start(dir: &std::path::Path, port: u16) -> Regtest {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let child = Command::new(BSS)
-            .args(["btc-regtest", "--rpc-user", "u", "--rpc-password", "p", "--block-interval", "0s"])
+            .args(["btc-regtest", "--rpc-user", "u", "--block-interval", "0s"])
+            .env("BSS_BTC_RPC_PASSWORD", "p")
             .args(["--rpc-bind", &addr.to_string(), "--data-dir"])
             .arg(dir)
             .stdout(Stdio::null())
@@ -122,6 +123,7 @@ fn regtest_chain_through_bitcoincore_rpc() {
 }
 
 mod hvm;
+mod outsiders;
 mod pop;
 mod wallet;
 mod watcher;

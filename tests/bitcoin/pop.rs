@@ -16,17 +16,24 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-const INTERVAL: u64 = 5;
-const SUPERFINAL: u64 = 3;
+pub const INTERVAL: u64 = 5;
+pub const SUPERFINAL: u64 = 3;
+
+/// A secret key file, private to its owner (the node refuses others).
+pub fn write_key(path: &Path, hex: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, hex).expect("key");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
 
 /// Writes each operator's keystone key and funds it: 3 coinbases each, then 100 blocks.
-fn fund_operators(dir: &Path, c: &Client) -> Vec<Address> {
+pub fn fund_operators(dir: &Path, c: &Client) -> Vec<Address> {
     let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
     let mut addrs = vec![];
     for i in 0..4u8 {
         let secret = [0x50 + i; 32];
         std::fs::create_dir_all(dir.join(format!("node{i}"))).expect("dir");
-        std::fs::write(dir.join(format!("node{i}/pop.key")), hex::encode(secret)).expect("key");
+        write_key(&dir.join(format!("node{i}/pop.key")), &hex::encode(secret));
         let addr = PopWallet::new(secret, bitcoin::Network::Regtest).expect("wallet").address;
         c.generate_to_address(3, &addr).expect("fund");
         addrs.push(addr);
@@ -35,20 +42,33 @@ fn fund_operators(dir: &Path, c: &Client) -> Vec<Address> {
     addrs
 }
 
-fn pop_config(btc: SocketAddr) -> String {
+/// The operators' keystone keys, as `[pop] keystone_keys` lists them.
+pub fn keystone_keys() -> String {
+    (0..4u8)
+        .map(|i| {
+            let w = PopWallet::new([0x50 + i; 32], bitcoin::Network::Regtest).expect("wallet");
+            format!("\"{}\"", w.public_key())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn pop_config(btc: SocketAddr) -> String {
     format!(
         "block_time = \"100ms\"\n[btc]\nrpc_url = \"http://{btc}\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n\
          confirmations_lag = 1\npoll_interval = \"100ms\"\n[pop]\nkeystone_interval = {INTERVAL}\n\
-         superfinality_confirmations = {SUPERFINAL}\nstagger_blocks = 2\nbtc_key_file = \"node{{i}}/pop.key\"\n"
+         superfinality_confirmations = {SUPERFINAL}\nstagger_blocks = 2\nbtc_key_file = \"node{{i}}/pop.key\"\n\
+         keystone_keys = [{}]\n",
+        keystone_keys()
     )
 }
 
-fn finality(node: &Node, n: u64) -> Value {
+pub fn finality(node: &Node, n: u64) -> Value {
     node.rpc("bss_getFinality", json!([n]))
 }
 
 /// Mines one block at a time (the test is Bitcoin's clock) until `done` holds.
-fn mine_until<T>(c: &Client, what: &str, mut done: impl FnMut() -> Option<T>) -> T {
+pub fn mine_until<T>(c: &Client, what: &str, mut done: impl FnMut() -> Option<T>) -> T {
     let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
     let mut mined = 0u64;
     wait_until(what, Duration::from_secs(120), || {
@@ -98,7 +118,7 @@ fn keystones_superfinality_takeover_reorg_and_verify() {
     assert_eq!(k["l2Number"], 5);
     let info =
         c.get_raw_transaction_info(&k["btcTxid"].as_str().expect("txid").parse().expect("txid"), None).expect("tx");
-    assert_eq!(info.vsize, 203, "keystone tx: P2TR key-path input, 80-byte OP_RETURN, P2TR change");
+    assert_eq!(info.vsize, 174, "keystone tx: P2TR key-path input, 52-byte OP_RETURN, P2TR change");
     let finalized = fed.nodes[1].rpc("eth_getBlockByNumber", json!(["finalized", false]));
     assert!(hex_u64(&finalized["number"]) >= 5);
     let submitted: f64 = (0..4).map(|i| metric(&fed.nodes[i].metrics(), "bss_pop_keystones_submitted_total")).sum();

@@ -179,15 +179,28 @@ impl Federation {
     /// `consensus` is appended after `[consensus]` in every config (further sections may follow);
     /// `{i}` in it becomes the operator's index.
     pub fn start(dir: &Path, n: usize, consensus: &str) -> Federation {
+        Self::start_with_links(dir, n, consensus, |_, _, _| None)
+    }
+
+    /// Like `start`; `link(from, to, listen)` may give the address operator `from` dials to reach
+    /// operator `to` (listening on `listen`), e.g. a proxy in between.
+    pub fn start_with_links(
+        dir: &Path,
+        n: usize,
+        consensus: &str,
+        link: impl Fn(usize, usize, SocketAddr) -> Option<SocketAddr>,
+    ) -> Federation {
         let signers: Vec<bss_consensus::OperatorSigner> =
             (0..n).map(|i| bss_consensus::OperatorSigner::from_bytes([i as u8 + 1; 32])).collect();
         let keys: Vec<String> = signers.iter().map(|s| format!("\"{}\"", s.public().to_hex())).collect();
         let rpc: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let p2p: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let addrs: Vec<String> = p2p.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        let listen: Vec<SocketAddr> = p2p.iter().map(|p| format!("127.0.0.1:{p}").parse().expect("addr")).collect();
         std::fs::write(dir.join("genesis.toml"), format!("[genesis]\nchain_id = {CHAIN_ID}\n")).expect("genesis");
         let mut nodes = Vec::new();
         for i in 0..n {
+            let addrs: Vec<String> =
+                (0..n).map(|j| format!("\"{}\"", link(i, j, listen[j]).unwrap_or(listen[j]))).collect();
             let config = dir.join(format!("node{i}.toml"));
             std::fs::write(
                 &config,

@@ -31,6 +31,9 @@ pub struct Sighting {
     pub block: BlockHash,
     pub txid: Txid,
     pub payload: Vec<u8>,
+    /// Scripts of the coins this tx spends that the index knows (created at or after
+    /// `start_height`), in input order. Who may write a keystone is judged from these.
+    pub spent_scripts: Vec<ScriptBuf>,
 }
 
 /// Magic prefix of the OP_RETURN payloads the index collects (keystones, DESIGN.md §7).
@@ -108,7 +111,12 @@ impl BtcIndex {
                 if out.script_pubkey.is_op_return() {
                     let payload = op_return_payload(&out.script_pubkey);
                     if payload.starts_with(KEYSTONE_MAGIC) {
-                        self.sightings.push(Sighting { height, block: hash, txid, payload });
+                        let spent_scripts = tx
+                            .input
+                            .iter()
+                            .filter_map(|i| self.coins.get(&i.previous_output).map(|c| c.script.clone()))
+                            .collect();
+                        self.sightings.push(Sighting { height, block: hash, txid, payload, spent_scripts });
                     }
                     continue;
                 }

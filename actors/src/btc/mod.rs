@@ -19,6 +19,8 @@ pub use watcher::{BtcView, WatcherConfig};
 pub struct BtcLink {
     pub view: BtcView,
     pub rules: BtcRules,
+    /// Which keystones in that view count (chain id, operators' keystone keys).
+    pub keystones: crate::pop::finality::KeystoneRules,
 }
 
 impl std::fmt::Debug for BtcLink {

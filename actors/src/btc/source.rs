@@ -85,3 +85,24 @@ impl BitcoinSource for CoreRpc {
         Ok(v.get("feerate").and_then(serde_json::Value::as_f64).map(|btc_kvb| btc_kvb * 100_000_000.0 / 1000.0))
     }
 }
+
+/// `scheme://user:pass@host` → `scheme://user:***@host`, for anything logged or printed.
+pub fn redact_url(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, rest)), Some((_, host))) if rest.contains('@') => {
+            let user = rest.split_once([':', '@']).map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod redaction {
+    #[test]
+    fn passwords_never_survive() {
+        assert_eq!(super::redact_url("http://bss:s3cret@127.0.0.1:18443"), "http://bss:***@127.0.0.1:18443");
+        assert_eq!(super::redact_url("http://127.0.0.1:18443"), "http://127.0.0.1:18443");
+        assert!(!super::redact_url("https://u:p@ss@host:1").contains("p@ss"));
+    }
+}

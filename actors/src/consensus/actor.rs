@@ -366,13 +366,9 @@ impl<E: Engine<Message = NativeMessage> + Unpin> Handler<SyncedBlocks> for Conse
     type Result = ();
 
     fn handle(&mut self, msg: SyncedBlocks, ctx: &mut Self::Context) {
-        if let Some(guard) = &mut self.cfg.guard {
-            let headers: Vec<&BlockHeader> = msg.blocks.iter().map(|(b, _)| &b.header).chain(&msg.headers).collect();
-            if let Err(why) = guard.check(&headers) {
-                self.halt(format!("blocks synced from operator {}: {why}", msg.from));
-                return;
-            }
-        }
+        // The fork guard judges synced blocks only once the engine has verified their
+        // certificates and links, when it asks us to commit them (see `commit`): an unverified
+        // header from a peer proves nothing, and halting on one would let any peer stop us.
         if self.halted.is_some() {
             return;
         }

@@ -40,7 +40,7 @@ impl ExecutorActor {
             Some(link) => {
                 let view = link.view.current();
                 check_attributes(&parent.btc, proposed, &view, &link.rules)?;
-                let expected = anchors_for(&view, proposed, self.spec.chain_id);
+                let expected = anchors_for(&view, proposed, &link.keystones);
                 if expected != block.header.anchors {
                     return Err(ExecutorError::Anchors {
                         proposed: block.header.anchors.len(),
@@ -114,7 +114,7 @@ impl Handler<Build> for ExecutorActor {
         if let Some(link) = &self.btc {
             let view = link.view.current();
             fields.btc = next_attributes(&parent.btc, &view, &link.rules);
-            fields.anchors = anchors_for(&view, &fields.btc, self.spec.chain_id);
+            fields.anchors = anchors_for(&view, &fields.btc, &link.keystones);
         }
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&fields.btc))

@@ -52,11 +52,45 @@ pub struct Committed {
 #[derive(Clone)]
 pub struct ExecutorHandle {
     addr: Addr<ExecutorActor>,
+    /// This node's Bitcoin view: certified blocks wait for the tip they read.
+    btc: Option<crate::btc::BtcView>,
 }
 
+/// How often a certified block still waiting for its Bitcoin tip is reported.
+const BTC_WAIT_REPORT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl ExecutorHandle {
-    pub fn new(addr: Addr<ExecutorActor>) -> Self {
-        Self { addr }
+    pub fn new(addr: Addr<ExecutorActor>, btc: Option<crate::btc::BtcView>) -> Self {
+        Self { addr, btc }
+    }
+
+    /// Waits until this node's Bitcoin view holds `attrs`' tip on its best chain. A certified
+    /// block must be executed against exactly the view its header names: executing it against a
+    /// lagging view gives another state root (the hVM precompiles would read less), which a
+    /// restarted node used to take for a fatal mismatch. It waits as long as it takes, saying so
+    /// every 10 s.
+    async fn wait_for_btc_tip(&self, number: u64, attrs: &bss_consensus::BtcAttributes) {
+        let Some(view) = &self.btc else { return };
+        let Some(tip) = crate::btc::attributes::tip_hash(attrs) else { return };
+        let ready = |v: &crate::btc::BtcIndex| v.is_on_best_chain(attrs.tip_height, &tip);
+        if ready(&view.current()) {
+            return;
+        }
+        metrics::counter!("bss_executor_btc_view_waits_total").increment(1);
+        let started = std::time::Instant::now();
+        loop {
+            // hotstuff-rs's committer calls in from a plain thread, without a tokio runtime.
+            let v = if tokio::runtime::Handle::try_current().is_ok() {
+                view.wait_for(BTC_WAIT_REPORT, ready).await
+            } else {
+                view.wait_for_blocking(BTC_WAIT_REPORT, ready)
+            };
+            if ready(&v) {
+                tracing::info!(target: "executor", number, btc_tip = attrs.tip_height, waited_secs = started.elapsed().as_secs_f64(), "the Bitcoin view reached a certified block's tip");
+                return;
+            }
+            tracing::warn!(target: "executor", number, btc_tip = attrs.tip_height, view_best = ?v.best_height(), "a certified block waits for this node's Bitcoin view to reach its tip");
+        }
     }
 
     pub async fn build(
@@ -75,6 +109,7 @@ impl ExecutorHandle {
 
     /// Executes a block that already carries a commit certificate.
     pub async fn execute_certified(&self, block: Block) -> Result<Arc<ExecutedBlock>, ExecutorError> {
+        self.wait_for_btc_tip(block.number(), &block.header.btc).await;
         self.addr.send(Validate { block, known: vec![], check_btc: false }).await.map_err(|_| ExecutorError::Gone)?
     }
 

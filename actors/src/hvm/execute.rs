@@ -91,7 +91,8 @@ pub struct BlockBuilder<'a, S: StateSource> {
     btc: Option<BtcAt>,
 }
 
-/// The revm transaction environment of a signed transaction.
+/// The revm transaction environment of a signed transaction. `chain_id` is used only for a tx
+/// that names none (eth_call); a signed tx is judged by the chain id it was signed for.
 pub fn tx_env(tx: &SignedTx, chain_id: u64) -> TxEnv {
     let priority = match tx.envelope {
         TxEnvelope::Eip1559(_) => Some(tx.max_priority_fee_per_gas()),
@@ -106,7 +107,7 @@ pub fn tx_env(tx: &SignedTx, chain_id: u64) -> TxEnv {
         value: tx.value(),
         data: tx.input().clone(),
         nonce: tx.nonce(),
-        chain_id: Some(chain_id),
+        chain_id: Some(tx.chain_id().unwrap_or(chain_id)),
         access_list: alloy_consensus::Transaction::access_list(&tx.envelope).cloned().unwrap_or_default(),
         gas_priority_fee: priority,
         ..Default::default()
@@ -262,6 +263,24 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
                 if tx.gas_limit() > header.gas_limit - cumulative {
                     skipped_senders.push(tx.sender);
                     continue;
+                }
+            }
+            // Block validity, not just admission: a leader's block may carry txs no mempool saw
+            // (another chain's, unprotected by EIP-155, fee fields out of order, oversized).
+            if let Err(e) = tx.check_stateless(self.spec.chain_id, header.gas_limit, self.spec.max_tx_size) {
+                match mode {
+                    Mode::Build => {
+                        rejected.push((tx.hash, e.to_string()));
+                        continue;
+                    }
+                    Mode::Validate => {
+                        return Err(ExecutionError::InvalidTransaction {
+                            number,
+                            index,
+                            hash: tx.hash,
+                            reason: e.to_string(),
+                        })
+                    }
                 }
             }
             let outcome = evm.transact(tx_env(&tx, self.spec.chain_id));

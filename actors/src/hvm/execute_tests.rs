@@ -174,3 +174,48 @@ fn replicas_refuse_wrong_roots_and_invalid_txs() {
     assert!(left_out.block.transactions.is_empty());
     assert_eq!(left_out.rejected.len(), 1);
 }
+
+/// A Byzantine leader's block carrying a tx signed for another chain, or a legacy tx without
+/// EIP-155 replay protection, is refused by replicas; an honest builder leaves both out.
+#[test]
+fn replicas_refuse_txs_of_another_chain_or_without_eip155() {
+    let (a, b) = (node(), node());
+    let k = keys();
+    let foreign = {
+        let raw = k[0].sign_raw(TxEip1559 {
+            chain_id: 1, // mainnet, not this chain (5)
+            nonce: 0,
+            gas_limit: 21_000,
+            max_fee_per_gas: 1_000_000,
+            max_priority_fee_per_gas: 3,
+            to: TxKind::Call(k[1].address),
+            value: U256::from(1),
+            ..Default::default()
+        });
+        Arc::new(SignedTx::decode(&raw).expect("decode"))
+    };
+    let unprotected = {
+        let raw = k[1].sign_raw(alloy_consensus::TxLegacy {
+            chain_id: None,
+            nonce: 0,
+            gas_price: 1_000_000,
+            gas_limit: 21_000,
+            to: TxKind::Call(k[2].address),
+            value: U256::from(1),
+            ..Default::default()
+        });
+        Arc::new(SignedTx::decode(&raw).expect("decode"))
+    };
+    let honest = build(&a, vec![tx(&k[2], 0, TxKind::Call(k[3].address), Bytes::new(), 1)]);
+    for (bad, want) in [(foreign, "invalid chain id"), (unprotected, "replay-protected")] {
+        let mut forged = honest.clone();
+        forged.block.transactions = vec![bad.raw.clone()];
+        match validate(&b, &forged, vec![bad.clone()]) {
+            Err(ExecutionError::InvalidTransaction { reason, .. }) => assert!(reason.contains(want), "{reason}"),
+            other => panic!("a replica accepted or misjudged a tx it must refuse: {:?}", other.map(|e| e.block.hash())),
+        }
+        let left_out = build(&a, vec![bad]);
+        assert!(left_out.block.transactions.is_empty());
+        assert!(left_out.rejected[0].1.contains(want), "{:?}", left_out.rejected);
+    }
+}

@@ -1,5 +1,6 @@
 use super::conn::{self, ConnCtx};
 use super::messages::{Broadcast, Connected, Disconnected, Gossip, Incoming, Peers, SendTo};
+use super::noise::LocalIdentity;
 use super::wire::{encode, WireMessage};
 use super::NetworkConfig;
 use crate::consensus::{FromNetwork, SyncedBlocks};
@@ -138,8 +139,14 @@ impl NetworkActor {
     }
 }
 
+/// Most inbound connections in their handshake at once; further ones wait in the kernel's
+/// backlog, so a flood of half-open connections cannot take unbounded memory or tasks.
+const MAX_PENDING_HANDSHAKES: usize = 16;
+
 async fn accept_loop(listener: TcpListener, ctx: ConnCtx) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
     loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
         let (mut stream, remote) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -149,15 +156,14 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx) {
         };
         let ctx = ctx.clone();
         actix::spawn(async move {
-            match conn::handshake(&ctx, &mut stream, None).await {
-                Ok(peer) => {
-                    info!(target: "network", peer, %remote, "operator connected (inbound)");
-                    conn::run(ctx, stream, peer).await;
+            let res = conn::handshake(&ctx, &mut stream, None).await;
+            drop(permit);
+            match res {
+                Ok(link) => {
+                    info!(target: "network", peer = link.peer, %remote, "operator connected (inbound, Noise)");
+                    conn::run(ctx, stream, link).await;
                 }
-                Err(e) => {
-                    warn!(target: "network", %remote, error = %e, "handshake failed");
-                    metrics::counter!("bss_network_handshake_failures_total").increment(1);
-                }
+                Err(e) => warn!(target: "network", %remote, reason = e.reason(), error = %e, "handshake failed"),
             }
         });
     }
@@ -170,16 +176,13 @@ async fn dial_loop(addr: String, peer: u16, ctx: ConnCtx) {
         let attempt = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr.as_str())).await;
         if let Ok(Ok(mut stream)) = attempt {
             match conn::handshake(&ctx, &mut stream, Some(peer)).await {
-                Ok(_) => {
-                    info!(target: "network", peer, %addr, "operator connected (outbound)");
+                Ok(link) => {
+                    info!(target: "network", peer, %addr, "operator connected (outbound, Noise)");
                     backoff = Duration::from_millis(100);
-                    conn::run(ctx.clone(), stream, peer).await;
+                    conn::run(ctx.clone(), stream, link).await;
                     warn!(target: "network", peer, %addr, "operator disconnected; redialing");
                 }
-                Err(e) => {
-                    warn!(target: "network", peer, %addr, error = %e, "handshake failed");
-                    metrics::counter!("bss_network_handshake_failures_total").increment(1);
-                }
+                Err(e) => warn!(target: "network", peer, %addr, reason = e.reason(), error = %e, "handshake failed"),
             }
         }
         tokio::time::sleep(backoff).await;
@@ -194,10 +197,17 @@ impl Actor for NetworkActor {
         // Frames from peers queue here; readers wait when it is full (see conn::run).
         ctx.set_mailbox_capacity(4_096);
         let (chain_id, me, signer, operators) = self.template.clone();
+        let identity = match LocalIdentity::generate(chain_id, me, &signer) {
+            Ok(id) => id,
+            Err(e) => {
+                // No randomness for a static key: this node cannot talk to any operator.
+                tracing::error!(target: "network", error = %e, "cannot create a Noise static key; stopping the network");
+                ctx.stop();
+                return;
+            }
+        };
         let conn_ctx = ConnCtx {
-            chain_id,
-            me,
-            signer,
+            identity,
             operators,
             max_frame: self.cfg.max_frame_bytes,
             queue: self.cfg.peer_queue,
@@ -327,7 +337,6 @@ impl Handler<Incoming> for NetworkActor {
                     }
                 });
             }
-            WireMessage::Hello { .. } | WireMessage::Auth { .. } => {}
         }
     }
 }

@@ -1,18 +1,22 @@
 //! Network actor: authenticated TCP between operators.
 //!
 //! * Full mesh; the lower operator index dials the higher and redials with backoff.
-//! * Handshake: both sides send `Hello` (chain id, operator index, random challenge) and then
-//!   sign the other's challenge; each checks the signature against the key its config gives for
-//!   the claimed index. Anything else, a wrong chain, an unknown or unexpected index, a bad
-//!   signature, drops the connection.
-//! * Frames are length-prefixed canonical bincode with a size cap; an oversized or undecodable
-//!   frame drops the connection and is logged and counted, never a panic.
+//! * Links are Noise XX (X25519, ChaCha20-Poly1305, BLAKE2s; see [`noise`]): each side's Noise
+//!   static key is signed by its ed25519 operator key inside the handshake, and checked against
+//!   the key the config gives for the claimed index. A wrong chain, an unknown or unexpected
+//!   index, or a signature that does not cover the static key Noise authenticated (a relayed or
+//!   replayed handshake) drops the connection and counts
+//!   `bss_network_handshake_failures_total{reason}`. At most 16 inbound handshakes run at once.
+//! * Frames are length-prefixed canonical bincode with a size cap, encrypted and authenticated;
+//!   an oversized, undecodable or tampered frame drops the connection and is logged and counted
+//!   (`bss_network_bad_frames_total{reason}`), never a panic.
 //! * Each peer has a bounded outgoing queue; when it is full new messages to that peer are
 //!   dropped (consensus recovers lost messages by timeouts and fetches) and counted.
 
 pub mod actor;
 mod conn;
 mod messages;
+pub mod noise;
 pub mod wire;
 
 pub use actor::NetworkActor;

@@ -1,9 +1,9 @@
-//! What travels between operators, and how: u32 big-endian length, then the canonical bincode
-//! encoding of a [`WireMessage`]. Frames above the configured cap are refused before they are
-//! read, and a peer that sends one is disconnected.
+//! What travels between operators: u32 big-endian length, then the canonical bincode encoding of
+//! a [`WireMessage`]. On a link these frames travel inside Noise transport messages
+//! ([`super::noise`]). Frames above the configured cap are refused before they are read, and a
+//! peer that sends one is disconnected.
 
 use alloy_primitives::Bytes;
-use bss_consensus::certificate::SigBytes;
 use bss_consensus::native::NativeMessage;
 use bss_consensus::{codec, Block, BlockHeader, Certificate, CommitProof};
 use serde::{Deserialize, Serialize};
@@ -11,16 +11,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireMessage {
-    /// First frame on a connection: who I claim to be, and a challenge for you.
-    Hello {
-        chain_id: u64,
-        operator: u16,
-        nonce: [u8; 32],
-    },
-    /// Proof of identity: my signature over your challenge.
-    Auth {
-        signature: SigBytes,
-    },
     Consensus(NativeMessage),
     /// Gossiped raw transactions (EIP-2718).
     Txs(Vec<Bytes>),
@@ -47,15 +37,20 @@ pub enum WireError {
     Decode(String),
     #[error("encoding: {0}")]
     Encode(String),
+    #[error("frame failed authentication (tampered, replayed or reordered)")]
+    Auth,
 }
 
-/// What an operator signs to prove its identity on a connection.
-pub fn auth_message(chain_id: u64, challenge: &[u8; 32], signer_index: u16) -> Vec<u8> {
-    let mut m = b"bss/auth".to_vec();
-    m.extend_from_slice(&chain_id.to_be_bytes());
-    m.extend_from_slice(challenge);
-    m.extend_from_slice(&signer_index.to_be_bytes());
-    m
+impl WireError {
+    /// Label of the `bss_network_bad_frames_total` metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Io(_) => "io",
+            Self::TooLarge { .. } => "oversized",
+            Self::Decode(_) | Self::Encode(_) => "undecodable",
+            Self::Auth => "auth",
+        }
+    }
 }
 
 pub fn encode(msg: &WireMessage) -> Result<Vec<u8>, WireError> {
@@ -80,7 +75,12 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, limit: usize) -> Res
     }
     let mut body = vec![0u8; size];
     r.read_exact(&mut body).await?;
-    codec::decode(&body).map_err(|e| WireError::Decode(e.to_string()))
+    decode_body(&body)
+}
+
+/// Decodes a frame's body (what follows the length prefix).
+pub fn decode_body(body: &[u8]) -> Result<WireMessage, WireError> {
+    codec::decode(body).map_err(|e| WireError::Decode(e.to_string()))
 }
 
 #[cfg(test)]

@@ -17,6 +17,22 @@ pub enum ConfigError {
     Parse { path: PathBuf, reason: String },
     #[error("invalid config: {0}")]
     Invalid(String),
+    #[error("key file {path} is readable by group or others (mode {mode:03o}); run `chmod 600 {path}`")]
+    InsecureKeyFile { path: PathBuf, mode: u32 },
+}
+
+/// Reads a secret key file (trimmed), refusing one that group or others may read.
+pub fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
+    let read_err = |source| ConfigError::Read { path: path.into(), source };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_err(read_err)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ConfigError::InsecureKeyFile { path: path.into(), mode });
+        }
+    }
+    std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(read_err)
 }
 
 /// `[genesis]` (usually its own file shared by every operator).
@@ -257,6 +273,11 @@ pub struct PopSection {
     pub keystone_interval: u64,
     /// Bitcoin confirmations of a keystone that make the blocks it covers superfinal. Default 6.
     pub superfinality_confirmations: u64,
+    /// Every operator's keystone public key (hex x-only, 32 bytes; `bss keygen --btc` prints
+    /// one), the same list in every operator's config. A keystone counts only when its Bitcoin tx
+    /// spends a coin paying one of these keys (P2TR key path); keystone-shaped OP_RETURNs from
+    /// anyone else are ignored. Default: empty (no keystone counts).
+    pub keystone_keys: Vec<String>,
     /// This operator's Bitcoin secret key (hex, 32 bytes) for keystone txs (P2TR key path).
     pub btc_key: Option<String>,
     pub btc_key_file: Option<PathBuf>,
@@ -276,6 +297,7 @@ impl Default for PopSection {
         Self {
             keystone_interval: 25,
             superfinality_confirmations: 6,
+            keystone_keys: vec![],
             btc_key: None,
             btc_key_file: None,
             fee_floor: 1.0,
@@ -291,9 +313,7 @@ impl PopSection {
     pub fn secret(&self) -> Result<Option<[u8; 32]>, ConfigError> {
         let text = match (&self.btc_key, &self.btc_key_file) {
             (Some(k), None) => k.clone(),
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .map(|s| s.trim().to_string())
-                .map_err(|source| ConfigError::Read { path: f.clone(), source })?,
+            (None, Some(f)) => read_secret_file(f)?,
             (None, None) => return Ok(None),
             _ => return Err(ConfigError::Invalid("pop: set btc_key or btc_key_file, not both".into())),
         };
@@ -305,7 +325,36 @@ impl PopSection {
         Ok(Some(key))
     }
 
+    /// The operators' keystone keys, parsed.
+    pub fn keystone_keys(&self) -> Result<Vec<bitcoin::secp256k1::XOnlyPublicKey>, ConfigError> {
+        self.keystone_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let bytes =
+                    hex::decode(k.trim()).map_err(|e| ConfigError::Invalid(format!("pop.keystone_keys[{i}]: {e}")))?;
+                bitcoin::secp256k1::XOnlyPublicKey::from_slice(&bytes).map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "pop.keystone_keys[{i}]: not an x-only public key (32 bytes hex): {e}"
+                    ))
+                })
+            })
+            .collect()
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        let keys = self.keystone_keys()?;
+        if let Some(secret) = self.secret()? {
+            let secp = bitcoin::secp256k1::Secp256k1::signing_only();
+            let sk = bitcoin::secp256k1::SecretKey::from_slice(&secret)
+                .map_err(|e| ConfigError::Invalid(format!("pop.btc_key: {e}")))?;
+            let mine = sk.x_only_public_key(&secp).0;
+            if !keys.contains(&mine) {
+                return Err(ConfigError::Invalid(format!(
+                    "pop.btc_key's public key {mine} is not in pop.keystone_keys: its keystones would not count"
+                )));
+            }
+        }
         if self.keystone_interval == 0 || self.superfinality_confirmations == 0 {
             return Err(ConfigError::Invalid(
                 "pop.keystone_interval and pop.superfinality_confirmations must be at least 1".into(),
@@ -374,7 +423,6 @@ impl NodeConfig {
             }
             pop.btc_key_file = pop.btc_key_file.as_ref().map(|f| base.join(f));
             pop.check()?;
-            pop.secret()?;
         }
         let genesis = match (&cfg.genesis, &cfg.genesis_file) {
             (Some(g), None) => g.clone(),
@@ -405,9 +453,7 @@ impl NodeConfig {
     pub fn operator_secret(&self) -> Result<String, ConfigError> {
         match (&self.operator_key, &self.operator_key_file) {
             (Some(k), None) => Ok(k.clone()),
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .map(|s| s.trim().to_string())
-                .map_err(|source| ConfigError::Read { path: f.clone(), source }),
+            (None, Some(f)) => read_secret_file(f),
             _ => Err(ConfigError::Invalid("set exactly one of operator_key or operator_key_file".into())),
         }
     }
@@ -463,6 +509,29 @@ mod tests {
 }
 
 #[cfg(test)]
+mod key_files {
+    use super::*;
+
+    /// A world- or group-readable key file is refused with the file named and the fix given;
+    /// 0600 is accepted.
+    #[cfg(unix)]
+    #[test]
+    fn readable_key_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = dir.path().join("operator.key");
+        std::fs::write(&key, "aa".repeat(32)).expect("write");
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let err = read_secret_file(&key).expect_err("readable key accepted").to_string();
+            assert!(err.contains("chmod 600") && err.contains("operator.key"), "{err}");
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(read_secret_file(&key).expect("0600 is fine"), "aa".repeat(32));
+    }
+}
+
+#[cfg(test)]
 mod shipped_configs {
     use super::NodeConfig;
     use std::path::Path;
@@ -471,6 +540,14 @@ mod shipped_configs {
     #[test]
     fn configs_in_the_repository_load() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        // Git does not keep file modes beyond the executable bit: a checkout's dev keys are
+        // 0644 until made private, as README's federation instructions say.
+        #[cfg(unix)]
+        for i in 0..4 {
+            use std::os::unix::fs::PermissionsExt;
+            let key = root.join(format!("federation/operator{i}.key"));
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+        }
         let mut paths = vec![root.join("devnet.toml")];
         for i in 0..4 {
             paths.push(root.join(format!("federation/node{i}.toml")));

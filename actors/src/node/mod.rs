@@ -149,10 +149,11 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     let storage = StorageService::spawn(store, 1024)?;
 
     let btc = match &cfg.btc {
-        Some(b) => Some(start_btc_watcher(b)?),
+        Some(b) => Some(start_btc_watcher(b, keystone_rules(spec.chain_id, cfg.pop.as_ref())?)?),
         None => None,
     };
     let executor = {
+        let view = btc.as_ref().map(|l| l.view.clone());
         let (spec, reader, btc) = (spec.clone(), reader.clone(), btc.clone());
         let addr = SyncArbiter::start(1, move || {
             // (Re)created from committed state: uncommitted blocks are re-executed on demand.
@@ -162,7 +163,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
                 reader.state_accumulator().ok().flatten().and_then(|b| LtHash::from_bytes(&b)).unwrap_or_default();
             ExecutorActor::new(spec.clone(), reader.clone(), head, acc, btc.clone())
         });
-        ExecutorHandle::new(addr)
+        ExecutorHandle::new(addr, view)
     };
     let pool_cfg = cfg.mempool.clone();
     let mempool = MempoolHandle::new(MempoolActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
@@ -198,7 +199,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         guard: btc
             .clone()
             .zip(cfg.pop.as_ref())
-            .map(|(link, pop)| crate::pop::ForkGuard::new(link, spec.chain_id, pop.superfinality_confirmations)),
+            .map(|(link, pop)| crate::pop::ForkGuard::new(link, pop.superfinality_confirmations)),
     };
     if let (Some(link), Some(_)) = (&btc, &cfg.pop) {
         // The fork guard needs Bitcoin's keystones before the first block arrives.
@@ -275,10 +276,11 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             }
             None => None,
         };
-        let source = crate::btc::CoreRpc::new(&b.rpc_url, b.credentials()?)
-            .map_err(|e| ConfigError::Invalid(format!("btc.rpc_url {}: {e}", b.rpc_url)))?;
+        let source = crate::btc::CoreRpc::new(&b.rpc_url, b.credentials()?).map_err(|e| {
+            ConfigError::Invalid(format!("btc.rpc_url {}: {e}", crate::btc::source::redact_url(&b.rpc_url)))
+        })?;
         let sub_cfg = crate::pop::submitter::SubmitterConfig {
-            chain_id: spec.chain_id,
+            keystones: link.keystones.clone(),
             me: operator_index,
             operators: operators.len() as u16,
             keystone_interval: pop.keystone_interval,
@@ -433,11 +435,27 @@ fn start_hotstuff_rs(p: HsStart<'_>) -> Result<Option<NetworkHandle>, NodeError>
     Ok(net)
 }
 
+/// Which keystones count: those spending a coin of a key in `[pop] keystone_keys`.
+fn keystone_rules(
+    chain_id: u64,
+    pop: Option<&crate::node::config::PopSection>,
+) -> Result<crate::pop::finality::KeystoneRules, NodeError> {
+    let keys = pop.map(|p| p.keystone_keys()).transpose()?.unwrap_or_default();
+    if keys.is_empty() {
+        tracing::warn!(target: "node", "no [pop] keystone_keys: no keystone in Bitcoin counts for anchors or superfinality");
+    }
+    Ok(crate::pop::finality::KeystoneRules::new(chain_id, keys))
+}
+
 /// Starts the BtcWatcher thread on the configured bitcoind.
-fn start_btc_watcher(b: &crate::node::config::BtcSection) -> Result<crate::btc::BtcLink, NodeError> {
+fn start_btc_watcher(
+    b: &crate::node::config::BtcSection,
+    keystones: crate::pop::finality::KeystoneRules,
+) -> Result<crate::btc::BtcLink, NodeError> {
     let network = b.network()?;
-    let source = crate::btc::CoreRpc::new(&b.rpc_url, b.credentials()?)
-        .map_err(|e| ConfigError::Invalid(format!("btc.rpc_url {}: {e}", b.rpc_url)))?;
+    let source = crate::btc::CoreRpc::new(&b.rpc_url, b.credentials()?).map_err(|e| {
+        ConfigError::Invalid(format!("btc.rpc_url {}: {e}", crate::btc::source::redact_url(&b.rpc_url)))
+    })?;
     let view = crate::btc::watcher::spawn(
         source,
         crate::btc::WatcherConfig {
@@ -446,9 +464,9 @@ fn start_btc_watcher(b: &crate::node::config::BtcSection) -> Result<crate::btc::
             max_backoff: Duration::from_secs(30),
         },
     )?;
-    info!(target: "node", url = %b.rpc_url, network = %network, lag = b.confirmations_lag, "watching Bitcoin");
+    info!(target: "node", url = %crate::btc::source::redact_url(&b.rpc_url), network = %network, lag = b.confirmations_lag, "watching Bitcoin");
     let rules = crate::btc::BtcRules { network, confirmations_lag: b.confirmations_lag, start_height: b.start_height };
-    Ok(crate::btc::BtcLink { view, rules })
+    Ok(crate::btc::BtcLink { view, rules, keystones })
 }
 
 /// Transactions acknowledged before a restart come back into the mempool (and are gossiped

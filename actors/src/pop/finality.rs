@@ -5,13 +5,22 @@
 //! under at least `superfinality_confirmations` Bitcoin confirmations. A superfinal keystone pins
 //! its L2 number to its hash whatever this node has committed: a block that conflicts with a pin
 //! is refused, however many operators signed it.
+//!
+//! Anyone can post keystone-shaped bytes to Bitcoin, so a keystone *counts* only when its tx
+//! spends a coin paying one of the configured operators' keystone keys ([`KeystoneRules`]), and
+//! among counted keystones for one L2 number the first in Bitcoin's order wins. Everything
+//! else is ignored (pins, superfinality, anchors, `bss_getFinality`, `bss verify`) and counted in
+//! `bss_pop_keystones_ignored{reason}` (a gauge over the current view).
 
 use super::keystone::Keystone;
 use crate::btc::index::{BtcIndex, Sighting};
 use alloy_primitives::B256;
 use bitcoin::hashes::Hash;
+use bitcoin::secp256k1::XOnlyPublicKey;
+use bitcoin::ScriptBuf;
 use bss_consensus::{Anchor, BlockHeader};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 /// A keystone seen in a block of the watcher's best chain.
 #[derive(Clone, Debug)]
@@ -22,34 +31,93 @@ pub struct SeenKeystone {
     pub confirmations: u64,
 }
 
-/// Keystones of `chain_id` in the view, oldest (by Bitcoin height) first.
-pub fn keystones(view: &BtcIndex, chain_id: u64) -> Vec<SeenKeystone> {
+/// Who may write keystones that count: the chain and the operators' keystone-key scripts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeystoneRules {
+    pub chain_id: u64,
+    /// The operators' keystone keys (x-only), in config order.
+    pub keys: Arc<[XOnlyPublicKey]>,
+    /// Their output scripts (see `pop::tx::keystone_script`).
+    pub writers: Arc<[ScriptBuf]>,
+}
+
+/// Why a keystone-shaped payload in Bitcoin does not count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// Not a version-2 keystone, or another chain's.
+    Malformed,
+    /// Its tx spends no coin of an operator's keystone key.
+    NotAnOperator,
+    /// An earlier counted keystone in Bitcoin already covers its L2 number.
+    Duplicate,
+}
+
+impl Ignored {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::NotAnOperator => "not_operator",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+impl KeystoneRules {
+    pub fn new(chain_id: u64, keys: Vec<XOnlyPublicKey>) -> Self {
+        let writers: Vec<ScriptBuf> = keys.iter().map(|k| super::tx::keystone_script(*k)).collect();
+        Self { chain_id, keys: keys.into(), writers: writers.into() }
+    }
+
+    /// Whether `s` counts, given the L2 numbers already covered by earlier counted keystones.
+    fn judge(&self, s: &Sighting, covered: &mut HashSet<u64>) -> Result<Keystone, Ignored> {
+        let k = Keystone::decode(&s.payload).map_err(|_| Ignored::Malformed)?;
+        if u64::from(k.chain_id) != self.chain_id {
+            return Err(Ignored::Malformed);
+        }
+        if !s.spent_scripts.iter().any(|sc| self.writers.contains(sc)) {
+            return Err(Ignored::NotAnOperator);
+        }
+        if !covered.insert(k.l2_number) {
+            return Err(Ignored::Duplicate);
+        }
+        Ok(k)
+    }
+}
+
+/// Counted keystones in the view, oldest (by Bitcoin height) first.
+pub fn keystones(view: &BtcIndex, rules: &KeystoneRules) -> Vec<SeenKeystone> {
     let best = view.best_height().unwrap_or(0);
-    view.sightings()
-        .iter()
-        .filter_map(|s| {
-            let k = Keystone::decode(&s.payload).ok()?;
-            (u64::from(k.chain_id) == chain_id).then(|| SeenKeystone {
+    let mut covered = HashSet::new();
+    let mut ignored = [0u64; 3];
+    let mut out = Vec::new();
+    for s in view.sightings() {
+        match rules.judge(s, &mut covered) {
+            Ok(k) => out.push(SeenKeystone {
                 keystone: k,
                 sighting: s.clone(),
                 confirmations: best.saturating_sub(s.height) + 1,
-            })
-        })
-        .collect()
+            }),
+            Err(why) => ignored[why as usize] += 1,
+        }
+    }
+    for why in [Ignored::Malformed, Ignored::NotAnOperator, Ignored::Duplicate] {
+        metrics::gauge!("bss_pop_keystones_ignored", "reason" => why.label()).set(ignored[why as usize] as f64);
+    }
+    out
 }
 
 /// The anchors a block records: keystones of this chain in the Bitcoin blocks its BTC headers
 /// bring into the view (heights `tip − headers + 1 ..= tip`), in Bitcoin order.
-pub fn anchors_for(view: &BtcIndex, btc: &bss_consensus::BtcAttributes, chain_id: u64) -> Vec<Anchor> {
+pub fn anchors_for(view: &BtcIndex, btc: &bss_consensus::BtcAttributes, rules: &KeystoneRules) -> Vec<Anchor> {
     if btc.headers.is_empty() {
         return vec![];
     }
     let first = btc.tip_height + 1 - btc.headers.len() as u64;
-    keystones(view, chain_id)
+    keystones(view, rules)
         .into_iter()
         .filter(|k| (first..=btc.tip_height).contains(&k.sighting.height))
         .map(|k| Anchor {
-            l2_number: u64::from(k.keystone.l2_number),
+            l2_number: k.keystone.l2_number,
             btc_txid: B256::from(k.sighting.txid.to_byte_array()),
             btc_height: k.sighting.height,
         })
@@ -72,10 +140,15 @@ pub struct FinalityView {
 
 impl FinalityView {
     /// `committed(n)` is this node's committed block hash at `n`, if any.
-    pub fn compute(view: &BtcIndex, chain_id: u64, threshold: u64, committed: impl Fn(u64) -> Option<B256>) -> Self {
+    pub fn compute(
+        view: &BtcIndex,
+        rules: &KeystoneRules,
+        threshold: u64,
+        committed: impl Fn(u64) -> Option<B256>,
+    ) -> Self {
         let mut out = FinalityView::default();
-        for k in keystones(view, chain_id) {
-            let n = u64::from(k.keystone.l2_number);
+        for k in keystones(view, rules) {
+            let n = k.keystone.l2_number;
             if k.confirmations >= threshold {
                 out.pins.entry(n).or_insert(k.keystone.l2_hash);
             }
@@ -95,7 +168,7 @@ impl FinalityView {
     /// blocks ≥ `number`, the lowest one already at `threshold` confirmations, else the lowest one
     /// (the most confirmed of equals).
     pub fn covering(&self, number: u64, threshold: u64) -> Option<&SeenKeystone> {
-        let candidates = || self.matching.iter().filter(move |k| u64::from(k.keystone.l2_number) >= number);
+        let candidates = || self.matching.iter().filter(move |k| k.keystone.l2_number >= number);
         let key = |k: &&SeenKeystone| (k.keystone.l2_number, std::cmp::Reverse(k.confirmations));
         candidates().filter(|k| k.confirmations >= threshold).min_by_key(key).or_else(|| candidates().min_by_key(key))
     }

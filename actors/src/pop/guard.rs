@@ -13,7 +13,6 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct ForkGuard {
     pub link: BtcLink,
-    pub chain_id: u64,
     pub superfinality_confirmations: u64,
     /// The view the pins were computed from, and the pins.
     pins: Option<(Arc<BtcIndex>, FinalityView)>,
@@ -22,8 +21,8 @@ pub struct ForkGuard {
 }
 
 impl ForkGuard {
-    pub fn new(link: BtcLink, chain_id: u64, superfinality_confirmations: u64) -> Self {
-        Self { link, chain_id, superfinality_confirmations, pins: None, stored_checked: None }
+    pub fn new(link: BtcLink, superfinality_confirmations: u64) -> Self {
+        Self { link, superfinality_confirmations, pins: None, stored_checked: None }
     }
 
     /// The pins of the current view (recomputed when the view changed).
@@ -32,7 +31,7 @@ impl ForkGuard {
         let fresh = match self.pins.take() {
             Some((v, f)) if Arc::ptr_eq(&v, &view) => (v, f),
             _ => {
-                let f = FinalityView::compute(&view, self.chain_id, self.superfinality_confirmations, |_| None);
+                let f = FinalityView::compute(&view, &self.link.keystones, self.superfinality_confirmations, |_| None);
                 (view, f)
             }
         };

@@ -26,7 +26,8 @@ use tracing::{info, warn};
 
 #[derive(Clone, Debug)]
 pub struct SubmitterConfig {
-    pub chain_id: u64,
+    /// Which keystones count (chain id, operators' keystone keys).
+    pub keystones: super::finality::KeystoneRules,
     pub me: u16,
     pub operators: u16,
     pub keystone_interval: u64,
@@ -51,7 +52,7 @@ struct PendingTx {
     fee_rate: f64,
     /// Best Bitcoin height when this version was broadcast.
     broadcast_at: u64,
-    /// The 80-byte keystone (every version carries the same one, on the same input).
+    /// The 52-byte keystone (every version carries the same one, on the same input).
     payload: Vec<u8>,
 }
 
@@ -231,13 +232,13 @@ impl<S: BitcoinSource> Submitter<S> {
         let Some(best) = view.best_height() else { return Ok(()) };
         let new_block = self.last_best != Some(best);
         self.last_best = Some(best);
-        let seen = keystones(&view, self.cfg.chain_id);
+        let seen = keystones(&view, &self.cfg.keystones);
         let our_txids: HashSet<String> = self.pending.values().map(|p| p.txid.clone()).collect();
         let mut finished = vec![];
         for (n, due) in self.due.iter_mut() {
             let sightings: Vec<_> = seen
                 .iter()
-                .filter(|k| k.keystone.l2_number as u64 == *n && k.keystone.l2_hash == due.keystone.l2_hash)
+                .filter(|k| k.keystone.l2_number == *n && k.keystone.l2_hash == due.keystone.l2_hash)
                 .collect();
             let deepest = sightings.iter().map(|k| k.confirmations).max();
             match deepest {
@@ -377,7 +378,8 @@ impl<S: BitcoinSource> Submitter<S> {
     fn bump(&mut self, old: PendingTx, best: u64) -> Result<(), SubmitterError> {
         let Some(wallet) = &self.wallet else { return Ok(()) };
         let rate = (old.fee_rate * 1.5).max(self.fee_rate()).min(self.cfg.fee_cap);
-        let (Ok(input), Ok(payload)) = (OutPoint::from_str(&old.input), <[u8; 80]>::try_from(old.payload.as_slice()))
+        let (Ok(input), Ok(payload)) =
+            (OutPoint::from_str(&old.input), <[u8; super::keystone::LEN]>::try_from(old.payload.as_slice()))
         else {
             return Ok(());
         };
@@ -446,7 +448,7 @@ mod tests {
 
     fn cfg() -> SubmitterConfig {
         SubmitterConfig {
-            chain_id: 7,
+            keystones: crate::pop::finality::KeystoneRules::new(7, vec![wallet().public_key()]),
             me: 0,
             operators: 4,
             keystone_interval: 5,
@@ -477,10 +479,13 @@ mod tests {
         }
     }
 
+    fn wallet() -> PopWallet {
+        PopWallet::new([9; 32], bitcoin::Network::Regtest).expect("wallet")
+    }
+
     #[test]
     fn unconfirmed_keystones_are_bumped_and_a_restart_never_spends_twice() {
         let dir = tempfile::tempdir().expect("tmp");
-        let wallet = || PopWallet::new([9; 32], bitcoin::Network::Regtest).expect("wallet");
         // A chain where the wallet owns two coins.
         let mut blocks = mine_chain(None, 3, 1);
         let mut funding = mine_on(&blocks[2], vec![], 1);
@@ -498,7 +503,7 @@ mod tests {
         s.tick().expect("tick");
         let first = seen.try_recv().expect("submitted at once");
         assert!(seen.try_recv().is_err(), "broadcast once");
-        assert_eq!(first.output[0].script_pubkey.len(), 83, "80-byte OP_RETURN");
+        assert_eq!(first.output[0].script_pubkey.len(), 54, "52-byte OP_RETURN");
         let input = first.input[0].previous_output;
         // Two Bitcoin blocks without it: replaced with a higher fee on the same coin.
         for _ in 0..2 {

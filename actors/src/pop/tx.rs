@@ -1,10 +1,11 @@
-//! Keystone transactions: one P2TR key-path input, one 80-byte OP_RETURN output, P2TR change.
+//! Keystone transactions: one P2TR key-path input, one 52-byte OP_RETURN output, P2TR change
+//! (174 vB).
 //! No bitcoind wallet: inputs come from the watcher's index, signing from the bitcoin crate.
 
 use bitcoin::hashes::Hash;
 use bitcoin::key::{Keypair, Secp256k1, TapTweak};
 use bitcoin::script::PushBytesBuf;
-use bitcoin::secp256k1::{All, Message, SecretKey};
+use bitcoin::secp256k1::{All, Message, SecretKey, XOnlyPublicKey};
 use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
 use bitcoin::{
     absolute, transaction, Address, Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
@@ -41,12 +42,25 @@ impl PopWallet {
         self.address.script_pubkey()
     }
 
+    /// The x-only public key other operators list in `[pop] keystone_keys`.
+    pub fn public_key(&self) -> XOnlyPublicKey {
+        self.keypair.x_only_public_key().0
+    }
+}
+
+/// The output script of an operator's keystone key (P2TR key path, no script tree): a keystone
+/// counts only when its tx spends a coin paying one of these.
+pub fn keystone_script(key: XOnlyPublicKey) -> ScriptBuf {
+    ScriptBuf::new_p2tr(&Secp256k1::verification_only(), key, None)
+}
+
+impl PopWallet {
     /// A signed keystone tx spending `input` (worth `value`) at `sat_per_vb`.
     pub fn keystone_tx(
         &self,
         input: OutPoint,
         value: u64,
-        payload: &[u8; 80],
+        payload: &[u8; super::keystone::LEN],
         sat_per_vb: f64,
     ) -> Result<Transaction, TxBuildError> {
         // Size with a 64-byte Schnorr signature is exact before signing.
@@ -57,7 +71,13 @@ impl PopWallet {
         self.build(input, value, payload, change)
     }
 
-    fn build(&self, input: OutPoint, value: u64, payload: &[u8; 80], change: u64) -> Result<Transaction, TxBuildError> {
+    fn build(
+        &self,
+        input: OutPoint,
+        value: u64,
+        payload: &[u8; super::keystone::LEN],
+        change: u64,
+    ) -> Result<Transaction, TxBuildError> {
         let push = PushBytesBuf::try_from(payload.to_vec()).map_err(|e| TxBuildError::Sign(e.to_string()))?;
         let mut tx = Transaction {
             version: transaction::Version::TWO,
@@ -96,10 +116,11 @@ mod tests {
     fn keystone_tx_size_and_fee() {
         let w = PopWallet::new([3; 32], Network::Regtest).expect("wallet");
         let input = OutPoint::new(bitcoin::Txid::all_zeros(), 0);
-        let tx = w.keystone_tx(input, 100_000, &[7; 80], 1.0).expect("tx");
-        // 10.5 (tx) + 57.5 (P2TR key-path input) + 92 (80-byte OP_RETURN) + 43 (P2TR change).
-        assert_eq!(tx.vsize(), 203);
-        assert_eq!(tx.output[1].value.to_sat(), 100_000 - 203);
-        assert!(w.keystone_tx(input, 300, &[7; 80], 1.0).is_err());
+        let tx = w.keystone_tx(input, 100_000, &[7; 52], 1.0).expect("tx");
+        // 10.5 (tx) + 57.5 (P2TR key-path input) + 63 (52-byte OP_RETURN) + 43 (P2TR change):
+        // within the 175 vB budget.
+        assert_eq!(tx.vsize(), 174);
+        assert_eq!(tx.output[1].value.to_sat(), 100_000 - 174);
+        assert!(w.keystone_tx(input, 300, &[7; 52], 1.0).is_err());
     }
 }

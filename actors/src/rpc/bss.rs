@@ -134,6 +134,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                     "signatures": c.signatures.iter().map(|(i, s)| json!({ "operator": i, "signature": hex::encode(s.0) })).collect::<Vec<_>>(),
                 })),
                 "operators": c.node.operator_keys,
+                "keystoneKeys": c.btc.as_ref().map(|l| l.keystones.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
             }))
         })
         .map_err(err)?;

@@ -71,12 +71,7 @@ impl RpcContext {
     pub fn finality(&self) -> Option<crate::pop::finality::FinalityView> {
         let (link, threshold) = (self.btc.as_ref()?, self.pop_confirmations?);
         let committed = |n: u64| self.reader.header(n).ok().flatten().map(|h| h.hash());
-        Some(crate::pop::finality::FinalityView::compute(
-            &link.view.current(),
-            self.spec.chain_id,
-            threshold,
-            committed,
-        ))
+        Some(crate::pop::finality::FinalityView::compute(&link.view.current(), &link.keystones, threshold, committed))
     }
 
     pub fn head(&self) -> Result<BlockHeader, ErrorObjectOwned> {

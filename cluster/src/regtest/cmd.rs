@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+/// Where `bss btc-regtest` reads its RPC password from.
+pub const PASSWORD_ENV: &str = "BSS_BTC_RPC_PASSWORD";
+
 #[derive(Args)]
 pub struct RegtestArgs {
     /// Chain data (and the .cookie file when no --rpc-user is given).
@@ -22,7 +25,8 @@ pub struct RegtestArgs {
     /// RPC user; without one, a random cookie is written to DATA_DIR/.cookie, as bitcoind does.
     #[arg(long, requires = "rpc_password")]
     rpc_user: Option<String>,
-    #[arg(long)]
+    /// The password: from the environment (BSS_BTC_RPC_PASSWORD), so it stays out of `ps`.
+    #[arg(long, env = PASSWORD_ENV, hide_env_values = true)]
     rpc_password: Option<String>,
     /// Mine a block this often (0 disables; blocks then come from generatetoaddress).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
@@ -69,7 +73,10 @@ pub fn run(args: RegtestArgs) -> Result<()> {
             .await
             .wrap_err_with(|| format!("cannot listen on {}", args.rpc_bind))?;
         println!("bss btc-regtest — Bitcoin regtest chain");
-        println!("  RPC     http://{user}:{password}@{bound}");
+        match &args.rpc_user {
+            Some(_) => println!("  RPC     http://{user}:***@{bound}  (the password you gave)"),
+            None => println!("  RPC     http://{bound}  (cookie {})", args.data_dir.join(".cookie").display()),
+        }
         println!("  data    {}", args.data_dir.display());
         println!("  mining  every {} to {mine_to}", humantime::format_duration(args.block_interval));
         if !args.block_interval.is_zero() {
