@@ -44,7 +44,7 @@ pub struct BssApp {
 /// The L2 block a hotstuff-rs block carries.
 pub fn l2_block(data: &Data) -> Option<Block> {
     match data.vec().as_slice() {
-        [datum] => codec::decode::<Block>(datum.bytes()).ok(),
+        [datum] => codec::decode_untrusted::<Block>(datum.bytes()).ok(),
         _ => None,
     }
 }

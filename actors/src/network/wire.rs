@@ -80,12 +80,50 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, limit: usize) -> Res
 
 /// Decodes a frame's body (what follows the length prefix).
 pub fn decode_body(body: &[u8]) -> Result<WireMessage, WireError> {
-    codec::decode(body).map_err(|e| WireError::Decode(e.to_string()))
+    codec::decode_untrusted(body).map_err(|e| WireError::Decode(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        // A short sample in CI; BSS_PROPTEST_CASES=100000 for a long run.
+        std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        /// Arbitrary bytes from a peer decode to a message or an error, never a panic, and never
+        /// an allocation the frame cap did not allow.
+        #[test]
+        fn decoder_never_panics_on_arbitrary_bodies(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            if let Ok(msg) = decode_body(&body) {
+                // Canonical: what decodes re-encodes to the same bytes.
+                let frame = encode(&msg).expect("encode");
+                prop_assert_eq!(&frame[4..], &body[..]);
+            }
+        }
+
+        /// A valid frame with bytes flipped or cut still only errors.
+        #[test]
+        fn mutated_frames_only_error(
+            txs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let msg = WireMessage::Txs(txs.into_iter().map(Bytes::from).collect());
+            let mut frame = encode(&msg).expect("encode");
+            for (i, v) in flips {
+                let at = 4 + i.index(frame.len() - 4);
+                frame[at] ^= v;
+            }
+            let _ = decode_body(&frame[4..]);
+            let _ = decode_body(&frame[4..4 + cut.index(frame.len() - 4)]);
+        }
+    }
 
     #[tokio::test]
     async fn frames_roundtrip_and_limits_hold() {

@@ -412,6 +412,12 @@ impl NodeConfig {
         if let Some(f) = &cfg.operator_key_file {
             cfg.operator_key_file = Some(base.join(f));
         }
+        let frame = cfg.network.max_frame_bytes;
+        if !(64 * 1024..=64 * 1024 * 1024).contains(&frame) {
+            return Err(ConfigError::Invalid(format!(
+                "network.max_frame_bytes {frame}: must be between 65536 and 67108864 (64 MiB)"
+            )));
+        }
         if let Some(btc) = cfg.btc.as_mut() {
             btc.rpc_cookie_file = btc.rpc_cookie_file.as_ref().map(|f| base.join(f));
             btc.network()?;
