@@ -123,8 +123,8 @@ fn regtest_chain_through_bitcoincore_rpc() {
 }
 
 mod hvm;
-mod outsiders;
 mod pop;
+mod trust;
 mod wallet;
 mod watcher;
 

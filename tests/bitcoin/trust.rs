@@ -1,0 +1,203 @@
+//! Attacks anyone can play from outside the federation, against real processes:
+//! - keystone-shaped OP_RETURNs posted to Bitcoin by a key that is not an operator's, for L2
+//!   numbers just ahead of the chain, must not pin, halt or finalize anything;
+//! - a Byzantine operator's forged, uncertified sync header must not halt a node;
+//! - a restart while the Bitcoin view lags must not turn into a state-root mismatch.
+
+use crate::pop::{finality, fund_operators, mine_until, pop_config, INTERVAL};
+use crate::support::*;
+use crate::Regtest;
+use alloy_consensus::TxEip1559;
+use alloy_primitives::{Bytes, TxKind, B256, U256};
+use bitcoin::OutPoint;
+use bitcoincore_rpc::RpcApi;
+use bss_actors::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
+use bss_actors::hvm::bytecode::deploy_initcode;
+use bss_actors::network::noise::{self, LocalIdentity, SecureWriter};
+use bss_actors::network::wire::{encode, WireMessage};
+use bss_actors::pop::tx::PopWallet;
+use bss_actors::pop::Keystone;
+use bss_consensus::{OperatorSet, OperatorSigner};
+use std::time::Duration;
+
+#[test]
+fn keystones_from_a_non_operator_key_are_ignored_and_the_chain_goes_on() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(dir.path().join("btc")).expect("dir");
+    let btc = Regtest::start(&dir.path().join("btc"), free_port());
+    let c = btc.client("u", "p");
+    // The outsider has Bitcoin of its own: a mature coinbase on a key no config lists.
+    let outsider = PopWallet::new([0x99; 32], bitcoin::Network::Regtest).expect("wallet");
+    let funded = c.generate_to_address(1, &outsider.address).expect("fund outsider");
+    fund_operators(dir.path(), &c);
+    let coinbase = c.get_block(&funded[0]).expect("block").txdata[0].clone();
+    let (coin, value) = (OutPoint::new(coinbase.compute_txid(), 0), coinbase.output[0].value.to_sat());
+
+    let fed = Federation::start(dir.path(), 4, &pop_config(btc.addr));
+    fed.wait_all_at_least(&[0, 1, 2, 3], 3, Duration::from_secs(60));
+    // Two forged keystones (the attack that halted all four operators at block 38): same shape,
+    // size and fee as real ones, for L2 numbers well ahead, with hashes the chain will never have.
+    let head = fed.nodes[0].block_number();
+    let targets = [head + 40 - head % INTERVAL, head + 45 - head % INTERVAL];
+    let first = outsider.keystone_tx(coin, value, &forged(targets[0]), 2.0).expect("forged keystone tx");
+    let change = OutPoint::new(first.compute_txid(), 1);
+    let second = outsider
+        .keystone_tx(change, first.output[1].value.to_sat(), &forged(targets[1]), 2.0)
+        .expect("second forged keystone tx");
+    c.send_raw_transaction(&first).expect("post the first");
+    c.send_raw_transaction(&second).expect("post the second");
+    // Bury them deep enough that they would be superfinal if they counted.
+    let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
+    c.generate_to_address(8, &burn).expect("mine");
+    wait_until("the forged keystones ignored", Duration::from_secs(30), || {
+        let m = fed.nodes[0].metrics();
+        (metric(&m, "bss_pop_keystones_ignored{reason=\"not_operator\"}") >= 2.0).then_some(())
+    });
+
+    // The federation commits past both numbers, and real keystones make them superfinal.
+    let past = targets[1] + 10;
+    mine_until(&c, "the chain superfinal past the forged numbers", || {
+        (0..4).all(|i| targets.iter().all(|n| finality(&fed.nodes[i], *n)["superfinal"] == true)).then_some(())
+    });
+    fed.wait_all_at_least(&[0, 1, 2, 3], past, Duration::from_secs(60));
+    fed.assert_same_chain(&[0, 1, 2, 3], past);
+    for n in targets {
+        let f = finality(&fed.nodes[1], n);
+        let block = fed.nodes[1].rpc("eth_getBlockByNumber", serde_json::json!([format!("{n:#x}"), false]));
+        assert!(f["keystone"]["l2Number"].as_u64().is_some_and(|k| k >= n), "{f}");
+        assert_ne!(f["keystone"]["btcTxid"].as_str(), Some(first.compute_txid().to_string().as_str()));
+        assert_ne!(f["keystone"]["btcTxid"].as_str(), Some(second.compute_txid().to_string().as_str()));
+        assert!(block["hash"].is_string());
+    }
+    for i in 0..4 {
+        assert_eq!(metric(&fed.nodes[i].metrics(), "bss_consensus_halted"), 0.0, "operator {i} halted");
+    }
+}
+
+/// A version-2 keystone for block `n` of this chain with a hash no block has.
+fn forged(n: u64) -> [u8; bss_actors::pop::keystone::LEN] {
+    Keystone { chain_id: CHAIN_ID as u32, l2_number: n, btc_ref_height: 1, l2_hash: B256::repeat_byte(0x66) }.encode()
+}
+
+/// A Byzantine operator (a genuine key, over a genuine Noise link) sends a sync answer whose
+/// uncertified header conflicts with a superfinal keystone. The fork guard judges synced blocks
+/// only after their certificates check out, so the node ignores it instead of halting.
+#[test]
+fn a_forged_sync_header_does_not_halt_the_node() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(dir.path().join("btc")).expect("dir");
+    let btc = Regtest::start(&dir.path().join("btc"), free_port());
+    let c = btc.client("u", "p");
+    fund_operators(dir.path(), &c);
+    let fed = Federation::start(dir.path(), 4, &pop_config(btc.addr));
+    let pinned = 2 * INTERVAL;
+    mine_until(&c, "a superfinal keystone on operator 3", || {
+        (finality(&fed.nodes[3], pinned)["superfinal"] == true).then_some(())
+    });
+    let served = fed.nodes[3].rpc("bss_getCertificate", serde_json::json!([pinned]));
+    let bytes = hex::decode(served["header"].as_str().expect("header")).expect("hex");
+    let mut header: bss_consensus::BlockHeader = bss_consensus::codec::decode(&bytes).expect("header");
+    header.state_root = B256::repeat_byte(0x13);
+
+    let text = std::fs::read_to_string(dir.path().join("node3.toml")).expect("config");
+    let listen = text.lines().skip_while(|l| *l != "[network]").find(|l| l.starts_with("listen")).expect("listen");
+    let target: std::net::SocketAddr = listen.split('"').nth(1).expect("addr").parse().expect("addr");
+    let signers: Vec<OperatorSigner> = (1..=4u8).map(|i| OperatorSigner::from_bytes([i; 32])).collect();
+    let set = OperatorSet::new(signers.iter().map(|s| s.public()).collect());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let me = LocalIdentity::generate(CHAIN_ID, 0, &signers[0]).expect("id");
+        let mut s = tokio::net::TcpStream::connect(target).await.expect("dial");
+        let link = noise::initiate(&mut s, &me, &set, 3).await.expect("operator 0's key is genuine");
+        let mut w = SecureWriter::new(&mut s, link.transport.clone());
+        let forged = WireMessage::SyncResponse { blocks: vec![], headers: vec![header.clone()], proof: None };
+        w.send(&encode(&forged).expect("encode")).await.expect("send");
+        // Hold the link a moment so the frame is read before we hang up.
+        let mut b = [0u8; 1];
+        let _ = tokio::time::timeout(Duration::from_secs(2), tokio::io::AsyncReadExt::read(&mut s, &mut b)).await;
+    });
+    let h = fed.nodes[3].block_number();
+    fed.wait_all_at_least(&[0, 1, 2, 3], h + 10, Duration::from_secs(60));
+    let m = fed.nodes[3].metrics();
+    assert_eq!(metric(&m, "bss_consensus_halted"), 0.0, "a forged, uncertified header halted the node");
+    assert_eq!(metric(&m, "bss_fork_guard_refusals_total"), 0.0);
+}
+
+/// A contract that stores keccak256(btcLastHeader()) in slot 0: its state depends on the
+/// Bitcoin view of the block that runs it.
+const VIEW_RECORDER: [u8; 20] = [
+    0x5f, 0x5f, 0x5f, 0x5f, 0x60, 0x44, 0x5a, 0xfa, 0x50, // STATICCALL(gas, 0x44, 0, 0, 0, 0)
+    0x3d, 0x5f, 0x5f, 0x3e, // RETURNDATACOPY(0, 0, RETURNDATASIZE)
+    0x3d, 0x5f, 0x20, // KECCAK256(0, RETURNDATASIZE)
+    0x5f, 0x55, 0x00, 0x00, // SSTORE(0, hash) STOP
+];
+
+/// Operator 3 restarts while its Bitcoin node is down: the certified blocks it syncs read a
+/// Bitcoin view it does not have yet. It waits for the view (counted) instead of executing
+/// against a lagging one and dying on a state-root mismatch, then catches up.
+#[test]
+fn a_restart_while_the_bitcoin_view_lags_waits_then_catches_up() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let btc_dir = dir.path().join("btc");
+    std::fs::create_dir_all(&btc_dir).expect("dir");
+    let port = free_port();
+    let btc = Regtest::start(&btc_dir, port);
+    let c = btc.client("u", "p");
+    let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
+    c.generate_to_address(5, &burn).expect("mine");
+    let section = format!(
+        "block_time = \"100ms\"\n[btc]\nrpc_url = \"http://{}\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n\
+         confirmations_lag = 1\npoll_interval = \"100ms\"\n",
+        btc.addr
+    );
+    let mut fed = Federation::start(dir.path(), 4, &section);
+    let dev = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
+    let sign = |nonce: u64, to: TxKind, input: Bytes| {
+        dev.sign_raw(TxEip1559 {
+            chain_id: CHAIN_ID,
+            nonce,
+            gas_limit: 200_000,
+            max_fee_per_gas: 20_000_000_000,
+            max_priority_fee_per_gas: 1_000_000,
+            to,
+            value: U256::ZERO,
+            input,
+            ..Default::default()
+        })
+    };
+    let hash = fed.nodes[0]
+        .rpc("eth_sendRawTransaction", serde_json::json!([sign(0, TxKind::Create, deploy_initcode(&VIEW_RECORDER))]));
+    let receipt = fed.nodes[0].wait_for_receipt(hash.as_str().expect("hash"));
+    let recorder: alloy_primitives::Address =
+        receipt["contractAddress"].as_str().expect("address").parse().expect("addr");
+
+    // Operator 3 goes down; the others record the Bitcoin view in state as Bitcoin moves.
+    fed.nodes[3].kill();
+    for nonce in 1..=6 {
+        c.generate_to_address(1, &burn).expect("mine");
+        let tip = c.get_block_count().expect("count") - 1; // confirmations_lag 1
+        wait_until("the chain's view at the new tip", Duration::from_secs(30), || {
+            (fed.nodes[0].rpc("bss_btcTip", serde_json::json!([]))["height"] == tip).then_some(())
+        });
+        let h = fed.nodes[0]
+            .rpc("eth_sendRawTransaction", serde_json::json!([sign(nonce, TxKind::Call(recorder), Bytes::new())]));
+        let r = fed.nodes[0].wait_for_receipt(h.as_str().expect("hash"));
+        assert_eq!(r["status"], "0x1");
+    }
+    let target = fed.nodes[0].block_number();
+
+    // Bitcoin goes down; operator 3 comes back with an empty view and syncs certified blocks.
+    drop(c);
+    drop(btc);
+    fed.nodes[3].spawn();
+    wait_until("operator 3 waiting for its Bitcoin view", Duration::from_secs(60), || {
+        (metric(&fed.nodes[3].metrics(), "bss_executor_btc_view_waits_total") >= 1.0).then_some(())
+    });
+    // Bitcoin comes back: operator 3's watcher catches up, and so does operator 3.
+    let _btc = Regtest::start(&btc_dir, port);
+    fed.wait_all_at_least(&[0, 1, 2, 3], target + 5, Duration::from_secs(90));
+    fed.assert_same_chain(&[0, 1, 2, 3], target);
+    let slot =
+        |i: usize| fed.nodes[i].rpc("eth_getStorageAt", serde_json::json!([recorder, "0x0", "latest"]));
+    assert_eq!(slot(3), slot(0), "operator 3 recorded another Bitcoin view");
+}
