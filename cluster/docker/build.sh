@@ -3,6 +3,8 @@
 # shared libraries it links (glibc, libm, libgcc_s) and the dynamic loader, copied from this host.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# Git keeps no file modes but the executable bit; nodes refuse key files others can read.
+chmod 600 configs/federation/operator*.key
 cargo build --release -p bss-cluster
 bin=target/release/bss
 root=target/docker-rootfs

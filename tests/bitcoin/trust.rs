@@ -197,7 +197,6 @@ fn a_restart_while_the_bitcoin_view_lags_waits_then_catches_up() {
     let _btc = Regtest::start(&btc_dir, port);
     fed.wait_all_at_least(&[0, 1, 2, 3], target + 5, Duration::from_secs(90));
     fed.assert_same_chain(&[0, 1, 2, 3], target);
-    let slot =
-        |i: usize| fed.nodes[i].rpc("eth_getStorageAt", serde_json::json!([recorder, "0x0", "latest"]));
+    let slot = |i: usize| fed.nodes[i].rpc("eth_getStorageAt", serde_json::json!([recorder, "0x0", "latest"]));
     assert_eq!(slot(3), slot(0), "operator 3 recorded another Bitcoin view");
 }
