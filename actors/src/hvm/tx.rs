@@ -26,6 +26,10 @@ pub enum TxError {
     NonceTooHigh { address: Address, tx: u64, state: u64 },
     #[error("insufficient funds for gas * price + value: address {address} have {have} want {want}")]
     InsufficientFunds { address: Address, have: U256, want: U256 },
+    #[error("insufficient funds for gas * price + value: address {address}: gas * price + value overflows 256 bits")]
+    CostOverflow { address: Address },
+    #[error("txpool is full: sender {address} already has {queued} transactions waiting for a nonce gap to close")]
+    TooManyQueued { address: Address, queued: usize },
     #[error("intrinsic gas too low: have {have}, want {want}")]
     IntrinsicGas { have: u64, want: u64 },
     #[error("exceeds block gas limit")]
@@ -120,9 +124,10 @@ impl SignedTx {
         self.effective_tip(base_fee).map_or(self.max_fee_per_gas(), |tip| tip + base_fee as u128)
     }
 
-    /// The most this tx can cost its sender: gas limit × fee cap + value.
-    pub fn max_cost(&self) -> U256 {
-        U256::from(self.gas_limit()) * U256::from(self.max_fee_per_gas()) + self.value()
+    /// The most this tx can cost its sender: gas limit × fee cap + value, or None when that
+    /// overflows 256 bits (such a tx can never be paid for).
+    pub fn max_cost(&self) -> Option<U256> {
+        U256::from(self.gas_limit()).checked_mul(U256::from(self.max_fee_per_gas()))?.checked_add(self.value())
     }
 
     pub fn intrinsic_gas(&self) -> u64 {

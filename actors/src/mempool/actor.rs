@@ -18,6 +18,7 @@ impl MempoolActor {
     fn report(&self) {
         let (pending, queued) = self.pool.counts();
         metrics::gauge!("bss_mempool_size").set(self.pool.len() as f64);
+        metrics::gauge!("bss_mempool_bytes").set(self.pool.bytes() as f64);
         metrics::gauge!("bss_mempool_pending").set(pending as f64);
         metrics::gauge!("bss_mempool_queued").set(queued as f64);
     }
@@ -29,6 +30,14 @@ impl Actor for MempoolActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Gauges are refreshed on a timer, not per message, to keep inserts cheap.
         ctx.run_interval(std::time::Duration::from_millis(500), |a, _| a.report());
+        // Txs stuck behind a nonce gap past `queued_ttl` leave (a sweep, not a cost per insert).
+        ctx.run_interval(std::time::Duration::from_secs(5), |a, _| {
+            let expired = a.pool.expire_queued(std::time::Instant::now());
+            if !expired.is_empty() {
+                debug!(target: "mempool", count = expired.len(), "queued transactions expired");
+                metrics::counter!("bss_mempool_expired_total").increment(expired.len() as u64);
+            }
+        });
     }
 }
 
@@ -38,9 +47,9 @@ impl MempoolActor {
         match self.pool.insert(tx, state) {
             Ok(outcome) => {
                 metrics::counter!("bss_mempool_accepted_total").increment(1);
-                if let Inserted::Evicted(victim) = outcome {
-                    debug!(target: "mempool", %victim, "evicted to make room");
-                    metrics::counter!("bss_mempool_evicted_total").increment(1);
+                if let Inserted::Evicted(victims) = outcome {
+                    debug!(target: "mempool", count = victims.len(), first = ?victims.first(), "evicted to make room");
+                    metrics::counter!("bss_mempool_evicted_total").increment(victims.len() as u64);
                 }
                 trace!(target: "mempool", %hash, "accepted");
                 Ok(hash)

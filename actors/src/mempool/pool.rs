@@ -1,30 +1,53 @@
 //! Mempool rules, without an actor: per-sender nonce queues, replacement by higher fee, future
-//! nonces held until their gap closes, size limits with eviction of the cheapest tail tx.
+//! nonces held until their gap closes, and limits that make filling the pool cost money:
+//!
+//! * a tx's cost (gas × fee cap + value) is computed with checked arithmetic, and the cumulative
+//!   cost of all of a sender's pooled txs must fit its committed balance;
+//! * the pool is bounded by count and by bytes, each sender by count, and each sender's *queued*
+//!   txs (those waiting for a nonce gap to close) by a smaller count and a time to live;
+//! * when full, the cheapest tail tx of another sender is evicted, found in O(log n) through an
+//!   ordered index of every sender's tail, never by scanning senders.
 
 use crate::hvm::{SignedTx, TxError};
 use alloy_primitives::{Address, B256, U256};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Mempool limits. Defaults suit a devnet and a throughput run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Most transactions held in total.
+    /// Most transactions held in total. Default 200,000.
     pub max_txs: usize,
-    /// Most transactions held for one sender.
+    /// Most bytes of raw transactions held in total. Default 256 MiB.
+    pub max_bytes: usize,
+    /// Most transactions held for one sender. Default 4,096.
     pub max_per_sender: usize,
-    /// How far past the sender's next nonce a transaction may be held.
+    /// Most transactions one sender may have waiting for a nonce gap to close. Default 64.
+    pub max_queued_per_sender: usize,
+    /// How long a transaction may wait for its nonce gap to close. Default 10 minutes.
+    #[serde(with = "humantime_serde")]
+    pub queued_ttl: Duration,
+    /// How far past the sender's next nonce a transaction may be held. Default 4,096.
     pub max_nonce_gap: u64,
-    /// Fee increase, in percent, a replacement must pay on both fee cap and tip.
+    /// Fee increase, in percent, a replacement must pay on both fee cap and tip. Default 10.
     pub price_bump_percent: u128,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        Self { max_txs: 200_000, max_per_sender: 4_096, max_nonce_gap: 4_096, price_bump_percent: 10 }
+        Self {
+            max_txs: 200_000,
+            max_bytes: 256 * 1024 * 1024,
+            max_per_sender: 4_096,
+            max_queued_per_sender: 64,
+            queued_ttl: Duration::from_secs(600),
+            max_nonce_gap: 4_096,
+            price_bump_percent: 10,
+        }
     }
 }
 
@@ -40,15 +63,67 @@ pub enum Inserted {
     New,
     /// Replaced a tx with the same sender and nonce (its hash).
     Replaced(B256),
-    /// Added, and the cheapest tail tx of another sender was evicted to make room (its hash).
-    Evicted(B256),
+    /// Added, and the cheapest tail tx of another sender was evicted to make room (their hashes).
+    Evicted(Vec<B256>),
+}
+
+struct Pooled {
+    tx: Arc<SignedTx>,
+    cost: U256,
+    added: Instant,
 }
 
 #[derive(Default)]
 struct SenderQueue {
     /// The committed nonce: the first nonce that can be included next.
     next_nonce: u64,
-    txs: BTreeMap<u64, Arc<SignedTx>>,
+    /// The first nonce at or after `next_nonce` that is not pooled: `next_nonce..run_end` are
+    /// executable, everything above waits for a gap to close.
+    run_end: u64,
+    txs: BTreeMap<u64, Pooled>,
+    /// Sum of the costs of `txs` (never above the balance seen at admission).
+    cost: U256,
+    /// This sender's entry in `Pool::tails`.
+    tail: Option<(u128, B256)>,
+}
+
+impl SenderQueue {
+    fn pending(&self) -> usize {
+        (self.run_end - self.next_nonce) as usize
+    }
+
+    /// How many txs sit behind a nonce gap.
+    fn queued(&self) -> usize {
+        self.txs.len() - self.pending()
+    }
+
+    fn extend_run(&mut self) {
+        self.run_end = self.run_end.max(self.next_nonce);
+        while self.txs.contains_key(&self.run_end) {
+            self.run_end += 1;
+        }
+    }
+
+    /// The committed nonce moved to `next`: returns the txs below it, which can never be included.
+    fn advance(&mut self, next: u64) -> Vec<Pooled> {
+        self.next_nonce = self.next_nonce.max(next);
+        let stale: Vec<u64> = self.txs.range(..self.next_nonce).map(|(n, _)| *n).collect();
+        let out: Vec<Pooled> = stale.into_iter().filter_map(|n| self.txs.remove(&n)).collect();
+        for p in &out {
+            self.cost -= p.cost;
+        }
+        self.extend_run();
+        out
+    }
+
+    fn take(&mut self, nonce: u64) -> Option<Pooled> {
+        let p = self.txs.remove(&nonce)?;
+        self.cost -= p.cost;
+        if (self.next_nonce..self.run_end).contains(&nonce) {
+            self.run_end = nonce;
+        }
+        Some(p)
+    }
 }
 
 #[derive(Default)]
@@ -56,6 +131,9 @@ pub struct Pool {
     cfg: PoolConfig,
     senders: HashMap<Address, SenderQueue>,
     by_hash: HashMap<B256, Arc<SignedTx>>,
+    bytes: usize,
+    /// Every sender's highest-nonce tx, cheapest tip first: the eviction candidates.
+    tails: BTreeSet<(u128, B256, Address)>,
 }
 
 fn bumped(old: u128, percent: u128) -> u128 {
@@ -64,7 +142,7 @@ fn bumped(old: u128, percent: u128) -> u128 {
 
 impl Pool {
     pub fn new(cfg: PoolConfig) -> Self {
-        Self { cfg, senders: HashMap::new(), by_hash: HashMap::new() }
+        Self { cfg, ..Default::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -75,104 +153,158 @@ impl Pool {
         self.by_hash.is_empty()
     }
 
+    /// Raw bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub fn get(&self, hash: &B256) -> Option<Arc<SignedTx>> {
         self.by_hash.get(hash).cloned()
     }
 
     /// The next nonce the sender would use counting pooled txs (eth_getTransactionCount "pending").
     pub fn pending_nonce(&self, sender: &Address) -> Option<u64> {
-        let q = self.senders.get(sender)?;
-        let mut n = q.next_nonce;
-        while q.txs.contains_key(&n) {
-            n += 1;
-        }
-        Some(n)
+        self.senders.get(sender).map(|q| q.run_end.max(q.next_nonce))
     }
 
-    /// (executable, waiting for a nonce gap to close) counts.
+    /// (executable, waiting for a nonce gap to close) counts; O(senders), for gauges.
     pub fn counts(&self) -> (usize, usize) {
-        let mut pending = 0;
-        for q in self.senders.values() {
-            let mut n = q.next_nonce;
-            while q.txs.contains_key(&n) {
-                pending += 1;
-                n += 1;
-            }
+        let queued: usize = self.senders.values().map(SenderQueue::queued).sum();
+        debug_assert!(queued <= self.len());
+        (self.len() - queued, queued)
+    }
+
+    /// Re-indexes `sender`'s tail after its queue changed.
+    fn retail(&mut self, sender: &Address) {
+        let Some(q) = self.senders.get_mut(sender) else { return };
+        let new = q.txs.values().next_back().map(|p| (p.tx.max_priority_fee_per_gas(), p.tx.hash));
+        if new == q.tail {
+            return;
         }
-        (pending, self.len() - pending)
+        if let Some((tip, hash)) = q.tail.take() {
+            self.tails.remove(&(tip, hash, *sender));
+        }
+        if let Some((tip, hash)) = new {
+            self.tails.insert((tip, hash, *sender));
+        }
+        q.tail = new;
+        if q.txs.is_empty() {
+            self.senders.remove(sender);
+        }
     }
 
     /// Admits a transaction whose stateless checks already passed.
     pub fn insert(&mut self, tx: Arc<SignedTx>, state: SenderState) -> Result<Inserted, TxError> {
+        self.insert_at(tx, state, Instant::now())
+    }
+
+    pub fn insert_at(&mut self, tx: Arc<SignedTx>, state: SenderState, now: Instant) -> Result<Inserted, TxError> {
         if self.by_hash.contains_key(&tx.hash) {
             return Err(TxError::AlreadyKnown);
         }
+        let sender = tx.sender;
         let nonce = tx.nonce();
-        let next = self.senders.get(&tx.sender).map_or(state.nonce, |q| q.next_nonce.max(state.nonce));
+        let queue = self.senders.get(&sender);
+        let next = queue.map_or(state.nonce, |q| q.next_nonce.max(state.nonce));
         if nonce < next {
-            return Err(TxError::NonceTooLow { address: tx.sender, tx: nonce, state: next });
+            return Err(TxError::NonceTooLow { address: sender, tx: nonce, state: next });
         }
-        if nonce > next + self.cfg.max_nonce_gap {
-            return Err(TxError::NonceTooHigh { address: tx.sender, tx: nonce, state: next });
+        if nonce > next.saturating_add(self.cfg.max_nonce_gap) {
+            return Err(TxError::NonceTooHigh { address: sender, tx: nonce, state: next });
         }
-        let cost = tx.max_cost();
-        if cost > state.balance {
-            return Err(TxError::InsufficientFunds { address: tx.sender, have: state.balance, want: cost });
+        let cost = tx.max_cost().ok_or(TxError::CostOverflow { address: sender })?;
+        let existing = queue.and_then(|q| q.txs.get(&nonce));
+        // Everything this sender has pooled, with this tx in place of the one it replaces.
+        let others = queue.map_or(U256::ZERO, |q| q.cost) - existing.map_or(U256::ZERO, |p| p.cost);
+        let total = others.checked_add(cost).ok_or(TxError::CostOverflow { address: sender })?;
+        if total > state.balance {
+            return Err(TxError::InsufficientFunds { address: sender, have: state.balance, want: total });
         }
-        let existing = self.senders.get(&tx.sender).and_then(|q| q.txs.get(&nonce)).cloned();
-        if let Some(old) = &existing {
+        if let Some(old) = existing {
             let bump = self.cfg.price_bump_percent;
-            if tx.max_fee_per_gas() < bumped(old.max_fee_per_gas(), bump)
-                || tx.max_priority_fee_per_gas() < bumped(old.max_priority_fee_per_gas(), bump)
+            if tx.max_fee_per_gas() < bumped(old.tx.max_fee_per_gas(), bump)
+                || tx.max_priority_fee_per_gas() < bumped(old.tx.max_priority_fee_per_gas(), bump)
             {
                 return Err(TxError::ReplacementUnderpriced);
             }
-        } else if self.senders.get(&tx.sender).is_some_and(|q| q.txs.len() >= self.cfg.max_per_sender) {
-            return Err(TxError::PoolFull);
+        } else {
+            if queue.is_some_and(|q| q.txs.len() >= self.cfg.max_per_sender) {
+                return Err(TxError::PoolFull);
+            }
+            // A tx beyond the executable run waits behind a gap; how many may wait is capped.
+            let run_end = queue.map_or(next, |q| q.run_end.max(next));
+            let queued = queue.map_or(0, |q| q.queued());
+            if nonce > run_end && queued >= self.cfg.max_queued_per_sender {
+                return Err(TxError::TooManyQueued { address: sender, queued });
+            }
         }
-        let mut evicted = None;
-        if existing.is_none() && self.len() >= self.cfg.max_txs {
+        let replaced = existing.map(|p| (p.tx.hash, p.tx.raw.len()));
+        let freed = replaced.map_or(0, |(_, len)| len);
+        let mut evicted = Vec::new();
+        while replaced.is_none() && self.len() + 1 > self.cfg.max_txs
+            || self.bytes - freed + tx.raw.len() > self.cfg.max_bytes
+        {
             let victim = self
-                .cheapest_tail()
-                .filter(|v| v.sender != tx.sender && v.max_priority_fee_per_gas() < tx.max_priority_fee_per_gas());
+                .tails
+                .iter()
+                .find(|(_, _, s)| *s != sender)
+                .filter(|(tip, _, _)| *tip < tx.max_priority_fee_per_gas())
+                .map(|(_, h, _)| *h);
             match victim {
-                Some(v) => {
-                    self.remove(&v.hash);
-                    evicted = Some(v.hash);
+                Some(h) => {
+                    self.remove(&h);
+                    evicted.push(h);
                 }
                 None => return Err(TxError::PoolFull),
             }
         }
-        let queue = self.senders.entry(tx.sender).or_default();
-        queue.next_nonce = next;
-        if let Some(old) = queue.txs.insert(nonce, tx.clone()) {
-            self.by_hash.remove(&old.hash);
+        let queue = self.senders.entry(sender).or_default();
+        let mut gone = queue.advance(next);
+        gone.extend(queue.take(nonce));
+        queue.txs.insert(nonce, Pooled { tx: tx.clone(), cost, added: now });
+        queue.cost += cost;
+        queue.extend_run();
+        for old in gone {
+            self.by_hash.remove(&old.tx.hash);
+            self.bytes -= old.tx.raw.len();
         }
+        self.bytes += tx.raw.len();
         self.by_hash.insert(tx.hash, tx);
-        Ok(match (existing, evicted) {
-            (Some(old), _) => Inserted::Replaced(old.hash),
-            (None, Some(h)) => Inserted::Evicted(h),
-            (None, None) => Inserted::New,
+        self.retail(&sender);
+        Ok(match (replaced, evicted.is_empty()) {
+            (Some((old, _)), _) => Inserted::Replaced(old),
+            (None, false) => Inserted::Evicted(evicted),
+            (None, true) => Inserted::New,
         })
-    }
-
-    fn cheapest_tail(&self) -> Option<Arc<SignedTx>> {
-        self.senders
-            .values()
-            .filter_map(|q| q.txs.values().next_back())
-            .min_by_key(|t| t.max_priority_fee_per_gas())
-            .cloned()
     }
 
     pub fn remove(&mut self, hash: &B256) -> Option<Arc<SignedTx>> {
         let tx = self.by_hash.remove(hash)?;
+        self.bytes -= tx.raw.len();
         if let Some(q) = self.senders.get_mut(&tx.sender) {
-            q.txs.remove(&tx.nonce());
-            if q.txs.is_empty() {
-                self.senders.remove(&tx.sender);
-            }
+            q.take(tx.nonce());
         }
+        self.retail(&tx.sender);
         Some(tx)
+    }
+
+    /// Drops txs that waited behind a nonce gap longer than `queued_ttl`; returns their hashes.
+    /// Runs on a timer (O(pooled txs)), not per insert.
+    pub fn expire_queued(&mut self, now: Instant) -> Vec<B256> {
+        let ttl = self.cfg.queued_ttl;
+        let mut expired = Vec::new();
+        for q in self.senders.values() {
+            expired.extend(
+                q.txs
+                    .range(q.run_end.max(q.next_nonce)..)
+                    .filter(|(_, p)| now.saturating_duration_since(p.added) > ttl)
+                    .map(|(_, p)| p.tx.hash),
+            );
+        }
+        for h in &expired {
+            self.remove(h);
+        }
+        expired
     }
 
     /// Executable transactions, best tip first, each sender's in nonce order, at most `max_gas`
@@ -180,9 +312,9 @@ impl Pool {
     pub fn select(&self, base_fee: u64, max_gas: u64, max_count: usize) -> Vec<Arc<SignedTx>> {
         let mut heap = BinaryHeap::new();
         for (sender, q) in &self.senders {
-            if let Some(tx) = q.txs.get(&q.next_nonce) {
-                if let Some(tip) = tx.effective_tip(base_fee) {
-                    heap.push((tip, Reverse(tx.hash), *sender, q.next_nonce));
+            if let Some(p) = q.txs.get(&q.next_nonce) {
+                if let Some(tip) = p.tx.effective_tip(base_fee) {
+                    heap.push((tip, Reverse(p.tx.hash), *sender, q.next_nonce));
                 }
             }
         }
@@ -195,17 +327,18 @@ impl Pool {
             let Some(q) = self.senders.get(&sender) else {
                 continue;
             };
-            let Some(tx) = q.txs.get(&nonce) else {
+            let Some(p) = q.txs.get(&nonce) else {
                 continue;
             };
-            if gas + tx.gas_limit() > max_gas {
+            let tx = &p.tx;
+            if gas.saturating_add(tx.gas_limit()) > max_gas {
                 continue;
             }
             gas += tx.gas_limit();
             out.push(tx.clone());
             if let Some(next) = q.txs.get(&(nonce + 1)) {
-                if let Some(tip) = next.effective_tip(base_fee) {
-                    heap.push((tip, Reverse(next.hash), sender, nonce + 1));
+                if let Some(tip) = next.tx.effective_tip(base_fee) {
+                    heap.push((tip, Reverse(next.tx.hash), sender, nonce + 1));
                 }
             }
         }
@@ -220,17 +353,12 @@ impl Pool {
             let Some(q) = self.senders.get_mut(sender) else {
                 continue;
             };
-            q.next_nonce = q.next_nonce.max(*next_nonce);
-            let stale: Vec<u64> = q.txs.range(..q.next_nonce).map(|(n, _)| *n).collect();
-            for n in stale {
-                if let Some(tx) = q.txs.remove(&n) {
-                    self.by_hash.remove(&tx.hash);
-                    dropped += 1;
-                }
+            for p in q.advance(*next_nonce) {
+                self.by_hash.remove(&p.tx.hash);
+                self.bytes -= p.tx.raw.len();
+                dropped += 1;
             }
-            if q.txs.is_empty() {
-                self.senders.remove(sender);
-            }
+            self.retail(sender);
         }
         dropped
     }
@@ -244,16 +372,143 @@ mod tests {
     use alloy_primitives::TxKind;
 
     fn tx(key: &DevKey, nonce: u64, tip: u128) -> Arc<SignedTx> {
+        tx_with(key, nonce, tip, U256::ZERO, 0)
+    }
+
+    fn tx_with(key: &DevKey, nonce: u64, tip: u128, value: U256, data: usize) -> Arc<SignedTx> {
         let raw = key.sign_raw(TxEip1559 {
             chain_id: 1,
             nonce,
-            gas_limit: 21_000,
+            gas_limit: 21_000 + 16 * data as u64,
             max_fee_per_gas: 10_000 + tip,
             max_priority_fee_per_gas: tip,
             to: TxKind::Call(Address::repeat_byte(1)),
+            value,
+            input: vec![1u8; data].into(),
             ..Default::default()
         });
         Arc::new(SignedTx::decode(&raw).expect("decode"))
+    }
+
+    /// Checks every index against the pooled txs themselves.
+    fn assert_consistent(p: &Pool) {
+        let bytes: usize = p.by_hash.values().map(|t| t.raw.len()).sum();
+        assert_eq!(p.bytes, bytes, "byte count");
+        assert!(p.len() <= p.cfg.max_txs && p.bytes <= p.cfg.max_bytes, "limits");
+        assert_eq!(p.tails.len(), p.senders.len(), "one tail per sender");
+        let mut n = 0;
+        for (sender, q) in &p.senders {
+            assert!(!q.txs.is_empty());
+            n += q.txs.len();
+            let cost = q.txs.values().fold(U256::ZERO, |a, t| a + t.cost);
+            assert_eq!(q.cost, cost, "cost sum of {sender}");
+            let last = q.txs.values().next_back().expect("tail");
+            assert!(p.tails.contains(&(last.tx.max_priority_fee_per_gas(), last.tx.hash, *sender)));
+            let mut run = q.next_nonce;
+            while q.txs.contains_key(&run) {
+                run += 1;
+            }
+            assert_eq!(q.run_end.max(q.next_nonce), run, "run end of {sender}");
+            assert!(q.queued() <= p.cfg.max_queued_per_sender, "queued cap");
+        }
+        assert_eq!(n, p.len());
+    }
+
+    #[test]
+    fn a_wrapping_cost_is_insufficient_funds_not_free() {
+        let k = DevKey::from_seed(7);
+        let mut p = Pool::new(PoolConfig::default());
+        let broke = SenderState { nonce: 0, balance: U256::ZERO };
+        let err = p.insert(tx_with(&k, 0, 1, U256::MAX, 0), broke).expect_err("a wrapping cost was accepted");
+        assert_eq!(err, TxError::CostOverflow { address: k.address });
+        assert!(err.to_string().starts_with("insufficient funds for gas * price + value"), "{err}");
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_second_tx_that_overdraws_is_refused() {
+        let k = DevKey::from_seed(8);
+        let mut p = Pool::new(PoolConfig::default());
+        // Enough for one transfer of 1 ETH with gas, not for two.
+        let one = U256::from(10u128.pow(18));
+        let state = SenderState { nonce: 0, balance: one + U256::from(21_000u64 * 20_000) };
+        p.insert(tx_with(&k, 0, 1, one, 0), state).expect("first fits");
+        let err = p.insert(tx_with(&k, 1, 1, one, 0), state).expect_err("the second overdraws");
+        assert!(matches!(err, TxError::InsufficientFunds { .. }), "{err}");
+        // Replacing the first with a cheaper value is judged without the replaced one.
+        p.insert(tx_with(&k, 0, 2_000, U256::from(1), 0), state).expect("replacement fits");
+        assert_consistent(&p);
+    }
+
+    #[test]
+    fn queued_txs_are_capped_per_sender_and_expire() {
+        let k = DevKey::from_seed(9);
+        let cfg = PoolConfig { max_queued_per_sender: 3, queued_ttl: Duration::from_secs(60), ..Default::default() };
+        let mut p = Pool::new(cfg);
+        let t0 = Instant::now();
+        for n in 10..13 {
+            p.insert_at(tx(&k, n, 1), rich(), t0).expect("queued");
+        }
+        let err = p.insert_at(tx(&k, 13, 1), rich(), t0).expect_err("a fourth queued tx");
+        assert!(matches!(err, TxError::TooManyQueued { queued: 3, .. }), "{err}");
+        // Executable txs are not capped by it.
+        for n in 0..5 {
+            p.insert_at(tx(&k, n, 1), rich(), t0).expect("pending");
+        }
+        assert_eq!(p.counts(), (5, 3));
+        assert!(p.expire_queued(t0 + Duration::from_secs(30)).is_empty());
+        assert_eq!(p.expire_queued(t0 + Duration::from_secs(61)).len(), 3);
+        assert_eq!(p.counts(), (5, 0));
+        assert_consistent(&p);
+    }
+
+    #[test]
+    fn the_byte_limit_evicts_the_cheapest_or_refuses() {
+        let cfg = PoolConfig { max_bytes: 3_000, ..Default::default() };
+        let mut p = Pool::new(cfg);
+        p.insert(tx_with(&DevKey::from_seed(1), 0, 5, U256::ZERO, 1_000), rich()).expect("insert");
+        p.insert(tx_with(&DevKey::from_seed(2), 0, 6, U256::ZERO, 1_000), rich()).expect("insert");
+        let cheap = tx_with(&DevKey::from_seed(3), 0, 1, U256::ZERO, 1_000);
+        assert_eq!(p.insert(cheap, rich()), Err(TxError::PoolFull));
+        let rich_tip = tx_with(&DevKey::from_seed(4), 0, 9, U256::ZERO, 1_000);
+        assert!(matches!(p.insert(rich_tip, rich()), Ok(Inserted::Evicted(v)) if v.len() == 1));
+        assert!(p.bytes() <= 3_000);
+        assert_consistent(&p);
+    }
+
+    fn cases() -> u32 {
+        std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases()))]
+
+        /// Random inserts, removals, commits and expiries keep every index and limit right.
+        #[test]
+        fn pool_rules_hold_under_any_sequence(
+            ops in proptest::collection::vec((0u8..4, 0u8..6, 0u64..12, 0u128..20, 0usize..300), 1..80),
+        ) {
+            let keys: Vec<DevKey> = (1..=6).map(DevKey::from_seed).collect();
+            let cfg = PoolConfig { max_txs: 20, max_bytes: 4_000, max_per_sender: 8, max_queued_per_sender: 3, ..Default::default() };
+            let mut p = Pool::new(cfg);
+            let t0 = Instant::now();
+            for (i, (op, who, nonce, tip, data)) in ops.into_iter().enumerate() {
+                let k = &keys[who as usize];
+                let now = t0 + Duration::from_secs(i as u64 * 20);
+                match op {
+                    0 | 1 => {
+                        let _ = p.insert_at(tx_with(k, nonce, tip, U256::from(tip), data), rich(), now);
+                    }
+                    2 => {
+                        p.on_committed(&[(k.address, nonce)]);
+                    }
+                    _ => {
+                        p.expire_queued(now);
+                    }
+                }
+                assert_consistent(&p);
+            }
+        }
     }
 
     fn rich() -> SenderState {
