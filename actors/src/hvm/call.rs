@@ -1,4 +1,8 @@
 //! eth_call and eth_estimateGas: execute a message on a state without committing anything.
+//!
+//! Bounded work: the gas of a call is capped ([`CallLimits::gas_cap`], geth's 50M by default) and
+//! a wall-clock deadline halts the interpreter (an inspector looks at the clock every 4,096
+//! instructions), so one request cannot run past its budget whatever gas it asks for.
 
 use super::btc_precompiles::{BtcAt, HvmPrecompiles};
 use super::chain::ChainSpec;
@@ -9,7 +13,9 @@ use alloy_primitives::{Address, Bytes, TxKind, U256};
 use bss_consensus::BlockHeader;
 use revm::context::result::{EVMError, ExecutionResult};
 use revm::context::TxEnv;
-use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
+use revm::interpreter::{InstructionResult, Interpreter};
+use revm::{Context, InspectEvm, Inspector, MainBuilder, MainContext};
+use std::time::{Duration, Instant};
 
 /// A call request (the fields of eth_call's transaction object).
 #[derive(Debug, Clone, Default)]
@@ -30,6 +36,41 @@ pub enum CallError {
     /// The call could not run at all (geth's -32000 errors: funds, gas, nonce).
     #[error("{0}")]
     Invalid(String),
+    /// The deadline passed (geth: "execution aborted (timeout = 5s)").
+    #[error("execution aborted (timeout = {0:?})")]
+    Timeout(Duration),
+}
+
+/// What one eth_call or eth_estimateGas may spend.
+#[derive(Clone, Copy, Debug)]
+pub struct CallLimits {
+    /// Most gas one execution gets, whatever the request asks for.
+    pub gas_cap: u64,
+    /// When the request gives up (every execution of an estimate shares it).
+    pub deadline: Instant,
+}
+
+impl CallLimits {
+    pub fn new(gas_cap: u64, timeout: Duration) -> Self {
+        Self { gas_cap, deadline: Instant::now() + timeout }
+    }
+}
+
+/// Halts the interpreter once the deadline has passed.
+struct Deadline {
+    at: Instant,
+    steps: u32,
+    timed_out: bool,
+}
+
+impl<CTX> Inspector<CTX> for Deadline {
+    fn step(&mut self, interp: &mut Interpreter, _: &mut CTX) {
+        self.steps = self.steps.wrapping_add(1);
+        if self.timed_out || self.steps.is_multiple_of(4_096) && Instant::now() >= self.at {
+            self.timed_out = true;
+            interp.halt(InstructionResult::OutOfGas);
+        }
+    }
 }
 
 /// What a call did.
@@ -55,7 +96,12 @@ pub fn call<S: StateSource>(
     head: &BlockHeader,
     req: &CallRequest,
     btc: Option<&BtcAt>,
+    limits: CallLimits,
 ) -> Result<CallOutcome, CallError> {
+    let started = Instant::now();
+    if started >= limits.deadline {
+        return Err(CallError::Timeout(Duration::ZERO));
+    }
     let caller = req.from.unwrap_or_default();
     let nonce = match req.nonce {
         Some(n) => n,
@@ -65,7 +111,7 @@ pub fn call<S: StateSource>(
     let tx = TxEnv {
         tx_type: 0,
         caller,
-        gas_limit: req.gas.unwrap_or(head.gas_limit).min(head.gas_limit),
+        gas_limit: req.gas.unwrap_or(limits.gas_cap).min(limits.gas_cap),
         gas_price,
         kind: req.to.map_or(TxKind::Create, TxKind::Call),
         value: req.value.unwrap_or_default(),
@@ -84,10 +130,14 @@ pub fn call<S: StateSource>(
         .with_db(WriteSet::new(state))
         .with_block(block)
         .with_cfg(cfg)
-        .build_mainnet()
+        .build_mainnet_with_inspector(Deadline { at: limits.deadline, steps: 0, timed_out: false })
         .with_precompiles(HvmPrecompiles::new(SPEC, btc.cloned()));
-    let result = match evm.transact(tx) {
-        Ok(r) => r.result,
+    let outcome = evm.inspect_one_tx(tx);
+    if evm.inspector.timed_out {
+        return Err(CallError::Timeout(started.elapsed()));
+    }
+    let result = match outcome {
+        Ok(r) => r,
         Err(EVMError::Database(e)) => return Err(e.into()),
         Err(EVMError::Transaction(e)) => return Err(CallError::Invalid(e.to_string())),
         Err(e) => return Err(CallError::Invalid(e.to_string())),
@@ -107,23 +157,25 @@ pub fn estimate_gas<S: StateSource>(
     head: &BlockHeader,
     req: &CallRequest,
     btc: Option<&BtcAt>,
+    limits: CallLimits,
 ) -> Result<u64, CallError> {
-    let cap = req.gas.unwrap_or(head.gas_limit).min(head.gas_limit);
+    let cap = req.gas.unwrap_or(limits.gas_cap).min(limits.gas_cap);
     let mut probe = req.clone();
     probe.gas = Some(cap);
-    match call(spec, state, head, &probe, btc)? {
+    let call = |p: &CallRequest| call(spec, state, head, p, btc, limits);
+    match call(&probe)? {
         CallOutcome::Success { gas_used, .. } => {
             let mut lo = gas_used.saturating_sub(1).max(20_999);
             let mut hi = cap;
             // Refunds and the 63/64 rule mean gas_used may not be enough; search upward from it.
             probe.gas = Some(gas_used);
-            if matches!(call(spec, state, head, &probe, btc)?, CallOutcome::Success { .. }) {
+            if matches!(call(&probe)?, CallOutcome::Success { .. }) {
                 return Ok(gas_used);
             }
             while lo + 1 < hi {
                 let mid = lo + (hi - lo) / 2;
                 probe.gas = Some(mid);
-                if matches!(call(spec, state, head, &probe, btc)?, CallOutcome::Success { .. }) {
+                if matches!(call(&probe)?, CallOutcome::Success { .. }) {
                     hi = mid;
                 } else {
                     lo = mid;

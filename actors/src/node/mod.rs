@@ -333,6 +333,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         faults: rpc_cfg.fault_injection.then_some(faults),
         btc: btc.clone(),
         pop_confirmations,
+        heavy: Arc::new(tokio::sync::Semaphore::new(rpc_cfg.max_concurrent_calls.max(1))),
     });
     let (bound, mut announced) = tokio::sync::watch::channel(None);
     let rpc = Supervisor::start(move |_| RpcActor::new(factory, bound));

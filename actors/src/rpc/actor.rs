@@ -48,14 +48,16 @@ async fn serve(ctx: RpcContext) -> std::io::Result<(ServerHandle, SocketAddr)> {
         .max_request_body_size(cfg.max_request_bytes)
         .max_response_body_size(64 * 1024 * 1024)
         .max_connections(cfg.max_connections)
-        .set_batch_request_config(BatchRequestConfig::Limit(1_000))
+        .max_subscriptions_per_connection(cfg.max_subscriptions_per_connection)
+        .set_batch_request_config(BatchRequestConfig::Limit(cfg.max_batch_requests))
         .build();
     // A restarted actor may race the old listener's close: retry briefly on AddrInUse.
     let mut attempt = 0;
     let server = loop {
-        let builder = Server::builder()
-            .set_config(server_cfg.clone())
-            .set_http_middleware(tower::ServiceBuilder::new().layer(HttpRoutesLayer { metrics: metrics.clone() }));
+        let builder = Server::builder().set_config(server_cfg.clone()).set_http_middleware(
+            tower::ServiceBuilder::new()
+                .layer(HttpRoutesLayer { metrics: metrics.clone(), cfg: Arc::new(cfg.clone()) }),
+        );
         match builder.build(cfg.addr).await {
             Ok(s) => break s,
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < 20 => {

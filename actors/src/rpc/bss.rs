@@ -2,7 +2,7 @@
 
 use super::context::RpcContext;
 use super::messages::InjectFault;
-use super::params::{internal, server_error};
+use super::params::{internal, invalid_params, server_error, BlockId, BssBlock};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::RpcModule;
 use serde_json::{json, Value};
@@ -69,11 +69,19 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         .map_err(err)?;
     module
         .register_method("bss_btcHeader", |p, c, _| {
-            let height: u64 = p.one()?;
+            let id: BssBlock = p.one()?;
             let Some(link) = &c.btc else {
                 return Err(server_error("this node has no Bitcoin view ([btc] is not configured)"));
             };
             let v = link.view.current();
+            let height = match id.0 {
+                BlockId::Number(n) => n,
+                BlockId::Latest => v.best_height().unwrap_or(0),
+                BlockId::Earliest => v.start_height(),
+                other => {
+                    return Err(invalid_params(format!("{other:?}: a Bitcoin height, \"latest\" or \"earliest\"")))
+                }
+            };
             let (Some(h), Some(hash)) = (v.header_at(height), v.hash_at(height)) else {
                 return Ok(Value::Null);
             };
@@ -92,8 +100,12 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         .map_err(err)?;
     module
         .register_method("bss_getFinality", |p, c, _| {
-            let number: u64 = p.one()?;
+            let id: BssBlock = p.one()?;
             let head = c.head()?;
+            let number = match id.0 {
+                BlockId::Number(n) => n,
+                other => c.resolve(other)?.ok_or_else(|| invalid_params("unknown block"))?,
+            };
             let Some(f) = c.finality() else {
                 return Err(server_error("proof-of-proof is not configured on this node ([pop])"));
             };
@@ -120,7 +132,8 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         .map_err(err)?;
     module
         .register_method("bss_getCertificate", |p, c, _| {
-            let number: u64 = p.one()?;
+            let id: BssBlock = p.one()?;
+            let Some(number) = c.resolve(id.0)? else { return Ok(Value::Null) };
             let Some(header) = c.reader.header(number).map_err(internal)? else { return Ok(Value::Null) };
             let cert = c.reader.certificate(number).map_err(internal)?;
             Ok::<Value, ErrorObjectOwned>(json!({

@@ -35,6 +35,8 @@ pub struct RpcContext {
     pub btc: Option<crate::btc::BtcLink>,
     /// `pop.superfinality_confirmations` when Proof-of-Proof is configured.
     pub pop_confirmations: Option<u64>,
+    /// Slots for eth_call, eth_estimateGas and eth_getLogs (`rpc.max_concurrent_calls`).
+    pub heavy: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// A committed block read back from storage.
@@ -62,6 +64,31 @@ impl StoredBlock {
 }
 
 impl RpcContext {
+    /// The budget of one eth_call / eth_estimateGas, starting now.
+    pub fn call_limits(&self) -> crate::hvm::call::CallLimits {
+        crate::hvm::call::CallLimits::new(self.cfg.call_gas_cap, self.cfg.call_timeout)
+    }
+
+    /// Waits (from a blocking RPC worker) up to `call_timeout` for one of the
+    /// `max_concurrent_calls` slots; a clear error when none frees up.
+    pub fn heavy_slot(&self, method: &str) -> Result<tokio::sync::OwnedSemaphorePermit, ErrorObjectOwned> {
+        let wait = tokio::time::timeout(self.cfg.call_timeout, self.heavy.clone().acquire_owned());
+        match tokio::runtime::Handle::current().block_on(wait) {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                metrics::counter!("bss_rpc_refused_total", "reason" => "busy").increment(1);
+                Err(ErrorObjectOwned::owned(
+                    super::params::LIMIT_EXCEEDED,
+                    format!(
+                        "{method}: all {} slots for eth_call, eth_estimateGas and eth_getLogs stayed busy for {:?} (rpc.max_concurrent_calls)",
+                        self.cfg.max_concurrent_calls, self.cfg.call_timeout
+                    ),
+                    None::<()>,
+                ))
+            }
+        }
+    }
+
     /// The Bitcoin view as of `head`'s BTC tip, for the hVM precompiles in eth_call.
     pub fn btc_at(&self, head: &BlockHeader) -> Option<crate::hvm::btc_precompiles::BtcAt> {
         self.btc.as_ref().and_then(|l| crate::hvm::btc_precompiles::btc_at(l, &head.btc))

@@ -117,8 +117,11 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         let mut seq = p.sequence();
         let obj: CallObject = seq.next()?;
         let id: Option<BlockId> = seq.optional_next()?;
+        let limits = c.call_limits();
+        let _slot = c.heavy_slot("eth_call")?;
         let (state, head) = c.state_at(id.unwrap_or(BlockId::Latest))?;
-        match call::call(&c.spec, &state, &head, &obj.into_request()?, c.btc_at(&head).as_ref()).map_err(call_error)? {
+        let req = obj.into_request()?;
+        match call::call(&c.spec, &state, &head, &req, c.btc_at(&head).as_ref(), limits).map_err(call_error)? {
             CallOutcome::Success { output, .. } => Ok(json!(output)),
             CallOutcome::Revert { output, .. } => Err(reverted(&output)),
             CallOutcome::Halt { reason, .. } => Err(server_error(format!("execution halted: {reason}"))),
@@ -128,9 +131,12 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         let mut seq = p.sequence();
         let obj: CallObject = seq.next()?;
         let id: Option<BlockId> = seq.optional_next()?;
+        let limits = c.call_limits();
+        let _slot = c.heavy_slot("eth_estimateGas")?;
         let (state, head) = c.state_at(id.unwrap_or(BlockId::Latest))?;
-        let gas = call::estimate_gas(&c.spec, &state, &head, &obj.into_request()?, c.btc_at(&head).as_ref())
-            .map_err(call_error)?;
+        let req = obj.into_request()?;
+        let gas =
+            call::estimate_gas(&c.spec, &state, &head, &req, c.btc_at(&head).as_ref(), limits).map_err(call_error)?;
         Ok(json!(qty(gas)))
     });
     sync_method!("eth_getBlockByNumber", |p: Params<'_>, c: &RpcContext| {
@@ -217,7 +223,9 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
     });
     blocking_method!("eth_getLogs", |p: Params<'_>, c: &RpcContext| {
         let filter: LogFilter = p.one()?;
-        get_logs(c, &filter)
+        let deadline = c.call_limits().deadline;
+        let _slot = c.heavy_slot("eth_getLogs")?;
+        get_logs(c, &filter, deadline)
     });
     sync_method!("eth_feeHistory", |p: Params<'_>, c: &RpcContext| {
         let mut seq = p.sequence();
@@ -252,6 +260,10 @@ fn call_error(e: CallError) -> ErrorObjectOwned {
             ErrorObjectOwned::owned(EXECUTION_REVERTED, m, None::<()>)
         }
         CallError::Invalid(m) => server_error(m),
+        CallError::Timeout(_) => {
+            metrics::counter!("bss_rpc_refused_total", "reason" => "timeout").increment(1);
+            server_error(e.to_string())
+        }
     }
 }
 
@@ -294,7 +306,18 @@ fn tx_by_index(c: &RpcContext, n: Option<u64>, idx: u64) -> RpcResult {
     Ok(format::transaction(&tx, Some(b.position(idx))))
 }
 
-fn get_logs(c: &RpcContext, f: &LogFilter) -> RpcResult {
+/// Most addresses, and most options per topic position, one log filter may name.
+const MAX_FILTER_OPTIONS: usize = 1_000;
+
+fn get_logs(c: &RpcContext, f: &LogFilter, deadline: std::time::Instant) -> RpcResult {
+    if f.address.0.len() > MAX_FILTER_OPTIONS
+        || f.topics.len() > 4
+        || f.topics.iter().any(|t| t.0.as_ref().is_some_and(|o| o.len() > MAX_FILTER_OPTIONS))
+    {
+        return Err(invalid_params(format!(
+            "log filter too large: at most {MAX_FILTER_OPTIONS} addresses, 4 topic positions and {MAX_FILTER_OPTIONS} options each"
+        )));
+    }
     let (from, to) = match f.block_hash {
         Some(h) => {
             if f.from_block.is_some() || f.to_block.is_some() {
@@ -320,7 +343,8 @@ fn get_logs(c: &RpcContext, f: &LogFilter) -> RpcResult {
     if from > to {
         return Err(invalid_params("invalid block range: fromBlock is after toBlock"));
     }
-    if to - from + 1 > c.cfg.max_logs_block_range {
+    // Checked: `earliest..0xffffffffffffffff` spans 2^64 blocks, one more than u64 holds.
+    if (to - from).checked_add(1).is_none_or(|span| span > c.cfg.max_logs_block_range) {
         return Err(ErrorObjectOwned::owned(
             LIMIT_EXCEEDED,
             format!("query exceeds max block range {}", c.cfg.max_logs_block_range),
@@ -330,6 +354,9 @@ fn get_logs(c: &RpcContext, f: &LogFilter) -> RpcResult {
     let mut out = Vec::new();
     let head = c.head()?.number;
     for n in from..=to.min(head) {
+        if std::time::Instant::now() >= deadline {
+            return Err(server_error(format!("query timeout exceeded ({:?}, rpc.call_timeout)", c.cfg.call_timeout)));
+        }
         let Some(b) = c.block(n)? else { continue };
         let mut log_index = 0u64;
         for (i, r) in b.receipts.iter().enumerate() {

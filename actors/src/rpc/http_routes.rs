@@ -1,22 +1,27 @@
-//! Plain HTTP routes served beside JSON-RPC on the same port: `GET /metrics`, `GET /health`.
+//! Plain HTTP routes served beside JSON-RPC on the same port: `GET /metrics`, `GET /health`;
+//! and the Origin policy for browsers: a request whose `Origin` is not in `rpc.cors_origins` is
+//! refused with 403 (JSON-RPC and WebSocket upgrades alike), an allowed one gets CORS headers and
+//! its preflight answered.
 
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
 #[derive(Clone)]
 pub struct HttpRoutesLayer {
     pub metrics: Option<PrometheusHandle>,
+    pub cfg: Arc<super::RpcConfig>,
 }
 
 impl<S> Layer<S> for HttpRoutesLayer {
     type Service = HttpRoutes<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HttpRoutes { inner, metrics: self.metrics.clone() }
+        HttpRoutes { inner, metrics: self.metrics.clone(), cfg: self.cfg.clone() }
     }
 }
 
@@ -24,6 +29,15 @@ impl<S> Layer<S> for HttpRoutesLayer {
 pub struct HttpRoutes<S> {
     inner: S,
     metrics: Option<PrometheusHandle>,
+    cfg: Arc<super::RpcConfig>,
+}
+
+fn cors(res: &mut HttpResponse, origin: &http::HeaderValue) {
+    let h = res.headers_mut();
+    h.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    h.insert(http::header::VARY, http::HeaderValue::from_static("origin"));
+    h.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, http::HeaderValue::from_static("POST, GET, OPTIONS"));
+    h.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, http::HeaderValue::from_static("content-type"));
 }
 
 fn text(status: u16, content_type: &'static str, body: String) -> HttpResponse {
@@ -48,6 +62,23 @@ where
     }
 
     fn call(&mut self, req: HttpRequest<B>) -> Self::Future {
+        let origin = req.headers().get(http::header::ORIGIN).cloned();
+        if let Some(o) = &origin {
+            if !o.to_str().is_ok_and(|o| self.cfg.origin_allowed(o)) {
+                metrics::counter!("bss_rpc_refused_total", "reason" => "origin").increment(1);
+                let body = format!(
+                    "{{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{{\"code\":-32001,\"message\":\"origin {} is not allowed (rpc.cors_origins)\"}}}}",
+                    o.to_str().unwrap_or("?").replace(['"', '\\'], "")
+                );
+                let res = text(403, "application/json", body);
+                return Box::pin(async move { Ok(res) });
+            }
+            if req.method() == http::Method::OPTIONS {
+                let mut res = text(204, "text/plain", String::new());
+                cors(&mut res, o);
+                return Box::pin(async move { Ok(res) });
+            }
+        }
         // WebSocket upgrades are GET / too: they belong to the JSON-RPC server.
         let upgrade = req.headers().contains_key(http::header::UPGRADE);
         if req.method() == http::Method::GET && !upgrade {
@@ -68,7 +99,14 @@ where
                 _ => {}
             }
         }
-        Box::pin(self.inner.call(req))
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut res = fut.await?;
+            if let Some(o) = &origin {
+                cors(&mut res, o);
+            }
+            Ok(res)
+        })
     }
 }
 

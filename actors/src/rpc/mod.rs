@@ -21,21 +21,40 @@ pub use context::{NodeInfo, RpcContext};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
+/// `[rpc]`. Every limit below answers with a JSON-RPC error (or HTTP 403/413 before JSON-RPC)
+/// that names it; README's Configuration section lists them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RpcConfig {
-    /// Where JSON-RPC, WebSocket, /metrics and /health listen.
+    /// Where JSON-RPC, WebSocket, /metrics and /health listen. Default 127.0.0.1:8545.
     pub addr: SocketAddr,
-    /// Largest block range one eth_getLogs may scan.
+    /// Largest block range one eth_getLogs may scan. Default 10,000.
     pub max_logs_block_range: u64,
-    /// Most logs one eth_getLogs may return.
+    /// Most logs one eth_getLogs may return. Default 10,000.
     pub max_logs_results: usize,
-    /// Priority fee suggested by eth_maxPriorityFeePerGas (wei).
+    /// Priority fee suggested by eth_maxPriorityFeePerGas (wei). Default 1 gwei / 1000.
     pub suggested_tip: u64,
-    /// Largest request body, bytes.
+    /// Largest request body, bytes (HTTP 413 above). Default 10 MiB.
     pub max_request_bytes: u32,
+    /// Most open connections (HTTP and WebSocket). Default 1,000.
     pub max_connections: u32,
-    /// Worker threads of the RPC runtime.
+    /// Most calls in one JSON-RPC batch. Default 1,000 (geth's).
+    pub max_batch_requests: u32,
+    /// Most subscriptions one WebSocket connection may hold. Default 256.
+    pub max_subscriptions_per_connection: u32,
+    /// Gas one eth_call / eth_estimateGas execution gets at most. Default 50,000,000 (geth's).
+    pub call_gas_cap: u64,
+    /// Wall-clock budget of one eth_call, eth_estimateGas or eth_getLogs. Default 5s (geth's).
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: std::time::Duration,
+    /// eth_call, eth_estimateGas and eth_getLogs running at once; more wait up to
+    /// `call_timeout` for a slot. Default 4.
+    pub max_concurrent_calls: usize,
+    /// Browser origins allowed to call (the `Origin` header; a request without one, from a
+    /// script or a wallet backend, is always allowed). `"*"` allows any. Entries are
+    /// `scheme://host` (any port) or `scheme://host:port`. Default: localhost only.
+    pub cors_origins: Vec<String>,
+    /// Worker threads of the RPC runtime. Default 2.
     pub threads: usize,
     /// Enables `bss_injectFault` (tests and chaos runs only).
     pub fault_injection: bool,
@@ -50,8 +69,29 @@ impl Default for RpcConfig {
             suggested_tip: 1_000_000,
             max_request_bytes: 10 * 1024 * 1024,
             max_connections: 1_000,
+            max_batch_requests: 1_000,
+            max_subscriptions_per_connection: 256,
+            call_gas_cap: 50_000_000,
+            call_timeout: std::time::Duration::from_secs(5),
+            max_concurrent_calls: 4,
+            cors_origins: ["http://localhost", "http://127.0.0.1", "http://[::1]", "https://localhost"]
+                .map(String::from)
+                .to_vec(),
             threads: 2,
             fault_injection: false,
         }
+    }
+}
+
+impl RpcConfig {
+    /// Whether a browser page from `origin` may call this node.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.cors_origins.iter().any(|allowed| {
+            allowed == "*"
+                || allowed == origin
+                || origin.strip_prefix(allowed.as_str()).is_some_and(|port| {
+                    port.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                })
+        })
     }
 }

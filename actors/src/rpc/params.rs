@@ -38,6 +38,28 @@ pub enum BlockId {
     Hash(B256),
 }
 
+/// A block number as the `bss_*` methods take it: a hex quantity or a tag, as `eth_*` methods do,
+/// or a decimal number (a JSON number or a string of digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BssBlock(pub BlockId);
+
+impl<'de> Deserialize<'de> for BssBlock {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = Value::deserialize(d)?;
+        match &v {
+            Value::Number(n) => n
+                .as_u64()
+                .map(|n| Self(BlockId::Number(n)))
+                .ok_or_else(|| D::Error::custom(format!("block number {n} is not a non-negative 64-bit integer"))),
+            Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse::<u64>().map(|n| Self(BlockId::Number(n))).map_err(|e| D::Error::custom(format!("{s}: {e}")))
+            }
+            _ => serde_json::from_value::<BlockId>(v).map(Self).map_err(D::Error::custom),
+        }
+    }
+}
+
 pub fn parse_u64(s: &str) -> Result<u64, String> {
     let hex = s.strip_prefix("0x").ok_or_else(|| format!("hex string without 0x prefix: {s}"))?;
     if hex.is_empty() || (hex.len() > 1 && hex.starts_with('0')) {
@@ -193,6 +215,17 @@ pub struct LogFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bss_block_numbers_take_hex_tags_and_decimal() {
+        let p = |s: &str| serde_json::from_str::<BssBlock>(s).map(|b| b.0);
+        assert_eq!(p("12").expect("number"), BlockId::Number(12));
+        assert_eq!(p("\"12\"").expect("decimal string"), BlockId::Number(12));
+        assert_eq!(p("\"0xc\"").expect("hex"), BlockId::Number(12));
+        assert_eq!(p("\"finalized\"").expect("tag"), BlockId::Finalized);
+        assert!(p("-1").is_err() && p("1.5").is_err() && p("\"0x\"").is_err() && p("\"twelve\"").is_err());
+        assert!(p("\"99999999999999999999999\"").is_err());
+    }
 
     #[test]
     fn block_ids() {
