@@ -67,6 +67,8 @@ pub enum Input<M> {
         /// short), linking the blocks to the head that `proof` proves committed.
         headers: Vec<BlockHeader>,
         proof: Option<CommitProof>,
+        /// The peer has committed blocks past this answer: ask again.
+        more: bool,
     },
 }
 

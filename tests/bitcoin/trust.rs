@@ -110,7 +110,8 @@ fn a_forged_sync_header_does_not_halt_the_node() {
         let mut s = tokio::net::TcpStream::connect(target).await.expect("dial");
         let link = noise::initiate(&mut s, &me, &set, 3).await.expect("operator 0's key is genuine");
         let mut w = SecureWriter::new(&mut s, link.transport.clone());
-        let forged = WireMessage::SyncResponse { blocks: vec![], headers: vec![header.clone()], proof: None };
+        let forged =
+            WireMessage::SyncResponse { blocks: vec![], headers: vec![header.clone()], proof: None, more: false };
         w.send(&encode(&forged).expect("encode")).await.expect("send");
         // Hold the link a moment so the frame is read before we hang up.
         let mut b = [0u8; 1];

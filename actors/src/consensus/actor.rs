@@ -372,7 +372,8 @@ impl<E: Engine<Message = NativeMessage> + Unpin> Handler<SyncedBlocks> for Conse
         if self.halted.is_some() {
             return;
         }
-        self.input(Input::Synced { from: msg.from, blocks: msg.blocks, headers: msg.headers, proof: msg.proof }, ctx);
+        let SyncedBlocks { from, blocks, headers, proof, more } = msg;
+        self.input(Input::Synced { from, blocks, headers, proof, more }, ctx);
     }
 }
 

@@ -46,4 +46,5 @@ pub struct SyncedBlocks {
     pub blocks: Vec<(Block, Certificate)>,
     pub headers: Vec<BlockHeader>,
     pub proof: Option<CommitProof>,
+    pub more: bool,
 }

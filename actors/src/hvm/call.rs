@@ -126,6 +126,8 @@ pub fn call<S: StateSource>(
     cfg.disable_nonce_check = true;
     let mut block = block_env(head, spec.fee_recipient);
     block.number = U256::from(head.number + 1);
+    // As geth: the call's gas is bounded by the RPC gas cap, not by the block gas limit.
+    block.gas_limit = block.gas_limit.max(limits.gas_cap);
     let mut evm = Context::mainnet()
         .with_db(WriteSet::new(state))
         .with_block(block)

@@ -26,7 +26,8 @@ pub struct PoolConfig {
     pub max_bytes: usize,
     /// Most transactions held for one sender. Default 4,096.
     pub max_per_sender: usize,
-    /// Most transactions one sender may have waiting for a nonce gap to close. Default 64.
+    /// Most transactions one sender may have waiting for a nonce gap to close. Default 1,024
+    /// (pipelined clients send over several connections, so gaps are normal for a moment).
     pub max_queued_per_sender: usize,
     /// How long a transaction may wait for its nonce gap to close. Default 10 minutes.
     #[serde(with = "humantime_serde")]
@@ -43,7 +44,7 @@ impl Default for PoolConfig {
             max_txs: 200_000,
             max_bytes: 256 * 1024 * 1024,
             max_per_sender: 4_096,
-            max_queued_per_sender: 64,
+            max_queued_per_sender: 1_024,
             queued_ttl: Duration::from_secs(600),
             max_nonce_gap: 4_096,
             price_bump_percent: 10,

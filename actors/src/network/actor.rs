@@ -9,14 +9,20 @@ use actix::prelude::*;
 use alloy_primitives::Bytes;
 use bss_storage::StoreReader;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-/// An established connection: its id and its outgoing frame queue.
-type PeerConn = (u64, mpsc::Sender<Arc<Vec<u8>>>);
+/// An established connection: its id, its outgoing frame queue and the bytes queued on it.
+type PeerConn = (u64, mpsc::Sender<Arc<Vec<u8>>>, Arc<AtomicUsize>);
+
+/// Gossip batches waiting for admission; past this they are dropped (and counted).
+const GOSSIP_QUEUE: usize = 256;
+/// Sync pages being built at once; further requests are dropped (the requester asks again).
+const SYNC_SERVERS: usize = 2;
 
 pub struct NetworkActor {
     cfg: NetworkConfig,
@@ -28,9 +34,13 @@ pub struct NetworkActor {
     consensus: Option<Recipient<FromNetwork>>,
     synced: Option<Recipient<SyncedBlocks>>,
     engine: Option<crossbeam_channel::Sender<(u16, Bytes)>>,
-    ingress: TxIngress,
     reader: StoreReader,
     gossip: Vec<Bytes>,
+    gossip_bytes: usize,
+    /// Gossiped batches on their way to the one admission task.
+    admit: mpsc::Sender<Vec<Bytes>>,
+    admit_rx: Option<(mpsc::Receiver<Vec<Bytes>>, TxIngress)>,
+    sync_slots: Arc<tokio::sync::Semaphore>,
 }
 
 pub struct NetworkParts {
@@ -54,6 +64,7 @@ pub struct NetworkParts {
 
 impl NetworkActor {
     pub fn new(p: NetworkParts) -> Self {
+        let (admit, admit_rx) = mpsc::channel(GOSSIP_QUEUE);
         Self {
             cfg: p.cfg,
             conn: None,
@@ -64,18 +75,28 @@ impl NetworkActor {
             consensus: p.consensus,
             synced: p.synced,
             engine: p.engine,
-            ingress: p.ingress,
             reader: p.reader,
             gossip: Vec::new(),
+            gossip_bytes: 0,
+            admit,
+            admit_rx: Some((admit_rx, p.ingress)),
+            sync_slots: Arc::new(tokio::sync::Semaphore::new(SYNC_SERVERS)),
         }
     }
 
     fn send_frame(&mut self, to: u16, frame: Arc<Vec<u8>>) {
-        let Some((_, queue)) = self.peers.get(&to) else {
+        let Some((_, queue, queued)) = self.peers.get(&to) else {
             metrics::counter!("bss_network_dropped_total", "reason" => "not_connected").increment(1);
             return;
         };
+        let len = frame.len();
+        if queued.load(Ordering::Relaxed).saturating_add(len) > self.cfg.peer_budget_bytes {
+            metrics::counter!("bss_network_dropped_total", "reason" => "peer_bytes").increment(1);
+            return;
+        }
+        queued.fetch_add(len, Ordering::Relaxed);
         if queue.try_send(frame).is_err() {
+            queued.fetch_sub(len, Ordering::Relaxed);
             metrics::counter!("bss_network_dropped_total", "reason" => "queue_full").increment(1);
         } else {
             metrics::counter!("bss_network_frames_out_total").increment(1);
@@ -102,40 +123,61 @@ impl NetworkActor {
         }
     }
 
-    fn serve_sync(&mut self, to: u16, from_number: u64) {
+    /// Builds the page on a blocking thread and queues it for `to`; at most `SYNC_SERVERS` at once.
+    fn serve_sync(&mut self, to: u16, from_number: u64, ctx: &mut Context<Self>) {
+        let Ok(slot) = self.sync_slots.clone().try_acquire_owned() else {
+            metrics::counter!("bss_network_dropped_total", "reason" => "sync_busy").increment(1);
+            return;
+        };
         let reader = self.reader.clone();
-        let batch = self.cfg.sync_batch.max(1) as u64;
-        let answer = (|| -> Result<Option<WireMessage>, bss_storage::StorageError> {
-            let Some(head) = reader.head_number()? else { return Ok(None) };
-            if from_number == 0 || from_number > head {
-                return Ok(None);
+        let batch = self.cfg.sync_batch;
+        let me = ctx.address();
+        actix::spawn(async move {
+            let page = tokio::task::spawn_blocking(move || super::sync_server::page(&reader, from_number, batch)).await;
+            drop(slot);
+            match page {
+                Ok(Ok(Some(msg))) => me.do_send(SendTo { to, msg }),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => warn!(target: "network", error = %e, "cannot serve a sync request"),
+                Err(e) => warn!(target: "network", error = %e, "sync page builder failed"),
             }
-            let last = head.min(from_number + batch - 1);
-            let mut blocks = Vec::new();
-            for n in from_number..=last {
-                match reader.committed_block(n)? {
-                    Some(b) => blocks.push(b),
-                    None => return Ok(None),
-                }
+        });
+    }
+
+    /// Queues the gossip collected so far, in frames of at most half the frame cap.
+    fn flush_gossip(&mut self) {
+        let limit = self.cfg.max_frame_bytes / 2;
+        let mut batch = Vec::new();
+        let mut size = 0;
+        for tx in std::mem::take(&mut self.gossip) {
+            if size + tx.len() > limit && !batch.is_empty() {
+                self.broadcast(&WireMessage::Txs(std::mem::take(&mut batch)));
+                size = 0;
             }
-            let mut headers = Vec::new();
-            for n in last + 1..=head {
-                match reader.header(n)? {
-                    Some(h) => headers.push(h),
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some(WireMessage::SyncResponse { blocks, headers, proof: reader.commit_proof()? }))
-        })();
-        match answer {
-            Ok(Some(msg)) => {
-                if let Some(frame) = Self::encode(&msg) {
-                    self.send_frame(to, frame);
-                }
-            }
-            Ok(None) => {}
-            Err(e) => warn!(target: "network", error = %e, "cannot serve a sync request"),
+            size += tx.len();
+            batch.push(tx);
         }
+        if !batch.is_empty() {
+            self.broadcast(&WireMessage::Txs(batch));
+        }
+        self.gossip_bytes = 0;
+    }
+}
+
+/// Admits gossiped transactions from the bounded queue, at most two batches at once (sender
+/// recovery runs on blocking threads, one per core here).
+async fn admit_gossip(mut rx: mpsc::Receiver<Vec<Bytes>>, ingress: TxIngress) {
+    let workers = Arc::new(tokio::sync::Semaphore::new(2));
+    while let Some(txs) = rx.recv().await {
+        let Ok(worker) = workers.clone().acquire_owned().await else { return };
+        let ingress = ingress.clone();
+        actix::spawn(async move {
+            // Already-known and stale txs are normal in gossip; nothing to report.
+            if let Err(e) = ingress.admit_many(txs).await {
+                tracing::debug!(target: "network", error = %e, "gossip batch not admitted");
+            }
+            drop(worker);
+        });
     }
 }
 
@@ -211,9 +253,13 @@ impl Actor for NetworkActor {
             operators,
             max_frame: self.cfg.max_frame_bytes,
             queue: self.cfg.peer_queue,
+            inbound_budget: self.cfg.peer_budget_bytes.max(self.cfg.max_frame_bytes),
             actor: ctx.address(),
         };
         self.conn = Some(conn_ctx.clone());
+        if let Some((rx, ingress)) = self.admit_rx.take() {
+            ctx.spawn(admit_gossip(rx, ingress).into_actor(self));
+        }
         if let Some(std_listener) = self.listener.take() {
             let _ = std_listener.set_nonblocking(true);
             match TcpListener::from_std(std_listener) {
@@ -231,11 +277,9 @@ impl Actor for NetworkActor {
             }
         }
         ctx.run_interval(Duration::from_millis(20), |act, _| {
-            if act.gossip.is_empty() {
-                return;
+            if !act.gossip.is_empty() {
+                act.flush_gossip();
             }
-            let txs = std::mem::take(&mut act.gossip);
-            act.broadcast(&WireMessage::Txs(txs));
         });
     }
 }
@@ -244,7 +288,7 @@ impl Handler<Connected> for NetworkActor {
     type Result = ();
 
     fn handle(&mut self, msg: Connected, _: &mut Self::Context) {
-        self.peers.insert(msg.peer, (msg.conn, msg.queue));
+        self.peers.insert(msg.peer, (msg.conn, msg.queue, msg.queued_bytes));
         metrics::gauge!("bss_network_peers").set(self.peers.len() as f64);
     }
 }
@@ -253,7 +297,7 @@ impl Handler<Disconnected> for NetworkActor {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnected, _: &mut Self::Context) {
-        if self.peers.get(&msg.peer).is_some_and(|(c, _)| *c == msg.conn) {
+        if self.peers.get(&msg.peer).is_some_and(|(c, _, _)| *c == msg.conn) {
             self.peers.remove(&msg.peer);
         }
         metrics::gauge!("bss_network_peers").set(self.peers.len() as f64);
@@ -282,7 +326,11 @@ impl Handler<Gossip> for NetworkActor {
     type Result = ();
 
     fn handle(&mut self, msg: Gossip, _: &mut Self::Context) {
+        self.gossip_bytes += msg.0.len();
         self.gossip.push(msg.0);
+        if self.gossip_bytes >= self.cfg.max_frame_bytes / 2 {
+            self.flush_gossip();
+        }
     }
 }
 
@@ -299,7 +347,7 @@ impl Handler<Peers> for NetworkActor {
 impl Handler<Incoming> for NetworkActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Incoming, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Incoming, ctx: &mut Self::Context) {
         match msg.msg {
             WireMessage::Consensus(m) => {
                 // Consensus tolerates lost messages; its queue is bounded and overflow is counted.
@@ -317,25 +365,19 @@ impl Handler<Incoming> for NetworkActor {
                     metrics::counter!("bss_network_dropped_total", "reason" => "engine_busy").increment(1);
                 }
             }
-            WireMessage::SyncRequest { from_number, .. } => self.serve_sync(msg.from, from_number),
-            WireMessage::SyncResponse { blocks, headers, proof } => {
-                let delivered = self
-                    .synced
-                    .as_ref()
-                    .is_some_and(|c| c.try_send(SyncedBlocks { from: msg.from, blocks, headers, proof }).is_ok());
+            WireMessage::SyncRequest { from_number, .. } => self.serve_sync(msg.from, from_number, ctx),
+            WireMessage::SyncResponse { blocks, headers, proof, more } => {
+                let synced = SyncedBlocks { from: msg.from, blocks, headers, proof, more };
+                let delivered = self.synced.as_ref().is_some_and(|c| c.try_send(synced).is_ok());
                 if !delivered {
                     metrics::counter!("bss_network_dropped_total", "reason" => "consensus_busy").increment(1);
                 }
             }
             WireMessage::Txs(txs) => {
                 metrics::counter!("bss_gossip_txs_in_total").increment(txs.len() as u64);
-                let ingress = self.ingress.clone();
-                actix::spawn(async move {
-                    // Already-known and stale txs are normal in gossip; nothing to report.
-                    if let Err(e) = ingress.admit_many(txs).await {
-                        tracing::debug!(target: "network", error = %e, "gossip batch not admitted");
-                    }
-                });
+                if self.admit.try_send(txs).is_err() {
+                    metrics::counter!("bss_network_dropped_total", "reason" => "gossip_busy").increment(1);
+                }
             }
         }
     }

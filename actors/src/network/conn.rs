@@ -7,7 +7,7 @@ use super::noise::{self, HandshakeError, LocalIdentity, SecureLink, SecureReader
 use super::wire::WireError;
 use actix::Addr;
 use bss_consensus::OperatorSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -26,6 +26,9 @@ pub struct ConnCtx {
     pub operators: OperatorSet,
     pub max_frame: usize,
     pub queue: usize,
+    /// Bytes from one peer the network actor may hold unprocessed before this connection stops
+    /// reading (TCP then pushes back on the peer).
+    pub inbound_budget: usize,
     pub actor: Addr<NetworkActor>,
 }
 
@@ -58,30 +61,36 @@ pub async fn run(ctx: ConnCtx, stream: TcpStream, link: SecureLink) {
     let mut reader = SecureReader::new(reader, link.transport.clone());
     let mut writer = SecureWriter::new(writer, link.transport);
     let (tx, mut rx) = mpsc::channel::<Arc<Vec<u8>>>(ctx.queue);
-    ctx.actor.do_send(Connected { peer, conn, queue: tx });
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let budget = Arc::new(tokio::sync::Semaphore::new(ctx.inbound_budget));
+    ctx.actor.do_send(Connected { peer, conn, queue: tx, queued_bytes: queued_bytes.clone() });
     // The writer ends when the network actor drops this connection's queue (a newer connection
     // from the same operator replaced it) or the socket fails; the reader then ends too.
     let mut writer_task = actix::spawn(async move {
         while let Some(frame) = rx.recv().await {
-            if writer.send(&frame).await.is_err() {
+            let sent = writer.send(&frame).await;
+            queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+            if sent.is_err() {
                 break;
             }
         }
     });
     loop {
         let received = tokio::select! {
-            r = reader.recv(ctx.max_frame) => r,
+            r = reader.recv_sized(ctx.max_frame) => r,
             _ = &mut writer_task => {
                 debug!(target: "network", peer, "connection replaced or closed; dropping it");
                 break;
             }
         };
         match received {
-            Ok(msg) => {
+            Ok((msg, bytes)) => {
                 metrics::counter!("bss_network_frames_in_total").increment(1);
-                // Bounded: when the network actor's mailbox is full, stop reading from this peer
-                // (TCP pushes back on it) until there is room.
-                let mut pending = Incoming { from: peer, msg };
+                // Bounded in frames (the actor's mailbox) and in bytes (this peer's budget): when
+                // either is full, stop reading from this peer until there is room.
+                let share = u32::try_from(bytes.min(ctx.inbound_budget)).unwrap_or(u32::MAX);
+                let Ok(permit) = budget.clone().acquire_many_owned(share).await else { break };
+                let mut pending = Incoming { from: peer, msg, _budget: permit };
                 loop {
                     match ctx.actor.try_send(pending) {
                         Ok(()) => break,

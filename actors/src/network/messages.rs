@@ -3,6 +3,7 @@ use super::wire::WireMessage;
 use actix::prelude::*;
 use alloy_primitives::Bytes;
 use bss_consensus::native::NativeMessage;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -31,6 +32,8 @@ pub(super) struct Connected {
     pub peer: u16,
     pub conn: u64,
     pub queue: mpsc::Sender<Arc<Vec<u8>>>,
+    /// Bytes queued for this peer and not yet written (the writer subtracts what it wrote).
+    pub queued_bytes: Arc<AtomicUsize>,
 }
 
 #[derive(Message)]
@@ -46,6 +49,8 @@ pub(super) struct Disconnected {
 pub(super) struct Incoming {
     pub from: u16,
     pub msg: WireMessage,
+    /// This frame's share of the peer's inbound byte budget, returned when the actor is done.
+    pub _budget: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Which operators are connected now.

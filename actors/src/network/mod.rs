@@ -10,13 +10,19 @@
 //! * Frames are length-prefixed canonical bincode with a size cap, encrypted and authenticated;
 //!   an oversized, undecodable or tampered frame drops the connection and is logged and counted
 //!   (`bss_network_bad_frames_total{reason}`), never a panic.
-//! * Each peer has a bounded outgoing queue; when it is full new messages to that peer are
-//!   dropped (consensus recovers lost messages by timeouts and fetches) and counted.
+//! * Each peer has a bounded outgoing queue, in frames and in bytes; when it is full new messages
+//!   to that peer are dropped (consensus recovers lost messages by timeouts and fetches) and
+//!   counted. What a peer sends is bounded the same way: its frames wait (TCP pushes back) once
+//!   its byte budget is held by frames the actor has not handled yet.
+//! * Gossiped transactions go to one admission task through a bounded queue (full → dropped and
+//!   counted), never a task per frame; outgoing gossip is cut into frames under half the cap.
+//! * Block sync answers are built on a blocking thread, one page at a time (see `sync_server`).
 
 pub mod actor;
 mod conn;
 mod messages;
 pub mod noise;
+pub mod sync_server;
 pub mod wire;
 
 pub use actor::NetworkActor;
@@ -32,9 +38,12 @@ pub struct NetworkConfig {
     pub listen: SocketAddr,
     /// Largest frame accepted from a peer, bytes.
     pub max_frame_bytes: usize,
-    /// Outgoing messages queued per peer before new ones are dropped.
+    /// Outgoing messages queued per peer before new ones are dropped. Default 8,192.
     pub peer_queue: usize,
-    /// Most blocks in one sync answer (the rest are linked by headers).
+    /// Bytes queued to one peer, and bytes from one peer waiting to be handled, at most; past
+    /// it, outgoing messages are dropped and counted and incoming reads wait. Default 64 MiB.
+    pub peer_budget_bytes: usize,
+    /// Most blocks in one sync answer (a page). Default 64.
     pub sync_batch: u32,
 }
 
@@ -44,6 +53,7 @@ impl Default for NetworkConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9545)),
             max_frame_bytes: 32 * 1024 * 1024,
             peer_queue: 8_192,
+            peer_budget_bytes: 64 * 1024 * 1024,
             sync_batch: 64,
         }
     }

@@ -311,6 +311,11 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
 
     /// The next frame; frames announcing more than `limit` bytes are refused before they are read.
     pub async fn recv(&mut self, limit: usize) -> Result<WireMessage, WireError> {
+        self.recv_sized(limit).await.map(|(m, _)| m)
+    }
+
+    /// The next frame and its size in bytes.
+    pub async fn recv_sized(&mut self, limit: usize) -> Result<(WireMessage, usize), WireError> {
         let mut data = Vec::new();
         self.next_chunk(&mut data).await?;
         if data.len() < 4 {
@@ -327,7 +332,7 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
         if data.len() != total {
             return Err(WireError::Decode(format!("{} bytes after the frame", data.len() - total)));
         }
-        decode_body(&data[4..])
+        decode_body(&data[4..]).map(|m| (m, total))
     }
 }
 

@@ -18,10 +18,12 @@ pub enum WireMessage {
         from_number: u64,
         max_blocks: u32,
     },
+    /// One page of committed blocks (see `sync_server`); `more`: the sender has blocks past it.
     SyncResponse {
         blocks: Vec<(Block, Certificate)>,
         headers: Vec<BlockHeader>,
         proof: Option<CommitProof>,
+        more: bool,
     },
     /// A message of another consensus engine (hotstuff-rs), opaque to the transport.
     Engine(Bytes),

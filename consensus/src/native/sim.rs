@@ -388,7 +388,7 @@ impl Sim {
         let all: Vec<_> = r.committed.iter().filter(|(b, _)| b.number() >= from_number).cloned().collect();
         let blocks: Vec<_> = all.iter().take(8).cloned().collect();
         let headers = all.iter().skip(8).map(|(b, _)| b.header.clone()).collect();
-        let input = Input::Synced { from: peer, blocks, headers, proof: r.last_proof.clone() };
+        let input = Input::Synced { from: peer, blocks, headers, proof: r.last_proof.clone(), more: false };
         let delay = self.rng.gen_range(1..=self.scenario.max_delay_ms);
         self.later(slot, delay, input);
     }

@@ -30,6 +30,10 @@ pub struct NativeConfig {
     pub reputation_window: usize,
 }
 
+/// Votes, timeouts and proposals more than this many rounds ahead of the current round are not
+/// kept (certificates, which 2f+1 signed, still move a lagging replica forward).
+pub const ROUND_WINDOW: u64 = 100;
+
 pub struct NativeEngine {
     cfg: NativeConfig,
     signer: OperatorSigner,
@@ -52,6 +56,9 @@ pub struct NativeEngine {
     /// Proposals waiting for a missing parent.
     waiting: HashMap<B256, Vec<(u16, Proposal)>>,
     votes: HashMap<(u64, B256), BTreeMap<u16, SigBytes>>,
+    /// The block each operator voted for in each round: a second, different vote from the same
+    /// operator in a round (equivocation) is dropped, so one peer adds at most one entry a round.
+    voted: HashMap<(u64, u16), B256>,
     timeouts: BTreeMap<u64, BTreeMap<u16, Timeout>>,
     my_timeout: Option<Timeout>,
     /// TC that opened the current round, if it was opened by one.
@@ -102,6 +109,7 @@ impl NativeEngine {
             validated: HashSet::new(),
             pending_vote: None,
             waiting: HashMap::new(),
+            voted: HashMap::new(),
             proposals: HashMap::new(),
             fetching: HashSet::new(),
             votes: HashMap::new(),
@@ -275,6 +283,7 @@ impl NativeEngine {
         self.validated.retain(|h| keep.contains(h));
         let r = self.committed.round;
         self.votes.retain(|(round, _), _| *round >= r);
+        self.voted.retain(|(round, _), _| *round >= r);
         self.timeouts.retain(|round, _| *round + 1 >= self.round);
     }
 
@@ -325,6 +334,14 @@ impl NativeEngine {
         let hash = p.block.hash();
         if round <= self.committed.round || self.blocks.contains_key(&hash) && self.validated.contains(&hash) {
             return;
+        }
+        if round > self.round.saturating_add(ROUND_WINDOW) && p.justify.round <= self.high_qc.round {
+            // Far ahead of us, and its QC teaches us nothing: a flood, not progress.
+            metrics::counter!("bss_consensus_dropped_messages_total", "reason" => "future_round").increment(1);
+            return;
+        }
+        if self.proposals.contains_key(&hash) {
+            return; // a replay of a proposal already verified and being handled
         }
         // The proposal may be relayed (fetched from a voter): what matters is that the leader of
         // the round signed it.
@@ -433,6 +450,20 @@ impl NativeEngine {
         if v.round + 1 < self.round || v.round <= self.committed.round {
             return;
         }
+        if v.round > self.round.saturating_add(ROUND_WINDOW) {
+            metrics::counter!("bss_consensus_dropped_messages_total", "reason" => "future_round").increment(1);
+            return;
+        }
+        // A replayed vote is not verified again; a second vote in a round for another block is
+        // equivocation and is not stored.
+        match self.voted.get(&(v.round, from)) {
+            Some(h) if *h == v.block_hash => return,
+            Some(_) => {
+                metrics::counter!("bss_consensus_dropped_messages_total", "reason" => "equivocating_vote").increment(1);
+                return;
+            }
+            None => {}
+        }
         if from != self.me {
             let msg = vote_message(self.cfg.chain_id, v.round, &v.block_hash);
             if self.cfg.operators.verify(from, &msg, &v.signature.0).is_err() {
@@ -442,6 +473,7 @@ impl NativeEngine {
             }
         }
         metrics::counter!("bss_consensus_votes_received_total").increment(1);
+        self.voted.insert((v.round, from), v.block_hash);
         // A vote for a block we never received: its proposal was lost on the way to us. Ask the
         // voter for it while the round is still open.
         if from != self.me
@@ -501,6 +533,15 @@ impl NativeEngine {
     }
 
     fn on_timeout(&mut self, from: u16, t: Timeout, fx: &mut Fx) {
+        if t.round > self.round.saturating_add(ROUND_WINDOW) {
+            // Certificates still move a lagging replica forward (TCs, QCs in proposals); single
+            // timeouts that far ahead are not kept.
+            metrics::counter!("bss_consensus_dropped_messages_total", "reason" => "future_round").increment(1);
+            return;
+        }
+        if self.timeouts.get(&t.round).is_some_and(|s| s.contains_key(&from)) {
+            return; // already counted (a replay is not verified again)
+        }
         if from != self.me {
             let msg = timeout_message(self.cfg.chain_id, t.round, t.high_qc.round);
             if self.cfg.operators.verify(from, &msg, &t.signature.0).is_err()
@@ -618,7 +659,9 @@ impl Engine for NativeEngine {
                     NativeMessage::Block(b) => self.on_fetched(from, *b, &mut fx),
                 }
             }
-            Input::Synced { from, blocks, headers, proof } => self.on_synced(from, blocks, headers, proof, &mut fx),
+            Input::Synced { from, blocks, headers, proof, more } => {
+                self.on_synced(from, blocks, headers, proof, more, &mut fx)
+            }
         }
         fx
     }

@@ -83,6 +83,7 @@ impl NativeEngine {
         blocks: Vec<(Block, Certificate)>,
         headers: Vec<BlockHeader>,
         proof: Option<CommitProof>,
+        more: bool,
         fx: &mut Fx,
     ) {
         self.sync_pending = false;
@@ -126,7 +127,7 @@ impl NativeEngine {
             warn!(target: "consensus::native", from, "sync commit proof failed verification");
             return;
         }
-        let more = !headers.is_empty();
+        let more = more || !headers.is_empty();
         info!(target: "consensus::native", from, blocks = blocks.len(), to = last.0.number(), more, "synced committed blocks");
         let n = blocks.len();
         for (i, (block, cert)) in blocks.into_iter().enumerate() {
