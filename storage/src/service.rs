@@ -1,12 +1,15 @@
 //! The storage service: one blocking thread that owns every write.
+//!
+//! Its queue is a bounded tokio channel: async callers (consensus, mempool admission) wait for
+//! room with `.await`, never by blocking the thread they run on; order is kept.
 
 use crate::records::CommitBatch;
 use crate::store::Store;
 use crate::{Result, StorageError};
 use alloy_primitives::{Bytes, B256};
 use bss_consensus::SafetyData;
-use std::sync::mpsc;
 use std::time::Instant;
+use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 use tracing::{error, info_span};
 
@@ -20,7 +23,7 @@ enum Command {
 /// Typed handle to the storage thread. Cloneable; the thread stops when every handle is gone.
 #[derive(Clone)]
 pub struct StorageHandle {
-    tx: mpsc::SyncSender<Command>,
+    tx: mpsc::Sender<Command>,
 }
 
 pub struct StorageService;
@@ -29,14 +32,14 @@ impl StorageService {
     /// Starts the storage thread over `store`. `queue` bounds the number of pending commands;
     /// senders wait when it is full (back-pressure on consensus, never dropped writes).
     pub fn spawn(store: Store, queue: usize) -> std::io::Result<StorageHandle> {
-        let (tx, rx) = mpsc::sync_channel::<Command>(queue);
+        let (tx, rx) = mpsc::channel::<Command>(queue.max(1));
         std::thread::Builder::new().name("bss-storage".into()).spawn(move || run(store, rx))?;
         Ok(StorageHandle { tx })
     }
 }
 
-fn run(store: Store, rx: mpsc::Receiver<Command>) {
-    for cmd in rx {
+fn run(store: Store, mut rx: mpsc::Receiver<Command>) {
+    while let Some(cmd) = rx.blocking_recv() {
         match cmd {
             Command::Commit(batch, reply) => {
                 let number = batch.block.number();
@@ -78,28 +81,28 @@ fn run(store: Store, rx: mpsc::Receiver<Command>) {
 }
 
 impl StorageHandle {
-    fn send(&self, cmd: Command) -> Result<()> {
-        self.tx.send(cmd).map_err(|_| StorageError::ServiceStopped)
+    async fn send(&self, cmd: Command) -> Result<()> {
+        self.tx.send(cmd).await.map_err(|_| StorageError::ServiceStopped)
     }
 
     /// Commits a block atomically. Resolves once the batch is written.
     pub async fn commit(&self, batch: CommitBatch) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Commit(Box::new(batch), tx))?;
+        self.send(Command::Commit(Box::new(batch), tx)).await?;
         rx.await.map_err(|_| StorageError::ServiceStopped)?
     }
 
     /// Persists consensus safety data durably (fsync). Resolves once it is on disk.
     pub async fn put_safety(&self, safety: SafetyData) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::PutSafety(safety, tx))?;
+        self.send(Command::PutSafety(safety, tx)).await?;
         rx.await.map_err(|_| StorageError::ServiceStopped)?
     }
 
     /// Persists a block this replica is about to vote for (fsync). Resolves once it is on disk.
     pub async fn put_pending(&self, block: bss_consensus::Block) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::PutPending(Box::new(block), tx))?;
+        self.send(Command::PutPending(Box::new(block), tx)).await?;
         rx.await.map_err(|_| StorageError::ServiceStopped)?
     }
 
@@ -107,7 +110,7 @@ impl StorageHandle {
     /// written (process-crash durable; not fsynced).
     pub async fn journal_tx(&self, hash: B256, raw: Bytes) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Journal { add: vec![(hash, raw)], remove: vec![], reply: Some(tx) })?;
+        self.send(Command::Journal { add: vec![(hash, raw)], remove: vec![], reply: Some(tx) }).await?;
         rx.await.map_err(|_| StorageError::ServiceStopped)?
     }
 
@@ -117,21 +120,36 @@ impl StorageHandle {
             return Ok(());
         }
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Journal { add: txs, remove: vec![], reply: Some(tx) })?;
+        self.send(Command::Journal { add: txs, remove: vec![], reply: Some(tx) }).await?;
         rx.await.map_err(|_| StorageError::ServiceStopped)?
     }
 
-    /// Forgets transactions that can no longer be included (fire and forget).
+    /// Forgets transactions that can no longer be included (fire and forget; when the queue is
+    /// full the command waits on a task of its own, so the caller never blocks).
     pub fn unjournal(&self, hashes: Vec<B256>) {
-        if !hashes.is_empty() {
-            let _ = self.send(Command::Journal { add: vec![], remove: hashes, reply: None });
+        if hashes.is_empty() {
+            return;
+        }
+        let cmd = Command::Journal { add: vec![], remove: hashes, reply: None };
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
+            let tx = self.tx.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        let _ = tx.send(cmd).await;
+                    });
+                }
+                Err(_) => {
+                    let _ = tx.blocking_send(cmd);
+                }
+            }
         }
     }
 
-    /// Blocking variant for non-async callers (tests, benchmarks, tools).
+    /// Blocking variant for callers outside any async runtime (tests, benchmarks, tools).
     pub fn commit_blocking(&self, batch: CommitBatch) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Commit(Box::new(batch), tx))?;
+        self.tx.blocking_send(Command::Commit(Box::new(batch), tx)).map_err(|_| StorageError::ServiceStopped)?;
         rx.blocking_recv().map_err(|_| StorageError::ServiceStopped)?
     }
 }

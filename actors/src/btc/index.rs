@@ -194,6 +194,12 @@ impl BtcIndex {
         out.into_iter().map(|(_, o, v)| (o, v)).collect()
     }
 
+    /// How many outputs paying `script` the index holds (spent or not, at any height): what a
+    /// scan of that script's coins has to look at. O(1).
+    pub fn outputs_of(&self, script: &ScriptBuf) -> usize {
+        self.by_script.get(script).map_or(0, Vec::len)
+    }
+
     /// Keystone-carrying txs on the best chain.
     pub fn sightings(&self) -> &[Sighting] {
         &self.sightings

@@ -4,9 +4,12 @@
 //! computes the same bytes. Invalid input, or data the view does not hold, returns empty output
 //! with success — never a revert, never a panic.
 //!
-//! Gas (flat per call, charged before running): 0x40 btcBalAddr 10,000 · 0x41 btcUtxosAddrList
-//! 25,000 · 0x42 btcTxByTxid 20,000 · 0x43 btcTxConfirmations 5,000 · 0x44 btcLastHeader 3,000 ·
-//! 0x45 btcHeaderN 3,000 · 0x46 btcAddrToScript 3,000.
+//! Gas, charged before running: 0x40 btcBalAddr 10,000 · 0x41 btcUtxosAddrList 25,000 · 0x42
+//! btcTxByTxid 20,000 · 0x43 btcTxConfirmations 5,000 · 0x44 btcLastHeader 3,000 · 0x45
+//! btcHeaderN 3,000 · 0x46 btcAddrToScript 3,000; and 0x40 and 0x41 add
+//! [`GAS_PER_SCANNED_OUTPUT`] for every output of the address they have to look at (known in
+//! O(1) before scanning), so a dust-spammed address costs its caller, not the round: a scan too
+//! big for the call's gas fails out of gas without running.
 
 use crate::btc::BtcIndex;
 use alloy_primitives::{Address, Bytes};
@@ -30,6 +33,21 @@ pub const BTC_TX_CONFIRMATIONS: u8 = 0x43;
 pub const BTC_LAST_HEADER: u8 = 0x44;
 pub const BTC_HEADER_N: u8 = 0x45;
 pub const BTC_ADDR_TO_SCRIPT: u8 = 0x46;
+
+/// Gas per output of the queried address that 0x40 and 0x41 scan (about a warm SLOAD).
+pub const GAS_PER_SCANNED_OUTPUT: u64 = 100;
+
+/// The gas of one call: the flat price, plus the scan for 0x40 and 0x41.
+pub fn call_cost(id: u8, input: &[u8], v: Option<&BtcAt>) -> u64 {
+    let scanned = match (id, v) {
+        (BTC_BAL_ADDR, Some(v)) => script_of(input, v).map_or(0, |s| v.index.outputs_of(&s)),
+        (BTC_UTXOS_ADDR_LIST, Some(v)) if input.len() >= MIN_ADDRESS_LEN + 4 => {
+            script_of(&input[..input.len() - 4], v).map_or(0, |s| v.index.outputs_of(&s))
+        }
+        _ => 0,
+    };
+    gas_cost(id).saturating_add(GAS_PER_SCANNED_OUTPUT.saturating_mul(scanned as u64))
+}
 
 pub fn gas_cost(id: u8) -> u64 {
     match id {
@@ -104,12 +122,13 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for HvmPrecompiles {
         let Some(id) = hvm_id(&inputs.bytecode_address) else {
             return <EthPrecompiles as PrecompileProvider<CTX>>::run(&mut self.eth, context, inputs);
         };
+        let input = inputs.input.as_bytes(context).to_vec();
         let mut gas = Gas::new(inputs.gas_limit);
-        if !gas.record_regular_cost(gas_cost(id)) {
+        if !gas.record_regular_cost(call_cost(id, &input, self.btc.as_ref())) {
             gas.spend_all();
+            metrics::counter!("bss_hvm_precompile_oog_total", "precompile" => format!("0x{id:02x}")).increment(1);
             return Ok(Some(InterpreterResult::new(InstructionResult::PrecompileOOG, Bytes::new(), gas)));
         }
-        let input = inputs.input.as_bytes(context).to_vec();
         let output = self.btc.as_ref().map(|v| run_hvm(id, &input, v)).unwrap_or_default();
         metrics::counter!("bss_hvm_precompile_calls_total", "precompile" => format!("0x{id:02x}")).increment(1);
         Ok(Some(InterpreterResult::new(InstructionResult::Return, Bytes::from(output), gas)))
@@ -292,4 +311,56 @@ fn tx_by_txid(input: &[u8], v: &BtcAt) -> Vec<u8> {
 fn spent_value(o: &OutPoint, v: &BtcAt) -> Option<u64> {
     let rec = v.index.tx(&o.txid, v.height)?;
     rec.tx.output.get(o.vout as usize).map(|out| out.value.to_sat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btc::testkit::{mine_chain, mine_on};
+    use bitcoin::{Amount, TxOut};
+
+    /// An address with 20,000 dust outputs: querying it costs gas in proportion, so a call with
+    /// the gas of a block cannot scan it, and one that pays gets the right answer.
+    #[test]
+    fn a_dust_spammed_address_costs_its_caller() {
+        let key = bitcoin::PrivateKey::new(
+            bitcoin::secp256k1::SecretKey::from_slice(&[7; 32]).expect("key"),
+            Network::Regtest,
+        );
+        let secp = bitcoin::secp256k1::Secp256k1::signing_only();
+        let pk = bitcoin::CompressedPublicKey::from_private_key(&secp, &key).expect("pk");
+        let addr = bitcoin::Address::p2wpkh(&pk, Network::Regtest);
+        let mut blocks = mine_chain(None, 2, 1);
+        let mut spam = mine_on(&blocks[1], vec![], 2);
+        spam.txdata[0].output = vec![TxOut { value: Amount::from_sat(1), script_pubkey: addr.script_pubkey() }; 20_000];
+        blocks.push(spam);
+        let mut index = BtcIndex::new(0);
+        for b in &blocks {
+            index.connect(b);
+        }
+        let v = BtcAt { index: Arc::new(index), height: 2, network: Network::Regtest };
+        let input = addr.to_string().into_bytes();
+        let cost = call_cost(BTC_BAL_ADDR, &input, Some(&v));
+        assert_eq!(cost, 10_000 + 20_000 * GAS_PER_SCANNED_OUTPUT);
+        assert!(cost > 1_000_000, "a scan of 20,000 outputs is priced above a million gas");
+        let mut page = input.clone();
+        page.extend_from_slice(&[0, 0, 0, 5]);
+        assert_eq!(call_cost(BTC_UTXOS_ADDR_LIST, &page, Some(&v)), 25_000 + 20_000 * GAS_PER_SCANNED_OUTPUT);
+        // Paid for: the answer is right.
+        assert_eq!(run_hvm(BTC_BAL_ADDR, &input, &v), 20_000u64.to_be_bytes().to_vec());
+        assert_eq!(run_hvm(BTC_UTXOS_ADDR_LIST, &page, &v)[0], 5);
+        // An address with nothing costs the flat price.
+        let other = bitcoin::Address::p2wpkh(
+            &bitcoin::CompressedPublicKey::from_private_key(
+                &secp,
+                &bitcoin::PrivateKey::new(
+                    bitcoin::secp256k1::SecretKey::from_slice(&[8; 32]).expect("key"),
+                    Network::Regtest,
+                ),
+            )
+            .expect("pk"),
+            Network::Regtest,
+        );
+        assert_eq!(call_cost(BTC_BAL_ADDR, other.to_string().as_bytes(), Some(&v)), 10_000);
+    }
 }

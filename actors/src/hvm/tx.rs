@@ -75,6 +75,14 @@ impl SignedTx {
         Ok(Self { hash: *envelope.tx_hash(), envelope, raw: Bytes::copy_from_slice(raw), sender })
     }
 
+    /// Decodes a committed transaction whose sender was recovered when its block was executed
+    /// (stored beside it), so reading a block back costs no signature recovery.
+    pub fn decode_known_sender(raw: &[u8], sender: Address) -> Result<Self, TxError> {
+        let mut buf = raw;
+        let envelope = TxEnvelope::decode_2718(&mut buf).map_err(|e| TxError::Decode(e.to_string()))?;
+        Ok(Self { hash: *envelope.tx_hash(), envelope, raw: Bytes::copy_from_slice(raw), sender })
+    }
+
     pub fn nonce(&self) -> u64 {
         self.envelope.nonce()
     }

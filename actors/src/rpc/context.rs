@@ -47,10 +47,25 @@ pub struct StoredBlock {
 }
 
 impl StoredBlock {
+    /// The block's transactions with the senders stored at commit: no signature recovery, so
+    /// a 20,000-tx block costs an RPC worker decoding only.
     pub fn decoded(&self) -> Vec<SignedTx> {
         // Bodies were validated before commit; a tx that no longer decodes is storage corruption
         // and is skipped here rather than failing the whole response.
-        self.body.transactions.iter().filter_map(|raw| SignedTx::decode(raw).ok()).collect()
+        self.body
+            .transactions
+            .iter()
+            .zip(&self.body.senders)
+            .filter_map(|(raw, sender)| SignedTx::decode_known_sender(raw, *sender).ok())
+            .collect()
+    }
+
+    /// Transaction `i` with its stored sender.
+    pub fn tx(&self, i: usize) -> Result<SignedTx, ErrorObjectOwned> {
+        let (Some(raw), Some(sender)) = (self.body.transactions.get(i), self.body.senders.get(i)) else {
+            return Err(internal("tx index out of range"));
+        };
+        SignedTx::decode_known_sender(raw, *sender).map_err(internal)
     }
 
     pub fn position(&self, index: u64) -> TxPosition {

@@ -8,7 +8,7 @@ use super::params::{
 };
 use crate::hvm::call::{self, revert_reason, CallError, CallOutcome};
 use crate::hvm::fees::next_base_fee;
-use crate::hvm::{SignedTx, StateSource};
+use crate::hvm::StateSource;
 use crate::mempool::AdmitError;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
@@ -187,8 +187,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
             metrics::counter!("bss_rpc_requests_total", "method" => "eth_getTransactionByHash").increment(1);
             let hash: B256 = p.one()?;
             if let Some((b, idx)) = c.committed_tx(&hash)? {
-                let raw = b.body.transactions.get(idx as usize).ok_or_else(|| internal("tx index out of range"))?;
-                let tx = SignedTx::decode(raw).map_err(internal)?;
+                let tx = b.tx(idx as usize)?;
                 return Ok::<Value, ErrorObjectOwned>(format::transaction(&tx, Some(b.position(idx))));
             }
             match c.mempool.get(hash).await.map_err(internal)? {
@@ -215,8 +214,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
             return Ok(Value::Null);
         };
         let i = idx as usize;
-        let raw = b.body.transactions.get(i).ok_or_else(|| internal("tx index out of range"))?;
-        let tx = SignedTx::decode(raw).map_err(internal)?;
+        let tx = b.tx(i)?;
         let r = b.receipts.get(i).ok_or_else(|| internal("receipt missing"))?;
         let first_log = b.receipts[..i].iter().map(|r| r.logs.len() as u64).sum();
         Ok(format::receipt(&ReceiptContext { receipt: r, tx: &tx, pos: b.position(idx), first_log_index: first_log }))
@@ -299,10 +297,10 @@ fn tx_by_index(c: &RpcContext, n: Option<u64>, idx: u64) -> RpcResult {
     let Some(b) = c.block(n)? else {
         return Ok(Value::Null);
     };
-    let Some(raw) = b.body.transactions.get(idx as usize) else {
+    if idx as usize >= b.body.transactions.len() {
         return Ok(Value::Null);
-    };
-    let tx = SignedTx::decode(raw).map_err(internal)?;
+    }
+    let tx = b.tx(idx as usize)?;
     Ok(format::transaction(&tx, Some(b.position(idx))))
 }
 
