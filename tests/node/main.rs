@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bounded;
 mod contract;
 mod crash;
 mod rpc_end_to_end;
