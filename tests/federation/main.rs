@@ -7,5 +7,6 @@ mod support;
 mod bad_peers;
 mod bench_smoke;
 mod chaos_sample;
+mod floods;
 mod hotstuff_rs;
 mod n4f1;

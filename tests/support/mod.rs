@@ -107,6 +107,22 @@ impl Node {
         });
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Resident memory of the process, KiB (Linux `/proc`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid().expect("running"))).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS")
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -190,6 +206,17 @@ impl Federation {
         consensus: &str,
         link: impl Fn(usize, usize, SocketAddr) -> Option<SocketAddr>,
     ) -> Federation {
+        Self::start_full(dir, n, consensus, "", link)
+    }
+
+    /// Like `start_with_links`; `network` is appended to every `[network]` section.
+    pub fn start_full(
+        dir: &Path,
+        n: usize,
+        consensus: &str,
+        network: &str,
+        link: impl Fn(usize, usize, SocketAddr) -> Option<SocketAddr>,
+    ) -> Federation {
         let signers: Vec<bss_consensus::OperatorSigner> =
             (0..n).map(|i| bss_consensus::OperatorSigner::from_bytes([i as u8 + 1; 32])).collect();
         let keys: Vec<String> = signers.iter().map(|s| format!("\"{}\"", s.public().to_hex())).collect();
@@ -208,7 +235,7 @@ impl Federation {
                     "data_dir = \"node{i}\"\ngenesis_file = \"genesis.toml\"\noperator_key = \"{}\"\n\
                      [operators]\nkeys = [{}]\naddrs = [{}]\n[consensus]\n{}\n\
                      [storage]\nfsync = false\n[rpc]\naddr = \"127.0.0.1:{}\"\nfault_injection = true\n\
-                     [network]\nlisten = \"127.0.0.1:{}\"\n",
+                     [network]\nlisten = \"127.0.0.1:{}\"\n{network}\n",
                     signers[i].secret_hex(),
                     keys.join(", "),
                     addrs.join(", "),
