@@ -227,6 +227,40 @@ mod tests {
         assert!(p("\"99999999999999999999999\"").is_err());
     }
 
+    fn cases() -> u32 {
+        std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases()))]
+
+        /// Every u64 survives the trip through a hex quantity and through the bss_* forms.
+        #[test]
+        fn quantities_roundtrip(n in proptest::prelude::any::<u64>()) {
+            let hex = format!("\"{n:#x}\"");
+            proptest::prop_assert_eq!(serde_json::from_str::<Quantity>(&hex).expect("hex").0, n);
+            proptest::prop_assert_eq!(serde_json::from_str::<BlockId>(&hex).expect("id"), BlockId::Number(n));
+            proptest::prop_assert_eq!(serde_json::from_str::<BssBlock>(&hex).expect("bss").0, BlockId::Number(n));
+            proptest::prop_assert_eq!(serde_json::from_str::<BssBlock>(&n.to_string()).expect("number").0, BlockId::Number(n));
+            proptest::prop_assert_eq!(serde_json::from_str::<BssBlock>(&format!("\"{n}\"")).expect("decimal").0, BlockId::Number(n));
+        }
+
+        /// Arbitrary strings as params: a value or an error, never a panic; a leading zero or a
+        /// missing 0x is never read as a hex quantity.
+        #[test]
+        fn arbitrary_params_never_panic(s in "\\PC{0,80}") {
+            let quoted = serde_json::to_string(&s).expect("json");
+            let q = serde_json::from_str::<Quantity>(&quoted);
+            let _ = serde_json::from_str::<BlockId>(&quoted);
+            let _ = serde_json::from_str::<BssBlock>(&quoted);
+            let _ = serde_json::from_str::<LogFilter>(&s);
+            let _ = serde_json::from_str::<CallObject>(&s);
+            if let Ok(q) = q {
+                proptest::prop_assert_eq!(format!("{:#x}", q.0), s);
+            }
+        }
+    }
+
     #[test]
     fn block_ids() {
         let p = |s: &str| serde_json::from_str::<BlockId>(s);
