@@ -13,11 +13,9 @@ use bitcoin::OutPoint;
 use bitcoincore_rpc::RpcApi;
 use bss_actors::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
 use bss_actors::hvm::bytecode::deploy_initcode;
-use bss_actors::network::noise::{self, LocalIdentity, SecureWriter};
 use bss_actors::network::wire::{encode, WireMessage};
 use bss_actors::pop::tx::PopWallet;
 use bss_actors::pop::Keystone;
-use bss_consensus::{OperatorSet, OperatorSigner};
 use std::time::Duration;
 
 #[test]
@@ -99,24 +97,8 @@ fn a_forged_sync_header_does_not_halt_the_node() {
     let mut header: bss_consensus::BlockHeader = bss_consensus::codec::decode(&bytes).expect("header");
     header.state_root = B256::repeat_byte(0x13);
 
-    let text = std::fs::read_to_string(dir.path().join("node3.toml")).expect("config");
-    let listen = text.lines().skip_while(|l| *l != "[network]").find(|l| l.starts_with("listen")).expect("listen");
-    let target: std::net::SocketAddr = listen.split('"').nth(1).expect("addr").parse().expect("addr");
-    let signers: Vec<OperatorSigner> = (1..=4u8).map(|i| OperatorSigner::from_bytes([i; 32])).collect();
-    let set = OperatorSet::new(signers.iter().map(|s| s.public()).collect());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async {
-        let me = LocalIdentity::generate(CHAIN_ID, 0, &signers[0]).expect("id");
-        let mut s = tokio::net::TcpStream::connect(target).await.expect("dial");
-        let link = noise::initiate(&mut s, &me, &set, 3).await.expect("operator 0's key is genuine");
-        let mut w = SecureWriter::new(&mut s, link.transport.clone());
-        let forged =
-            WireMessage::SyncResponse { blocks: vec![], headers: vec![header.clone()], proof: None, more: false };
-        w.send(&encode(&forged).expect("encode")).await.expect("send");
-        // Hold the link a moment so the frame is read before we hang up.
-        let mut b = [0u8; 1];
-        let _ = tokio::time::timeout(Duration::from_secs(2), tokio::io::AsyncReadExt::read(&mut s, &mut b)).await;
-    });
+    let forged = WireMessage::SyncResponse { blocks: vec![], headers: vec![header], proof: None, more: false };
+    send_as_operator(p2p_addr(dir.path(), 3), 0, 3, &[encode(&forged).expect("encode")], Duration::from_secs(2));
     let h = fed.nodes[3].block_number();
     fed.wait_all_at_least(&[0, 1, 2, 3], h + 10, Duration::from_secs(60));
     let m = fed.nodes[3].metrics();

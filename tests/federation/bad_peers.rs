@@ -2,17 +2,11 @@
 //! tampered frames are dropped and counted; the operator keeps running and committing.
 
 use crate::support::*;
-use bss_actors::network::noise::{self, HandshakeError, LocalIdentity, SecureWriter};
-use bss_consensus::{OperatorSet, OperatorSigner};
+use bss_actors::network::noise::{self, HandshakeError, LocalIdentity};
+use bss_consensus::OperatorSigner;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
-
-fn p2p_addr(dir: &std::path::Path, i: usize) -> SocketAddr {
-    let text = std::fs::read_to_string(dir.join(format!("node{i}.toml"))).expect("config");
-    let line = text.lines().skip_while(|l| *l != "[network]").find(|l| l.starts_with("listen")).expect("listen");
-    line.split('"').nth(1).expect("addr").parse().expect("socket addr")
-}
 
 /// Sends `bytes` and reports whether the node closed the connection within a few seconds.
 fn closed_after(addr: SocketAddr, bytes: &[u8]) -> bool {
@@ -29,13 +23,6 @@ fn closed_after(addr: SocketAddr, bytes: &[u8]) -> bool {
     }
 }
 
-/// The federation's operator set as `Federation::start` configures it.
-fn operator_set(n: u8) -> (Vec<OperatorSigner>, OperatorSet) {
-    let signers: Vec<OperatorSigner> = (1..=n).map(|i| OperatorSigner::from_bytes([i; 32])).collect();
-    let set = OperatorSet::new(signers.iter().map(|s| s.public()).collect());
-    (signers, set)
-}
-
 fn handshake_failures(node: &Node, reason: &str) -> f64 {
     metric(&node.metrics(), &format!("bss_network_handshake_failures_total{{reason=\"{reason}\"}}"))
 }
@@ -47,7 +34,7 @@ fn misbehaving_peers_are_dropped_and_the_node_keeps_going() {
     fed.wait_all_at_least(&[0, 1, 2, 3], 3, Duration::from_secs(60));
     let target = p2p_addr(dir.path(), 3);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let (signers, set) = operator_set(4);
+    let (signers, set) = federation_keys(4);
 
     // Garbage instead of a Noise handshake.
     assert!(closed_after(target, b"GET / HTTP/1.1\r\n\r\n this is not noise at all"));
@@ -100,13 +87,7 @@ fn misbehaving_peers_are_dropped_and_the_node_keeps_going() {
 
     // A genuine operator key (a Byzantine operator 0) that completes the handshake and then
     // sends an oversized frame announcement inside the encrypted channel: dropped and counted.
-    rt.block_on(async {
-        let op0 = LocalIdentity::generate(CHAIN_ID, 0, &signers[0]).expect("id");
-        let mut s = tokio::net::TcpStream::connect(target).await.expect("dial 3");
-        let link = noise::initiate(&mut s, &op0, &set, 3).await.expect("operator 0's key is genuine");
-        let mut w = SecureWriter::new(&mut s, link.transport.clone());
-        w.send(&(1u32 << 30).to_be_bytes()).await.expect("send");
-    });
+    send_as_operator(target, 0, 3, &[(1u32 << 30).to_be_bytes().to_vec()], Duration::ZERO);
     wait_until("the oversized frame counted", Duration::from_secs(10), || {
         let m = fed.nodes[3].metrics();
         (metric(&m, "bss_network_bad_frames_total{reason=\"oversized\"}") >= 1.0).then_some(())

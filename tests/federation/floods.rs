@@ -4,19 +4,10 @@
 
 use crate::support::*;
 use alloy_primitives::B256;
-use bss_actors::network::noise::{self, LocalIdentity, SecureWriter};
 use bss_actors::network::wire::{encode, WireMessage};
 use bss_consensus::native::messages::{sign_vote, Vote};
 use bss_consensus::native::NativeMessage;
-use bss_consensus::{OperatorSet, OperatorSigner};
-use std::net::SocketAddr;
 use std::time::Duration;
-
-fn p2p_addr(dir: &std::path::Path, i: usize) -> SocketAddr {
-    let text = std::fs::read_to_string(dir.join(format!("node{i}.toml"))).expect("config");
-    let line = text.lines().skip_while(|l| *l != "[network]").find(|l| l.starts_with("listen")).expect("listen");
-    line.split('"').nth(1).expect("addr").parse().expect("socket addr")
-}
 
 #[test]
 fn a_byzantine_flood_of_future_rounds_stays_bounded_and_commits_go_on() {
@@ -26,8 +17,7 @@ fn a_byzantine_flood_of_future_rounds_stays_bounded_and_commits_go_on() {
     // Operator 0's process stops; its key now belongs to the attacker (this test), so no honest
     // connection from operator 0 competes with the attacker's.
     fed.nodes[0].kill();
-    let signers: Vec<OperatorSigner> = (1..=4u8).map(|i| OperatorSigner::from_bytes([i; 32])).collect();
-    let set = OperatorSet::new(signers.iter().map(|s| s.public()).collect());
+    let (signers, _) = federation_keys(4);
     let target = p2p_addr(dir.path(), 3);
     let rss_before = fed.nodes[3].rss_kib();
     let round = fed.nodes[3].rpc("bss_nodeInfo", serde_json::json!([]))["head"]["round"].as_u64().expect("round");
@@ -43,18 +33,8 @@ fn a_byzantine_flood_of_future_rounds_stays_bounded_and_commits_go_on() {
                 .expect("encode")
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async {
-        let me = LocalIdentity::generate(CHAIN_ID, 0, &signers[0]).expect("id");
-        let mut s = tokio::net::TcpStream::connect(target).await.expect("dial");
-        let link = noise::initiate(&mut s, &me, &set, 3).await.expect("operator 0's key is genuine");
-        let mut w = SecureWriter::new(&mut s, link.transport.clone());
-        for _ in 0..2 {
-            for v in &votes {
-                w.send(v).await.expect("send");
-            }
-        }
-    });
+    let replayed: Vec<Vec<u8>> = votes.iter().chain(&votes).cloned().collect();
+    send_as_operator(target, 0, 3, &replayed, Duration::from_millis(100));
     wait_until("the flood handled", Duration::from_secs(120), || {
         let m = fed.nodes[3].metrics();
         (metric(&m, "bss_consensus_dropped_messages_total{reason=\"future_round\"}") >= 150_000.0).then_some(())

@@ -285,3 +285,38 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Operator `i`'s operator-network address, from the config `Federation::start` wrote.
+pub fn p2p_addr(dir: &Path, i: usize) -> SocketAddr {
+    let text = std::fs::read_to_string(dir.join(format!("node{i}.toml"))).expect("config");
+    let line = text.lines().skip_while(|l| *l != "[network]").find(|l| l.starts_with("listen")).expect("listen");
+    line.split('"').nth(1).expect("addr").parse().expect("socket addr")
+}
+
+/// The signers and operator set `Federation::start` configures for `n` operators.
+pub fn federation_keys(n: u8) -> (Vec<bss_consensus::OperatorSigner>, bss_consensus::OperatorSet) {
+    let signers: Vec<bss_consensus::OperatorSigner> =
+        (1..=n).map(|i| bss_consensus::OperatorSigner::from_bytes([i; 32])).collect();
+    let set = bss_consensus::OperatorSet::new(signers.iter().map(|s| s.public()).collect());
+    (signers, set)
+}
+
+/// Plays a Byzantine operator: dials operator `to` at `addr` with operator `as_operator`'s
+/// genuine key over Noise and sends `frames` (encoded wire messages), then holds the link up to
+/// `linger` so they are read before it hangs up.
+pub fn send_as_operator(addr: SocketAddr, as_operator: u16, to: u16, frames: &[Vec<u8>], linger: Duration) {
+    use bss_actors::network::noise::{self, LocalIdentity, SecureWriter};
+    let (signers, set) = federation_keys(4);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let me = LocalIdentity::generate(CHAIN_ID, as_operator, &signers[as_operator as usize]).expect("id");
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("dial");
+        let link = noise::initiate(&mut s, &me, &set, to).await.expect("a genuine operator key");
+        let mut w = SecureWriter::new(&mut s, link.transport.clone());
+        for f in frames {
+            w.send(f).await.expect("send");
+        }
+        let mut b = [0u8; 1];
+        let _ = tokio::time::timeout(linger, tokio::io::AsyncReadExt::read(&mut s, &mut b)).await;
+    });
+}

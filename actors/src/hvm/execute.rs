@@ -267,42 +267,25 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             }
             // Block validity, not just admission: a leader's block may carry txs no mempool saw
             // (another chain's, unprotected by EIP-155, fee fields out of order, oversized).
-            if let Err(e) = tx.check_stateless(self.spec.chain_id, header.gas_limit, self.spec.max_tx_size) {
-                match mode {
-                    Mode::Build => {
-                        rejected.push((tx.hash, e.to_string()));
-                        continue;
-                    }
-                    Mode::Validate => {
-                        return Err(ExecutionError::InvalidTransaction {
-                            number,
-                            index,
-                            hash: tx.hash,
-                            reason: e.to_string(),
-                        })
-                    }
-                }
-            }
-            let outcome = evm.transact(tx_env(&tx, self.spec.chain_id));
-            let result = match outcome {
-                Ok(r) => r,
-                Err(EVMError::Database(e)) => return Err(e.into()),
-                Err(EVMError::Transaction(e)) => match mode {
-                    Mode::Build => {
-                        rejected.push((tx.hash, invalid_reason(&e)));
-                        skipped_senders.push(tx.sender);
-                        continue;
-                    }
-                    Mode::Validate => {
-                        return Err(ExecutionError::InvalidTransaction {
-                            number,
-                            index,
-                            hash: tx.hash,
-                            reason: invalid_reason(&e),
-                        })
-                    }
+            let outcome = match tx.check_stateless(self.spec.chain_id, header.gas_limit, self.spec.max_tx_size) {
+                Err(e) => Err(e.to_string()),
+                Ok(()) => match evm.transact(tx_env(&tx, self.spec.chain_id)) {
+                    Ok(r) => Ok(r),
+                    Err(EVMError::Database(e)) => return Err(e.into()),
+                    Err(EVMError::Transaction(e)) => Err(invalid_reason(&e)),
+                    Err(e) => return Err(ExecutionError::Evm(e.to_string())),
                 },
-                Err(e) => return Err(ExecutionError::Evm(e.to_string())),
+            };
+            let result = match (outcome, &mode) {
+                (Ok(r), _) => r,
+                (Err(reason), Mode::Build) => {
+                    rejected.push((tx.hash, reason));
+                    skipped_senders.push(tx.sender);
+                    continue;
+                }
+                (Err(reason), Mode::Validate) => {
+                    return Err(ExecutionError::InvalidTransaction { number, index, hash: tx.hash, reason })
+                }
             };
             evm.commit(result.state);
             let exec = result.result;

@@ -477,12 +477,8 @@ mod tests {
         assert_consistent(&p);
     }
 
-    fn cases() -> u32 {
-        std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
-    }
-
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases()))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::proptest_cases(64)))]
 
         /// Random inserts, removals, commits and expiries keep every index and limit right.
         #[test]

@@ -90,13 +90,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn cases() -> u32 {
-        // A short sample in CI; BSS_PROPTEST_CASES=100000 for a long run.
-        std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
-    }
-
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(cases()))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(256)))]
 
         /// Arbitrary bytes from a peer decode to a message or an error, never a panic, and never
         /// an allocation the frame cap did not allow.

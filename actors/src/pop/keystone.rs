@@ -103,13 +103,8 @@ mod tests {
         assert_eq!(Keystone::decode(&v1), Err(KeystoneError::Version(1)));
     }
 
-    fn cases() -> u32 {
-        // A short sample in CI; BSS_PROPTEST_CASES=100000 for a long run.
-        std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
-    }
-
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(cases()))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(256)))]
 
         /// Any bytes decode to a keystone or an error, never a panic; every keystone roundtrips.
         #[test]

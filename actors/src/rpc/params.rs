@@ -227,12 +227,8 @@ mod tests {
         assert!(p("\"99999999999999999999999\"").is_err());
     }
 
-    fn cases() -> u32 {
-        std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
-    }
-
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases()))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::proptest_cases(256)))]
 
         /// Every u64 survives the trip through a hex quantity and through the bss_* forms.
         #[test]
