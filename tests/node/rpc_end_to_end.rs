@@ -239,6 +239,18 @@ fn bad_configs_fail_with_clear_messages() {
     .expect("write");
     let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path")]);
     assert!(!ok && err.contains("consensus engine \"pbft\" is unknown"), "{err}");
+    // A world-readable key file: refused before anything starts, with the fix in the message.
+    let key = dir.path().join("operator.key");
+    std::fs::write(&key, "11".repeat(32)).expect("key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    std::fs::write(&cfg, "data_dir = \"d\"\noperator_key_file = \"operator.key\"\n[genesis]\nchain_id = 1\n")
+        .expect("write");
+    let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path")]);
+    assert!(!ok && err.contains("readable by group or others") && err.contains("chmod 600"), "{err}");
+    assert!(err.contains("operator.key"), "{err}");
 
     // A port in use, and a data dir of another chain.
     let node = Node::start(dir.path(), "");
