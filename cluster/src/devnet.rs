@@ -1,8 +1,8 @@
 //! `bss devnet`: a local federation with generated keys, configs and data dirs.
 //!
-//! One operator runs in this process; more run as separate `bss node` processes on loopback
-//! (node i: JSON-RPC on base-port + i, operator network on p2p-base-port + i), stopped together
-//! on Ctrl-C.
+//! Every operator runs as a separate `bss node` process on loopback (node i: JSON-RPC on
+//! base-port + i, operator network on p2p-base-port + i) with its log in DATA_DIR/node{i}.log, so
+//! the terminal shows only the banner and status lines; all stop together on Ctrl-C.
 
 use crate::btc_url::BtcUrl;
 use bss_actors::hvm::accounts::derive_accounts;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 #[derive(Args, Clone)]
 pub struct DevnetArgs {
     /// Number of operators (1 to 10).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 4)]
     pub nodes: usize,
     /// Node i serves JSON-RPC on 127.0.0.1:(base-port + i).
     #[arg(long, default_value_t = 8545)]
@@ -413,22 +413,14 @@ pub fn run(mut args: DevnetArgs) -> Result<()> {
         }
     };
     let url = btc.shown.clone();
-    let result = if args.nodes == 1 {
-        let (cfg, genesis) = NodeConfig::load(&configs[0])?;
-        let a = args.clone();
-        crate::run_node(cfg, genesis, move |h| {
-            let _ = banner(&a, &[h.rpc_addr.to_string()], &[], &[], &url);
-        })
-    } else {
-        match LocalFederation::launch(&args, &configs) {
-            Ok(mut fed) => {
-                let r = supervise(&args, &mut fed, &url);
-                fed.stop();
-                println!("bss devnet: all operators stopped");
-                r
-            }
-            Err(e) => Err(e),
+    let result = match LocalFederation::launch(&args, &configs) {
+        Ok(mut fed) => {
+            let r = supervise(&args, &mut fed, &url);
+            fed.stop();
+            println!("bss devnet: all operators stopped");
+            r
         }
+        Err(e) => Err(e),
     };
     btc.stop();
     result

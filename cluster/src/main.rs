@@ -6,6 +6,7 @@ mod chaos;
 mod devnet;
 mod logging;
 mod regtest;
+mod status;
 mod verify;
 
 use bss_actors::node::{self, NodeConfig};
@@ -41,6 +42,8 @@ enum Command {
     BtcRegtest(regtest::cmd::RegtestArgs),
     /// Check the chain of evidence that an L2 block is final (certificate, keystone, Bitcoin).
     Verify(verify::VerifyArgs),
+    /// One-screen summary of an operator: head, round, peers, mempool, Bitcoin, finality.
+    Status(status::StatusArgs),
     /// Generate an operator key pair (ed25519, or with --btc a secp256k1 keystone key), or show
     /// the public key of an existing one.
     Keygen {
@@ -83,6 +86,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Chaos(args) => chaos::run(args),
         Command::BtcRegtest(args) => regtest::cmd::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Status(args) => status::run(args),
         Command::Keygen { show: Some(path), btc, .. } => {
             let secret = bss_actors::node::config::read_secret_file(&path)?;
             if btc {

@@ -5,6 +5,7 @@ use super::wire::{encode, WireMessage};
 use super::NetworkConfig;
 use crate::consensus::{FromNetwork, SyncedBlocks};
 use crate::mempool::TxIngress;
+use bss_consensus::native::NativeMessage;
 use actix::prelude::*;
 use alloy_primitives::Bytes;
 use bss_storage::StoreReader;
@@ -41,6 +42,8 @@ pub struct NetworkActor {
     admit: mpsc::Sender<Vec<Bytes>>,
     admit_rx: Option<(mpsc::Receiver<Vec<Bytes>>, TxIngress)>,
     sync_slots: Arc<tokio::sync::Semaphore>,
+    /// Per operator: when it was last heard from, and the highest round and height it showed.
+    seen: HashMap<u16, (std::time::Instant, u64, u64)>,
 }
 
 pub struct NetworkParts {
@@ -81,6 +84,7 @@ impl NetworkActor {
             admit,
             admit_rx: Some((admit_rx, p.ingress)),
             sync_slots: Arc::new(tokio::sync::Semaphore::new(SYNC_SERVERS)),
+            seen: HashMap::new(),
         }
     }
 
@@ -334,6 +338,28 @@ impl Handler<Gossip> for NetworkActor {
     }
 }
 
+impl Handler<super::messages::PeerViews> for NetworkActor {
+    type Result = MessageResult<super::messages::PeerViews>;
+
+    fn handle(&mut self, _: super::messages::PeerViews, _: &mut Self::Context) -> Self::Result {
+        let me = self.template.1;
+        let views = (0..self.addrs.len() as u16)
+            .filter(|o| *o != me)
+            .map(|operator| {
+                let seen = self.seen.get(&operator);
+                super::messages::PeerView {
+                    operator,
+                    connected: self.peers.contains_key(&operator),
+                    last_seen_ms: seen.map(|(t, _, _)| t.elapsed().as_millis() as u64),
+                    round: seen.map_or(0, |s| s.1),
+                    height: seen.map_or(0, |s| s.2),
+                }
+            })
+            .collect();
+        MessageResult(views)
+    }
+}
+
 impl Handler<Peers> for NetworkActor {
     type Result = MessageResult<Peers>;
 
@@ -348,6 +374,16 @@ impl Handler<Incoming> for NetworkActor {
     type Result = ();
 
     fn handle(&mut self, msg: Incoming, ctx: &mut Self::Context) {
+        let (round, height) = match &msg.msg {
+            WireMessage::Consensus(NativeMessage::Proposal(p)) => (p.block.header.round, p.block.header.number),
+            WireMessage::Consensus(NativeMessage::Vote(v)) => (v.round, 0),
+            WireMessage::Consensus(NativeMessage::Timeout(t)) => (t.round, 0),
+            WireMessage::Consensus(NativeMessage::Tc(tc)) => (tc.round, 0),
+            WireMessage::Consensus(NativeMessage::Block(b)) => (b.block.header.round, b.block.header.number),
+            _ => (0, 0),
+        };
+        let entry = self.seen.entry(msg.from).or_insert((std::time::Instant::now(), 0, 0));
+        *entry = (std::time::Instant::now(), entry.1.max(round), entry.2.max(height));
         match msg.msg {
             WireMessage::Consensus(m) => {
                 // Consensus tolerates lost messages; its queue is bounded and overflow is counted.

@@ -58,6 +58,26 @@ pub(super) struct Incoming {
 #[rtype(result = "Vec<u16>")]
 pub struct Peers;
 
+/// What this node has seen of one other operator (from its authenticated frames; a Byzantine
+/// operator can claim any round, so this is for dashboards, never for decisions).
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerView {
+    pub operator: u16,
+    pub connected: bool,
+    /// Milliseconds since its last frame (None: never heard from).
+    pub last_seen_ms: Option<u64>,
+    /// Highest consensus round in its messages.
+    pub round: u64,
+    /// Highest block number it proposed or served.
+    pub height: u64,
+}
+
+/// Every other operator as this node sees it.
+#[derive(Message)]
+#[rtype(result = "Vec<PeerView>")]
+pub struct PeerViews;
+
 /// Cloneable, typed handle to the network.
 #[derive(Clone)]
 pub struct NetworkHandle {
@@ -96,5 +116,9 @@ impl NetworkHandle {
 
     pub async fn peers(&self) -> Vec<u16> {
         self.addr.send(Peers).await.unwrap_or_default()
+    }
+
+    pub async fn peer_views(&self) -> Vec<PeerView> {
+        self.addr.send(PeerViews).await.unwrap_or_default()
     }
 }

@@ -26,7 +26,7 @@ pub mod sync_server;
 pub mod wire;
 
 pub use actor::NetworkActor;
-pub use messages::{NetworkHandle, Peers};
+pub use messages::{NetworkHandle, PeerView, Peers};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

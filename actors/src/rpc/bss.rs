@@ -30,6 +30,47 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         })
         .map_err(err)?;
     module
+        .register_async_method("bss_peers", |_, c, _| async move {
+            let views = match &c.network {
+                Some(n) => n.peer_views().await,
+                None => vec![],
+            };
+            serde_json::to_value(views).map_err(internal)
+        })
+        .map_err(err)?;
+    module
+        .register_method("bss_keystones", |p, c, _| {
+            let count: Option<usize> = p.one().ok();
+            let count = count.unwrap_or(10).min(100);
+            let Some(f) = c.finality() else {
+                return Err(server_error("proof-of-proof is not configured on this node ([pop])"));
+            };
+            let threshold = c.pop_confirmations.unwrap_or(1);
+            let list: Vec<Value> = f
+                .matching
+                .iter()
+                .rev()
+                .take(count)
+                .map(|k| {
+                    json!({
+                        "l2Number": k.keystone.l2_number,
+                        "l2Hash": k.keystone.l2_hash,
+                        "btcTxid": k.sighting.txid.to_string(),
+                        "btcBlockHash": k.sighting.block.to_string(),
+                        "btcHeight": k.sighting.height,
+                        "confirmations": k.confirmations,
+                        "superfinal": k.confirmations >= threshold,
+                    })
+                })
+                .collect();
+            Ok::<Value, ErrorObjectOwned>(json!({
+                "superfinalHeight": f.superfinal,
+                "superfinalityConfirmations": threshold,
+                "keystones": list,
+            }))
+        })
+        .map_err(err)?;
+    module
         .register_method("bss_injectFault", |p, c, _| {
             let actor: String = p.one()?;
             let Some(faults) = &c.faults else {

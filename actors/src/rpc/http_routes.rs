@@ -63,8 +63,13 @@ where
 
     fn call(&mut self, req: HttpRequest<B>) -> Self::Future {
         let origin = req.headers().get(http::header::ORIGIN).cloned();
+        // The node's own pages (the dashboard) call it from its own origin.
+        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+        let same_origin = |o: &str| {
+            host.as_deref().is_some_and(|h| o.strip_prefix("http://").or_else(|| o.strip_prefix("https://")) == Some(h))
+        };
         if let Some(o) = &origin {
-            if !o.to_str().is_ok_and(|o| self.cfg.origin_allowed(o)) {
+            if !o.to_str().is_ok_and(|o| same_origin(o) || self.cfg.origin_allowed(o)) {
                 metrics::counter!("bss_rpc_refused_total", "reason" => "origin").increment(1);
                 let body = format!(
                     "{{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{{\"code\":-32001,\"message\":\"origin {} is not allowed (rpc.cors_origins)\"}}}}",
@@ -110,45 +115,5 @@ where
     }
 }
 
-/// A live status page: polls `bss_nodeInfo` and `eth_getBlockByNumber` on this same port.
-const DASHBOARD: &str = r#"<!doctype html>
-<html><head><meta charset="utf-8"><title>bss operator</title>
-<style>body{font-family:sans-serif;margin:2em;color:#222}td{padding:.2em 1em}h1{font-size:1.3em}
-.ok{color:#080}.bad{color:#b00}</style></head>
-<body><h1>bss operator <span id="op"></span></h1>
-<table>
-<tr><td>chain id</td><td id="chain"></td></tr>
-<tr><td>engine</td><td id="engine"></td></tr>
-<tr><td>head</td><td id="head"></td></tr>
-<tr><td>round</td><td id="round"></td></tr>
-<tr><td>blocks/s (last 10 s)</td><td id="bps"></td></tr>
-<tr><td>txs in last block</td><td id="txs"></td></tr>
-<tr><td>connected operators</td><td id="peers"></td></tr>
-<tr><td>mempool (pending / queued)</td><td id="pool"></td></tr>
-</table>
-<p><a href="/metrics">/metrics</a> · <a href="/health">/health</a></p>
-<script>
-const rpc = (method, params) => fetch("/", {method: "POST", headers: {"content-type": "application/json"},
-  body: JSON.stringify({jsonrpc: "2.0", id: 1, method, params})}).then(r => r.json()).then(r => r.result);
-const seen = [];
-async function tick() {
-  try {
-    const i = await rpc("bss_nodeInfo", []);
-    const b = await rpc("eth_getBlockByNumber", ["latest", false]);
-    const set = (id, v) => document.getElementById(id).textContent = v;
-    set("op", i.operatorIndex + " of " + i.operators);
-    set("chain", i.chainId); set("engine", i.engine);
-    set("head", i.head.number + "  " + i.head.hash); set("round", i.head.round);
-    seen.push([Date.now(), i.head.number]); while (seen.length > 10) seen.shift();
-    const dt = (seen[seen.length - 1][0] - seen[0][0]) / 1000;
-    set("bps", dt > 0 ? ((seen[seen.length - 1][1] - seen[0][1]) / dt).toFixed(2) : "…");
-    set("txs", b.transactions.length);
-    const p = document.getElementById("peers");
-    p.textContent = i.operators > 1 ? (i.peers.length + " / " + (i.operators - 1) + "  [" + i.peers.join(", ") + "]") : "federation of one";
-    p.className = i.operators > 1 && i.peers.length < i.operators - 1 ? "bad" : "ok";
-    set("pool", i.mempool.pending + " / " + i.mempool.queued);
-  } catch (e) { document.getElementById("head").textContent = "unreachable: " + e; }
-}
-tick(); setInterval(tick, 1000);
-</script></body></html>
-"#;
+/// The chain-of-trust dashboard: one self-contained page (no CDN) that polls this node.
+const DASHBOARD: &str = include_str!("dashboard.html");
