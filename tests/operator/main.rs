@@ -1,0 +1,225 @@
+//! What an operator meets, against `bss devnet` with no flags but its ports (4 operators,
+//! embedded Bitcoin, PoP): the dashboard rendered by a real headless Chromium shows the same
+//! Bitcoin tip and keystone as the RPC, Prometheus scrapes every operator with the shipped
+//! config, `bss status` prints a one-screen summary, and nothing printed carries ANSI colours.
+//!
+//! Needs Debian's `chromium` and `prometheus` (`scripts/setup.sh` installs both).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+/// `bss devnet` as a child; stopped with SIGINT (it stops its operators), SIGKILL as a last resort.
+struct Devnet {
+    child: Child,
+    dir: PathBuf,
+    rpc: Vec<SocketAddr>,
+    btc_port: u16,
+}
+
+impl Devnet {
+    fn start(dir: &Path) -> Devnet {
+        // Four consecutive free ports for RPC and four for p2p: probe a base that has them.
+        let base = free_run(4);
+        let p2p = free_run(4);
+        let btc_port = free_port();
+        let out = std::fs::File::create(dir.join("devnet.out")).expect("out");
+        let child = Command::new(BSS)
+            .args(["devnet", "--base-port", &base.to_string(), "--p2p-base-port", &p2p.to_string()])
+            .args(["--btc-port", &btc_port.to_string(), "--btc-block-interval", "0s", "--data-dir"])
+            .arg(dir.join("devnet"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(out.try_clone().expect("clone")))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .expect("spawn devnet");
+        let rpc: Vec<SocketAddr> = (0..4).map(|i| format!("127.0.0.1:{}", base + i).parse().expect("addr")).collect();
+        let d = Devnet { child, dir: dir.join("devnet"), rpc, btc_port };
+        for a in &d.rpc {
+            let a = *a;
+            wait_until("every operator's RPC", Duration::from_secs(90), || {
+                http(a, "GET", "/health", "").ok().filter(|(s, _)| *s == 200)
+            });
+        }
+        d
+    }
+
+    fn call(&self, i: usize, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let (_, text) = http(self.rpc[i], "POST", "/", &body).expect("rpc");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    }
+
+    fn bitcoin(&self) -> bitcoincore_rpc::Client {
+        let pass = std::fs::read_to_string(self.dir.join("bitcoin/rpc.password")).expect("password");
+        bitcoincore_rpc::Client::new(
+            &format!("http://127.0.0.1:{}", self.btc_port),
+            bitcoincore_rpc::Auth::UserPass("bss".into(), pass.trim().into()),
+        )
+        .expect("client")
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first of `n` consecutive ports that are free now.
+fn free_run(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base < 60_000 && (1..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+fn chromium(args: &[&str], url: &str) -> String {
+    let out = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--virtual-time-budget=6000"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("chromium (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn devnet_dashboard_prometheus_and_status() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let net = Devnet::start(dir.path());
+    assert_eq!(net.call(0, "bss_nodeInfo", json!([]))["operators"], 4, "bss devnet defaults to 4 operators");
+
+    // Bitcoin's clock: mine until a keystone is superfinal on operator 0, then stop, so the tip
+    // the page renders and the tip the RPC reports are the same.
+    let c = net.bitcoin();
+    let burn = bitcoincore_rpc::bitcoin::Address::from_str("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")
+        .expect("address")
+        .assume_checked();
+    let keystone = wait_until("a superfinal keystone", Duration::from_secs(120), || {
+        let ks = net.call(0, "bss_keystones", json!([8]));
+        let done = ks["keystones"].as_array().and_then(|l| l.iter().find(|k| k["superfinal"] == true).cloned());
+        if done.is_none() {
+            let _ = bitcoincore_rpc::RpcApi::generate_to_address(&c, 1, &burn);
+            std::thread::sleep(Duration::from_millis(300)); // Bitcoin's block interval in this test
+        }
+        done
+    });
+    let best = bitcoincore_rpc::RpcApi::get_block_count(&c).expect("count");
+    let tip = wait_until("the L2 view at the final Bitcoin tip", Duration::from_secs(30), || {
+        let t = net.call(0, "bss_btcTip", json!([]));
+        (t["height"] == best - 1).then_some(t)
+    });
+
+    // The dashboard in a real browser shows what the RPC says.
+    let url = format!("http://{}/", net.rpc[0]);
+    let dom = chromium(&["--dump-dom"], &url);
+    let btc_height = tip["height"].as_u64().expect("height");
+    assert!(dom.contains(&format!("id=\"btc-height\">{btc_height}<")), "Bitcoin tip {btc_height} not rendered:\n{dom}");
+    assert!(dom.contains(tip["hash"].as_str().expect("hash")), "Bitcoin tip hash not rendered");
+    assert!(dom.contains(keystone["btcTxid"].as_str().expect("txid")), "keystone {keystone} not rendered:\n{dom}");
+    assert!(dom.contains("superfinal"), "no superfinal keystone shown");
+    assert!(!dom.contains("src=\"http") && !dom.contains("href=\"http"), "the page loads something from elsewhere");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let shot_arg = format!("--screenshot={}", shot.display());
+    chromium(&[&shot_arg, "--window-size=1280,1100"], &url);
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false), "no screenshot at {}", shot.display());
+
+    // `bss status`: one screen about operator 1.
+    let out = Command::new(BSS).args(["status", "--rpc", &format!("http://{}", net.rpc[1])]).output().expect("status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("operator 1 of 4"), "{text}");
+    assert!(text.contains("bitcoin     regtest view #") && text.contains("superfinal  #"), "{text}");
+
+    // Prometheus, with the shipped config pointed at this devnet's ports.
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/prometheus.yml"))
+        .expect("configs/prometheus.yml");
+    let mut cfg = shipped.replace("scrape_interval: 5s", "scrape_interval: 1s");
+    for (i, a) in net.rpc.iter().enumerate() {
+        cfg = cfg.replace(&format!("127.0.0.1:{}", 8545 + i), &a.to_string());
+    }
+    std::fs::write(dir.path().join("prometheus.yml"), cfg).expect("write");
+    let web = free_port();
+    let mut prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (scripts/setup.sh installs it)");
+    let web: SocketAddr = format!("127.0.0.1:{web}").parse().expect("addr");
+    let series = wait_until("Prometheus holding bss_* series of every operator", Duration::from_secs(60), || {
+        let (_, body) = http(web, "GET", "/api/v1/query?query=bss_block_height", "").ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let r = v["data"]["result"].as_array()?.clone();
+        (r.len() == 4).then_some(r)
+    });
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(series.iter().all(|s| s["metric"]["job"] == "bss"), "{series:?}");
+
+    // No colour codes anywhere a terminal is not.
+    for log in
+        ["devnet.out"].iter().map(|f| dir.path().join(f)).chain((0..4).map(|i| net.dir.join(format!("node{i}.log"))))
+    {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(!text.contains('\u{1b}'), "ANSI escape codes in {}", log.display());
+    }
+}
+
+/// Every metric the Grafana dashboard plots is one the node exports.
+#[test]
+fn the_grafana_dashboard_plots_metrics_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dash = std::fs::read_to_string(root.join("configs/grafana/bss.json")).expect("dashboard");
+    let v: Value = serde_json::from_str(&dash).expect("valid JSON");
+    assert!(v["panels"].as_array().is_some_and(|p| p.len() > 20));
+    let mut source = String::new();
+    for d in ["actors/src", "consensus/src", "storage/src", "cluster/src"] {
+        collect(&root.join(d), &mut source);
+    }
+    let mut names: Vec<String> = dash
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("bss_"))
+        .map(|w| w.trim_end_matches("_bucket").to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    for n in names {
+        assert!(source.contains(&format!("\"{n}\"")), "the dashboard plots {n}, which no code exports");
+    }
+}
+
+fn collect(dir: &Path, out: &mut String) {
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+        }
+    }
+}
+
+use std::str::FromStr;
