@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # Git keeps no file modes but the executable bit; nodes refuse key files others can read.
-chmod 600 configs/federation/operator*.key
+chmod 600 configs/federation/operator*.key configs/compose/pop*.key
 cargo build --release -p bss-cluster
 bin=target/release/bss
 root=target/docker-rootfs

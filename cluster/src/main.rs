@@ -94,6 +94,12 @@ fn run(cli: Cli) -> Result<()> {
                     "keystone key (x-only): {}",
                     btc_public(&secret).wrap_err_with(|| path.display().to_string())?
                 );
+                let bytes: [u8; 32] = hex::decode(secret.trim())?
+                    .try_into()
+                    .map_err(|_| eyre::eyre!("{}: not 32 bytes", path.display()))?;
+                let wallet = bss_actors::pop::tx::PopWallet::new(bytes, bitcoin::Network::Regtest)
+                    .map_err(|e| eyre::eyre!("{e}"))?;
+                println!("regtest address (fund it): {}", wallet.address);
                 return Ok(());
             }
             let signer = OperatorSigner::from_hex(&secret).map_err(|e| eyre::eyre!("{}: {e}", path.display()))?;

@@ -223,3 +223,70 @@ fn collect(dir: &Path, out: &mut String) {
 }
 
 use std::str::FromStr;
+
+/// The 4-operator docker-compose federation with its Bitcoin container, the whole round: build the
+/// image, `compose up`, a tx sent through one container read from another, one container killed
+/// while the rest go on, a keystone landing, and everything torn down. Opt-in (it builds the
+/// release binary and an image, several minutes):
+/// `cargo nextest run -p bss-cluster --test operator --run-ignored only -E 'test(compose)'`.
+#[test]
+#[ignore = "builds a release image; run with --run-ignored only"]
+fn compose_federation_with_bitcoin_round_trip() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let compose = root.join("cluster/docker/docker-compose.yml");
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().expect("run");
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(Command::new("bash").arg(root.join("cluster/docker/build.sh")));
+    let project = ["-p", "bsscompose", "-f"];
+    struct Down(Vec<String>);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = Command::new("docker-compose").args(&self.0).args(["down", "-v", "--remove-orphans"]).output();
+        }
+    }
+    let down = Down(project.iter().map(|s| s.to_string()).chain([compose.display().to_string()]).collect());
+    run(Command::new("docker-compose").args(&down.0).args(["up", "-d"]));
+    let rpc: Vec<SocketAddr> = (0..4).map(|i| format!("127.0.0.1:{}", 8645 + i).parse().expect("addr")).collect();
+    let call = |i: usize, method: &str, params: Value| -> Option<Value> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let (_, text) = http(rpc[i], "POST", "/", &body).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        v.get("result").cloned().filter(|r| !r.is_null())
+    };
+    wait_until("every container's RPC and a few blocks", Duration::from_secs(120), || {
+        (0..4).all(|i| call(i, "eth_blockNumber", json!([])).is_some_and(|b| b != "0x0")).then_some(())
+    });
+    // A transfer through operator 0, read back from operator 2.
+    let dev: [u8; 32] = hex::decode(DEV0).expect("hex").try_into().expect("32");
+    let key = bss_actors::hvm::accounts::DevKey::from_secret(dev).expect("key");
+    let raw = key.sign_raw(alloy_consensus::TxEip1559 {
+        chain_id: 1337,
+        nonce: 0,
+        gas_limit: 21_000,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: 1_000_000,
+        to: alloy_primitives::TxKind::Call(alloy_primitives::Address::repeat_byte(7)),
+        value: alloy_primitives::U256::from(1),
+        ..Default::default()
+    });
+    let hash = call(0, "eth_sendRawTransaction", json!([raw])).expect("sent");
+    wait_until("the receipt on operator 2", Duration::from_secs(60), || {
+        call(2, "eth_getTransactionReceipt", json!([hash])).filter(|r| r["status"] == "0x1")
+    });
+    // One container killed: the other three go on.
+    run(Command::new("docker").args(["kill", "bss-node3"]));
+    let h = |i: usize| call(i, "eth_blockNumber", json!([])).and_then(|v| hex_or(&v));
+    let before = h(0).expect("height");
+    wait_until("commits without operator 3", Duration::from_secs(60), || (h(1)? > before + 10).then_some(()));
+    // A keystone lands in the Bitcoin container and makes blocks superfinal.
+    wait_until("a superfinal keystone", Duration::from_secs(180), || {
+        call(0, "bss_keystones", json!([4]))?["keystones"].as_array()?.iter().find(|k| k["superfinal"] == true).cloned()
+    });
+    drop(down);
+}
+
+fn hex_or(v: &Value) -> Option<u64> {
+    v.as_str().and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+}

@@ -551,8 +551,9 @@ mod shipped_configs {
         #[cfg(unix)]
         for i in 0..4 {
             use std::os::unix::fs::PermissionsExt;
-            let key = root.join(format!("federation/operator{i}.key"));
-            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+            for key in [format!("federation/operator{i}.key"), format!("compose/pop{i}.key")] {
+                std::fs::set_permissions(root.join(key), std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+            }
         }
         let mut paths = vec![root.join("devnet.toml")];
         for i in 0..4 {

@@ -34,6 +34,10 @@ pub struct RegtestArgs {
     /// Where timer-mined coinbases pay (default: a fixed development key's P2WPKH address).
     #[arg(long)]
     mine_to: Option<String>,
+    /// On a fresh chain, mine 3 coinbases to each of these addresses (comma-separated), then 100
+    /// blocks so they are spendable: funds for PoP keystone keys in a compose federation.
+    #[arg(long, value_delimiter = ',')]
+    fund: Vec<String>,
 }
 
 /// The development mining address: P2WPKH of a fixed, public secret (never for real funds).
@@ -58,16 +62,28 @@ pub fn run(args: RegtestArgs) -> Result<()> {
             (u, p)
         }
     };
-    let mine_to = match &args.mine_to {
-        Some(a) => Address::from_str(a)
+    let regtest_address = |a: &str, flag: &str| {
+        Address::from_str(a)
             .ok()
             .and_then(|a| a.require_network(Network::Regtest).ok())
-            .ok_or_else(|| eyre!("--mine-to {a}: not a regtest address"))?,
+            .ok_or_else(|| eyre!("{flag} {a}: not a regtest address"))
+    };
+    let mine_to = match &args.mine_to {
+        Some(a) => regtest_address(a, "--mine-to")?,
         None => dev_mining_address(),
     };
+    let fund = args.fund.iter().map(|a| regtest_address(a, "--fund")).collect::<Result<Vec<_>>>()?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
         let node = RegtestHandle::start(&args.data_dir).map_err(|e| eyre!("{e}"))?;
+        let fresh = node.with(|s| s.tip_height()).await.unwrap_or(0) == 0;
+        if fresh && !fund.is_empty() {
+            for a in &fund {
+                node.mine(3, a.script_pubkey()).await.map_err(|e| eyre!("funding {a}: {e}"))?;
+            }
+            node.mine(100, mine_to.script_pubkey()).await.map_err(|e| eyre!("maturing the funding: {e}"))?;
+            println!("  funded  {} address(es) with 3 mature coinbases each", fund.len());
+        }
         let ctx = Ctx { node: node.clone(), started: Instant::now() };
         let (handle, bound) = serve(args.rpc_bind, &user, &password, ctx)
             .await
