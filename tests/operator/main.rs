@@ -24,22 +24,25 @@ struct Devnet {
 }
 
 impl Devnet {
-    fn start(dir: &Path) -> Devnet {
-        // Four consecutive free ports for RPC and four for p2p: probe a base that has them.
-        let base = free_run(4);
-        let p2p = free_run(4);
+    /// `bss devnet` with default flags but its ports (and `--nodes` when `nodes` is given).
+    fn start(dir: &Path, nodes: Option<u16>) -> Devnet {
+        // Consecutive free ports for RPC and for p2p: probe a base that has them.
+        let n = nodes.unwrap_or(4);
+        let base = free_run(n);
+        let p2p = free_run(n);
         let btc_port = free_port();
         let out = std::fs::File::create(dir.join("devnet.out")).expect("out");
         let child = Command::new(BSS)
             .args(["devnet", "--base-port", &base.to_string(), "--p2p-base-port", &p2p.to_string()])
             .args(["--btc-port", &btc_port.to_string(), "--btc-block-interval", "0s", "--data-dir"])
             .arg(dir.join("devnet"))
+            .args(nodes.map(|n| vec!["--nodes".to_string(), n.to_string()]).unwrap_or_default())
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(out.try_clone().expect("clone")))
             .stderr(Stdio::from(out))
             .spawn()
             .expect("spawn devnet");
-        let rpc: Vec<SocketAddr> = (0..4).map(|i| format!("127.0.0.1:{}", base + i).parse().expect("addr")).collect();
+        let rpc: Vec<SocketAddr> = (0..n).map(|i| format!("127.0.0.1:{}", base + i).parse().expect("addr")).collect();
         let d = Devnet { child, dir: dir.join("devnet"), rpc, btc_port };
         for a in &d.rpc {
             let a = *a;
@@ -107,7 +110,7 @@ fn chromium(args: &[&str], url: &str) -> String {
 #[test]
 fn devnet_dashboard_prometheus_and_status() {
     let dir = tempfile::tempdir().expect("tmp");
-    let net = Devnet::start(dir.path());
+    let net = Devnet::start(dir.path(), None);
     assert_eq!(net.call(0, "bss_nodeInfo", json!([]))["operators"], 4, "bss devnet defaults to 4 operators");
 
     // Bitcoin's clock: mine until a keystone is superfinal on operator 0, then stop, so the tip
@@ -186,6 +189,33 @@ fn devnet_dashboard_prometheus_and_status() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(!text.contains('\u{1b}'), "ANSI escape codes in {}", log.display());
     }
+}
+
+/// `bss devnet --nodes 1`: the terminal gets the banner, the node's logs go to its file.
+#[test]
+fn a_devnet_of_one_prints_only_its_banner() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let net = Devnet::start(dir.path(), Some(1));
+    let a = net.rpc[0];
+    wait_until("a few blocks", Duration::from_secs(60), || {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).to_string();
+        let (_, t) = http(a, "POST", "/", &body).ok()?;
+        let n = u64::from_str_radix(
+            serde_json::from_str::<Value>(&t).ok()?["result"].as_str()?.trim_start_matches("0x"),
+            16,
+        );
+        (n.ok()? > 3).then_some(())
+    });
+    let out = std::fs::read_to_string(dir.path().join("devnet.out")).expect("out");
+    assert!(out.contains("bss devnet — 1 operator(s)"), "{out}");
+    for line in out.lines() {
+        assert!(
+            !line.contains(" INFO ") && !line.contains(" WARN ") && !line.contains('\u{1b}'),
+            "a log line on the terminal: {line}"
+        );
+    }
+    let log = std::fs::read_to_string(net.dir.join("node0.log")).expect("node log");
+    assert!(log.contains(" INFO ") && !log.contains('\u{1b}'), "the node's log: {log}");
 }
 
 /// Every metric the Grafana dashboard plots is one the node exports.
