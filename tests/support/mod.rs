@@ -102,9 +102,21 @@ impl Node {
             .expect("spawn bss");
         self.child = Some(child);
         let addr = self.addr;
-        wait_until("the node's RPC", Duration::from_secs(30), || {
-            http(addr, "GET", "/health", "").ok().filter(|(s, _)| *s == 200)
-        });
+        // With [pop] a node opens its RPC only after its watcher's first round with the Bitcoin
+        // node (up to 30 s), which a loaded CI machine can stretch; past the deadline, the
+        // node's own log says why.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while http(addr, "GET", "/health", "").ok().filter(|(s, _)| *s == 200).is_none() {
+            if Instant::now() > deadline || self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some()) {
+                let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                panic!(
+                    "{name}'s RPC at {addr} never came up; its log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// The process id while it runs.

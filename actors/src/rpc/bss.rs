@@ -7,6 +7,18 @@ use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::RpcModule;
 use serde_json::{json, Value};
 
+/// A counted keystone as `bss_getFinality` and `bss_keystones` show it.
+fn keystone_json(k: &crate::pop::finality::SeenKeystone) -> Value {
+    json!({
+        "l2Number": k.keystone.l2_number,
+        "l2Hash": k.keystone.l2_hash,
+        "btcTxid": k.sighting.txid.to_string(),
+        "btcBlockHash": k.sighting.block.to_string(),
+        "btcHeight": k.sighting.height,
+        "confirmations": k.confirmations,
+    })
+}
+
 pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
     let err = |e: jsonrpsee::core::RegisterMethodError| std::io::Error::other(e.to_string());
     module
@@ -52,15 +64,9 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                 .rev()
                 .take(count)
                 .map(|k| {
-                    json!({
-                        "l2Number": k.keystone.l2_number,
-                        "l2Hash": k.keystone.l2_hash,
-                        "btcTxid": k.sighting.txid.to_string(),
-                        "btcBlockHash": k.sighting.block.to_string(),
-                        "btcHeight": k.sighting.height,
-                        "confirmations": k.confirmations,
-                        "superfinal": k.confirmations >= threshold,
-                    })
+                    let mut v = keystone_json(k);
+                    v["superfinal"] = json!(k.confirmations >= threshold);
+                    v
                 })
                 .collect();
             Ok::<Value, ErrorObjectOwned>(json!({
@@ -151,16 +157,8 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                 return Err(server_error("proof-of-proof is not configured on this node ([pop])"));
             };
             let committed = number <= head.number;
-            let keystone = f.covering(number, c.pop_confirmations.unwrap_or(1)).filter(|_| committed).map(|k| {
-                json!({
-                    "l2Number": k.keystone.l2_number,
-                    "l2Hash": k.keystone.l2_hash,
-                    "btcTxid": k.sighting.txid.to_string(),
-                    "btcBlockHash": k.sighting.block.to_string(),
-                    "btcHeight": k.sighting.height,
-                    "confirmations": k.confirmations,
-                })
-            });
+            let keystone =
+                f.covering(number, c.pop_confirmations.unwrap_or(1)).filter(|_| committed).map(keystone_json);
             Ok::<Value, ErrorObjectOwned>(json!({
                 "number": number,
                 "committed": committed,
