@@ -38,8 +38,7 @@ fn call_at(node: &Node, proxy: &str, precompile: u8, input: &[u8]) -> Vec<u8> {
 #[test]
 fn federation_agrees_on_the_bitcoin_view_and_the_hvm_precompiles() {
     let dir = tempfile::tempdir().expect("tmp");
-    std::fs::create_dir_all(dir.path().join("btc")).expect("dir");
-    let btc = Regtest::start(&dir.path().join("btc"), free_port());
+    let btc = Regtest::start_in(dir.path());
     let c = btc.client("u", "p");
     let (miner, payee) = (Key::new(1, Kind::P2wpkh), Key::new(5, Kind::P2tr));
     c.generate_to_address(101, &miner.address()).expect("mine");
@@ -50,11 +49,7 @@ fn federation_agrees_on_the_bitcoin_view_and_the_hvm_precompiles() {
     let txid = c.send_raw_transaction(&tx).expect("send");
     c.generate_to_address(3, &miner.address()).expect("mine"); // tx at 102, best 104
 
-    let btc_section = format!(
-        "block_time = \"100ms\"\n[btc]\nrpc_url = \"http://{}\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n\
-         confirmations_lag = 1\npoll_interval = \"100ms\"\n",
-        btc.addr
-    );
+    let btc_section = crate::btc_section(btc.addr);
     let fed = Federation::start(dir.path(), 4, &btc_section);
     let all = [0, 1, 2, 3];
     // Lag 1 behind best 104: the chain's view reaches 103, six headers per L2 block at most.

@@ -35,6 +35,13 @@ impl Regtest {
         r
     }
 
+    /// A fresh regtest node in `dir/btc` on a free port.
+    fn start_in(dir: &std::path::Path) -> Regtest {
+        let btc_dir = dir.join("btc");
+        std::fs::create_dir_all(&btc_dir).expect("dir");
+        Regtest::start(&btc_dir, free_port())
+    }
+
     fn client(&self, user: &str, pass: &str) -> Client {
         Client::new(&format!("http://{}", self.addr), Auth::UserPass(user.into(), pass.into())).expect("client")
     }
@@ -45,6 +52,14 @@ impl Drop for Regtest {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `[consensus]` tail and `[btc]` section every operator of a Bitcoin test gets.
+fn btc_section(btc: SocketAddr) -> String {
+    format!(
+        "block_time = \"100ms\"\n[btc]\nrpc_url = \"http://{btc}\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n\
+         confirmations_lag = 1\npoll_interval = \"100ms\"\n"
+    )
 }
 
 fn rpc_code(e: Error) -> i32 {

@@ -55,10 +55,10 @@ pub fn keystone_keys() -> String {
 
 pub fn pop_config(btc: SocketAddr) -> String {
     format!(
-        "block_time = \"100ms\"\n[btc]\nrpc_url = \"http://{btc}\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n\
-         confirmations_lag = 1\npoll_interval = \"100ms\"\n[pop]\nkeystone_interval = {INTERVAL}\n\
+        "{}[pop]\nkeystone_interval = {INTERVAL}\n\
          superfinality_confirmations = {SUPERFINAL}\nstagger_blocks = 2\nbtc_key_file = \"node{{i}}/pop.key\"\n\
          keystone_keys = [{}]\n",
+        crate::btc_section(btc),
         keystone_keys()
     )
 }
@@ -101,10 +101,8 @@ fn submitter_of(c: &Client, txid: &str, addrs: &[Address]) -> Option<usize> {
 #[test]
 fn keystones_superfinality_takeover_reorg_and_verify() {
     let dir = tempfile::tempdir().expect("tmp");
-    let btc_dir = dir.path().join("btc");
-    std::fs::create_dir_all(&btc_dir).expect("dir");
-    let port = free_port();
-    let btc = Regtest::start(&btc_dir, port);
+    let btc = Regtest::start_in(dir.path());
+    let (btc_dir, port) = (dir.path().join("btc"), btc.addr.port());
     let c = btc.client("u", "p");
     let addrs = fund_operators(dir.path(), &c);
     let mut fed = Federation::start(dir.path(), 4, &pop_config(btc.addr));
@@ -234,8 +232,7 @@ fn tampering_proxy(node: SocketAddr) -> SocketAddr {
 #[test]
 fn fork_guard_refuses_a_forged_chain_signed_by_stolen_keys() {
     let dir = tempfile::tempdir().expect("tmp");
-    std::fs::create_dir_all(dir.path().join("btc")).expect("dir");
-    let btc = Regtest::start(&dir.path().join("btc"), free_port());
+    let btc = Regtest::start_in(dir.path());
     let c = btc.client("u", "p");
     fund_operators(dir.path(), &c);
     let mut fed = Federation::start(dir.path(), 4, &pop_config(btc.addr));

@@ -21,8 +21,7 @@ use std::time::Duration;
 #[test]
 fn keystones_from_a_non_operator_key_are_ignored_and_the_chain_goes_on() {
     let dir = tempfile::tempdir().expect("tmp");
-    std::fs::create_dir_all(dir.path().join("btc")).expect("dir");
-    let btc = Regtest::start(&dir.path().join("btc"), free_port());
+    let btc = Regtest::start_in(dir.path());
     let c = btc.client("u", "p");
     // The outsider has Bitcoin of its own: a mature coinbase on a key no config lists.
     let outsider = PopWallet::new([0x99; 32], bitcoin::Network::Regtest).expect("wallet");
@@ -83,8 +82,7 @@ fn forged(n: u64) -> [u8; bss_actors::pop::keystone::LEN] {
 #[test]
 fn a_forged_sync_header_does_not_halt_the_node() {
     let dir = tempfile::tempdir().expect("tmp");
-    std::fs::create_dir_all(dir.path().join("btc")).expect("dir");
-    let btc = Regtest::start(&dir.path().join("btc"), free_port());
+    let btc = Regtest::start_in(dir.path());
     let c = btc.client("u", "p");
     fund_operators(dir.path(), &c);
     let fed = Federation::start(dir.path(), 4, &pop_config(btc.addr));
@@ -121,18 +119,12 @@ const VIEW_RECORDER: [u8; 20] = [
 #[test]
 fn a_restart_while_the_bitcoin_view_lags_waits_then_catches_up() {
     let dir = tempfile::tempdir().expect("tmp");
-    let btc_dir = dir.path().join("btc");
-    std::fs::create_dir_all(&btc_dir).expect("dir");
-    let port = free_port();
-    let btc = Regtest::start(&btc_dir, port);
+    let btc = Regtest::start_in(dir.path());
+    let (btc_dir, port) = (dir.path().join("btc"), btc.addr.port());
     let c = btc.client("u", "p");
     let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
     c.generate_to_address(5, &burn).expect("mine");
-    let section = format!(
-        "block_time = \"100ms\"\n[btc]\nrpc_url = \"http://{}\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n\
-         confirmations_lag = 1\npoll_interval = \"100ms\"\n",
-        btc.addr
-    );
+    let section = crate::btc_section(btc.addr);
     let mut fed = Federation::start(dir.path(), 4, &section);
     let dev = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
     let sign = |nonce: u64, to: TxKind, input: Bytes| {

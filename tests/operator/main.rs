@@ -123,8 +123,13 @@ fn devnet_dashboard_prometheus_and_status() {
         let ks = net.call(0, "bss_keystones", json!([8]));
         let done = ks["keystones"].as_array().and_then(|l| l.iter().find(|k| k["superfinal"] == true).cloned());
         if done.is_none() {
+            // One Bitcoin block, then wait until the chain's view has taken it in (an event,
+            // not a timer): Bitcoin moves one block per step of the L2.
             let _ = bitcoincore_rpc::RpcApi::generate_to_address(&c, 1, &burn);
-            std::thread::sleep(Duration::from_millis(300)); // Bitcoin's block interval in this test
+            let best = bitcoincore_rpc::RpcApi::get_block_count(&c).unwrap_or(0);
+            wait_until("the L2 view at the new Bitcoin block", Duration::from_secs(30), || {
+                (net.call(0, "bss_btcTip", json!([]))["height"].as_u64() >= Some(best.saturating_sub(1))).then_some(())
+            });
         }
         done
     });
