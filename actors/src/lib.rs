@@ -2,9 +2,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod btc;
+pub mod chain;
 pub mod consensus;
 pub mod executor;
-pub mod hotstuff;
 pub mod hvm;
 pub mod mempool;
 pub mod network;
@@ -12,6 +12,8 @@ pub mod node;
 pub mod pop;
 pub mod rpc;
 pub mod supervision;
+pub mod sync_server;
+pub use bss_storage::fatal;
 
 /// Cases per proptest: a short sample by default (CI), `BSS_PROPTEST_CASES=100000` for a long run.
 #[cfg(test)]

@@ -113,6 +113,7 @@ fn certificates(c: &mut Criterion) {
             .enumerate()
             .map(|(i, s)| (i as u16, SigBytes(s.sign(&msg))))
             .collect(),
+        hotstuff_rs: None,
     };
     let mut g = c.benchmark_group("consensus");
     g.bench_function("verify_qc_7_of_10", |b| b.iter(|| cert.verify(&set, &hash).unwrap()));

@@ -166,7 +166,13 @@ impl Chain {
     /// Commits an executed block through the storage service and makes it the head.
     pub fn commit(&mut self, executed: &ExecutedBlock) {
         let h = &executed.block.header;
-        let certificate = Certificate { chain_id: CHAIN_ID, round: h.round, block_hash: h.hash(), signatures: vec![] };
+        let certificate = Certificate {
+            chain_id: CHAIN_ID,
+            round: h.round,
+            block_hash: h.hash(),
+            signatures: vec![],
+            hotstuff_rs: None,
+        };
         self.storage.commit_blocking(executed.commit_batch(certificate, None)).unwrap();
         self.head = executed.block.header.clone();
         self.acc = executed.accumulator.clone();

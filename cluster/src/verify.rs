@@ -9,6 +9,9 @@
 //!    `getrawtransaction`, so a bitcoind needs `-txindex`);
 //! 4. that block's confirmations on the Bitcoin node's best chain.
 //!
+//! Without `--btc-rpc` only link 1 is checked: the block is committed (its certificate, of either
+//! engine, verifies against the operator set), nothing is said about Bitcoin.
+//!
 //! Readable by a person, or `--json`. Exits non-zero if any link fails.
 
 use crate::bench::client::RpcClient;
@@ -40,9 +43,9 @@ enum What {
         #[arg(long)]
         rpc: String,
         /// A Bitcoin node's RPC URL (http://user:pass@host:port); or set BSS_BTC_RPC, which keeps
-        /// the password out of the process list.
+        /// the password out of the process list. Without it only the commit is verified.
         #[arg(long, env = "BSS_BTC_RPC", hide_env_values = true)]
-        btc_rpc: String,
+        btc_rpc: Option<String>,
         /// Operator public keys (hex, comma-separated, in index order) to check signatures
         /// against; default: the set the RPC reports.
         #[arg(long, value_delimiter = ',')]
@@ -83,7 +86,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     let What::Block { number, rpc, btc_rpc, operators, keystone_keys, json: as_json } = args.what;
     let mut report = Report { links: vec![] };
     let trust = Trust { operators, keystone_keys };
-    verify_block(number, &rpc, &btc_rpc, &trust, &mut report);
+    verify_block(number, &rpc, btc_rpc.as_deref(), &trust, &mut report);
     let ok = report.links.iter().all(|l| l.ok) && !report.links.is_empty();
     if as_json {
         let links: Vec<Value> =
@@ -94,7 +97,12 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         for l in &report.links {
             println!("  [{}] {:<22} {}", if l.ok { " ok " } else { "FAIL" }, l.name, l.detail);
         }
-        println!("{}", if ok { "verified: the block is committed and superfinal in Bitcoin" } else { "NOT verified" });
+        let verdict = match (ok, btc_rpc.is_some()) {
+            (false, _) => "NOT verified",
+            (true, true) => "verified: the block is committed and superfinal in Bitcoin",
+            (true, false) => "verified: the block is committed (Bitcoin not checked: no --btc-rpc)",
+        };
+        println!("{verdict}");
     }
     if !ok {
         bail!("verification of block {number} failed");
@@ -163,10 +171,39 @@ fn certificate(c: &Value) -> Result<Certificate> {
             Ok((s["operator"].as_u64().unwrap_or(u64::MAX) as u16, SigBytes(sig)))
         })
         .collect::<Result<Vec<_>>>()?;
+    let hotstuff_rs = match &c["hotstuffRs"] {
+        Value::Null => None,
+        q => Some(hotstuff_rs_qc(q)?),
+    };
     Ok(Certificate {
         chain_id: c["chainId"].as_u64().unwrap_or_default(),
         round: c["round"].as_u64().unwrap_or_default(),
         block_hash: B256::from_str(c["blockHash"].as_str().unwrap_or_default())?,
+        signatures,
+        hotstuff_rs,
+    })
+}
+
+/// A hotstuff-rs quorum certificate as `bss_getCertificate` shows it.
+fn hotstuff_rs_qc(q: &Value) -> Result<bss_consensus::HotstuffRsQc> {
+    let signatures = q["signatures"]
+        .as_array()
+        .ok_or_else(|| eyre!("hotstuff-rs certificate without signature slots"))?
+        .iter()
+        .map(|s| match s.as_str() {
+            None => Ok(None),
+            Some(hex_sig) => {
+                let sig: [u8; 64] =
+                    hex::decode(hex_sig)?.try_into().map_err(|_| eyre!("a signature is not 64 bytes"))?;
+                Ok(Some(SigBytes(sig)))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let phase = q["phase"].as_u64().and_then(|p| u8::try_from(p).ok()).ok_or_else(|| eyre!("bad phase"))?;
+    Ok(bss_consensus::HotstuffRsQc {
+        height: q["height"].as_u64().ok_or_else(|| eyre!("hotstuff-rs certificate without a height"))?,
+        justify: hex::decode(q["justify"].as_str().unwrap_or_default())?,
+        phase,
         signatures,
     })
 }
@@ -177,7 +214,8 @@ fn check_certificate(header: &BlockHeader, cert: Option<&Certificate>, set: &Ope
         bail!("certificate is for chain {}, block for {}", cert.chain_id, header.chain_id);
     }
     cert.verify(set, &header.hash()).map_err(|e| eyre!("{e}"))?;
-    Ok(format!("{} of {} operators signed (quorum {})", cert.signatures.len(), set.len(), set.quorum()))
+    let engine = if cert.hotstuff_rs.is_some() { "hotstuff-rs" } else { "native" };
+    Ok(format!("{} of {} operators signed ({engine} certificate)", cert.signer_count(), set.len()))
 }
 
 /// The merkle branch of `index` among `txids`, and the root it leads to.
@@ -242,7 +280,7 @@ fn check_writer(btc: &bitcoincore_rpc::Client, tx: &bitcoin::Transaction, keys: 
     bail!("the keystone tx spends no coin of an operator's keystone key (anyone can post these bytes)")
 }
 
-fn verify_block(number: u64, rpc: &str, btc_rpc: &str, trust: &Trust, r: &mut Report) {
+fn verify_block(number: u64, rpc: &str, btc_rpc: Option<&str>, trust: &Trust, r: &mut Report) {
     let mut l2 = L2 { client: RpcClient::new(rpc) };
     // 1. The block and its certificate.
     let Fetched { header, cert, operators: reported_ops, keystone_keys: reported_ks } = match l2.block(number) {
@@ -273,6 +311,7 @@ fn verify_block(number: u64, rpc: &str, btc_rpc: &str, trust: &Trust, r: &mut Re
         }),
     );
     r.check("commit certificate", check_certificate(&header, cert.as_ref(), &set));
+    let Some(btc_rpc) = btc_rpc else { return };
 
     // 2. The keystone that covers it.
     let finality = match l2.call("bss_getFinality", json!([number])) {

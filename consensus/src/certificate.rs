@@ -117,12 +117,91 @@ pub fn vote_message(chain_id: u64, round: u64, block_hash: &B256) -> Vec<u8> {
 }
 
 /// A quorum of operator signatures over (chain id, round, block hash).
+///
+/// Blocks ordered by the hotstuff-rs engine carry that library's quorum certificate instead
+/// (`hotstuff_rs`, with `signatures` empty): see [`HotstuffRsQc`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Certificate {
     pub chain_id: u64,
     pub round: u64,
     pub block_hash: B256,
     pub signatures: Vec<(u16, SigBytes)>,
+    pub hotstuff_rs: Option<HotstuffRsQc>,
+}
+
+/// A hotstuff-rs (0.4) phase certificate for the hotstuff-rs block that carries an L2 block.
+///
+/// hotstuff-rs operators sign `borsh(chain_id, view, hs_block, phase)`, where `hs_block` is
+/// `sha256(borsh(height) ‖ borsh(justify) ‖ data_hash)` and `data_hash` is our L2 block hash.
+/// Keeping the height and the justify bytes lets anyone recompute `hs_block` from the L2 block
+/// hash and check the signatures, without the library. Signatures sit one slot per operator, in
+/// ascending order of the operators' key bytes (the library's validator order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HotstuffRsQc {
+    pub height: u64,
+    /// The hotstuff-rs block's `justify` certificate, borsh-encoded as the library hashes it.
+    pub justify: Vec<u8>,
+    /// The phase's borsh tag (0 = Generic, the only phase of pipelined mode; 4 = Decide).
+    pub phase: u8,
+    pub signatures: Vec<Option<SigBytes>>,
+}
+
+/// Largest `justify` accepted for checking (a certificate of a 10-operator set is ~700 bytes).
+pub const MAX_HOTSTUFF_RS_JUSTIFY: usize = 4_096;
+
+impl HotstuffRsQc {
+    /// The hotstuff-rs block hash committing to `data_hash` (our L2 block hash).
+    pub fn block_hash(&self, data_hash: &B256) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(self.height.to_le_bytes());
+        h.update(&self.justify);
+        h.update(data_hash.as_slice());
+        h.finalize().into()
+    }
+
+    /// What each operator signed (borsh of `(ChainID, ViewNumber, CryptoHash, Phase)`).
+    pub fn vote_message(chain_id: u64, view: u64, hs_block: &[u8; 32], phase: u8) -> Vec<u8> {
+        let mut msg = Vec::with_capacity(8 + 8 + 32 + 1);
+        msg.extend_from_slice(&chain_id.to_le_bytes());
+        msg.extend_from_slice(&view.to_le_bytes());
+        msg.extend_from_slice(hs_block);
+        msg.push(phase);
+        msg
+    }
+
+    fn verify(&self, chain_id: u64, view: u64, l2_hash: &B256, set: &OperatorSet) -> Result<(), CertificateError> {
+        if self.justify.len() > MAX_HOTSTUFF_RS_JUSTIFY {
+            return Err(CertificateError::Malformed(format!("justify of {} bytes", self.justify.len())));
+        }
+        if self.phase != 0 && self.phase != 4 {
+            return Err(CertificateError::Malformed(format!("phase {} does not commit a block", self.phase)));
+        }
+        if self.signatures.len() != set.len() {
+            return Err(CertificateError::Malformed(format!(
+                "{} signature slots for {} operators",
+                self.signatures.len(),
+                set.len()
+            )));
+        }
+        let msg = Self::vote_message(chain_id, view, &self.block_hash(l2_hash), self.phase);
+        // The library's order: ascending key bytes.
+        let mut order: Vec<u16> = (0..set.len() as u16).collect();
+        order.sort_by_key(|i| set.keys[*i as usize].0);
+        let mut have = 0;
+        for (slot, sig) in self.signatures.iter().enumerate() {
+            let Some(sig) = sig else { continue };
+            let operator = order[slot];
+            set.verify(operator, &msg, &sig.0)?;
+            have += 1;
+        }
+        // hotstuff-rs's quorum: ⌊2n/3⌋ + 1 of equal powers.
+        let need = set.len() * 2 / 3 + 1;
+        if have < need {
+            return Err(CertificateError::NoQuorum { have, need });
+        }
+        Ok(())
+    }
 }
 
 /// A 64-byte ed25519 signature (serde-friendly wrapper).
@@ -143,10 +222,21 @@ mod sig_serde {
 }
 
 impl Certificate {
+    /// How many operators signed it (either engine's format).
+    pub fn signer_count(&self) -> usize {
+        match &self.hotstuff_rs {
+            Some(q) => q.signatures.iter().filter(|s| s.is_some()).count(),
+            None => self.signatures.len(),
+        }
+    }
+
     /// Verifies that a quorum of distinct operators signed this certificate for `block_hash`.
     pub fn verify(&self, set: &OperatorSet, block_hash: &B256) -> Result<(), CertificateError> {
         if &self.block_hash != block_hash {
             return Err(CertificateError::WrongBlock { expected: *block_hash, got: self.block_hash });
+        }
+        if let Some(qc) = &self.hotstuff_rs {
+            return qc.verify(self.chain_id, self.round, block_hash, set);
         }
         let msg = vote_message(self.chain_id, self.round, &self.block_hash);
         let mut seen = BTreeSet::new();
@@ -177,6 +267,8 @@ pub enum CertificateError {
     NoQuorum { have: usize, need: usize },
     #[error("bad operator key: {0}")]
     BadKey(String),
+    #[error("malformed certificate: {0}")]
+    Malformed(String),
 }
 
 #[cfg(test)]
@@ -196,6 +288,7 @@ mod tests {
             round: 5,
             block_hash: hash,
             signatures: signers.iter().map(|(i, s)| (*i, SigBytes(s.sign(&msg)))).collect(),
+            hotstuff_rs: None,
         }
     }
 

@@ -12,5 +12,7 @@ pub mod engine;
 pub mod native;
 
 pub use block::{Anchor, Block, BlockHeader, BtcAttributes};
-pub use certificate::{Certificate, CertificateError, OperatorKey, OperatorSet, OperatorSigner, SigBytes};
+pub use certificate::{
+    Certificate, CertificateError, HotstuffRsQc, OperatorKey, OperatorSet, OperatorSigner, SigBytes,
+};
 pub use engine::{CommitProof, Effect, Engine, EngineError, Input, SafetyData, TimerKind};

@@ -7,12 +7,15 @@
 //!   moment restarts at its last committed block with consistent state. A failed write is fatal.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod aux;
+pub mod fatal;
 mod keys;
 mod reader;
 mod records;
 mod service;
 mod store;
 
+pub use aux::{AuxBatch, AuxSnapshot, AuxSpace};
 pub use reader::StoreReader;
 pub use records::{AccountRecord, BlockBody, CommitBatch, GenesisBatch, LogRecord, ReceiptRecord, StateChanges};
 pub use service::{StorageHandle, StorageService};

@@ -25,6 +25,11 @@ fn corrupt(keyspace: &'static str) -> StorageError {
 }
 
 impl StoreReader {
+    /// A point-in-time view of the services' keyspaces (Bitcoin index, PoP records).
+    pub fn aux_snapshot(&self) -> crate::AuxSnapshot {
+        crate::AuxSnapshot { store: self.store.clone(), snap: self.store.db.snapshot() }
+    }
+
     fn get(&self, keyspace: &fjall::Keyspace, key: impl AsRef<[u8]>) -> Result<Option<fjall::Slice>> {
         Ok(self.store.db.snapshot().get(keyspace, key)?)
     }

@@ -18,6 +18,7 @@ enum Command {
     PutSafety(SafetyData, oneshot::Sender<Result<()>>),
     PutPending(Box<bss_consensus::Block>, oneshot::Sender<Result<()>>),
     Journal { add: Vec<(B256, Bytes)>, remove: Vec<B256>, reply: Option<oneshot::Sender<Result<()>>> },
+    Aux(crate::AuxBatch, oneshot::Sender<Result<()>>),
 }
 
 /// Typed handle to the storage thread. Cloneable; the thread stops when every handle is gone.
@@ -66,6 +67,13 @@ fn run(store: Store, mut rx: mpsc::Receiver<Command>) {
                 let res = store.put_pending(&block);
                 if let Err(e) = &res {
                     error!(target: "storage", error = %e, "pending block write failed");
+                }
+                let _ = reply.send(res);
+            }
+            Command::Aux(batch, reply) => {
+                let res = store.write_aux(&batch);
+                if let Err(e) = &res {
+                    error!(target: "storage", ops = batch.len(), error = %e, "service keyspace write failed");
                 }
                 let _ = reply.send(res);
             }
@@ -144,6 +152,20 @@ impl StorageHandle {
                 }
             }
         }
+    }
+
+    /// Writes a service's batch (Bitcoin index, PoP records). Resolves once written.
+    pub async fn write_aux(&self, batch: crate::AuxBatch) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Aux(batch, tx)).await?;
+        rx.await.map_err(|_| StorageError::ServiceStopped)?
+    }
+
+    /// `write_aux` for service threads outside any async runtime.
+    pub fn write_aux_blocking(&self, batch: crate::AuxBatch) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.blocking_send(Command::Aux(batch, tx)).map_err(|_| StorageError::ServiceStopped)?;
+        rx.blocking_recv().map_err(|_| StorageError::ServiceStopped)?
     }
 
     /// Blocking variant for callers outside any async runtime (tests, benchmarks, tools).

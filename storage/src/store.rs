@@ -26,6 +26,8 @@ pub struct Store {
     pub(crate) mempool: Keyspace,
     /// `Some(mode)`: fsync mode for block commits; safety data is always synced.
     pub(crate) commit_durability: Option<PersistMode>,
+    /// Services' keyspaces, in `AuxSpace::ALL` order.
+    pub(crate) aux: Vec<Keyspace>,
 }
 
 pub(crate) fn enc<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>> {
@@ -52,8 +54,14 @@ impl Store {
             pending: ks("pending")?,
             mempool: ks("mempool")?,
             commit_durability: Some(if fsync { PersistMode::SyncAll } else { PersistMode::Buffer }),
+            aux: crate::aux::AuxSpace::ALL.iter().map(|s| ks(s.name())).collect::<std::result::Result<_, _>>()?,
             db,
         })
+    }
+
+    pub(crate) fn aux(&self, space: crate::aux::AuxSpace) -> &Keyspace {
+        // `aux` is built from `AuxSpace::ALL`, so every space has its slot.
+        &self.aux[crate::aux::AuxSpace::ALL.iter().position(|s| *s == space).unwrap_or(0)]
     }
 
     pub fn reader(&self) -> StoreReader {

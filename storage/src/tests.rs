@@ -37,7 +37,13 @@ fn batch(number: u64, parent: B256, changes: StateChanges) -> CommitBatch {
     let block = Block { header: header(number, parent), transactions: vec![Bytes::from_static(b"tx")] };
     CommitBatch {
         proof: None,
-        certificate: Certificate { chain_id: 9, round: number, block_hash: block.hash(), signatures: vec![] },
+        certificate: Certificate {
+            chain_id: 9,
+            round: number,
+            block_hash: block.hash(),
+            signatures: vec![],
+            hotstuff_rs: None,
+        },
         body: BlockBody {
             transactions: block.transactions.clone(),
             tx_hashes: vec![B256::with_last_byte(number as u8)],

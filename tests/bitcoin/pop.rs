@@ -130,6 +130,16 @@ fn keystones_superfinality_takeover_reorg_and_verify() {
     let (ok, out) = verify(3, &format!("http://{proxy}"), btc.addr);
     assert!(!ok && out.contains("FAIL") && out.contains("commit certificate"), "a tampered certificate passed:\n{out}");
 
+    // Supervision: a panicking Bitcoin watcher (operator 1) and PoP submitter (operator 2) are
+    // restarted and go on; the rest of this test runs on them.
+    assert_eq!(fed.nodes[1].rpc("bss_injectFault", json!(["btc_watcher"])), json!("injected"));
+    assert_eq!(fed.nodes[2].rpc("bss_injectFault", json!(["pop_submitter"])), json!("injected"));
+    mine_until(&c, "both restarts counted", || {
+        let watcher = metric(&fed.nodes[1].metrics(), "bss_actor_restarts_total{actor=\"btc_watcher\"}");
+        let submitter = metric(&fed.nodes[2].metrics(), "bss_actor_restarts_total{actor=\"pop_submitter\"}");
+        (watcher == 1.0 && submitter == 1.0).then_some(())
+    });
+
     // The first submitter is killed: the next operator steps in for its keystones.
     fed.nodes[0].kill();
     let head = fed.nodes[1].block_number();

@@ -25,7 +25,7 @@ fn watcher_follows_reorgs_and_outages() {
         start_height: 0,
         max_backoff: Duration::from_millis(400),
     };
-    let view = watcher::spawn(source, cfg).expect("watcher");
+    let (view, watcher) = watcher::spawn(source, cfg).expect("watcher");
     wait_until("the watcher at 101", Duration::from_secs(30), || {
         (view.current().best_height() == Some(101)).then_some(())
     });
@@ -67,6 +67,15 @@ fn watcher_follows_reorgs_and_outages() {
     wait_until("the watcher after the outage", Duration::from_secs(30), || {
         (view.connected() && view.current().best_height() == Some(105)).then_some(())
     });
+
+    // A panic in the watcher: it is restarted from the view it published and goes on.
+    let before = view.current();
+    watcher.inject_panic();
+    btc.client("u", "p").generate_to_address(1, &miner.address()).expect("mine");
+    wait_until("the restarted watcher at 106", Duration::from_secs(30), || {
+        (view.current().best_height() == Some(106)).then_some(())
+    });
+    assert_eq!(view.current().hash_at(105), before.hash_at(105), "it resumed on the same chain");
 }
 
 trait FromHex {

@@ -9,7 +9,7 @@ use std::process::Command;
 fn bss_bench_writes_a_summary() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("bench");
-    let base = free_port();
+    let base = free_runs(4, &[0, 1000]);
     let run = Command::new(BSS)
         .args(["bench", "--nodes", "4", "--duration", "3s", "--rate", "300", "--senders", "50", "--threads", "2"])
         .args(["--base-port", &base.to_string(), "--out"])

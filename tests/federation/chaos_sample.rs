@@ -10,7 +10,7 @@ fn seeded_chaos_sample_keeps_the_invariants() {
     let dir = tempfile::tempdir().expect("tmp");
     let run = Command::new(BSS)
         .args(["chaos", "--nodes", "4", "--duration", "10s", "--seed", "11", "--rate", "10"])
-        .args(["--base-port", &free_port().to_string(), "--out"])
+        .args(["--base-port", &free_runs(4, &[0, 1000]).to_string(), "--out"])
         .arg(dir.path().join("chaos"))
         .output()
         .expect("run bss chaos");

@@ -78,14 +78,21 @@ fn two_down_stops_commits_without_conflict_and_one_back_resumes() {
     fed.nodes[1].kill();
     fed.nodes[3].kill();
     let live = [0, 2];
-    // Let in-flight certificates settle, then nothing may commit without a quorum.
-    let settled = wait_until("commits to stop", Duration::from_secs(30), || {
-        let a = fed.heights(&live);
-        std::thread::sleep(Duration::from_millis(1_500));
-        let b = fed.heights(&live);
-        (a == b).then_some(b)
-    });
-    std::thread::sleep(Duration::from_secs(3));
+    // No quorum: the live operators' round timers keep firing without progress. Once each has
+    // fired twice, certificates formed before the kill have landed; after two more firings,
+    // nothing may have committed without a quorum.
+    let fired = |fed: &Federation| -> Vec<f64> {
+        live.iter().map(|i| metric(&fed.nodes[*i].metrics(), "bss_consensus_round_timer_fired_total")).collect()
+    };
+    let wait_fired = |fed: &Federation, n: f64, what: &str| {
+        let start = fired(fed);
+        wait_until(what, Duration::from_secs(60), || {
+            fired(fed).iter().zip(&start).all(|(now, then)| *now >= then + n).then_some(())
+        });
+    };
+    wait_fired(&fed, 2.0, "in-flight certificates to settle");
+    let settled = fed.heights(&live);
+    wait_fired(&fed, 2.0, "two more round timeouts without a quorum");
     assert_eq!(fed.heights(&live), settled, "committed without a quorum");
     let top = settled.iter().copied().min().unwrap_or(0);
     fed.assert_same_chain(&live, top);

@@ -8,4 +8,5 @@ mod bounded;
 mod contract;
 mod crash;
 mod rpc_end_to_end;
+mod supervision;
 mod wallets;

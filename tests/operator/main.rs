@@ -86,16 +86,6 @@ impl Drop for Devnet {
     }
 }
 
-/// The first of `n` consecutive ports that are free now.
-fn free_run(n: u16) -> u16 {
-    loop {
-        let base = free_port();
-        if base < 60_000 && (1..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
 fn chromium(args: &[&str], url: &str) -> String {
     let out = Command::new("chromium")
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--virtual-time-budget=6000"])

@@ -14,8 +14,54 @@ pub const CHAIN_ID: u64 = 31337;
 pub const DEV0: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 pub const DEV1: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
+/// A loopback port for a node to bind, free of the bind-then-drop race: see [`free_run`].
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    free_run(1)
+}
+
+/// The first of `n` consecutive loopback ports reserved for this test process. They are taken
+/// below the kernel's ephemeral range (32768+), so no outgoing connection can land on them
+/// before a node binds them, and each is held with a file lock for the life of this process, so
+/// no other test process (nextest runs each test in its own) is handed the same port.
+pub fn free_run(n: u16) -> u16 {
+    free_runs(n, &[0])
+}
+
+/// A base port `b` with `b + offset .. b + offset + n` reserved for every offset (`bss devnet`,
+/// `bss bench` and `bss chaos` put RPC at `--base-port` and the operator network 1000 above).
+pub fn free_runs(n: u16, offsets: &[u16]) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join("bss-test-ports");
+    std::fs::create_dir_all(&dir).expect("port lock dir");
+    let start = std::process::id().wrapping_mul(7919);
+    let n = u32::from(n.max(1));
+    for _ in 0..COUNT {
+        let base = FIRST + start.wrapping_add(NEXT.fetch_add(n, Ordering::Relaxed)) % COUNT;
+        let ports = offsets.iter().flat_map(|o| (base + u32::from(*o)..base + u32::from(*o) + n).map(|p| p as u16));
+        let mut held = Vec::new();
+        for port in ports {
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(port.to_string()))
+                .ok()
+                .filter(|f| f.try_lock().is_ok());
+            match lock {
+                Some(f) if TcpListener::bind(("127.0.0.1", port)).is_ok() => held.push(f),
+                _ => break,
+            }
+        }
+        if held.len() == n as usize * offsets.len() {
+            // Held until this process exits (each lock goes with its file descriptor).
+            held.into_iter().for_each(std::mem::forget);
+            return base as u16;
+        }
+    }
+    panic!("no free loopback ports from {FIRST}")
 }
 
 /// Polls `f` until it returns Some, failing the test after `timeout`.
@@ -133,6 +179,15 @@ impl Node {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .expect("VmRSS")
+    }
+
+    /// Waits for the process to exit by itself (up to `timeout`); its exit code and log.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (Option<i32>, String) {
+        let child = self.child.as_mut().expect("running");
+        let status = wait_until("the node to exit", timeout, || child.try_wait().ok().flatten());
+        self.child = None;
+        let name = self.config.file_stem().and_then(|s| s.to_str()).unwrap_or("node").to_string();
+        (status.code(), std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default())
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -12,7 +12,7 @@ pub(crate) mod testkit;
 pub use attributes::{check_attributes, next_attributes, view_ready, AttributeError, BtcRules};
 pub use index::BtcIndex;
 pub use source::{BitcoinSource, CoreRpc, Credentials};
-pub use watcher::{BtcView, WatcherConfig};
+pub use watcher::{BtcView, WatcherConfig, WatcherHandle};
 
 /// What a node component needs to use Bitcoin: the watcher's latest view and the rules.
 #[derive(Clone)]

@@ -2,6 +2,9 @@
 //! it fetches, rolls back and forward through reorgs of any depth, survives the node going away
 //! (exponential backoff, a log line when it goes and when it comes back, metrics), and publishes
 //! each new view as an immutable snapshot. Nothing waits on it: readers take the latest snapshot.
+//!
+//! Supervision: a panic restarts the loop after a backoff (`bss_actor_restarts_total{actor=
+//! "btc_watcher"}`), resuming from the last view it published, which readers kept using.
 
 use super::index::BtcIndex;
 use super::source::{BitcoinSource, SourceError};
@@ -81,19 +84,49 @@ impl BtcView {
 }
 
 /// Starts the watcher thread; it stops once every `BtcView` is dropped.
-pub fn spawn(source: impl BitcoinSource, cfg: WatcherConfig) -> std::io::Result<BtcView> {
-    let (tx, rx) = watch::channel(Arc::new(BtcIndex::new(cfg.start_height)));
-    let (up_tx, up) = watch::channel(false);
-    std::thread::Builder::new().name("btc-watcher".into()).spawn(move || run(source, cfg, tx, up_tx))?;
-    Ok(BtcView { rx, up })
+/// Control of the watcher thread (fault injection for the supervision tests).
+#[derive(Clone)]
+pub struct WatcherHandle {
+    control: std::sync::mpsc::SyncSender<()>,
 }
 
-fn run(source: impl BitcoinSource, cfg: WatcherConfig, tx: watch::Sender<Arc<BtcIndex>>, up: watch::Sender<bool>) {
-    let mut index = BtcIndex::new(cfg.start_height);
+impl WatcherHandle {
+    /// Makes the watcher panic at its next round.
+    pub fn inject_panic(&self) {
+        let _ = self.control.try_send(());
+    }
+}
+
+/// Starts the watcher thread under its supervision policy.
+pub fn spawn(source: impl BitcoinSource, cfg: WatcherConfig) -> std::io::Result<(BtcView, WatcherHandle)> {
+    let (tx, rx) = watch::channel(Arc::new(BtcIndex::new(cfg.start_height)));
+    let (up_tx, up) = watch::channel(false);
+    let (control, faults) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new().name("btc-watcher".into()).spawn(move || {
+        crate::supervision::restart_on_panic("btc_watcher", Duration::from_millis(500), || {
+            // A restart resumes from the last published view.
+            let index = (**tx.borrow()).clone();
+            run(&source, &cfg, index, &tx, &up_tx, &faults)
+        })
+    })?;
+    Ok((BtcView { rx, up }, WatcherHandle { control }))
+}
+
+fn run(
+    source: &impl BitcoinSource,
+    cfg: &WatcherConfig,
+    mut index: BtcIndex,
+    tx: &watch::Sender<Arc<BtcIndex>>,
+    up: &watch::Sender<bool>,
+    faults: &std::sync::mpsc::Receiver<()>,
+) {
     let mut wait = cfg.poll_interval;
     let mut down_since: Option<std::time::Instant> = None;
     while !tx.is_closed() {
-        match follow(&source, &mut index, &tx) {
+        if faults.try_recv().is_ok() {
+            panic!("injected fault in the Bitcoin watcher");
+        }
+        match follow(source, &mut index, tx) {
             Ok(()) => {
                 if let Some(since) = down_since.take() {
                     info!(target: "btc", down_secs = since.elapsed().as_secs(), "bitcoin node reachable again");

@@ -1,34 +1,7 @@
-use actix::Message;
-use alloy_primitives::B256;
+use super::actor::ConsensusActor;
+use actix::prelude::*;
 use bss_consensus::native::NativeMessage;
 use bss_consensus::{Block, BlockHeader, Certificate, CommitProof};
-use std::sync::Arc;
-use tokio::sync::broadcast;
-
-/// Announced to subscribers after a block is durably committed.
-#[derive(Clone, Debug)]
-pub struct CommittedBlock {
-    pub header: BlockHeader,
-    pub hash: B256,
-    pub tx_hashes: Arc<Vec<B256>>,
-}
-
-/// Cloneable handle for things outside consensus that follow commits.
-#[derive(Clone)]
-pub struct ConsensusHandle {
-    pub(crate) commits: broadcast::Sender<CommittedBlock>,
-}
-
-impl ConsensusHandle {
-    pub fn new(capacity: usize) -> Self {
-        Self { commits: broadcast::channel(capacity).0 }
-    }
-
-    /// A stream of committed blocks from now on. Slow readers skip (lagged), never block consensus.
-    pub fn subscribe(&self) -> broadcast::Receiver<CommittedBlock> {
-        self.commits.subscribe()
-    }
-}
 
 /// A consensus message from an authenticated operator.
 #[derive(Message)]
@@ -47,4 +20,28 @@ pub struct SyncedBlocks {
     pub headers: Vec<BlockHeader>,
     pub proof: Option<CommitProof>,
     pub more: bool,
+}
+
+/// Cloneable handle to the native engine's driver: what the network delivers to it.
+#[derive(Clone)]
+pub struct ConsensusHandle {
+    addr: Addr<ConsensusActor>,
+}
+
+/// The driver's queue is full: the message is dropped (consensus tolerates lost messages).
+#[derive(Debug)]
+pub struct ConsensusBusy;
+
+impl ConsensusHandle {
+    pub fn new(addr: Addr<ConsensusActor>) -> Self {
+        Self { addr }
+    }
+
+    pub fn deliver(&self, from: u16, message: NativeMessage) -> Result<(), ConsensusBusy> {
+        self.addr.try_send(FromNetwork { from, message }).map_err(|_| ConsensusBusy)
+    }
+
+    pub fn synced(&self, msg: SyncedBlocks) -> Result<(), ConsensusBusy> {
+        self.addr.try_send(msg).map_err(|_| ConsensusBusy)
+    }
 }

@@ -91,7 +91,13 @@ fn validate(n: &Node, e: &ExecutedBlock, txs: Vec<Arc<SignedTx>>) -> Result<Exec
 }
 
 fn commit(n: &mut Node, e: &ExecutedBlock) {
-    let cert = Certificate { chain_id: 5, round: e.block.header.round, block_hash: e.block.hash(), signatures: vec![] };
+    let cert = Certificate {
+        chain_id: 5,
+        round: e.block.header.round,
+        block_hash: e.block.hash(),
+        signatures: vec![],
+        hotstuff_rs: None,
+    };
     n.storage.commit_blocking(e.commit_batch(cert, None)).expect("commit");
     n.head = e.block.header.clone();
     n.acc = e.accumulator.clone();

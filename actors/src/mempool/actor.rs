@@ -1,4 +1,4 @@
-use super::messages::{AddMany, AddTx, Committed, Drop, GetMany, GetTx, PendingNonce, Select, Status};
+use super::messages::{AddMany, AddTx, Committed, Drop, GetMany, GetTx, InjectPanic, PendingNonce, Select, Status};
 use super::pool::{Inserted, Pool, PoolConfig};
 use crate::hvm::{SignedTx, TxError};
 use actix::prelude::*;
@@ -21,6 +21,24 @@ impl MempoolActor {
         metrics::gauge!("bss_mempool_bytes").set(self.pool.bytes() as f64);
         metrics::gauge!("bss_mempool_pending").set(pending as f64);
         metrics::gauge!("bss_mempool_queued").set(queued as f64);
+    }
+}
+
+/// The mempool's supervision policy: it is critical. A panic in any handler unwinds through
+/// here, and the node stops (exit code 2) instead of going on without its transactions.
+impl std::ops::Drop for MempoolActor {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            crate::fatal::stop("mempool", "the mempool actor panicked");
+        }
+    }
+}
+
+impl Handler<InjectPanic> for MempoolActor {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectPanic, _: &mut Self::Context) {
+        panic!("injected fault in the mempool");
     }
 }
 

@@ -107,8 +107,8 @@ impl MempoolHandle {
     }
 
     /// Decoded pool copies of the given transactions (those the pool has).
-    pub async fn get_many(&self, hashes: Vec<B256>) -> Vec<Arc<SignedTx>> {
-        self.addr.send(GetMany(hashes)).await.unwrap_or_default()
+    pub async fn get_many(&self, hashes: Vec<B256>) -> Result<Vec<Arc<SignedTx>>, MempoolGone> {
+        self.addr.send(GetMany(hashes)).await.map_err(|_| MempoolGone)
     }
 
     pub async fn pending_nonce(&self, address: Address) -> Result<Option<u64>, MempoolGone> {
@@ -117,5 +117,16 @@ impl MempoolHandle {
 
     pub async fn status(&self) -> Result<(usize, usize), MempoolGone> {
         self.addr.send(Status).await.map_err(|_| MempoolGone)
+    }
+}
+
+/// Makes the mempool panic (only reachable with `rpc.fault_injection`): the node must stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectPanic;
+
+impl MempoolHandle {
+    pub fn inject_panic(&self) {
+        self.addr.do_send(InjectPanic);
     }
 }

@@ -3,11 +3,13 @@
 //! The pure rules live in [`pool`]; the actor serialises access to them and reports metrics.
 
 mod actor;
+mod gossip;
 mod ingress;
 mod messages;
 pub mod pool;
 
 pub use actor::MempoolActor;
+pub use gossip::GossipAdmission;
 pub use ingress::{AdmitError, TxIngress};
 pub use messages::MempoolHandle;
 pub use pool::{Inserted, Pool, PoolConfig, SenderState};

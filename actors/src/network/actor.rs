@@ -1,14 +1,13 @@
 use super::conn::{self, ConnCtx};
-use super::messages::{Broadcast, Connected, Disconnected, Gossip, Incoming, Peers, SendTo};
+use super::messages::{Broadcast, Connected, Disconnected, Gossip, Incoming, NetworkHandle, Peers, SendTo};
 use super::noise::LocalIdentity;
+use super::routes::{EngineRoute, Routes};
 use super::wire::{encode, WireMessage};
 use super::NetworkConfig;
-use crate::consensus::{FromNetwork, SyncedBlocks};
-use crate::mempool::TxIngress;
+use crate::consensus::SyncedBlocks;
 use actix::prelude::*;
 use alloy_primitives::Bytes;
 use bss_consensus::native::NativeMessage;
-use bss_storage::StoreReader;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,11 +19,6 @@ use tracing::{info, warn};
 /// An established connection: its id, its outgoing frame queue and the bytes queued on it.
 type PeerConn = (u64, mpsc::Sender<Arc<Vec<u8>>>, Arc<AtomicUsize>);
 
-/// Gossip batches waiting for admission; past this they are dropped (and counted).
-const GOSSIP_QUEUE: usize = 256;
-/// Sync pages being built at once; further requests are dropped (the requester asks again).
-const SYNC_SERVERS: usize = 2;
-
 pub struct NetworkActor {
     cfg: NetworkConfig,
     conn: Option<ConnCtx>,
@@ -32,16 +26,9 @@ pub struct NetworkActor {
     addrs: Vec<String>,
     listener: Option<std::net::TcpListener>,
     peers: HashMap<u16, PeerConn>,
-    consensus: Option<Recipient<FromNetwork>>,
-    synced: Option<Recipient<SyncedBlocks>>,
-    engine: Option<crossbeam_channel::Sender<(u16, Bytes)>>,
-    reader: StoreReader,
+    routes: Routes,
     gossip: Vec<Bytes>,
     gossip_bytes: usize,
-    /// Gossiped batches on their way to the one admission task.
-    admit: mpsc::Sender<Vec<Bytes>>,
-    admit_rx: Option<(mpsc::Receiver<Vec<Bytes>>, TxIngress)>,
-    sync_slots: Arc<tokio::sync::Semaphore>,
     /// Per operator: when it was last heard from, and the highest round and height it showed.
     seen: HashMap<u16, (std::time::Instant, u64, u64)>,
 }
@@ -56,18 +43,12 @@ pub struct NetworkParts {
     pub addrs: Vec<String>,
     /// Bound by the node before anything else starts, so a busy port is a clear start-up error.
     pub listener: std::net::TcpListener,
-    /// Where the native engine's messages go (None when another engine runs).
-    pub consensus: Option<Recipient<FromNetwork>>,
-    pub synced: Option<Recipient<SyncedBlocks>>,
-    /// Where another engine's frames go, with the authenticated sender.
-    pub engine: Option<crossbeam_channel::Sender<(u16, Bytes)>>,
-    pub ingress: TxIngress,
-    pub reader: StoreReader,
+    /// Where authenticated inbound messages go.
+    pub routes: Routes,
 }
 
 impl NetworkActor {
     pub fn new(p: NetworkParts) -> Self {
-        let (admit, admit_rx) = mpsc::channel(GOSSIP_QUEUE);
         Self {
             cfg: p.cfg,
             conn: None,
@@ -75,15 +56,9 @@ impl NetworkActor {
             addrs: p.addrs,
             listener: Some(p.listener),
             peers: HashMap::new(),
-            consensus: p.consensus,
-            synced: p.synced,
-            engine: p.engine,
-            reader: p.reader,
+            routes: p.routes,
             gossip: Vec::new(),
             gossip_bytes: 0,
-            admit,
-            admit_rx: Some((admit_rx, p.ingress)),
-            sync_slots: Arc::new(tokio::sync::Semaphore::new(SYNC_SERVERS)),
             seen: HashMap::new(),
         }
     }
@@ -127,27 +102,6 @@ impl NetworkActor {
         }
     }
 
-    /// Builds the page on a blocking thread and queues it for `to`; at most `SYNC_SERVERS` at once.
-    fn serve_sync(&mut self, to: u16, from_number: u64, ctx: &mut Context<Self>) {
-        let Ok(slot) = self.sync_slots.clone().try_acquire_owned() else {
-            metrics::counter!("bss_network_dropped_total", "reason" => "sync_busy").increment(1);
-            return;
-        };
-        let reader = self.reader.clone();
-        let batch = self.cfg.sync_batch;
-        let me = ctx.address();
-        actix::spawn(async move {
-            let page = tokio::task::spawn_blocking(move || super::sync_server::page(&reader, from_number, batch)).await;
-            drop(slot);
-            match page {
-                Ok(Ok(Some(msg))) => me.do_send(SendTo { to, msg }),
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => warn!(target: "network", error = %e, "cannot serve a sync request"),
-                Err(e) => warn!(target: "network", error = %e, "sync page builder failed"),
-            }
-        });
-    }
-
     /// Queues the gossip collected so far, in frames of at most half the frame cap.
     fn flush_gossip(&mut self) {
         let limit = self.cfg.max_frame_bytes / 2;
@@ -165,23 +119,6 @@ impl NetworkActor {
             self.broadcast(&WireMessage::Txs(batch));
         }
         self.gossip_bytes = 0;
-    }
-}
-
-/// Admits gossiped transactions from the bounded queue, at most two batches at once (sender
-/// recovery runs on blocking threads, one per core here).
-async fn admit_gossip(mut rx: mpsc::Receiver<Vec<Bytes>>, ingress: TxIngress) {
-    let workers = Arc::new(tokio::sync::Semaphore::new(2));
-    while let Some(txs) = rx.recv().await {
-        let Ok(worker) = workers.clone().acquire_owned().await else { return };
-        let ingress = ingress.clone();
-        actix::spawn(async move {
-            // Already-known and stale txs are normal in gossip; nothing to report.
-            if let Err(e) = ingress.admit_many(txs).await {
-                tracing::debug!(target: "network", error = %e, "gossip batch not admitted");
-            }
-            drop(worker);
-        });
     }
 }
 
@@ -261,9 +198,6 @@ impl Actor for NetworkActor {
             actor: ctx.address(),
         };
         self.conn = Some(conn_ctx.clone());
-        if let Some((rx, ingress)) = self.admit_rx.take() {
-            ctx.spawn(admit_gossip(rx, ingress).into_actor(self));
-        }
         if let Some(std_listener) = self.listener.take() {
             let _ = std_listener.set_nonblocking(true);
             match TcpListener::from_std(std_listener) {
@@ -384,35 +318,35 @@ impl Handler<Incoming> for NetworkActor {
         };
         let entry = self.seen.entry(msg.from).or_insert((std::time::Instant::now(), 0, 0));
         *entry = (std::time::Instant::now(), entry.1.max(round), entry.2.max(height));
-        match msg.msg {
-            WireMessage::Consensus(m) => {
-                // Consensus tolerates lost messages; its queue is bounded and overflow is counted.
-                let delivered = self
-                    .consensus
-                    .as_ref()
-                    .is_some_and(|c| c.try_send(FromNetwork { from: msg.from, message: m }).is_ok());
-                if !delivered {
-                    metrics::counter!("bss_network_dropped_total", "reason" => "consensus_busy").increment(1);
+        let dropped =
+            |reason: &'static str| metrics::counter!("bss_network_dropped_total", "reason" => reason).increment(1);
+        // Every route is a bounded queue: consensus tolerates lost messages, and overflow is counted.
+        match (msg.msg, &self.routes.engine) {
+            (WireMessage::Consensus(m), EngineRoute::Native(c)) => {
+                if c.deliver(msg.from, m).is_err() {
+                    dropped("consensus_busy");
                 }
             }
-            WireMessage::Engine(bytes) => {
-                let delivered = self.engine.as_ref().is_some_and(|e| e.try_send((msg.from, bytes)).is_ok());
-                if !delivered {
-                    metrics::counter!("bss_network_dropped_total", "reason" => "engine_busy").increment(1);
+            (WireMessage::SyncResponse { blocks, headers, proof, more }, EngineRoute::Native(c)) => {
+                if c.synced(SyncedBlocks { from: msg.from, blocks, headers, proof, more }).is_err() {
+                    dropped("consensus_busy");
                 }
             }
-            WireMessage::SyncRequest { from_number, .. } => self.serve_sync(msg.from, from_number, ctx),
-            WireMessage::SyncResponse { blocks, headers, proof, more } => {
-                let synced = SyncedBlocks { from: msg.from, blocks, headers, proof, more };
-                let delivered = self.synced.as_ref().is_some_and(|c| c.try_send(synced).is_ok());
-                if !delivered {
-                    metrics::counter!("bss_network_dropped_total", "reason" => "consensus_busy").increment(1);
+            (WireMessage::Engine(bytes), EngineRoute::HotstuffRs(frames)) => {
+                if !frames.deliver(msg.from, bytes) {
+                    dropped("engine_busy");
                 }
             }
-            WireMessage::Txs(txs) => {
+            (WireMessage::Consensus(_) | WireMessage::SyncResponse { .. } | WireMessage::Engine(_), _) => {
+                dropped("other_engine")
+            }
+            (WireMessage::SyncRequest { from_number, .. }, _) => {
+                self.routes.sync.request(msg.from, from_number, NetworkHandle::new(ctx.address()))
+            }
+            (WireMessage::Txs(txs), _) => {
                 metrics::counter!("bss_gossip_txs_in_total").increment(txs.len() as u64);
-                if self.admit.try_send(txs).is_err() {
-                    metrics::counter!("bss_network_dropped_total", "reason" => "gossip_busy").increment(1);
+                if !self.routes.gossip.try_admit(txs) {
+                    dropped("gossip_busy");
                 }
             }
         }

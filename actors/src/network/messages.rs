@@ -110,6 +110,11 @@ impl NetworkHandle {
         self.addr.do_send(Broadcast(WireMessage::Engine(frame)));
     }
 
+    /// Any wire message to one operator (the sync server's answers).
+    pub(crate) fn send_wire(&self, to: u16, msg: WireMessage) {
+        self.addr.do_send(SendTo { to, msg });
+    }
+
     pub fn gossip(&self, raw: Bytes) {
         self.addr.do_send(Gossip(raw));
     }
@@ -120,5 +125,16 @@ impl NetworkHandle {
 
     pub async fn peer_views(&self) -> Vec<PeerView> {
         self.addr.send(PeerViews).await.unwrap_or_default()
+    }
+}
+
+/// hotstuff-rs sends its frames over the same links.
+impl bss_hotstuff_rs::Transport for NetworkHandle {
+    fn send(&self, to: u16, frame: Bytes) {
+        self.send_engine(to, frame);
+    }
+
+    fn broadcast(&self, frame: Bytes) {
+        self.broadcast_engine(frame);
     }
 }

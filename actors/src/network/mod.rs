@@ -14,19 +14,21 @@
 //!   to that peer are dropped (consensus recovers lost messages by timeouts and fetches) and
 //!   counted. What a peer sends is bounded the same way: its frames wait (TCP pushes back) once
 //!   its byte budget is held by frames the actor has not handled yet.
-//! * Gossiped transactions go to one admission task through a bounded queue (full → dropped and
-//!   counted), never a task per frame; outgoing gossip is cut into frames under half the cap.
-//! * Block sync answers are built on a blocking thread, one page at a time (see `sync_server`).
+//! * The network is transport only: what arrives goes where [`Routes`] says — the engine's
+//!   inbox, the sync server (`crate::sync_server`), gossip admission
+//!   (`crate::mempool::GossipAdmission`) — each through a bounded queue (full → dropped and
+//!   counted). Outgoing gossip is cut into frames under half the cap.
 
 pub mod actor;
 mod conn;
 mod messages;
 pub mod noise;
-pub mod sync_server;
+mod routes;
 pub mod wire;
 
 pub use actor::NetworkActor;
 pub use messages::{NetworkHandle, PeerView, Peers};
+pub use routes::{EngineRoute, Routes};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

@@ -12,7 +12,7 @@ use super::finality::keystones;
 use super::keystone::Keystone;
 use super::tx::PopWallet;
 use crate::btc::{BitcoinSource, BtcView};
-use crate::consensus::CommittedBlock;
+use crate::chain::CommittedBlock;
 use bitcoin::consensus::encode;
 use bitcoin::{OutPoint, Txid};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -137,24 +137,52 @@ impl Store {
     }
 }
 
+/// Control of the submitter thread (fault injection for the supervision tests).
+#[derive(Clone)]
+pub struct SubmitterHandle {
+    control: std::sync::mpsc::SyncSender<()>,
+}
+
+impl SubmitterHandle {
+    /// Makes the submitter panic at its next round.
+    pub fn inject_panic(&self) {
+        let _ = self.control.try_send(());
+    }
+}
+
 /// Starts the submitter thread. It stops when the commit stream closes.
+///
+/// Supervision: a panic restarts the loop after a backoff (`bss_actor_restarts_total{actor=
+/// "pop_submitter"}`) with its pending txs reloaded from disk, so nothing is spent twice.
 pub fn spawn(
     cfg: SubmitterConfig,
     wallet: Option<PopWallet>,
     source: impl BitcoinSource,
     view: BtcView,
-    commits: broadcast::Receiver<CommittedBlock>,
+    mut commits: broadcast::Receiver<CommittedBlock>,
     data_dir: &Path,
     recent: Vec<bss_consensus::BlockHeader>,
-) -> Result<(), SubmitterError> {
+) -> Result<SubmitterHandle, SubmitterError> {
     let mut s = Submitter::open(cfg, wallet, source, view, data_dir)?;
     // Keystones committed before a restart are still owed (those already in Bitcoin are seen
     // as landed on the first round).
     for header in recent {
         s.on_header(&header);
     }
-    std::thread::Builder::new().name("pop-submitter".into()).spawn(move || s.run(commits))?;
-    Ok(())
+    let (control, faults) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new().name("pop-submitter".into()).spawn(move || {
+        let mut first = true;
+        crate::supervision::restart_on_panic("pop_submitter", Duration::from_millis(500), || {
+            if !std::mem::take(&mut first) {
+                match s.store.load() {
+                    Ok(p) => s.pending = p,
+                    Err(e) => crate::fatal::stop("pop", format!("reloading pending keystone txs: {e}")),
+                }
+            }
+            s.run(&mut commits, &faults)
+        })
+    })?;
+    Ok(SubmitterHandle { control })
 }
 
 struct Submitter<S: BitcoinSource> {
@@ -184,9 +212,12 @@ impl<S: BitcoinSource> Submitter<S> {
         Ok(Submitter { cfg, wallet, source, view, store, pending, due: BTreeMap::new(), last_best: None })
     }
 
-    fn run(&mut self, mut commits: broadcast::Receiver<CommittedBlock>) {
+    fn run(&mut self, commits: &mut broadcast::Receiver<CommittedBlock>, faults: &std::sync::mpsc::Receiver<()>) {
         let mut last_view: Option<std::sync::Arc<crate::btc::BtcIndex>> = None;
         loop {
+            if faults.try_recv().is_ok() {
+                panic!("injected fault in the PoP submitter");
+            }
             let due_before = self.due.len();
             loop {
                 match commits.try_recv() {
@@ -205,8 +236,7 @@ impl<S: BitcoinSource> Submitter<S> {
                 last_view = Some(view);
                 if let Err(e) = self.tick() {
                     // Failing to persist a pending tx could lead to spending a coin twice: stop.
-                    tracing::error!(target: "pop", error = %e, "fatal: stopping the node");
-                    std::process::exit(2);
+                    crate::fatal::stop("pop", e);
                 }
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -1,7 +1,6 @@
 //! `bss_*` methods: node status and fault injection.
 
 use super::context::RpcContext;
-use super::messages::InjectFault;
 use super::params::{internal, invalid_params, server_error, BlockId, BssBlock};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::RpcModule;
@@ -78,17 +77,12 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         .map_err(err)?;
     module
         .register_method("bss_injectFault", |p, c, _| {
-            let actor: String = p.one()?;
+            let target: String = p.one()?;
             let Some(faults) = &c.faults else {
                 return Err(server_error("fault injection is disabled (rpc.fault_injection = false)"));
             };
-            match actor.as_str() {
-                "rpc" => {
-                    faults.do_send(InjectFault);
-                    Ok::<Value, ErrorObjectOwned>(json!("injected"))
-                }
-                other => Err(super::params::invalid_params(format!("unknown fault target {other:?}; known: rpc"))),
-            }
+            faults.inject(&target).map_err(super::params::invalid_params)?;
+            Ok::<Value, ErrorObjectOwned>(json!("injected"))
         })
         .map_err(err)?;
     module
@@ -184,6 +178,12 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                     "round": c.round,
                     "blockHash": c.block_hash,
                     "signatures": c.signatures.iter().map(|(i, s)| json!({ "operator": i, "signature": hex::encode(s.0) })).collect::<Vec<_>>(),
+                    "hotstuffRs": c.hotstuff_rs.as_ref().map(|q| json!({
+                        "height": q.height,
+                        "justify": hex::encode(&q.justify),
+                        "phase": q.phase,
+                        "signatures": q.signatures.iter().map(|s| s.map(|s| hex::encode(s.0))).collect::<Vec<_>>(),
+                    })),
                 })),
                 "operators": c.node.operator_keys,
                 "keystoneKeys": c.btc.as_ref().map(|l| l.keystones.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>()).unwrap_or_default(),

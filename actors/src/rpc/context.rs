@@ -3,7 +3,7 @@
 use super::format::TxPosition;
 use super::params::{internal, server_error, BlockId};
 use super::RpcConfig;
-use crate::consensus::ConsensusHandle;
+use crate::chain::ChainHandle;
 use crate::hvm::{ChainSpec, LayeredState, SignedTx};
 use crate::mempool::MempoolHandle;
 use alloy_primitives::B256;
@@ -26,11 +26,11 @@ pub struct RpcContext {
     pub ingress: crate::mempool::TxIngress,
     /// Where accepted transactions are gossiped (None for a federation of one).
     pub network: Option<crate::network::NetworkHandle>,
-    pub consensus: ConsensusHandle,
+    pub chain: ChainHandle,
     pub cfg: RpcConfig,
     pub node: NodeInfo,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    pub faults: Option<actix::Recipient<super::messages::InjectFault>>,
+    pub faults: Option<super::messages::Faults>,
     /// The node's Bitcoin view (None when no bitcoind is configured).
     pub btc: Option<crate::btc::BtcLink>,
     /// `pop.superfinality_confirmations` when Proof-of-Proof is configured.

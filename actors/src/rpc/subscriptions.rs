@@ -21,7 +21,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                 pending.reject(invalid_params(format!("unsupported subscription {kind:?}; supported: newHeads"))).await;
                 return;
             }
-            let mut commits = c.consensus.subscribe();
+            let mut commits = c.chain.subscribe();
             let Ok(sink) = pending.accept().await else { return };
             metrics::gauge!("bss_rpc_subscriptions").increment(1.0);
             loop {

@@ -109,6 +109,10 @@ impl TimeoutCert {
 /// Verifies a QC: the genesis certificate (round 0, no signatures) for the genesis hash, or a
 /// quorum of vote signatures over (chain, round, block hash).
 pub fn verify_qc(qc: &Certificate, chain_id: u64, set: &OperatorSet, genesis: &B256) -> Result<(), CertificateError> {
+    if qc.hotstuff_rs.is_some() {
+        // Only the native vote format certifies native blocks.
+        return Err(CertificateError::Malformed("a hotstuff-rs certificate in the native engine".into()));
+    }
     if qc.round == 0 && qc.signatures.is_empty() && &qc.block_hash == genesis {
         return Ok(());
     }
@@ -120,7 +124,7 @@ pub fn verify_qc(qc: &Certificate, chain_id: u64, set: &OperatorSet, genesis: &B
 
 /// The certificate that stands for the genesis block.
 pub fn genesis_qc(chain_id: u64, genesis: B256) -> Certificate {
-    Certificate { chain_id, round: 0, block_hash: genesis, signatures: vec![] }
+    Certificate { chain_id, round: 0, block_hash: genesis, signatures: vec![], hotstuff_rs: None }
 }
 
 /// Builds a vote signature.

@@ -495,6 +495,7 @@ impl NativeEngine {
                 round: v.round,
                 block_hash: v.block_hash,
                 signatures: entry.iter().map(|(o, s)| (*o, *s)).collect(),
+                hotstuff_rs: None,
             };
             debug!(target: "consensus::native", round = v.round, "formed QC");
             self.process_qc(&qc, fx);
@@ -506,6 +507,8 @@ impl NativeEngine {
         if round != self.round {
             return;
         }
+        // Every firing in the current round: a round timer's period passed without progress.
+        metrics::counter!("bss_consensus_round_timer_fired_total").increment(1);
         if self.my_timeout.is_none() {
             if round < self.safety.last_signed_round {
                 return;

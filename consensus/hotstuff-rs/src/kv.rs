@@ -13,8 +13,7 @@ use std::path::Path;
 
 /// Reads that fail mean the disk is failing: stop loudly rather than let consensus guess.
 fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
-    tracing::error!(target: "hotstuff-rs", error = %e, "fatal: {what}; stopping the node");
-    std::process::exit(2)
+    bss_storage::fatal::stop("hotstuff-rs", format!("{what}: {e}"))
 }
 
 #[derive(Clone)]

@@ -1,5 +1,4 @@
-//! Block sync, server side: answers a `SyncRequest` with one page of committed blocks, built on
-//! a blocking thread (fjall reads never run on an actor's arbiter).
+//! One page of block sync.
 //!
 //! A page holds up to `sync_batch` full blocks with their certificates, plus the evidence that
 //! the last of them is committed: the headers from it to the first block `n` whose child is
@@ -9,7 +8,7 @@
 //! `sync_batch` blocks and [`MAX_LINK_HEADERS`] headers whatever the chain's length, and
 //! `more` tells the requester to ask for the next page.
 
-use super::wire::WireMessage;
+use crate::network::wire::WireMessage;
 use bss_consensus::{BlockHeader, CommitProof};
 use bss_storage::{StorageError, StoreReader};
 
@@ -45,7 +44,7 @@ pub fn page(reader: &StoreReader, from: u64, batch: u32) -> Result<Option<WireMe
             break Some(CommitProof { child, child_qc });
         }
         if headers.len() as u64 >= MAX_LINK_HEADERS {
-            tracing::warn!(target: "network", from, "no direct commit within {MAX_LINK_HEADERS} blocks; sync page not served");
+            tracing::warn!(target: "sync", from, "no direct commit within {MAX_LINK_HEADERS} blocks; sync page not served");
             return Ok(None);
         }
         headers.push(child.clone());

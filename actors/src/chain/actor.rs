@@ -1,0 +1,359 @@
+use super::messages::{ChainError, ChainHandle, Commit, CommittedBlock, Propose, Validate};
+use super::pending::{Entry, PendingBlocks};
+use crate::btc::{BtcLink, BtcView};
+use crate::executor::{ExecutorError, ExecutorHandle};
+use crate::hvm::execute::ProposalFields;
+use crate::hvm::fees::next_base_fee;
+use crate::hvm::ExecutedBlock;
+use crate::mempool::MempoolHandle;
+use actix::prelude::*;
+use alloy_primitives::{Address, B256};
+use bss_consensus::{Block, BlockHeader};
+use bss_storage::{StorageHandle, StoreReader};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+use tracing::{debug, error, info, warn};
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    pub operator_index: u16,
+    pub min_base_fee: u64,
+    /// Most transactions a proposal takes from the mempool.
+    pub max_block_txs: usize,
+    /// How far ahead of this node's clock a proposal's timestamp may be.
+    pub max_clock_drift: Duration,
+    /// This node's Bitcoin view, and how long a proposal may wait for it to reach its BTC tip.
+    pub btc: Option<(BtcLink, Duration)>,
+    /// Refuses blocks that conflict with superfinal keystones (with `[pop]`).
+    pub guard: Option<crate::pop::ForkGuard>,
+}
+
+/// What the chain service talks to.
+pub struct ChainParts {
+    pub cfg: ChainConfig,
+    pub executor: ExecutorHandle,
+    pub mempool: MempoolHandle,
+    pub storage: StorageHandle,
+    pub reader: StoreReader,
+    /// The committed head at start.
+    pub head: BlockHeader,
+}
+
+pub struct ChainActor {
+    cfg: ChainConfig,
+    executor: ExecutorHandle,
+    mempool: MempoolHandle,
+    storage: StorageHandle,
+    reader: StoreReader,
+    commits: broadcast::Sender<CommittedBlock>,
+    head: BlockHeader,
+    pending: PendingBlocks,
+    /// Set when the fork guard refused the chain: nothing more is committed.
+    halted: Option<String>,
+}
+
+impl ChainActor {
+    /// Starts the service on the current arbiter.
+    pub fn start(p: ChainParts) -> ChainHandle {
+        let commits = broadcast::channel(1024).0;
+        let actor = ChainActor {
+            cfg: p.cfg,
+            executor: p.executor,
+            mempool: p.mempool,
+            storage: p.storage,
+            reader: p.reader,
+            commits: commits.clone(),
+            head: p.head,
+            pending: PendingBlocks::default(),
+            halted: None,
+        };
+        ChainHandle { addr: actor.start(), commits }
+    }
+
+    fn halt(&mut self, why: String) -> ChainError {
+        if self.halted.is_none() {
+            error!(target: "chain", reason = %why, "fork guard: refusing the chain; no further blocks are committed (the node keeps serving reads)");
+            metrics::gauge!("bss_consensus_halted").set(1.0);
+            self.halted = Some(why.clone());
+        }
+        ChainError::Halted(why)
+    }
+
+    /// Compares the stored chain with Bitcoin's superfinal keystones.
+    fn check_stored_chain(&mut self) {
+        let Some(guard) = &mut self.cfg.guard else { return };
+        let reader = &self.reader;
+        let head = reader.head_number().ok().flatten().unwrap_or(0);
+        if let Err(why) = guard.check_stored(head, |n| reader.header(n).ok().flatten()) {
+            self.halt(why);
+        }
+    }
+
+    /// The uncommitted chain up to `hash` (which must be known), oldest first.
+    fn chain_to(&self, hash: &B256) -> Vec<Entry> {
+        self.pending.chain_to(hash, &self.head.hash())
+    }
+
+    fn remember(&mut self, executed: Vec<Arc<ExecutedBlock>>) {
+        let head = self.head.number;
+        for e in executed.into_iter().filter(|e| e.block.number() > head) {
+            self.pending.executed(e);
+        }
+        metrics::gauge!("bss_chain_pending_blocks").set(self.pending.len() as f64);
+    }
+}
+
+/// Executes what `chain` has not executed yet (blocks that already carry certificates, or
+/// whose proposal this node validated), oldest first; returns every layer.
+async fn layers_for(
+    chain: Vec<Entry>,
+    executor: &ExecutorHandle,
+    btc: Option<&BtcView>,
+) -> Result<Vec<Arc<ExecutedBlock>>, ExecutorError> {
+    let mut layers: Vec<Arc<ExecutedBlock>> = Vec::with_capacity(chain.len());
+    for e in chain {
+        let executed = match e.executed {
+            Some(x) => x,
+            None => {
+                wait_for_btc_tip(btc, &e.block).await;
+                executor.execute_certified(layers.clone(), e.block).await?
+            }
+        };
+        layers.push(executed);
+    }
+    Ok(layers)
+}
+
+/// How often a certified block still waiting for its Bitcoin tip is reported.
+const BTC_WAIT_REPORT: Duration = Duration::from_secs(10);
+
+/// Waits until this node's Bitcoin view holds `block`'s BTC tip on its best chain. A certified
+/// block must be executed against exactly the view its header names: executing it against a
+/// lagging view gives another state root (the hVM precompiles would read less). It waits as long
+/// as it takes, saying so every 10 s.
+async fn wait_for_btc_tip(view: Option<&BtcView>, block: &Block) {
+    let attrs = &block.header.btc;
+    let (Some(view), Some(tip)) = (view, crate::btc::attributes::tip_hash(attrs)) else { return };
+    let ready = |v: &crate::btc::BtcIndex| v.is_on_best_chain(attrs.tip_height, &tip);
+    if ready(&view.current()) {
+        return;
+    }
+    metrics::counter!("bss_executor_btc_view_waits_total").increment(1);
+    let started = std::time::Instant::now();
+    loop {
+        let v = view.wait_for(BTC_WAIT_REPORT, ready).await;
+        if ready(&v) {
+            info!(target: "chain", number = block.number(), btc_tip = attrs.tip_height, waited_secs = started.elapsed().as_secs_f64(), "the Bitcoin view reached a certified block's tip");
+            return;
+        }
+        warn!(target: "chain", number = block.number(), btc_tip = attrs.tip_height, view_best = ?v.best_height(), "a certified block waits for this node's Bitcoin view to reach its tip");
+    }
+}
+
+/// The mempool is a critical part: a node that cannot reach it would propose empty blocks
+/// while its users' transactions wait. It stops instead.
+fn mempool_gone() -> ! {
+    crate::fatal::stop("mempool", "the mempool is gone; consensus cannot take transactions")
+}
+
+impl Actor for ChainActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        info!(target: "chain", head = self.head.number, operator = self.cfg.operator_index, "chain service started");
+        if self.cfg.guard.is_some() {
+            self.check_stored_chain();
+            ctx.run_interval(Duration::from_secs(1), |act, _| act.check_stored_chain());
+        }
+    }
+}
+
+impl Handler<Propose> for ChainActor {
+    type Result = ResponseActFuture<Self, Result<Block, ChainError>>;
+
+    fn handle(&mut self, msg: Propose, _: &mut Self::Context) -> Self::Result {
+        let Propose { round, parent, ancestors } = msg;
+        for b in ancestors {
+            self.pending.insert(b);
+        }
+        let base_fee = next_base_fee(parent.base_fee, parent.gas_used, parent.gas_limit, self.cfg.min_base_fee);
+        let fields = ProposalFields {
+            round,
+            proposer: self.cfg.operator_index,
+            timestamp_ms: now_ms(),
+            btc: bss_consensus::BtcAttributes { headers: vec![], ..parent.btc.clone() },
+            anchors: vec![],
+        };
+        let (parent_hash, gas_limit, max_txs) = (parent.hash(), parent.gas_limit, self.cfg.max_block_txs);
+        let chain = self.chain_to(&parent_hash);
+        let (executor, mempool) = (self.executor.clone(), self.mempool.clone());
+        let view = self.cfg.btc.as_ref().map(|(l, _)| l.view.clone());
+        let fut = async move {
+            let layers = layers_for(chain, &executor, view.as_ref()).await?;
+            let Ok(candidates) = mempool.select(base_fee, gas_limit, max_txs).await else { mempool_gone() };
+            let built = executor.build(parent_hash, layers.clone(), fields, candidates).await?;
+            Ok::<_, ExecutorError>((layers, built))
+        };
+        Box::pin(fut.into_actor(self).map(move |res, act, _| {
+            let (mut layers, built) = res.inspect_err(|e| {
+                error!(target: "chain", round, error = %e, "building a proposal failed");
+                metrics::counter!("bss_proposal_failures_total").increment(1);
+            })?;
+            act.mempool.drop_invalid(built.rejected.iter().map(|(h, _)| *h).collect());
+            let block = built.block.clone();
+            layers.push(built);
+            act.remember(layers);
+            Ok(block)
+        }))
+    }
+}
+
+impl Handler<Validate> for ChainActor {
+    type Result = ResponseActFuture<Self, Result<(), ChainError>>;
+
+    fn handle(&mut self, msg: Validate, _: &mut Self::Context) -> Self::Result {
+        let Validate { block, ancestors, proposal } = msg;
+        let hash = block.hash();
+        let now = now_ms();
+        if proposal && block.header.timestamp_ms > now + self.cfg.max_clock_drift.as_millis() as u64 {
+            let ahead_ms = block.header.timestamp_ms - now;
+            return Box::pin(actix::fut::ready(Err(ChainError::ClockAhead { ahead_ms })));
+        }
+        if self.pending.result(&hash).is_some() || block.number() <= self.head.number {
+            // Executed before (we built it, or validated it in an earlier round), or committed.
+            return Box::pin(actix::fut::ready(Ok(())));
+        }
+        for b in ancestors {
+            self.pending.insert(b);
+        }
+        self.pending.insert(block.clone());
+        let mut chain = self.chain_to(&hash);
+        chain.pop(); // the block itself, executed below
+        let (executor, mempool, btc) = (self.executor.clone(), self.mempool.clone(), self.cfg.btc.clone());
+        let fut = async move {
+            let view = btc.as_ref().map(|(l, _)| l.view.clone());
+            let layers = layers_for(chain, &executor, view.as_ref()).await?;
+            let executed = if proposal {
+                if let Some((link, wait)) = &btc {
+                    // A watcher a little behind the leader's gets a bounded time to catch up.
+                    let attrs = &block.header.btc;
+                    link.view.wait_for(*wait, |v| crate::btc::view_ready(attrs, v, &link.rules)).await;
+                }
+                // Transactions this node already holds were decoded and recovered on admission.
+                let hashes = block.transactions.iter().map(alloy_primitives::keccak256).collect();
+                let Ok(known) = mempool.get_many(hashes).await else { mempool_gone() };
+                executor.validate(layers.clone(), block, known).await?
+            } else {
+                wait_for_btc_tip(view.as_ref(), &block).await;
+                executor.execute_certified(layers.clone(), block).await?
+            };
+            Ok::<_, ExecutorError>((layers, executed))
+        };
+        Box::pin(fut.into_actor(self).map(|res, act, _| {
+            let (mut layers, executed) = res?;
+            layers.push(executed);
+            act.remember(layers);
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<Commit> for ChainActor {
+    type Result = AtomicResponse<Self, Result<(), ChainError>>;
+
+    fn handle(&mut self, msg: Commit, _: &mut Self::Context) -> Self::Result {
+        let Commit { block, certificate, proof } = msg;
+        if let Some(why) = &self.halted {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(ChainError::Halted(why.clone())))));
+        }
+        if block.number() <= self.head.number {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(()))));
+        }
+        if let Some(guard) = &mut self.cfg.guard {
+            if let Err(why) = guard.check(&[&block.header]) {
+                let e = self.halt(why);
+                return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e))));
+            }
+        }
+        let hash = block.hash();
+        let number = block.number();
+        let known = self.pending.result(&hash);
+        let chain = self.chain_to(&block.header.parent_hash);
+        let (executor, storage) = (self.executor.clone(), self.storage.clone());
+        let view = self.cfg.btc.as_ref().map(|(l, _)| l.view.clone());
+        let fut = async move {
+            let executed = match known {
+                Some(e) => e,
+                None => {
+                    let layers = layers_for(chain, &executor, view.as_ref()).await?;
+                    wait_for_btc_tip(view.as_ref(), &block).await;
+                    executor.execute_certified(layers, block).await?
+                }
+            };
+            Ok::<_, ExecutorError>(executed)
+        };
+        AtomicResponse::new(Box::pin(fut.into_actor(self).then(move |res, act, _| {
+            let executed = match res {
+                Ok(e) => e,
+                Err(e) => crate::fatal::stop(
+                    "chain",
+                    format!("block {number} ({hash}) is certified but does not execute here: {e}"),
+                ),
+            };
+            let batch = executed.commit_batch(certificate, proof);
+            let storage = storage.clone();
+            async move {
+                if let Err(e) = storage.commit(batch).await {
+                    crate::fatal::stop("storage", format!("committing block {number}: {e}"));
+                }
+                executed
+            }
+            .into_actor(act)
+            .map(|executed, act, _| {
+                act.head = executed.block.header.clone();
+                act.pending.prune(act.head.number);
+                metrics::gauge!("bss_chain_pending_blocks").set(act.pending.len() as f64);
+                announce_commit(&executed, &act.mempool, &act.commits);
+                Ok(())
+            })
+        })))
+    }
+}
+
+/// What follows every commit: the mempool drops included txs and learns the senders' next
+/// nonces, metrics move, and subscribers hear of the block.
+fn announce_commit(executed: &ExecutedBlock, mempool: &MempoolHandle, commits: &broadcast::Sender<CommittedBlock>) {
+    let header = &executed.block.header;
+    let number = header.number;
+    // Senders' next nonces, from the committed state changes.
+    let nonces: HashMap<Address, u64> =
+        executed.changes.accounts.iter().map(|(a, rec)| (*a, rec.as_ref().map_or(0, |r| r.nonce))).collect();
+    let mut advanced: Vec<(Address, u64)> =
+        executed.body.senders.iter().filter_map(|s| nonces.get(s).map(|n| (*s, *n))).collect();
+    advanced.sort();
+    advanced.dedup();
+    mempool.committed(advanced);
+    let txs = executed.body.tx_hashes.len();
+    metrics::gauge!("bss_block_height").set(number as f64);
+    metrics::counter!("bss_committed_txs_total").increment(txs as u64);
+    metrics::counter!("bss_committed_gas_total").increment(header.gas_used);
+    metrics::counter!("bss_committed_blocks_total").increment(1);
+    let latency = now_ms().saturating_sub(header.timestamp_ms) as f64 / 1000.0;
+    metrics::histogram!("bss_commit_latency_seconds").record(latency);
+    if txs > 0 {
+        info!(target: "chain", number, txs, gas = header.gas_used, round = header.round, "committed");
+    } else {
+        debug!(target: "chain", number, round = header.round, "committed empty block");
+    }
+    let _ = commits.send(CommittedBlock {
+        header: header.clone(),
+        hash: executed.block.hash(),
+        tx_hashes: Arc::new(executed.body.tx_hashes.clone()),
+    });
+}

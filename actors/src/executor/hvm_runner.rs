@@ -1,0 +1,194 @@
+use super::messages::ExecutorError;
+use crate::btc::{check_attributes, next_attributes, BtcLink};
+use crate::hvm::btc_precompiles::{btc_at, BtcAt};
+use crate::hvm::execute::ProposalFields;
+use crate::hvm::lthash::LtHash;
+use crate::hvm::{BlockBuilder, ChainSpec, ExecutedBlock, ExecutionError, LayeredState, SignedTx};
+use crate::pop::finality::anchors_for;
+use alloy_primitives::B256;
+use bss_consensus::{Block, BlockHeader};
+use bss_storage::{StorageError, StoreReader};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{debug, info_span, warn};
+
+/// The hVM over committed state: builds and re-executes blocks. Its only state is the committed
+/// head (header and state accumulator), reloaded from storage whenever storage moves on.
+pub struct Executor {
+    spec: ChainSpec,
+    reader: StoreReader,
+    btc: Option<BtcLink>,
+    head: BlockHeader,
+    head_acc: LtHash,
+}
+
+impl Executor {
+    /// Loads the committed head from storage.
+    pub fn load(spec: ChainSpec, reader: StoreReader, btc: Option<BtcLink>) -> Result<Self, StorageError> {
+        let (head, head_acc) = Self::committed_head(&reader)?;
+        Ok(Self { spec, reader, btc, head, head_acc })
+    }
+
+    /// The committed head and its state accumulator. They are two reads; a commit landing
+    /// between them shows as an accumulator that does not match the header's state root, and
+    /// the pair is read again.
+    fn committed_head(reader: &StoreReader) -> Result<(BlockHeader, LtHash), StorageError> {
+        let mut attempts = 0;
+        loop {
+            let n = reader.head_number()?.unwrap_or(0);
+            let missing =
+                |what: &str| StorageError::Corrupt { keyspace: "headers", reason: format!("{what} {n} missing") };
+            let head = reader.header(n)?.ok_or_else(|| missing("head header"))?;
+            let acc = reader
+                .state_accumulator()?
+                .and_then(|b| LtHash::from_bytes(&b))
+                .ok_or_else(|| missing("state accumulator at"))?;
+            if acc.root() == head.state_root {
+                return Ok((head, acc));
+            }
+            attempts += 1;
+            if attempts > 100 {
+                return Err(StorageError::Corrupt {
+                    keyspace: "meta",
+                    reason: format!("the state accumulator does not match head {n}'s state root"),
+                });
+            }
+        }
+    }
+
+    /// Follows storage's committed head.
+    fn refresh(&mut self) -> Result<(), StorageError> {
+        if self.reader.head_number()?.unwrap_or(0) != self.head.number {
+            (self.head, self.head_acc) = Self::committed_head(&self.reader)?;
+        }
+        Ok(())
+    }
+
+    /// The state after `parent`: committed state plus the layers leading to it.
+    fn state_at(
+        &mut self,
+        parent: &B256,
+        layers: &[Arc<ExecutedBlock>],
+    ) -> Result<(LayeredState, BlockHeader, LtHash), ExecutorError> {
+        self.refresh()?;
+        let head_hash = self.head.hash();
+        if *parent == head_hash {
+            let state = LayeredState { base: self.reader.clone(), layers: vec![] };
+            return Ok((state, self.head.clone(), self.head_acc.clone()));
+        }
+        let end = layers.iter().position(|l| l.block.hash() == *parent).ok_or(ExecutorError::UnknownParent(*parent))?;
+        // Layers committed since the caller looked are already in the base state.
+        let live: Vec<&Arc<ExecutedBlock>> =
+            layers[..=end].iter().filter(|l| l.block.number() > self.head.number).collect();
+        let mut expected = head_hash;
+        for l in &live {
+            if l.block.header.parent_hash != expected {
+                return Err(ExecutorError::UnknownParent(l.block.header.parent_hash));
+            }
+            expected = l.block.hash();
+        }
+        let tip = live.last().ok_or(ExecutorError::UnknownParent(*parent))?;
+        let state = LayeredState { base: self.reader.clone(), layers: live.iter().map(|l| l.diff.clone()).collect() };
+        Ok((state, tip.block.header.clone(), tip.accumulator.clone()))
+    }
+
+    /// Checks a proposal's BTC attributes against its parent and this node's Bitcoin view.
+    fn check_btc(&self, parent: &BlockHeader, block: &Block) -> Result<(), ExecutorError> {
+        let proposed = &block.header.btc;
+        match &self.btc {
+            Some(link) => {
+                let view = link.view.current();
+                check_attributes(&parent.btc, proposed, &view, &link.rules)?;
+                let expected = anchors_for(&view, proposed, &link.keystones);
+                if expected != block.header.anchors {
+                    return Err(ExecutorError::Anchors {
+                        proposed: block.header.anchors.len(),
+                        expected: expected.len(),
+                    });
+                }
+                Ok(())
+            }
+            None if proposed.headers.is_empty()
+                && proposed.tip_hash == parent.btc.tip_hash
+                && block.header.anchors.is_empty() =>
+            {
+                Ok(())
+            }
+            None => Err(ExecutorError::NoBtcView),
+        }
+    }
+
+    fn btc_at(&self, attrs: &bss_consensus::BtcAttributes) -> Option<BtcAt> {
+        let link = self.btc.as_ref()?;
+        let at = btc_at(link, attrs);
+        if at.is_none() && attrs.tip_hash != B256::ZERO {
+            warn!(target: "executor", tip_height = attrs.tip_height, "the Bitcoin view does not hold this block's BTC tip; hVM precompiles return empty output");
+        }
+        at
+    }
+
+    fn record(executed: ExecutedBlock, started: Instant, kind: &'static str) -> Arc<ExecutedBlock> {
+        let secs = started.elapsed().as_secs_f64();
+        metrics::histogram!("bss_execution_seconds", "kind" => kind).record(secs);
+        debug!(target: "executor", kind, number = executed.block.number(), txs = executed.block.transactions.len(), secs, "executed");
+        Arc::new(executed)
+    }
+
+    /// Builds a block on `parent` (the committed head or the last of `layers`).
+    pub fn build(
+        &mut self,
+        parent: &B256,
+        layers: &[Arc<ExecutedBlock>],
+        mut fields: ProposalFields,
+        candidates: Vec<Arc<SignedTx>>,
+    ) -> Result<Arc<ExecutedBlock>, ExecutorError> {
+        let span = info_span!(target: "executor", "build", round = fields.round);
+        let _g = span.enter();
+        let started = Instant::now();
+        let (state, parent, acc) = self.state_at(parent, layers)?;
+        if let Some(link) = &self.btc {
+            let view = link.view.current();
+            fields.btc = next_attributes(&parent.btc, &view, &link.rules);
+            fields.anchors = anchors_for(&view, &fields.btc, &link.keystones);
+        }
+        let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
+            .with_btc(self.btc_at(&fields.btc))
+            .build(&fields, candidates)?;
+        Ok(Self::record(executed, started, "build"))
+    }
+
+    /// Re-executes `block` on its parent; `known` are already decoded transactions by hash.
+    pub fn validate(
+        &mut self,
+        layers: &[Arc<ExecutedBlock>],
+        block: &Block,
+        known: Vec<Arc<SignedTx>>,
+        check_btc: bool,
+    ) -> Result<Arc<ExecutedBlock>, ExecutorError> {
+        let span = info_span!(target: "executor", "validate", number = block.number(), round = block.header.round);
+        let _g = span.enter();
+        let started = Instant::now();
+        let known: HashMap<B256, Arc<SignedTx>> = known.into_iter().map(|t| (t.hash, t)).collect();
+        let mut txs = Vec::with_capacity(block.transactions.len());
+        for (index, raw) in block.transactions.iter().enumerate() {
+            let hash = alloy_primitives::keccak256(raw);
+            match known.get(&hash) {
+                Some(t) => txs.push(t.clone()),
+                None => txs.push(Arc::new(SignedTx::decode(raw).map_err(|e| ExecutionError::Undecodable {
+                    number: block.number(),
+                    index,
+                    reason: e.to_string(),
+                })?)),
+            }
+        }
+        let (state, parent, acc) = self.state_at(&block.header.parent_hash, layers)?;
+        if check_btc {
+            self.check_btc(&parent, block)?;
+        }
+        let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
+            .with_btc(self.btc_at(&block.header.btc))
+            .validate(block, txs)?;
+        Ok(Self::record(executed, started, "validate"))
+    }
+}

@@ -1,0 +1,94 @@
+//! The node's Bitcoin side: the watcher (with `[btc]`) and the PoP submitter (with `[pop]`).
+
+use super::config::{BtcSection, PopSection};
+use super::{ConfigError, NodeError};
+use crate::btc::{BtcLink, BtcRules, CoreRpc, WatcherConfig, WatcherHandle};
+use crate::chain::ChainHandle;
+use crate::pop::finality::KeystoneRules;
+use crate::pop::submitter::{SubmitterConfig, SubmitterHandle};
+use bss_storage::StoreReader;
+use std::path::Path;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Which keystones count: those spending a coin of a key in `[pop] keystone_keys`.
+pub fn keystone_rules(chain_id: u64, pop: Option<&PopSection>) -> Result<KeystoneRules, NodeError> {
+    let keys = pop.map(|p| p.keystone_keys()).transpose()?.unwrap_or_default();
+    if keys.is_empty() {
+        warn!(target: "node", "no [pop] keystone_keys: no keystone in Bitcoin counts for anchors or superfinality");
+    }
+    Ok(KeystoneRules::new(chain_id, keys))
+}
+
+fn bitcoind(b: &BtcSection) -> Result<CoreRpc, NodeError> {
+    CoreRpc::new(&b.rpc_url, b.credentials()?).map_err(|e| {
+        ConfigError::Invalid(format!("btc.rpc_url {}: {e}", crate::btc::source::redact_url(&b.rpc_url))).into()
+    })
+}
+
+/// Starts the BtcWatcher thread on the configured bitcoind.
+pub fn start_watcher(b: &BtcSection, keystones: KeystoneRules) -> Result<(BtcLink, WatcherHandle), NodeError> {
+    let network = b.network()?;
+    let (view, handle) = crate::btc::watcher::spawn(
+        bitcoind(b)?,
+        WatcherConfig {
+            poll_interval: b.poll_interval,
+            start_height: b.start_height,
+            max_backoff: Duration::from_secs(30),
+        },
+    )?;
+    info!(target: "node", url = %crate::btc::source::redact_url(&b.rpc_url), network = %network, lag = b.confirmations_lag, "watching Bitcoin");
+    let rules = BtcRules { network, confirmations_lag: b.confirmations_lag, start_height: b.start_height };
+    Ok((BtcLink { view, rules, keystones }, handle))
+}
+
+/// What the PoP submitter is started with.
+pub struct PopParts<'a> {
+    pub link: &'a BtcLink,
+    pub pop: &'a PopSection,
+    pub btc: &'a BtcSection,
+    pub me: u16,
+    pub operators: u16,
+    pub chain: &'a ChainHandle,
+    pub reader: &'a StoreReader,
+    pub data_dir: &'a Path,
+}
+
+/// Starts the PoP submitter (it measures finality even without a key).
+pub fn start_pop(p: PopParts<'_>) -> Result<SubmitterHandle, NodeError> {
+    let wallet = match p.pop.secret()? {
+        Some(k) => {
+            Some(crate::pop::tx::PopWallet::new(k, p.link.rules.network).map_err(|e| NodeError::Pop(e.to_string()))?)
+        }
+        None => None,
+    };
+    let cfg = SubmitterConfig {
+        keystones: p.link.keystones.clone(),
+        me: p.me,
+        operators: p.operators,
+        keystone_interval: p.pop.keystone_interval,
+        superfinality_confirmations: p.pop.superfinality_confirmations,
+        stagger_blocks: p.pop.stagger_blocks,
+        bump_after_blocks: p.pop.bump_after_blocks,
+        fee_floor: p.pop.fee_floor,
+        fee_cap: p.pop.fee_cap,
+    };
+    let storage_err = |source| NodeError::Storage { path: p.data_dir.display().to_string(), source };
+    let head = p.reader.head_number().map_err(storage_err)?.unwrap_or(0);
+    let interval = p.pop.keystone_interval;
+    let last_keystone = head - head % interval;
+    let recent = (0..4u64)
+        .filter_map(|i| last_keystone.checked_sub(i * interval).filter(|n| *n > 0))
+        .filter_map(|n| p.reader.header(n).ok().flatten())
+        .collect();
+    crate::pop::submitter::spawn(
+        cfg,
+        wallet,
+        bitcoind(p.btc)?,
+        p.link.view.clone(),
+        p.chain.subscribe(),
+        p.data_dir,
+        recent,
+    )
+    .map_err(|e| NodeError::Pop(e.to_string()))
+}

@@ -1,0 +1,59 @@
+use super::page::page;
+use crate::network::NetworkHandle;
+use bss_storage::StoreReader;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use tracing::{debug, warn};
+
+/// Requests waiting for the page builder.
+const QUEUE: usize = 4;
+
+struct Request {
+    from: u16,
+    from_number: u64,
+    reply: NetworkHandle,
+}
+
+pub struct SyncServer;
+
+impl SyncServer {
+    /// Starts the page builder thread; `batch` is the most blocks in one page.
+    pub fn spawn(reader: StoreReader, batch: u32) -> std::io::Result<SyncServerHandle> {
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new().name("bss-sync-server".into()).spawn(move || serve(reader, batch, rx))?;
+        Ok(SyncServerHandle { tx })
+    }
+}
+
+fn serve(reader: StoreReader, batch: u32, rx: Receiver<Request>) {
+    while let Ok(Request { from, from_number, reply }) = rx.recv() {
+        let started = std::time::Instant::now();
+        match page(&reader, from_number, batch) {
+            Ok(Some(msg)) => {
+                metrics::histogram!("bss_sync_page_seconds").record(started.elapsed().as_secs_f64());
+                reply.send_wire(from, msg);
+            }
+            Ok(None) => debug!(target: "sync", from, from_number, "nothing to serve"),
+            Err(e) => warn!(target: "sync", from, from_number, error = %e, "cannot serve a sync request"),
+        }
+    }
+}
+
+/// Cloneable handle to the sync server.
+#[derive(Clone)]
+pub struct SyncServerHandle {
+    tx: SyncSender<Request>,
+}
+
+impl SyncServerHandle {
+    /// Queues operator `from`'s request for blocks from `from_number`; the page goes back through
+    /// `reply`. A full queue drops the request (counted).
+    pub fn request(&self, from: u16, from_number: u64, reply: NetworkHandle) {
+        match self.tx.try_send(Request { from, from_number, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("bss_network_dropped_total", "reason" => "sync_busy").increment(1)
+            }
+            Err(TrySendError::Disconnected(_)) => warn!(target: "sync", "the sync server is gone"),
+        }
+    }
+}

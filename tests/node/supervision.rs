@@ -1,0 +1,70 @@
+//! Each supervision policy with a panic injected into the running node (`bss_injectFault`,
+//! only with `rpc.fault_injection`): the executor restarts with its state reloaded and the
+//! chain goes on; a dead mempool stops the node with the documented exit code. (The RPC actor's
+//! restart is in `rpc_end_to_end`; the Bitcoin watcher's and PoP submitter's in the bitcoin
+//! theme.)
+
+use crate::support::*;
+use alloy_consensus::TxEip1559;
+use alloy_primitives::{Address, TxKind, U256};
+use bss_actors::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
+use serde_json::json;
+use std::time::Duration;
+
+fn transfer(nonce: u64) -> alloy_primitives::Bytes {
+    let sender = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
+    sender.sign_raw(TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: 1,
+        to: TxKind::Call(Address::with_last_byte(0x77)),
+        value: U256::from(5),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn an_executor_panic_fails_one_request_and_the_executor_comes_back_with_committed_state() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let node = Node::start(dir.path(), "");
+    let first = node.rpc("eth_sendRawTransaction", json!([transfer(0)]));
+    node.wait_for_receipt(first.as_str().expect("hash"));
+    let before = node.block_number();
+    assert_eq!(node.rpc("bss_injectFault", json!(["executor"])), json!("injected"));
+    wait_until("the executor restart to be counted", Duration::from_secs(30), || {
+        node.metrics().contains("bss_actor_restarts_total{actor=\"executor\"} 1").then_some(())
+    });
+    // The chain goes on from the committed state: a transfer with the next nonce commits.
+    let second = node.rpc("eth_sendRawTransaction", json!([transfer(1)]));
+    let receipt = node.wait_for_receipt(second.as_str().expect("hash"));
+    assert_eq!(receipt["status"], json!("0x1"));
+    assert!(node.block_number() > before + 1);
+    let balance = node.rpc("eth_getBalance", json!([format!("{:#x}", Address::with_last_byte(0x77)), "latest"]));
+    assert_eq!(hex_u128(&balance), 10, "both transfers, each once");
+}
+
+#[test]
+fn a_mempool_panic_stops_the_node_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut node = Node::start(dir.path(), "");
+    node.wait_for_block(2);
+    assert_eq!(node.rpc("bss_injectFault", json!(["mempool"])), json!("injected"));
+    let (code, log) = node.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(2), "a node without its mempool must stop loudly; log:\n{log}");
+    assert!(log.contains("fatal error in mempool"), "the reason is in the log:\n{log}");
+    // Nothing was lost: a restart serves the committed chain.
+    node.spawn();
+    assert!(node.block_number() >= 2);
+}
+
+#[test]
+fn fault_injection_names_its_targets_and_refuses_parts_that_do_not_run() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let node = Node::start(dir.path(), "");
+    let e = node.try_rpc("bss_injectFault", json!(["consensus"])).expect_err("unknown target");
+    assert!(e.message.contains("known: rpc, executor, mempool"), "{}", e.message);
+    let e = node.try_rpc("bss_injectFault", json!(["btc_watcher"])).expect_err("no watcher without [btc]");
+    assert!(e.message.contains("[btc] is not set"), "{}", e.message);
+}
