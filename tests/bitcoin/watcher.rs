@@ -7,7 +7,7 @@ use crate::wallet::{Key, Kind};
 use crate::{coinbase_at, pay, Regtest};
 use bitcoin::Amount;
 use bitcoincore_rpc::RpcApi;
-use bss_actors::btc::{watcher, CoreRpc, Credentials, WatcherConfig};
+use bss_actors::btc::{watcher, CoreRpc, Credentials, IndexSink, WatcherConfig};
 use std::time::Duration;
 
 #[test]
@@ -25,7 +25,10 @@ fn watcher_follows_reorgs_and_outages() {
         start_height: 0,
         max_backoff: Duration::from_millis(400),
     };
-    let (view, watcher) = watcher::spawn(source, cfg).expect("watcher");
+    // The index lives in a node database, as in a node.
+    let store = bss_storage::Store::open(dir.path().join("db"), false).expect("store");
+    let (view, watcher) =
+        watcher::spawn(source, cfg.clone(), IndexSink::Direct(store.clone()), store.reader()).expect("watcher");
     wait_until("the watcher at 101", Duration::from_secs(30), || {
         (view.current().best_height() == Some(101)).then_some(())
     });
@@ -76,6 +79,20 @@ fn watcher_follows_reorgs_and_outages() {
         (view.current().best_height() == Some(106)).then_some(())
     });
     assert_eq!(view.current().hash_at(105), before.hash_at(105), "it resumed on the same chain");
+
+    // A restart resumes from the index on disk, even with the Bitcoin node down.
+    let at_106 = view.current();
+    drop((view, watcher));
+    drop(btc);
+    let source = CoreRpc::new(&format!("http://127.0.0.1:{port}"), Credentials::UserPass("u".into(), "p".into()))
+        .expect("client");
+    let (view, _watcher) =
+        watcher::spawn(source, cfg, IndexSink::Direct(store.clone()), store.reader()).expect("again");
+    let v = view.current();
+    assert_eq!(v.best_height(), Some(106), "resumed from disk, not from the (down) Bitcoin node");
+    assert_eq!(v.hash_at(102), Some(fork_102));
+    assert!(v.tx(&txid, 106).is_none() && v.coin(&cb.0, 106).is_some_and(|c| c.spent_at.is_none()));
+    assert_eq!(v.utxos(&miner.address().script_pubkey(), 106), at_106.utxos(&miner.address().script_pubkey(), 106));
 }
 
 trait FromHex {

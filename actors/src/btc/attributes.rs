@@ -188,18 +188,14 @@ pub fn view_ready(proposed: &BtcAttributes, view: &BtcIndex, rules: &BtcRules) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btc::testkit::mine_chain;
+    use crate::btc::testkit::{mine_chain, TestIndex};
 
     fn rules(lag: u64) -> BtcRules {
         BtcRules { network: Network::Regtest, confirmations_lag: lag, start_height: 0 }
     }
 
     fn view_of(blocks: &[bitcoin::Block]) -> BtcIndex {
-        let mut v = BtcIndex::new(0);
-        for b in blocks {
-            v.connect(b);
-        }
-        v
+        TestIndex::of(blocks).view()
     }
 
     #[test]
@@ -264,16 +260,17 @@ mod tests {
     #[test]
     fn a_bitcoin_reorg_restarts_from_the_fork_point() {
         let blocks = mine_chain(None, 6, 1);
-        let mut view = view_of(&blocks);
+        let mut index = TestIndex::of(&blocks);
         let genesis = BtcAttributes::default();
-        let before = next_attributes(&genesis, &view, &rules(0));
+        let before = next_attributes(&genesis, &index.view(), &rules(0));
         assert_eq!(before.tip_height, 5);
         // Bitcoin drops blocks 4 and 5 and grows a longer branch from 3.
-        view.disconnect_tip();
-        view.disconnect_tip();
+        index.disconnect_tip();
+        index.disconnect_tip();
         for b in mine_chain(Some(&blocks[3]), 4, 7) {
-            view.connect(&b);
+            index.connect(&b);
         }
+        let view = index.view();
         let after = next_attributes(&before, &view, &rules(0));
         assert_eq!((after.tip_height, after.headers.len()), (7, 4));
         check_attributes(&before, &after, &view, &rules(0)).expect("reorg from the fork point");

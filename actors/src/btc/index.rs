@@ -2,11 +2,20 @@
 //! transaction in those blocks, and every output with the height that created it and the height
 //! that spent it. Queries are answered *as of* a height, so that an L2 block whose BTC tip is at
 //! height H gets the same answer on every replica, whatever their watchers have seen since.
+//!
+//! A [`BtcIndex`] is an immutable snapshot, cheap to clone and publish:
+//! * in memory only what grows with the chain itself — its headers — and the watched data, the
+//!   keystone sightings, in persistent collections (`imbl`) that share every unchanged part
+//!   between snapshots;
+//! * transactions, outputs and outputs-by-script on disk, in the node's database (written by
+//!   [`IndexWriter`](super::index_writer::IndexWriter) through the storage service), read
+//!   through a storage snapshot taken with the in-memory part, so the two always agree.
 
+use super::records::{coin_key, script_key, StoredCoin, StoredTx, META_COUNT};
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
-use std::collections::HashMap;
+use bitcoin::{BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
+use bss_storage::{AuxSnapshot, AuxSpace};
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
@@ -16,7 +25,7 @@ pub struct TxRecord {
     pub tx: Arc<Transaction>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoinRecord {
     pub value: u64,
     pub script: ScriptBuf,
@@ -25,7 +34,7 @@ pub struct CoinRecord {
 }
 
 /// An OP_RETURN payload starting with a given magic, seen in a block of the best chain.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sighting {
     pub height: u64,
     pub block: BlockHash,
@@ -39,21 +48,35 @@ pub struct Sighting {
 /// Magic prefix of the OP_RETURN payloads the index collects (keystones, DESIGN.md §7).
 pub const KEYSTONE_MAGIC: &[u8] = b"BSS";
 
-#[derive(Clone, Debug, Default)]
+/// Most outputs of one script a query walks (a dust-spammed address is also priced per output
+/// by the precompiles, see `GAS_PER_SCANNED_OUTPUT`).
+pub const MAX_SCRIPT_SCAN: usize = 100_000;
+
+#[derive(Clone, Default)]
 pub struct BtcIndex {
-    start_height: u64,
+    pub(super) start_height: u64,
     /// Best chain from `start_height`: index = height − start_height.
-    chain: Vec<(BlockHash, Header)>,
+    pub(super) chain: imbl::Vector<(BlockHash, Header)>,
     /// Every header ever connected (also those a reorg removed), to find fork points.
-    seen: HashMap<BlockHash, (u64, Header)>,
-    block_txids: Vec<Vec<Txid>>,
-    txs: HashMap<Txid, TxRecord>,
-    coins: HashMap<OutPoint, CoinRecord>,
-    by_script: HashMap<ScriptBuf, Vec<OutPoint>>,
-    sightings: Vec<Sighting>,
+    pub(super) seen: imbl::HashMap<BlockHash, (u64, Header)>,
+    pub(super) sightings: imbl::Vector<Sighting>,
+    /// Transactions and outputs, as of this snapshot (None: nothing indexed yet).
+    pub(super) db: Option<AuxSnapshot>,
+}
+
+impl std::fmt::Debug for BtcIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BtcIndex").field("start", &self.start_height).field("best", &self.best_height()).finish()
+    }
+}
+
+/// A storage read failing means the disk is failing: the hVM must not answer from half a view.
+pub(super) fn read<T>(what: &str, r: Result<T, bss_storage::StorageError>) -> T {
+    r.unwrap_or_else(|e| crate::fatal::stop("storage", format!("reading the Bitcoin index ({what}): {e}")))
 }
 
 impl BtcIndex {
+    /// An empty view starting at `start_height` (what readers see before the first block).
     pub fn new(start_height: u64) -> Self {
         Self { start_height, ..Default::default() }
     }
@@ -92,102 +115,32 @@ impl BtcIndex {
         self.hash_at(height) == Some(*hash)
     }
 
-    /// Adds the block at `best_height + 1` (or at `start_height` for the first one).
-    pub fn connect(&mut self, block: &Block) -> u64 {
-        let height = self.best_height().map_or(self.start_height, |h| h + 1);
-        let hash = block.block_hash();
-        let mut txids = Vec::with_capacity(block.txdata.len());
-        for tx in &block.txdata {
-            let txid = tx.compute_txid();
-            txids.push(txid);
-            if !tx.is_coinbase() {
-                for i in &tx.input {
-                    if let Some(c) = self.coins.get_mut(&i.previous_output) {
-                        c.spent_at = Some(height);
-                    }
-                }
-            }
-            for (vout, out) in tx.output.iter().enumerate() {
-                if out.script_pubkey.is_op_return() {
-                    let payload = op_return_payload(&out.script_pubkey);
-                    if payload.starts_with(KEYSTONE_MAGIC) {
-                        let spent_scripts = tx
-                            .input
-                            .iter()
-                            .filter_map(|i| self.coins.get(&i.previous_output).map(|c| c.script.clone()))
-                            .collect();
-                        self.sightings.push(Sighting { height, block: hash, txid, payload, spent_scripts });
-                    }
-                    continue;
-                }
-                let o = OutPoint::new(txid, vout as u32);
-                self.coins.insert(
-                    o,
-                    CoinRecord { value: out.value.to_sat(), script: out.script_pubkey.clone(), height, spent_at: None },
-                );
-                self.by_script.entry(out.script_pubkey.clone()).or_default().push(o);
-            }
-            self.txs.insert(txid, TxRecord { height, block: hash, tx: Arc::new(tx.clone()) });
-        }
-        self.chain.push((hash, block.header));
-        self.seen.insert(hash, (height, block.header));
-        self.block_txids.push(txids);
-        height
-    }
-
-    /// Removes the best block (a reorg rolls back one block at a time).
-    pub fn disconnect_tip(&mut self) -> Option<BlockHash> {
-        let (hash, _) = self.chain.pop()?;
-        let height = self.start_height + self.chain.len() as u64;
-        let txids = self.block_txids.pop().unwrap_or_default();
-        for txid in txids.iter().rev() {
-            let Some(rec) = self.txs.remove(txid) else { continue };
-            for vout in 0..rec.tx.output.len() {
-                let o = OutPoint::new(*txid, vout as u32);
-                if let Some(c) = self.coins.remove(&o) {
-                    if let Some(list) = self.by_script.get_mut(&c.script) {
-                        list.retain(|x| *x != o);
-                        if list.is_empty() {
-                            self.by_script.remove(&c.script);
-                        }
-                    }
-                }
-            }
-            if !rec.tx.is_coinbase() {
-                for i in &rec.tx.input {
-                    if let Some(c) = self.coins.get_mut(&i.previous_output) {
-                        if c.spent_at == Some(height) {
-                            c.spent_at = None;
-                        }
-                    }
-                }
-            }
-        }
-        self.sightings.retain(|s| s.height < height);
-        Some(hash)
-    }
-
     /// A transaction confirmed at or below `as_of`.
-    pub fn tx(&self, txid: &Txid, as_of: u64) -> Option<&TxRecord> {
-        self.txs.get(txid).filter(|r| r.height <= as_of)
+    pub fn tx(&self, txid: &Txid, as_of: u64) -> Option<TxRecord> {
+        let db = self.db.as_ref()?;
+        let raw = read("tx", db.get(AuxSpace::BtcTxs, txid.as_byte_array()))?;
+        let stored = StoredTx::decode(&raw)?;
+        (stored.height <= as_of).then(|| stored.record())
     }
 
     /// The coin, if it existed at `as_of` (spent or not).
-    pub fn coin(&self, o: &OutPoint, as_of: u64) -> Option<&CoinRecord> {
-        self.coins.get(o).filter(|c| c.height <= as_of)
+    pub fn coin(&self, o: &OutPoint, as_of: u64) -> Option<CoinRecord> {
+        let db = self.db.as_ref()?;
+        let raw = read("coin", db.get(AuxSpace::BtcCoins, &coin_key(o)))?;
+        let coin = StoredCoin::decode(&raw)?.record();
+        (coin.height <= as_of).then_some(coin)
     }
 
     /// Unspent outputs paying `script` as of `as_of`, in a stable order (height, txid, vout).
     pub fn utxos(&self, script: &ScriptBuf, as_of: u64) -> Vec<(OutPoint, u64)> {
-        let mut out: Vec<(u64, OutPoint, u64)> = self
-            .by_script
-            .get(script)
-            .into_iter()
-            .flatten()
+        let Some(db) = &self.db else { return vec![] };
+        let keys = read("script outputs", db.prefix(AuxSpace::BtcScripts, &script_key(script), MAX_SCRIPT_SCAN));
+        let mut out: Vec<(u64, OutPoint, u64)> = keys
+            .iter()
+            .filter_map(|(k, _)| super::records::outpoint_of_script_key(k))
             .filter_map(|o| {
-                let c = self.coins.get(o)?;
-                let unspent = c.height <= as_of && c.spent_at.is_none_or(|s| s > as_of);
-                unspent.then_some((c.height, *o, c.value))
+                let c = self.coin(&o, as_of)?;
+                c.spent_at.is_none_or(|s| s > as_of).then_some((c.height, o, c.value))
             })
             .collect();
         out.sort_by_key(|a| (a.0, a.1.txid.to_byte_array(), a.1.vout));
@@ -195,14 +148,18 @@ impl BtcIndex {
     }
 
     /// How many outputs paying `script` the index holds (spent or not, at any height): what a
-    /// scan of that script's coins has to look at. O(1).
+    /// scan of that script's coins has to look at. One read.
     pub fn outputs_of(&self, script: &ScriptBuf) -> usize {
-        self.by_script.get(script).map_or(0, Vec::len)
+        let Some(db) = &self.db else { return 0 };
+        let key = [META_COUNT, &script_key(script)[..]].concat();
+        read("script count", db.get(AuxSpace::BtcMeta, &key))
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .map_or(0, |n| n as usize)
     }
 
     /// Keystone-carrying txs on the best chain.
-    pub fn sightings(&self) -> &[Sighting] {
-        &self.sightings
+    pub fn sightings(&self) -> impl Iterator<Item = &Sighting> {
+        self.sightings.iter()
     }
 }
 

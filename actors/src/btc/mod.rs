@@ -3,6 +3,8 @@
 
 pub mod attributes;
 pub mod index;
+pub mod index_writer;
+mod records;
 pub mod source;
 pub mod watcher;
 
@@ -11,6 +13,7 @@ pub(crate) mod testkit;
 
 pub use attributes::{check_attributes, next_attributes, view_ready, AttributeError, BtcRules};
 pub use index::BtcIndex;
+pub use index_writer::{IndexError, IndexSink, IndexWriter};
 pub use source::{BitcoinSource, CoreRpc, Credentials};
 pub use watcher::{BtcView, WatcherConfig, WatcherHandle};
 

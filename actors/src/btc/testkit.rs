@@ -60,3 +60,40 @@ pub fn mine_on(parent: &Block, txs: Vec<Transaction>, salt: u8) -> Block {
     }
     block
 }
+
+/// A Bitcoin index in a fresh temporary store (what the watcher builds in the node's database).
+pub struct TestIndex {
+    _dir: tempfile::TempDir,
+    pub writer: super::IndexWriter,
+}
+
+impl TestIndex {
+    pub fn new(start_height: u64) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = bss_storage::Store::open(dir.path().join("db"), false).expect("store");
+        let reader = store.reader();
+        let writer = super::IndexWriter::open(super::IndexSink::Direct(store), reader, start_height).expect("index");
+        Self { _dir: dir, writer }
+    }
+
+    /// An index of `blocks` from height 0.
+    pub fn of(blocks: &[Block]) -> Self {
+        let mut t = Self::new(0);
+        for b in blocks {
+            t.connect(b);
+        }
+        t
+    }
+
+    pub fn connect(&mut self, block: &Block) -> u64 {
+        self.writer.connect(block).expect("connect")
+    }
+
+    pub fn disconnect_tip(&mut self) {
+        self.writer.disconnect_tip().expect("disconnect");
+    }
+
+    pub fn view(&self) -> super::BtcIndex {
+        self.writer.view()
+    }
+}

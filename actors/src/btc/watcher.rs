@@ -7,7 +7,9 @@
 //! "btc_watcher"}`), resuming from the last view it published, which readers kept using.
 
 use super::index::BtcIndex;
+use super::index_writer::{IndexError, IndexSink, IndexWriter};
 use super::source::{BitcoinSource, SourceError};
+use bss_storage::StoreReader;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -83,7 +85,6 @@ impl BtcView {
     }
 }
 
-/// Starts the watcher thread; it stops once every `BtcView` is dropped.
 /// Control of the watcher thread (fault injection for the supervision tests).
 #[derive(Clone)]
 pub struct WatcherHandle {
@@ -97,25 +98,43 @@ impl WatcherHandle {
     }
 }
 
-/// Starts the watcher thread under its supervision policy.
-pub fn spawn(source: impl BitcoinSource, cfg: WatcherConfig) -> std::io::Result<(BtcView, WatcherHandle)> {
-    let (tx, rx) = watch::channel(Arc::new(BtcIndex::new(cfg.start_height)));
+/// Starts the watcher thread under its supervision policy; it stops once every `BtcView` is
+/// dropped. The index resumes from what `reader`'s database holds (see `IndexWriter`).
+pub fn spawn(
+    source: impl BitcoinSource,
+    cfg: WatcherConfig,
+    sink: IndexSink,
+    reader: StoreReader,
+) -> Result<(BtcView, WatcherHandle), IndexError> {
+    let writer = IndexWriter::open(sink.clone(), reader.clone(), cfg.start_height)?;
+    if let Some(h) = writer.best_height() {
+        info!(target: "btc", best = h, start = cfg.start_height, "Bitcoin index resumed from disk");
+    }
+    let (tx, rx) = watch::channel(Arc::new(writer.view()));
     let (up_tx, up) = watch::channel(false);
     let (control, faults) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new().name("btc-watcher".into()).spawn(move || {
-        crate::supervision::restart_on_panic("btc_watcher", Duration::from_millis(500), || {
-            // A restart resumes from the last published view.
-            let index = (**tx.borrow()).clone();
-            run(&source, &cfg, index, &tx, &up_tx, &faults)
+    let mut first = Some(writer);
+    std::thread::Builder::new()
+        .name("btc-watcher".into())
+        .spawn(move || {
+            crate::supervision::restart_on_panic("btc_watcher", Duration::from_millis(500), || {
+                // A restart reloads the index from disk, where every connected block is.
+                let writer = match first.take() {
+                    Some(w) => w,
+                    None => IndexWriter::open(sink.clone(), reader.clone(), cfg.start_height)
+                        .unwrap_or_else(|e| crate::fatal::stop("btc_watcher", format!("reopening the index: {e}"))),
+                };
+                run(&source, &cfg, writer, &tx, &up_tx, &faults)
+            })
         })
-    })?;
+        .map_err(IndexError::Thread)?;
     Ok((BtcView { rx, up }, WatcherHandle { control }))
 }
 
 fn run(
     source: &impl BitcoinSource,
     cfg: &WatcherConfig,
-    mut index: BtcIndex,
+    mut index: IndexWriter,
     tx: &watch::Sender<Arc<BtcIndex>>,
     up: &watch::Sender<bool>,
     faults: &std::sync::mpsc::Receiver<()>,
@@ -150,17 +169,22 @@ fn run(
     }
 }
 
-fn publish(index: &BtcIndex, tx: &watch::Sender<Arc<BtcIndex>>) {
+fn publish(index: &IndexWriter, tx: &watch::Sender<Arc<BtcIndex>>) {
     if let Some(h) = index.best_height() {
         metrics::gauge!("bss_btc_tip_height").set(h as f64);
     }
-    tx.send_replace(Arc::new(index.clone()));
+    tx.send_replace(Arc::new(index.view()));
+}
+
+/// A write of the index that fails means the disk is failing.
+fn stored<T>(r: Result<T, bss_storage::StorageError>) -> T {
+    r.unwrap_or_else(|e| crate::fatal::stop("storage", format!("writing the Bitcoin index: {e}")))
 }
 
 /// One round: roll back what the node no longer has on its best chain, then fetch what is new.
 fn follow(
     source: &impl BitcoinSource,
-    index: &mut BtcIndex,
+    index: &mut IndexWriter,
     tx: &watch::Sender<Arc<BtcIndex>>,
 ) -> Result<(), SourceError> {
     let count = source.block_count()?;
@@ -169,7 +193,7 @@ fn follow(
         if h <= count && Some(source.block_hash(h)?) == index.best_hash() {
             break;
         }
-        index.disconnect_tip();
+        stored(index.disconnect_tip());
         depth += 1;
     }
     if depth > 0 {
@@ -186,7 +210,7 @@ fn follow(
             // The node reorganised while we were fetching: the next round rolls back.
             break;
         }
-        index.connect(&block);
+        stored(index.connect(&block));
         metrics::counter!("bss_btc_blocks_indexed_total").increment(1);
         changed = true;
         next += 1;

@@ -334,11 +334,8 @@ mod tests {
         let mut spam = mine_on(&blocks[1], vec![], 2);
         spam.txdata[0].output = vec![TxOut { value: Amount::from_sat(1), script_pubkey: addr.script_pubkey() }; 20_000];
         blocks.push(spam);
-        let mut index = BtcIndex::new(0);
-        for b in &blocks {
-            index.connect(b);
-        }
-        let v = BtcAt { index: Arc::new(index), height: 2, network: Network::Regtest };
+        let index = crate::btc::testkit::TestIndex::of(&blocks);
+        let v = BtcAt { index: Arc::new(index.view()), height: 2, network: Network::Regtest };
         let input = addr.to_string().into_bytes();
         let cost = call_cost(BTC_BAL_ADDR, &input, Some(&v));
         assert_eq!(cost, 10_000 + 20_000 * GAS_PER_SCANNED_OUTPUT);

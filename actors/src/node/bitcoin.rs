@@ -2,11 +2,11 @@
 
 use super::config::{BtcSection, PopSection};
 use super::{ConfigError, NodeError};
-use crate::btc::{BtcLink, BtcRules, CoreRpc, WatcherConfig, WatcherHandle};
+use crate::btc::{BtcLink, BtcRules, CoreRpc, IndexSink, WatcherConfig, WatcherHandle};
 use crate::chain::ChainHandle;
 use crate::pop::finality::KeystoneRules;
 use crate::pop::submitter::{SubmitterConfig, SubmitterHandle};
-use bss_storage::StoreReader;
+use bss_storage::{StorageHandle, StoreReader};
 use std::path::Path;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -27,7 +27,12 @@ fn bitcoind(b: &BtcSection) -> Result<CoreRpc, NodeError> {
 }
 
 /// Starts the BtcWatcher thread on the configured bitcoind.
-pub fn start_watcher(b: &BtcSection, keystones: KeystoneRules) -> Result<(BtcLink, WatcherHandle), NodeError> {
+pub fn start_watcher(
+    b: &BtcSection,
+    keystones: KeystoneRules,
+    storage: &StorageHandle,
+    reader: &StoreReader,
+) -> Result<(BtcLink, WatcherHandle), NodeError> {
     let network = b.network()?;
     let (view, handle) = crate::btc::watcher::spawn(
         bitcoind(b)?,
@@ -36,7 +41,10 @@ pub fn start_watcher(b: &BtcSection, keystones: KeystoneRules) -> Result<(BtcLin
             start_height: b.start_height,
             max_backoff: Duration::from_secs(30),
         },
-    )?;
+        IndexSink::Service(storage.clone()),
+        reader.clone(),
+    )
+    .map_err(|e| NodeError::Btc(e.to_string()))?;
     info!(target: "node", url = %crate::btc::source::redact_url(&b.rpc_url), network = %network, lag = b.confirmations_lag, "watching Bitcoin");
     let rules = BtcRules { network, confirmations_lag: b.confirmations_lag, start_height: b.start_height };
     Ok((BtcLink { view, rules, keystones }, handle))

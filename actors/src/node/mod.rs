@@ -53,6 +53,8 @@ pub enum NodeError {
     Unsupported(String),
     #[error("proof-of-proof: {0}")]
     Pop(String),
+    #[error("bitcoin: {0}")]
+    Btc(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -102,7 +104,8 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
 
     let (btc, watcher) = match &cfg.btc {
         Some(b) => {
-            let (link, handle) = bitcoin::start_watcher(b, bitcoin::keystone_rules(spec.chain_id, cfg.pop.as_ref())?)?;
+            let rules = bitcoin::keystone_rules(spec.chain_id, cfg.pop.as_ref())?;
+            let (link, handle) = bitcoin::start_watcher(b, rules, &storage, &reader)?;
             (Some(link), Some(handle))
         }
         None => (None, None),

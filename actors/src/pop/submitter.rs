@@ -446,7 +446,6 @@ impl<S: BitcoinSource> Submitter<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btc::index::BtcIndex;
     use crate::btc::source::SourceError;
     use crate::btc::testkit::{mine_chain, mine_on};
     use bitcoin::{Amount, Block, BlockHash, Transaction, TxOut};
@@ -521,11 +520,8 @@ mod tests {
         let mut funding = mine_on(&blocks[2], vec![], 1);
         funding.txdata[0].output = vec![TxOut { value: Amount::from_sat(50_000), script_pubkey: wallet().script() }; 2];
         blocks.push(funding);
-        let mut index = BtcIndex::new(0);
-        blocks.iter().for_each(|b| {
-            index.connect(b);
-        });
-        let (view, publish) = BtcView::fixed(index.clone());
+        let mut index = crate::btc::testkit::TestIndex::of(&blocks);
+        let (view, publish) = BtcView::fixed(index.view());
         let (sent, seen) = mpsc::channel();
         let mut s =
             Submitter::open(cfg(), Some(wallet()), Blackhole(sent.clone()), view.clone(), dir.path()).expect("open");
@@ -541,7 +537,7 @@ mod tests {
             index.connect(&next);
             blocks.push(next);
         }
-        publish.send_replace(std::sync::Arc::new(index.clone()));
+        publish.send_replace(std::sync::Arc::new(index.view()));
         s.tick().expect("tick");
         let bumped = seen.try_recv().expect("bumped");
         assert_eq!(bumped.input[0].previous_output, input, "RBF spends the same coin");
@@ -550,7 +546,7 @@ mod tests {
         drop(s);
         let mut again = Submitter::open(cfg(), Some(wallet()), Blackhole(sent), view, dir.path()).expect("reopen");
         again.on_header(&header(20));
-        again.last_best = Some(index.best_height().unwrap_or(0));
+        again.last_best = Some(index.view().best_height().unwrap_or(0));
         again.tick().expect("tick");
         while let Ok(tx) = seen.try_recv() {
             assert_eq!(tx.input[0].previous_output, input, "after a restart, only the pending tx is rebroadcast");

@@ -1,0 +1,248 @@
+//! Builds the Bitcoin index block by block — the watcher's half of [`BtcIndex`]. Each connected
+//! or disconnected block is one atomic batch in the node's database (through the storage
+//! service), so a restart resumes from the last block written instead of rebuilding from
+//! bitcoind; the in-memory part is reloaded from the same records.
+
+use super::index::{read, BtcIndex, CoinRecord, Sighting, KEYSTONE_MAGIC};
+use super::records::{
+    coin_key, script_key, script_output_key, StoredBlock, StoredCoin, StoredTx, META_COUNT, META_START,
+};
+use bitcoin::hashes::Hash;
+use bitcoin::{Block, BlockHash, OutPoint};
+use bss_storage::{AuxBatch, AuxSnapshot, AuxSpace, StorageError, StorageHandle, Store, StoreReader};
+use std::collections::HashMap;
+
+/// Where the writer's batches go.
+#[derive(Clone)]
+pub enum IndexSink {
+    /// The node's storage service (every write of a running node goes through it).
+    Service(StorageHandle),
+    /// Straight into a store (tests and tools with no service running).
+    Direct(Store),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("the Bitcoin index in this data dir starts at height {stored}, [btc] start_height is {configured}; use a fresh data dir or the old start_height")]
+    StartMismatch { stored: u64, configured: u64 },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot start the watcher thread: {0}")]
+    Thread(std::io::Error),
+}
+
+pub struct IndexWriter {
+    index: BtcIndex,
+    sink: IndexSink,
+    reader: StoreReader,
+}
+
+fn sighting_key(height: u64, s: &Sighting) -> Vec<u8> {
+    [&height.to_be_bytes()[..], s.txid.as_byte_array()].concat()
+}
+
+impl IndexWriter {
+    /// Opens the index stored in the node's database (or starts one at `start_height`).
+    pub fn open(sink: IndexSink, reader: StoreReader, start_height: u64) -> Result<Self, IndexError> {
+        let snap = reader.aux_snapshot();
+        let mut index = BtcIndex::new(start_height);
+        match snap.get(AuxSpace::BtcMeta, META_START)?.and_then(|v| v.try_into().ok().map(u64::from_be_bytes)) {
+            Some(stored) if stored != start_height => {
+                return Err(IndexError::StartMismatch { stored, configured: start_height })
+            }
+            // A new index records where it starts with its first block (`open` runs on any
+            // thread, also async ones, so it writes nothing).
+            _ => {}
+        }
+        for (key, value) in snap.prefix(AuxSpace::BtcBlocks, &[], usize::MAX)? {
+            let height = key.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX);
+            if height != start_height + index.chain.len() as u64 {
+                return Err(StorageError::Corrupt { keyspace: "btc_blocks", reason: format!("gap at {height}") }.into());
+            }
+            let b = StoredBlock::decode(&value);
+            index.chain.push_back((b.hash, b.header));
+            index.seen.insert(b.hash, (height, b.header));
+        }
+        for (_, value) in snap.prefix(AuxSpace::BtcSightings, &[], usize::MAX)? {
+            let s: Sighting = bss_consensus::codec::decode(&value)
+                .map_err(|e| StorageError::Corrupt { keyspace: "btc_sightings", reason: e.to_string() })?;
+            index.sightings.push_back(s);
+        }
+        Ok(Self { index, sink, reader })
+    }
+
+    /// The current view, with a storage snapshot that matches it.
+    pub fn view(&self) -> BtcIndex {
+        let mut v = self.index.clone();
+        v.db = Some(self.reader.aux_snapshot());
+        v
+    }
+
+    pub fn start_height(&self) -> u64 {
+        self.index.start_height()
+    }
+
+    pub fn best_height(&self) -> Option<u64> {
+        self.index.best_height()
+    }
+
+    pub fn best_hash(&self) -> Option<BlockHash> {
+        self.index.best_hash()
+    }
+
+    /// Adds the block at `best_height + 1` (or at `start_height` for the first one).
+    pub fn connect(&mut self, block: &Block) -> Result<u64, StorageError> {
+        let height = self.index.best_height().map_or(self.index.start_height, |h| h + 1);
+        let hash = block.block_hash();
+        let snap = self.reader.aux_snapshot();
+        let mut touched = Touched::new(&snap);
+        let mut batch = AuxBatch::new(false);
+        let mut sightings = Vec::new();
+        let mut txids = Vec::with_capacity(block.txdata.len());
+        for tx in &block.txdata {
+            let txid = tx.compute_txid();
+            txids.push(txid);
+            if !tx.is_coinbase() {
+                for i in &tx.input {
+                    if let Some(mut c) = touched.coin(&i.previous_output) {
+                        c.spent_at = Some(height);
+                        touched.coins.insert(i.previous_output, Some(c));
+                    }
+                }
+            }
+            for (vout, out) in tx.output.iter().enumerate() {
+                if out.script_pubkey.is_op_return() {
+                    let payload = super::index::op_return_payload(&out.script_pubkey);
+                    if payload.starts_with(KEYSTONE_MAGIC) {
+                        let spent_scripts = tx
+                            .input
+                            .iter()
+                            .filter_map(|i| touched.coin(&i.previous_output).map(|c| c.script))
+                            .collect();
+                        sightings.push(Sighting { height, block: hash, txid, payload, spent_scripts });
+                    }
+                    continue;
+                }
+                let o = OutPoint::new(txid, vout as u32);
+                let script = out.script_pubkey.clone();
+                batch.put(AuxSpace::BtcScripts, script_output_key(&script, &o), []);
+                touched.count(&script, 1);
+                touched.coins.insert(o, Some(CoinRecord { value: out.value.to_sat(), script, height, spent_at: None }));
+            }
+            batch.put(AuxSpace::BtcTxs, txid.as_byte_array().to_vec(), StoredTx::encode(height, &hash, tx));
+        }
+        touched.into_batch(&mut batch);
+        for s in &sightings {
+            let value = bss_consensus::codec::encode(s)
+                .map_err(|e| StorageError::Encode { what: "sighting", reason: e.to_string() })?;
+            batch.put(AuxSpace::BtcSightings, sighting_key(height, s), value);
+        }
+        batch.put(AuxSpace::BtcBlocks, height.to_be_bytes(), StoredBlock::encode(&hash, &block.header, &txids));
+        batch.put(AuxSpace::BtcMeta, META_START, self.index.start_height.to_be_bytes());
+        write(&self.sink, batch)?;
+        self.index.chain.push_back((hash, block.header));
+        self.index.seen.insert(hash, (height, block.header));
+        self.index.sightings.extend(sightings);
+        Ok(height)
+    }
+
+    /// Removes the best block (a reorg rolls back one block at a time).
+    pub fn disconnect_tip(&mut self) -> Result<Option<BlockHash>, StorageError> {
+        let Some(height) = self.index.best_height() else { return Ok(None) };
+        let snap = self.reader.aux_snapshot();
+        let Some(raw) = snap.get(AuxSpace::BtcBlocks, &height.to_be_bytes())? else {
+            return Err(StorageError::Corrupt {
+                keyspace: "btc_blocks",
+                reason: format!("best block {height} missing"),
+            });
+        };
+        let stored = StoredBlock::decode(&raw);
+        let mut touched = Touched::new(&snap);
+        let mut batch = AuxBatch::new(false);
+        for txid in stored.txids.iter().rev() {
+            let Some(raw) = snap.get(AuxSpace::BtcTxs, txid.as_byte_array())? else { continue };
+            let Some(StoredTx { tx, .. }) = StoredTx::decode(&raw) else { continue };
+            for vout in 0..tx.output.len() {
+                let o = OutPoint::new(*txid, vout as u32);
+                if let Some(c) = touched.coin(&o) {
+                    batch.delete(AuxSpace::BtcScripts, script_output_key(&c.script, &o));
+                    touched.count(&c.script, -1);
+                    touched.coins.insert(o, None);
+                }
+            }
+            if !tx.is_coinbase() {
+                for i in &tx.input {
+                    if let Some(mut c) = touched.coin(&i.previous_output).filter(|c| c.spent_at == Some(height)) {
+                        c.spent_at = None;
+                        touched.coins.insert(i.previous_output, Some(c));
+                    }
+                }
+            }
+            batch.delete(AuxSpace::BtcTxs, txid.as_byte_array().to_vec());
+        }
+        touched.into_batch(&mut batch);
+        for s in self.index.sightings.iter().filter(|s| s.height == height) {
+            batch.delete(AuxSpace::BtcSightings, sighting_key(height, s));
+        }
+        batch.delete(AuxSpace::BtcBlocks, height.to_be_bytes());
+        write(&self.sink, batch)?;
+        self.index.chain.pop_back();
+        self.index.sightings.retain(|s| s.height < height);
+        Ok(Some(stored.hash))
+    }
+}
+
+fn write(sink: &IndexSink, batch: AuxBatch) -> Result<(), StorageError> {
+    match sink {
+        IndexSink::Service(h) => h.write_aux_blocking(batch),
+        IndexSink::Direct(store) => store.write_aux(&batch),
+    }
+}
+
+/// Coins and per-script counts a block changes, over the stored ones.
+struct Touched<'a> {
+    snap: &'a AuxSnapshot,
+    /// None: removed.
+    coins: HashMap<OutPoint, Option<CoinRecord>>,
+    counts: HashMap<[u8; 32], i64>,
+}
+
+impl<'a> Touched<'a> {
+    fn new(snap: &'a AuxSnapshot) -> Self {
+        Self { snap, coins: HashMap::new(), counts: HashMap::new() }
+    }
+
+    fn coin(&self, o: &OutPoint) -> Option<CoinRecord> {
+        match self.coins.get(o) {
+            Some(c) => c.clone(),
+            None => read("coin", self.snap.get(AuxSpace::BtcCoins, &coin_key(o)))
+                .and_then(|raw| StoredCoin::decode(&raw))
+                .map(StoredCoin::record),
+        }
+    }
+
+    fn count(&mut self, script: &bitcoin::ScriptBuf, delta: i64) {
+        *self.counts.entry(script_key(script)).or_insert(0) += delta;
+    }
+
+    fn into_batch(self, batch: &mut AuxBatch) {
+        for (o, c) in self.coins {
+            match c {
+                Some(c) => batch.put(AuxSpace::BtcCoins, coin_key(&o), StoredCoin::encode(&c)),
+                None => batch.delete(AuxSpace::BtcCoins, coin_key(&o)),
+            }
+        }
+        for (k, delta) in self.counts {
+            let key = [META_COUNT, &k[..]].concat();
+            let stored = read("script count", self.snap.get(AuxSpace::BtcMeta, &key))
+                .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+                .unwrap_or(0);
+            let n = stored.saturating_add_signed(delta);
+            if n == 0 {
+                batch.delete(AuxSpace::BtcMeta, key);
+            } else {
+                batch.put(AuxSpace::BtcMeta, key, n.to_be_bytes());
+            }
+        }
+    }
+}
