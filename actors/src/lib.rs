@@ -5,7 +5,7 @@ pub mod btc;
 pub mod chain;
 pub mod consensus;
 pub mod executor;
-pub mod hvm;
+pub use bss_hvm as hvm;
 pub mod mempool;
 pub mod network;
 pub mod node;

@@ -4,12 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use alloy_primitives::{Address, B256, U256};
-use bss_actors::hvm::lthash::{account_value, Leaf, LtHash};
-use bss_actors::hvm::SignedTx;
-use bss_actors::mempool::{Pool, PoolConfig, SenderState};
 use bss_benches::{Chain, Kind};
 use bss_consensus::certificate::{vote_message, SigBytes};
 use bss_consensus::{Certificate, OperatorSet, OperatorSigner};
+use bss_hvm::lthash::{account_value, Leaf, LtHash};
+use bss_hvm::txpool::{Pool, PoolConfig, SenderState};
+use bss_hvm::SignedTx;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::sync::Arc;
 

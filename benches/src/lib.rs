@@ -4,11 +4,11 @@
 
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{Address, Bytes, TxKind, U256};
-use bss_actors::hvm::accounts::DevKey;
-use bss_actors::hvm::execute::{tx_env, ProposalFields};
-use bss_actors::hvm::lthash::LtHash;
-use bss_actors::hvm::{BlockBuilder, ChainSpec, ExecutedBlock, Genesis, LayeredState, SignedTx};
 use bss_consensus::{BlockHeader, BtcAttributes, Certificate};
+use bss_hvm::accounts::DevKey;
+use bss_hvm::execute::{tx_env, ProposalFields};
+use bss_hvm::lthash::LtHash;
+use bss_hvm::{BlockBuilder, ChainSpec, ExecutedBlock, Genesis, LayeredState, SignedTx};
 use bss_storage::{StorageHandle, StorageService, Store, StoreReader};
 use revm::database::{CacheDB, EmptyDB};
 use revm::state::AccountInfo;
@@ -26,7 +26,7 @@ pub enum Kind {
     Erc20,
 }
 
-pub use bss_actors::hvm::bytecode::{token_runtime, transfer_topic};
+pub use bss_hvm::bytecode::{token_runtime, transfer_topic};
 
 pub struct Workload {
     pub senders: Vec<DevKey>,
@@ -44,7 +44,7 @@ impl Workload {
                 let to = Address::with_last_byte((i % 200) as u8 + 1);
                 let (target, input, value) = match self.kind {
                     Kind::Eth => (to, Bytes::new(), U256::from(1)),
-                    Kind::Erc20 => (self.token, bss_actors::hvm::bytecode::token_transfer(to, 5), U256::ZERO),
+                    Kind::Erc20 => (self.token, bss_hvm::bytecode::token_transfer(to, 5), U256::ZERO),
                 };
                 let raw = k.sign_raw(TxEip1559 {
                     chain_id: CHAIN_ID,
@@ -126,7 +126,7 @@ impl Chain {
                 max_fee_per_gas: 2_000_000_000,
                 max_priority_fee_per_gas: 1,
                 to: TxKind::Create,
-                input: bss_actors::hvm::bytecode::deploy_initcode(&token_runtime()),
+                input: bss_hvm::bytecode::deploy_initcode(&token_runtime()),
                 ..Default::default()
             });
             let deploy = Arc::new(SignedTx::decode(&raw).unwrap());

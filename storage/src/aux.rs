@@ -119,3 +119,21 @@ impl AuxSnapshot {
         Ok(out)
     }
 }
+
+/// Where a service's batches go: the storage service in a running node, or straight into a
+/// store for tests and tools that run none.
+#[derive(Clone)]
+pub enum AuxWriter {
+    Service(crate::StorageHandle),
+    Direct(Store),
+}
+
+impl AuxWriter {
+    /// Writes `batch` and waits for it (call from a service thread, not from async code).
+    pub fn write_blocking(&self, batch: AuxBatch) -> Result<()> {
+        match self {
+            AuxWriter::Service(h) => h.write_aux_blocking(batch),
+            AuxWriter::Direct(store) => store.write_aux(&batch),
+        }
+    }
+}

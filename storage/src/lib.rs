@@ -15,7 +15,7 @@ mod records;
 mod service;
 mod store;
 
-pub use aux::{AuxBatch, AuxSnapshot, AuxSpace};
+pub use aux::{AuxBatch, AuxSnapshot, AuxSpace, AuxWriter};
 pub use reader::StoreReader;
 pub use records::{AccountRecord, BlockBody, CommitBatch, GenesisBatch, LogRecord, ReceiptRecord, StateChanges};
 pub use service::{StorageHandle, StorageService};

@@ -8,29 +8,28 @@ mod support;
 use bitcoincore_rpc::{Auth, Client, Error, RpcApi};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+
 use std::str::FromStr;
 use std::time::Duration;
 use support::*;
 
+/// The embedded regtest node, started in this test process (crate `bss-regtest`).
 struct Regtest {
-    child: Child,
+    /// Held: dropping it stops the node (a test may restart it on the same directory).
+    _node: bss_regtest::Regtest,
     addr: SocketAddr,
 }
 
 impl Regtest {
     fn start(dir: &std::path::Path, port: u16) -> Regtest {
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let child = Command::new(BSS)
-            .args(["btc-regtest", "--rpc-user", "u", "--block-interval", "0s"])
-            .env("BSS_BTC_RPC_PASSWORD", "p")
-            .args(["--rpc-bind", &addr.to_string(), "--data-dir"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn btc-regtest");
-        let r = Regtest { child, addr };
+        let cfg = bss_regtest::RegtestConfig {
+            data_dir: dir.to_path_buf(),
+            bind: format!("127.0.0.1:{port}").parse().expect("addr"),
+            user: "u".into(),
+            password: "p".into(),
+        };
+        let node = bss_regtest::Regtest::start(cfg).expect("regtest");
+        let r = Regtest { addr: node.addr(), _node: node };
         wait_until("the regtest RPC", Duration::from_secs(30), || r.client("u", "p").get_block_count().ok());
         r
     }
@@ -44,13 +43,6 @@ impl Regtest {
 
     fn client(&self, user: &str, pass: &str) -> Client {
         Client::new(&format!("http://{}", self.addr), Auth::UserPass(user.into(), pass.into())).expect("client")
-    }
-}
-
-impl Drop for Regtest {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -221,7 +221,7 @@ fn the_grafana_dashboard_plots_metrics_that_exist() {
     let v: Value = serde_json::from_str(&dash).expect("valid JSON");
     assert!(v["panels"].as_array().is_some_and(|p| p.len() > 20));
     let mut source = String::new();
-    for d in ["actors/src", "consensus/src", "storage/src", "cluster/src"] {
+    for d in ["actors/src", "consensus", "storage/src", "btc/src", "hvm/src", "cluster/src"] {
         collect(&root.join(d), &mut source);
     }
     let mut names: Vec<String> = dash

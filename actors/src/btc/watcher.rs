@@ -4,11 +4,12 @@
 //! each new view as an immutable snapshot. Nothing waits on it: readers take the latest snapshot.
 //!
 //! Supervision: a panic restarts the loop after a backoff (`bss_actor_restarts_total{actor=
-//! "btc_watcher"}`), resuming from the last view it published, which readers kept using.
+//! "btc_watcher"}`), reloading the index from disk; readers keep the last view it published.
 
-use super::index::BtcIndex;
-use super::index_writer::{IndexError, IndexSink, IndexWriter};
-use super::source::{BitcoinSource, SourceError};
+use bss_btc::index::BtcIndex;
+use bss_btc::index_writer::{IndexError, IndexSink, IndexWriter};
+use bss_btc::source::{BitcoinSource, SourceError};
+use bss_btc::BtcView;
 use bss_storage::StoreReader;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,66 +24,6 @@ pub struct WatcherConfig {
     pub start_height: u64,
     /// Longest wait between retries while the Bitcoin node is unreachable.
     pub max_backoff: Duration,
-}
-
-/// The latest published Bitcoin view, cheap to clone and to read from any thread.
-#[derive(Clone)]
-pub struct BtcView {
-    rx: watch::Receiver<Arc<BtcIndex>>,
-    up: watch::Receiver<bool>,
-}
-
-impl BtcView {
-    /// Whether the last call to the Bitcoin node succeeded.
-    pub fn connected(&self) -> bool {
-        *self.up.borrow()
-    }
-
-    pub fn current(&self) -> Arc<BtcIndex> {
-        self.rx.borrow().clone()
-    }
-
-    /// Waits (up to `timeout`) for the first successful round with the Bitcoin node.
-    pub async fn wait_connected(&self, timeout: Duration) -> bool {
-        let mut up = self.up.clone();
-        let connected = tokio::time::timeout(timeout, up.wait_for(|u| *u)).await.is_ok_and(|r| r.is_ok());
-        connected
-    }
-
-    /// Waits (up to `timeout`) until the view satisfies `ready`; returns the last view either way.
-    pub async fn wait_for(&self, timeout: Duration, ready: impl Fn(&BtcIndex) -> bool) -> Arc<BtcIndex> {
-        let mut rx = self.rx.clone();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let view = rx.borrow_and_update().clone();
-            if ready(&view) {
-                return view;
-            }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return rx.borrow().clone(),
-            }
-        }
-    }
-
-    /// `wait_for` for threads without a tokio runtime (hotstuff-rs's): checks every 20 ms.
-    pub fn wait_for_blocking(&self, timeout: Duration, ready: impl Fn(&BtcIndex) -> bool) -> Arc<BtcIndex> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let view = self.current();
-            if ready(&view) || std::time::Instant::now() >= deadline {
-                return view;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// A view that never changes (tests, and nodes without Bitcoin).
-    pub fn fixed(index: BtcIndex) -> (Self, watch::Sender<Arc<BtcIndex>>) {
-        let (tx, rx) = watch::channel(Arc::new(index));
-        let (_, up) = watch::channel(true);
-        (Self { rx, up }, tx)
-    }
 }
 
 /// Control of the watcher thread (fault injection for the supervision tests).
@@ -128,7 +69,7 @@ pub fn spawn(
             })
         })
         .map_err(IndexError::Thread)?;
-    Ok((BtcView { rx, up }, WatcherHandle { control }))
+    Ok((BtcView::from_channels(rx, up), WatcherHandle { control }))
 }
 
 fn run(

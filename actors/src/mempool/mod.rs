@@ -6,7 +6,7 @@ mod actor;
 mod gossip;
 mod ingress;
 mod messages;
-pub mod pool;
+pub use bss_hvm::txpool as pool;
 
 pub use actor::MempoolActor;
 pub use gossip::GossipAdmission;

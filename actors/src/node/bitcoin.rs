@@ -5,8 +5,8 @@ use super::{ConfigError, NodeError};
 use crate::btc::{BtcLink, BtcRules, CoreRpc, IndexSink, WatcherConfig, WatcherHandle};
 use crate::chain::ChainHandle;
 use crate::pop::finality::KeystoneRules;
-use crate::pop::submitter::{SubmitterConfig, SubmitterHandle};
-use bss_storage::{StorageHandle, StoreReader};
+use crate::pop::submitter::{PopStore, SubmitterConfig, SubmitterHandle, SubmitterParts};
+use bss_storage::{AuxWriter, StorageHandle, StoreReader};
 use std::path::Path;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -58,6 +58,7 @@ pub struct PopParts<'a> {
     pub me: u16,
     pub operators: u16,
     pub chain: &'a ChainHandle,
+    pub storage: &'a StorageHandle,
     pub reader: &'a StoreReader,
     pub data_dir: &'a Path,
 }
@@ -89,14 +90,15 @@ pub fn start_pop(p: PopParts<'_>) -> Result<SubmitterHandle, NodeError> {
         .filter_map(|i| last_keystone.checked_sub(i * interval).filter(|n| *n > 0))
         .filter_map(|n| p.reader.header(n).ok().flatten())
         .collect();
-    crate::pop::submitter::spawn(
+    let store = PopStore { writer: AuxWriter::Service(p.storage.clone()), reader: p.reader.clone() };
+    crate::pop::submitter::spawn(SubmitterParts {
         cfg,
         wallet,
-        bitcoind(p.btc)?,
-        p.link.view.clone(),
-        p.chain.subscribe(),
-        p.data_dir,
+        source: bitcoind(p.btc)?,
+        view: p.link.view.clone(),
+        commits: p.chain.subscribe(),
+        store,
         recent,
-    )
+    })
     .map_err(|e| NodeError::Pop(e.to_string()))
 }

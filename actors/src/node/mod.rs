@@ -170,6 +170,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             me: id.index,
             operators: id.operators.len() as u16,
             chain: &chain,
+            storage: &storage,
             reader: &reader,
             data_dir: &cfg.data_dir,
         })?),

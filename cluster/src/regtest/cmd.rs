@@ -1,9 +1,9 @@
 //! `bss btc-regtest`: run the embedded regtest node on its own.
 
-use super::methods::Ctx;
-use super::node::RegtestHandle;
-use super::rpc::serve;
 use bitcoin::{Address, CompressedPublicKey, Network, PrivateKey};
+use bss_regtest::methods::Ctx;
+use bss_regtest::node::RegtestHandle;
+use bss_regtest::rpc::serve;
 use clap::Args;
 use eyre::{eyre, Result, WrapErr};
 use rand::RngCore;

@@ -11,10 +11,10 @@
 //! O(1) before scanning), so a dust-spammed address costs its caller, not the round: a scan too
 //! big for the call's gas fails out of gas without running.
 
-use crate::btc::BtcIndex;
 use alloy_primitives::{Address, Bytes};
 use bitcoin::hashes::Hash;
 use bitcoin::{Network, OutPoint, Txid};
+use bss_btc::BtcIndex;
 use revm::context::Cfg;
 use revm::context_interface::ContextTr;
 use revm::handler::{EthPrecompiles, PrecompileProvider};
@@ -69,8 +69,8 @@ pub struct BtcAt {
 
 /// The view as of `tip` (a block's BTC attributes), if the link's index holds that tip on its
 /// best chain.
-pub fn btc_at(link: &crate::btc::BtcLink, tip: &bss_consensus::BtcAttributes) -> Option<BtcAt> {
-    let hash = crate::btc::attributes::tip_hash(tip)?;
+pub fn btc_at(link: &bss_btc::BtcLink, tip: &bss_consensus::BtcAttributes) -> Option<BtcAt> {
+    let hash = bss_btc::attributes::tip_hash(tip)?;
     let index = link.view.current();
     index.is_on_best_chain(tip.tip_height, &hash).then_some(BtcAt {
         index,
@@ -316,8 +316,8 @@ fn spent_value(o: &OutPoint, v: &BtcAt) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btc::testkit::{mine_chain, mine_on};
     use bitcoin::{Amount, TxOut};
+    use bss_btc::testkit::{mine_chain, mine_on};
 
     /// An address with 20,000 dust outputs: querying it costs gas in proportion, so a call with
     /// the gas of a block cannot scan it, and one that pays gets the right answer.
@@ -334,7 +334,7 @@ mod tests {
         let mut spam = mine_on(&blocks[1], vec![], 2);
         spam.txdata[0].output = vec![TxOut { value: Amount::from_sat(1), script_pubkey: addr.script_pubkey() }; 20_000];
         blocks.push(spam);
-        let index = crate::btc::testkit::TestIndex::of(&blocks);
+        let index = bss_btc::testkit::TestIndex::of(&blocks);
         let v = BtcAt { index: Arc::new(index.view()), height: 2, network: Network::Regtest };
         let input = addr.to_string().into_bytes();
         let cost = call_cost(BTC_BAL_ADDR, &input, Some(&v));

@@ -8,7 +8,7 @@
 //! * when full, the cheapest tail tx of another sender is evicted, found in O(log n) through an
 //!   ordered index of every sender's tail, never by scanning senders.
 
-use crate::hvm::{SignedTx, TxError};
+use crate::{SignedTx, TxError};
 use alloy_primitives::{Address, B256, U256};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
@@ -368,7 +368,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hvm::accounts::DevKey;
+    use crate::accounts::DevKey;
     use alloy_consensus::TxEip1559;
     use alloy_primitives::TxKind;
 

@@ -1,7 +1,9 @@
-//! The hVM: pure execution logic (no actors, no I/O besides reading state).
+//! The hVM: pure execution logic (no actors, no I/O besides reading state), and the mempool's
+//! rules for which of its transactions wait and which go into a block ([`txpool`]).
 //!
 //! Executing a block is a function of (parent state, header fields, transactions): every replica
 //! that runs it gets the same receipts, state changes and state root.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod accounts;
 pub mod btc_precompiles;
@@ -14,6 +16,7 @@ pub mod limits;
 pub mod lthash;
 pub mod state;
 pub mod tx;
+pub mod txpool;
 pub mod write_set;
 
 pub use chain::{ChainSpec, Genesis};
@@ -23,3 +26,9 @@ pub use tx::{SignedTx, TxError};
 
 #[cfg(test)]
 mod execute_tests;
+
+/// Cases per proptest: a short sample by default (CI), `BSS_PROPTEST_CASES=100000` for a long run.
+#[cfg(test)]
+pub(crate) fn proptest_cases(default: u32) -> u32 {
+    std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}

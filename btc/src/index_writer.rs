@@ -9,17 +9,11 @@ use super::records::{
 };
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash, OutPoint};
-use bss_storage::{AuxBatch, AuxSnapshot, AuxSpace, StorageError, StorageHandle, Store, StoreReader};
+use bss_storage::{AuxBatch, AuxSnapshot, AuxSpace, StorageError, StoreReader};
 use std::collections::HashMap;
 
-/// Where the writer's batches go.
-#[derive(Clone)]
-pub enum IndexSink {
-    /// The node's storage service (every write of a running node goes through it).
-    Service(StorageHandle),
-    /// Straight into a store (tests and tools with no service running).
-    Direct(Store),
-}
+/// Where the writer's batches go: the storage service in a node, a store in tests.
+pub type IndexSink = bss_storage::AuxWriter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -193,10 +187,7 @@ impl IndexWriter {
 }
 
 fn write(sink: &IndexSink, batch: AuxBatch) -> Result<(), StorageError> {
-    match sink {
-        IndexSink::Service(h) => h.write_aux_blocking(batch),
-        IndexSink::Direct(store) => store.write_aux(&batch),
-    }
+    sink.write_blocking(batch)
 }
 
 /// Coins and per-script counts a block changes, over the stored ones.

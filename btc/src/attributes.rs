@@ -188,7 +188,7 @@ pub fn view_ready(proposed: &BtcAttributes, view: &BtcIndex, rules: &BtcRules) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btc::testkit::{mine_chain, TestIndex};
+    use crate::testkit::{mine_chain, TestIndex};
 
     fn rules(lag: u64) -> BtcRules {
         BtcRules { network: Network::Regtest, confirmations_lag: lag, start_height: 0 }

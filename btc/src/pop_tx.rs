@@ -60,7 +60,7 @@ impl PopWallet {
         &self,
         input: OutPoint,
         value: u64,
-        payload: &[u8; super::keystone::LEN],
+        payload: &[u8; crate::keystone::LEN],
         sat_per_vb: f64,
     ) -> Result<Transaction, TxBuildError> {
         // Size with a 64-byte Schnorr signature is exact before signing.
@@ -75,7 +75,7 @@ impl PopWallet {
         &self,
         input: OutPoint,
         value: u64,
-        payload: &[u8; super::keystone::LEN],
+        payload: &[u8; crate::keystone::LEN],
         change: u64,
     ) -> Result<Transaction, TxBuildError> {
         let push = PushBytesBuf::try_from(payload.to_vec()).map_err(|e| TxBuildError::Sign(e.to_string()))?;

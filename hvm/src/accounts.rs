@@ -106,7 +106,7 @@ pub fn derive_accounts(mnemonic: &str, count: usize) -> Result<Vec<DevKey>, KeyE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hvm::tx::SignedTx;
+    use crate::tx::SignedTx;
     use alloy_consensus::{TxEip1559, TxLegacy};
     use alloy_primitives::{address, TxKind};
 
@@ -144,6 +144,6 @@ mod tests {
         assert_eq!(SignedTx::decode(&legacy).expect("decode").sender, key.address);
         let mut bad = raw.to_vec();
         bad.truncate(bad.len() - 3);
-        assert!(matches!(SignedTx::decode(&bad), Err(crate::hvm::TxError::Decode(_))));
+        assert!(matches!(SignedTx::decode(&bad), Err(crate::TxError::Decode(_))));
     }
 }

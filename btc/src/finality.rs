@@ -13,7 +13,7 @@
 //! `bss_pop_keystones_ignored{reason}` (a gauge over the current view).
 
 use super::keystone::Keystone;
-use crate::btc::index::{BtcIndex, Sighting};
+use crate::index::{BtcIndex, Sighting};
 use alloy_primitives::B256;
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::XOnlyPublicKey;
@@ -64,7 +64,7 @@ impl Ignored {
 
 impl KeystoneRules {
     pub fn new(chain_id: u64, keys: Vec<XOnlyPublicKey>) -> Self {
-        let writers: Vec<ScriptBuf> = keys.iter().map(|k| super::tx::keystone_script(*k)).collect();
+        let writers: Vec<ScriptBuf> = keys.iter().map(|k| crate::pop_tx::keystone_script(*k)).collect();
         Self { chain_id, keys: keys.into(), writers: writers.into() }
     }
 

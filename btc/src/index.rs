@@ -72,7 +72,7 @@ impl std::fmt::Debug for BtcIndex {
 
 /// A storage read failing means the disk is failing: the hVM must not answer from half a view.
 pub(super) fn read<T>(what: &str, r: Result<T, bss_storage::StorageError>) -> T {
-    r.unwrap_or_else(|e| crate::fatal::stop("storage", format!("reading the Bitcoin index ({what}): {e}")))
+    r.unwrap_or_else(|e| bss_storage::fatal::stop("storage", format!("reading the Bitcoin index ({what}): {e}")))
 }
 
 impl BtcIndex {

@@ -15,7 +15,7 @@ pub const META_COUNT: &[u8] = b"count/";
 
 /// A record that does not decode is a corrupt database: stop rather than answer wrongly.
 fn corrupt(what: &str) -> ! {
-    crate::fatal::stop("storage", format!("corrupt Bitcoin index record ({what})"))
+    bss_storage::fatal::stop("storage", format!("corrupt Bitcoin index record ({what})"))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
