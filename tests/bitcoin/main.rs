@@ -1,6 +1,7 @@
-//! The embedded regtest node (`bss btc-regtest`) driven through bitcoincore-rpc, the client the
-//! BtcWatcher will use: mining, block and header queries, reorgs by invalidateblock, errors with
-//! bitcoind's codes, authentication, and persistence across a restart.
+//! The embedded regtest node (crate `bss-regtest`, started in this process) driven through
+//! bitcoincore-rpc, the client the BtcWatcher and PoP submitter use: mining, block and header
+//! queries, reorgs by invalidateblock, errors with bitcoind's codes, authentication, and
+//! persistence across a restart.
 
 #[path = "../support/mod.rs"]
 mod support;

@@ -6,6 +6,7 @@
 //! Supervision: a panic restarts the loop after a backoff (`bss_actor_restarts_total{actor=
 //! "btc_watcher"}`), reloading the index from disk; readers keep the last view it published.
 
+use super::metrics::WatcherMetrics;
 use bss_btc::index::BtcIndex;
 use bss_btc::index_writer::{IndexError, IndexSink, IndexWriter};
 use bss_btc::source::{BitcoinSource, SourceError};
@@ -80,24 +81,25 @@ fn run(
     up: &watch::Sender<bool>,
     faults: &std::sync::mpsc::Receiver<()>,
 ) {
+    let m = WatcherMetrics::register();
     let mut wait = cfg.poll_interval;
     let mut down_since: Option<std::time::Instant> = None;
     while !tx.is_closed() {
         if faults.try_recv().is_ok() {
             panic!("injected fault in the Bitcoin watcher");
         }
-        match follow(source, &mut index, tx) {
+        match follow(source, &mut index, tx, &m) {
             Ok(()) => {
                 if let Some(since) = down_since.take() {
                     info!(target: "btc", down_secs = since.elapsed().as_secs(), "bitcoin node reachable again");
                 }
-                metrics::gauge!("bss_btc_rpc_up").set(1.0);
+                m.rpc_up.set(1.0);
                 up.send_replace(true);
                 wait = cfg.poll_interval;
             }
             Err(e) => {
-                metrics::counter!("bss_btc_rpc_errors_total").increment(1);
-                metrics::gauge!("bss_btc_rpc_up").set(0.0);
+                m.rpc_errors.increment(1);
+                m.rpc_up.set(0.0);
                 up.send_replace(false);
                 if down_since.is_none() {
                     down_since = Some(std::time::Instant::now());
@@ -110,9 +112,9 @@ fn run(
     }
 }
 
-fn publish(index: &IndexWriter, tx: &watch::Sender<Arc<BtcIndex>>) {
+fn publish(index: &IndexWriter, tx: &watch::Sender<Arc<BtcIndex>>, m: &WatcherMetrics) {
     if let Some(h) = index.best_height() {
-        metrics::gauge!("bss_btc_tip_height").set(h as f64);
+        m.tip_height.set(h as f64);
     }
     tx.send_replace(Arc::new(index.view()));
 }
@@ -127,6 +129,7 @@ fn follow(
     source: &impl BitcoinSource,
     index: &mut IndexWriter,
     tx: &watch::Sender<Arc<BtcIndex>>,
+    m: &WatcherMetrics,
 ) -> Result<(), SourceError> {
     let count = source.block_count()?;
     let mut depth = 0u64;
@@ -138,8 +141,8 @@ fn follow(
         depth += 1;
     }
     if depth > 0 {
-        metrics::counter!("bss_btc_reorgs_total").increment(1);
-        metrics::histogram!("bss_btc_reorg_depth").record(depth as f64);
+        m.reorgs.increment(1);
+        m.reorg_depth.record(depth as f64);
         info!(target: "btc", depth, fork_height = ?index.best_height(), "bitcoin reorg: rolled back");
     }
     let mut changed = depth > 0;
@@ -152,15 +155,15 @@ fn follow(
             break;
         }
         stored(index.connect(&block));
-        metrics::counter!("bss_btc_blocks_indexed_total").increment(1);
+        m.blocks_indexed.increment(1);
         changed = true;
         next += 1;
         if next.is_multiple_of(100) {
-            publish(index, tx);
+            publish(index, tx, m);
         }
     }
     if changed {
-        publish(index, tx);
+        publish(index, tx, m);
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
 use super::messages::{ChainError, ChainHandle, Commit, CommittedBlock, Propose, Validate};
+use super::metrics::ChainMetrics;
 use super::pending::{Entry, PendingBlocks};
 use crate::btc::{BtcLink, BtcView};
 use crate::executor::{ExecutorError, ExecutorHandle};
@@ -56,6 +57,7 @@ pub struct ChainActor {
     pending: PendingBlocks,
     /// Set when the fork guard refused the chain: nothing more is committed.
     halted: Option<String>,
+    metrics: ChainMetrics,
 }
 
 impl ChainActor {
@@ -72,6 +74,7 @@ impl ChainActor {
             head: p.head,
             pending: PendingBlocks::default(),
             halted: None,
+            metrics: ChainMetrics::register(),
         };
         ChainHandle { addr: actor.start(), commits }
     }
@@ -79,7 +82,7 @@ impl ChainActor {
     fn halt(&mut self, why: String) -> ChainError {
         if self.halted.is_none() {
             error!(target: "chain", reason = %why, "fork guard: refusing the chain; no further blocks are committed (the node keeps serving reads)");
-            metrics::gauge!("bss_consensus_halted").set(1.0);
+            self.metrics.halted.set(1.0);
             self.halted = Some(why.clone());
         }
         ChainError::Halted(why)
@@ -105,7 +108,7 @@ impl ChainActor {
         for e in executed.into_iter().filter(|e| e.block.number() > head) {
             self.pending.executed(e);
         }
-        metrics::gauge!("bss_chain_pending_blocks").set(self.pending.len() as f64);
+        self.metrics.pending_blocks.set(self.pending.len() as f64);
     }
 }
 
@@ -115,13 +118,14 @@ async fn layers_for(
     chain: Vec<Entry>,
     executor: &ExecutorHandle,
     btc: Option<&BtcView>,
+    waits: &metrics::Counter,
 ) -> Result<Vec<Arc<ExecutedBlock>>, ExecutorError> {
     let mut layers: Vec<Arc<ExecutedBlock>> = Vec::with_capacity(chain.len());
     for e in chain {
         let executed = match e.executed {
             Some(x) => x,
             None => {
-                wait_for_btc_tip(btc, &e.block).await;
+                wait_for_btc_tip(btc, &e.block, waits).await;
                 executor.execute_certified(layers.clone(), e.block).await?
             }
         };
@@ -137,14 +141,14 @@ const BTC_WAIT_REPORT: Duration = Duration::from_secs(10);
 /// block must be executed against exactly the view its header names: executing it against a
 /// lagging view gives another state root (the hVM precompiles would read less). It waits as long
 /// as it takes, saying so every 10 s.
-async fn wait_for_btc_tip(view: Option<&BtcView>, block: &Block) {
+async fn wait_for_btc_tip(view: Option<&BtcView>, block: &Block, waits: &metrics::Counter) {
     let attrs = &block.header.btc;
     let (Some(view), Some(tip)) = (view, crate::btc::attributes::tip_hash(attrs)) else { return };
     let ready = |v: &crate::btc::BtcIndex| v.is_on_best_chain(attrs.tip_height, &tip);
     if ready(&view.current()) {
         return;
     }
-    metrics::counter!("bss_executor_btc_view_waits_total").increment(1);
+    waits.increment(1);
     let started = std::time::Instant::now();
     loop {
         let v = view.wait_for(BTC_WAIT_REPORT, ready).await;
@@ -194,8 +198,9 @@ impl Handler<Propose> for ChainActor {
         let chain = self.chain_to(&parent_hash);
         let (executor, mempool) = (self.executor.clone(), self.mempool.clone());
         let view = self.cfg.btc.as_ref().map(|(l, _)| l.view.clone());
+        let waits = self.metrics.btc_view_waits.clone();
         let fut = async move {
-            let layers = layers_for(chain, &executor, view.as_ref()).await?;
+            let layers = layers_for(chain, &executor, view.as_ref(), &waits).await?;
             let Ok(candidates) = mempool.select(base_fee, gas_limit, max_txs).await else { mempool_gone() };
             let built = executor.build(parent_hash, layers.clone(), fields, candidates).await?;
             Ok::<_, ExecutorError>((layers, built))
@@ -203,7 +208,7 @@ impl Handler<Propose> for ChainActor {
         Box::pin(fut.into_actor(self).map(move |res, act, _| {
             let (mut layers, built) = res.inspect_err(|e| {
                 error!(target: "chain", round, error = %e, "building a proposal failed");
-                metrics::counter!("bss_proposal_failures_total").increment(1);
+                act.metrics.proposal_failures.increment(1);
             })?;
             act.mempool.drop_invalid(built.rejected.iter().map(|(h, _)| *h).collect());
             let block = built.block.clone();
@@ -236,9 +241,10 @@ impl Handler<Validate> for ChainActor {
         let mut chain = self.chain_to(&hash);
         chain.pop(); // the block itself, executed below
         let (executor, mempool, btc) = (self.executor.clone(), self.mempool.clone(), self.cfg.btc.clone());
+        let waits = self.metrics.btc_view_waits.clone();
         let fut = async move {
             let view = btc.as_ref().map(|(l, _)| l.view.clone());
-            let layers = layers_for(chain, &executor, view.as_ref()).await?;
+            let layers = layers_for(chain, &executor, view.as_ref(), &waits).await?;
             let executed = if proposal {
                 if let Some((link, wait)) = &btc {
                     // A watcher a little behind the leader's gets a bounded time to catch up.
@@ -250,7 +256,7 @@ impl Handler<Validate> for ChainActor {
                 let Ok(known) = mempool.get_many(hashes).await else { mempool_gone() };
                 executor.validate(layers.clone(), block, known).await?
             } else {
-                wait_for_btc_tip(view.as_ref(), &block).await;
+                wait_for_btc_tip(view.as_ref(), &block, &waits).await;
                 executor.execute_certified(layers.clone(), block).await?
             };
             Ok::<_, ExecutorError>((layers, executed))
@@ -287,12 +293,13 @@ impl Handler<Commit> for ChainActor {
         let chain = self.chain_to(&block.header.parent_hash);
         let (executor, storage) = (self.executor.clone(), self.storage.clone());
         let view = self.cfg.btc.as_ref().map(|(l, _)| l.view.clone());
+        let waits = self.metrics.btc_view_waits.clone();
         let fut = async move {
             let executed = match known {
                 Some(e) => e,
                 None => {
-                    let layers = layers_for(chain, &executor, view.as_ref()).await?;
-                    wait_for_btc_tip(view.as_ref(), &block).await;
+                    let layers = layers_for(chain, &executor, view.as_ref(), &waits).await?;
+                    wait_for_btc_tip(view.as_ref(), &block, &waits).await;
                     executor.execute_certified(layers, block).await?
                 }
             };
@@ -318,8 +325,8 @@ impl Handler<Commit> for ChainActor {
             .map(|executed, act, _| {
                 act.head = executed.block.header.clone();
                 act.pending.prune(act.head.number);
-                metrics::gauge!("bss_chain_pending_blocks").set(act.pending.len() as f64);
-                announce_commit(&executed, &act.mempool, &act.commits);
+                act.metrics.pending_blocks.set(act.pending.len() as f64);
+                announce_commit(&executed, &act.mempool, &act.commits, &act.metrics);
                 Ok(())
             })
         })))
@@ -328,7 +335,12 @@ impl Handler<Commit> for ChainActor {
 
 /// What follows every commit: the mempool drops included txs and learns the senders' next
 /// nonces, metrics move, and subscribers hear of the block.
-fn announce_commit(executed: &ExecutedBlock, mempool: &MempoolHandle, commits: &broadcast::Sender<CommittedBlock>) {
+fn announce_commit(
+    executed: &ExecutedBlock,
+    mempool: &MempoolHandle,
+    commits: &broadcast::Sender<CommittedBlock>,
+    m: &ChainMetrics,
+) {
     let header = &executed.block.header;
     let number = header.number;
     // Senders' next nonces, from the committed state changes.
@@ -340,12 +352,11 @@ fn announce_commit(executed: &ExecutedBlock, mempool: &MempoolHandle, commits: &
     advanced.dedup();
     mempool.committed(advanced);
     let txs = executed.body.tx_hashes.len();
-    metrics::gauge!("bss_block_height").set(number as f64);
-    metrics::counter!("bss_committed_txs_total").increment(txs as u64);
-    metrics::counter!("bss_committed_gas_total").increment(header.gas_used);
-    metrics::counter!("bss_committed_blocks_total").increment(1);
-    let latency = now_ms().saturating_sub(header.timestamp_ms) as f64 / 1000.0;
-    metrics::histogram!("bss_commit_latency_seconds").record(latency);
+    m.height.set(number as f64);
+    m.committed_txs.increment(txs as u64);
+    m.committed_gas.increment(header.gas_used);
+    m.committed_blocks.increment(1);
+    m.commit_latency.record(now_ms().saturating_sub(header.timestamp_ms) as f64 / 1000.0);
     if txs > 0 {
         info!(target: "chain", number, txs, gas = header.gas_used, round = header.round, "committed");
     } else {

@@ -15,7 +15,10 @@
 mod actor;
 pub mod hotstuff_rs;
 mod messages;
+mod metrics;
 pub mod pending;
+#[cfg(test)]
+mod tests;
 
 pub use actor::{now_ms, ChainActor, ChainConfig, ChainParts};
 pub use messages::{ChainError, ChainHandle, Commit, CommittedBlock, Propose, Validate};

@@ -1,4 +1,5 @@
 use super::messages::ExecutorError;
+use super::metrics::ExecutorMetrics;
 use crate::btc::{check_attributes, next_attributes, BtcLink};
 use crate::hvm::btc_precompiles::{btc_at, BtcAt};
 use crate::hvm::execute::ProposalFields;
@@ -21,13 +22,19 @@ pub struct Executor {
     btc: Option<BtcLink>,
     head: BlockHeader,
     head_acc: LtHash,
+    metrics: ExecutorMetrics,
 }
 
 impl Executor {
     /// Loads the committed head from storage.
-    pub fn load(spec: ChainSpec, reader: StoreReader, btc: Option<BtcLink>) -> Result<Self, StorageError> {
+    pub fn load(
+        spec: ChainSpec,
+        reader: StoreReader,
+        btc: Option<BtcLink>,
+        metrics: ExecutorMetrics,
+    ) -> Result<Self, StorageError> {
         let (head, head_acc) = Self::committed_head(&reader)?;
-        Ok(Self { spec, reader, btc, head, head_acc })
+        Ok(Self { spec, reader, btc, head, head_acc, metrics })
     }
 
     /// The committed head and its state accumulator. They are two reads; a commit landing
@@ -128,9 +135,12 @@ impl Executor {
         at
     }
 
-    fn record(executed: ExecutedBlock, started: Instant, kind: &'static str) -> Arc<ExecutedBlock> {
+    fn record(&self, executed: ExecutedBlock, started: Instant, kind: &'static str) -> Arc<ExecutedBlock> {
         let secs = started.elapsed().as_secs_f64();
-        metrics::histogram!("bss_execution_seconds", "kind" => kind).record(secs);
+        match kind {
+            "build" => self.metrics.build_seconds.record(secs),
+            _ => self.metrics.validate_seconds.record(secs),
+        }
         debug!(target: "executor", kind, number = executed.block.number(), txs = executed.block.transactions.len(), secs, "executed");
         Arc::new(executed)
     }
@@ -155,7 +165,7 @@ impl Executor {
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&fields.btc))
             .build(&fields, candidates)?;
-        Ok(Self::record(executed, started, "build"))
+        Ok(self.record(executed, started, "build"))
     }
 
     /// Re-executes `block` on its parent; `known` are already decoded transactions by hash.
@@ -189,6 +199,6 @@ impl Executor {
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&block.header.btc))
             .validate(block, txs)?;
-        Ok(Self::record(executed, started, "validate"))
+        Ok(self.record(executed, started, "validate"))
     }
 }

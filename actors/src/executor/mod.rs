@@ -9,7 +9,10 @@
 
 mod hvm_runner;
 mod messages;
+mod metrics;
 mod service;
+#[cfg(test)]
+mod tests;
 
 pub use hvm_runner::Executor;
 pub use messages::{ExecutorError, ExecutorHandle};

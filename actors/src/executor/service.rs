@@ -1,5 +1,6 @@
 use super::hvm_runner::Executor;
 use super::messages::{ExecutorHandle, Request};
+use super::metrics::ExecutorMetrics;
 use crate::btc::BtcLink;
 use crate::hvm::ChainSpec;
 use bss_storage::StoreReader;
@@ -24,8 +25,9 @@ impl ExecutorService {
 }
 
 fn supervise(spec: ChainSpec, reader: StoreReader, btc: Option<BtcLink>, mut rx: mpsc::Receiver<Request>) {
+    let metrics = ExecutorMetrics::register();
     loop {
-        let executor = match Executor::load(spec.clone(), reader.clone(), btc.clone()) {
+        let executor = match Executor::load(spec.clone(), reader.clone(), btc.clone(), metrics.clone()) {
             Ok(e) => e,
             Err(e) => crate::fatal::stop("executor", format!("cannot load the committed head: {e}")),
         };
@@ -34,7 +36,7 @@ fn supervise(spec: ChainSpec, reader: StoreReader, btc: Option<BtcLink>, mut rx:
             Err(panic) => {
                 let msg = crate::supervision::panic_message(panic.as_ref());
                 error!(target: "supervision", actor = "executor", panic = %msg, "the executor panicked; the request failed, reloading its state from storage");
-                metrics::counter!("bss_actor_restarts_total", "actor" => "executor").increment(1);
+                metrics.restarts.increment(1);
                 info!(target: "supervision", actor = "executor", "executor restarted");
             }
         }

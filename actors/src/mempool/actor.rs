@@ -1,4 +1,5 @@
 use super::messages::{AddMany, AddTx, Committed, Drop, GetMany, GetTx, InjectPanic, PendingNonce, Select, Status};
+use super::metrics::MempoolMetrics;
 use super::pool::{Inserted, Pool, PoolConfig};
 use crate::hvm::{SignedTx, TxError};
 use actix::prelude::*;
@@ -8,19 +9,21 @@ use tracing::{debug, trace};
 
 pub struct MempoolActor {
     pool: Pool,
+    metrics: MempoolMetrics,
 }
 
 impl MempoolActor {
     pub fn new(cfg: PoolConfig) -> Self {
-        Self { pool: Pool::new(cfg) }
+        Self { pool: Pool::new(cfg), metrics: MempoolMetrics::register() }
     }
 
     fn report(&self) {
         let (pending, queued) = self.pool.counts();
-        metrics::gauge!("bss_mempool_size").set(self.pool.len() as f64);
-        metrics::gauge!("bss_mempool_bytes").set(self.pool.bytes() as f64);
-        metrics::gauge!("bss_mempool_pending").set(pending as f64);
-        metrics::gauge!("bss_mempool_queued").set(queued as f64);
+        let m = &self.metrics;
+        m.size.set(self.pool.len() as f64);
+        m.bytes.set(self.pool.bytes() as f64);
+        m.pending.set(pending as f64);
+        m.queued.set(queued as f64);
     }
 }
 
@@ -53,7 +56,7 @@ impl Actor for MempoolActor {
             let expired = a.pool.expire_queued(std::time::Instant::now());
             if !expired.is_empty() {
                 debug!(target: "mempool", count = expired.len(), "queued transactions expired");
-                metrics::counter!("bss_mempool_expired_total").increment(expired.len() as u64);
+                a.metrics.expired.increment(expired.len() as u64);
             }
         });
     }
@@ -64,16 +67,16 @@ impl MempoolActor {
         let hash = tx.hash;
         match self.pool.insert(tx, state) {
             Ok(outcome) => {
-                metrics::counter!("bss_mempool_accepted_total").increment(1);
+                self.metrics.accepted.increment(1);
                 if let Inserted::Evicted(victims) = outcome {
                     debug!(target: "mempool", count = victims.len(), first = ?victims.first(), "evicted to make room");
-                    metrics::counter!("bss_mempool_evicted_total").increment(victims.len() as u64);
+                    self.metrics.evicted.increment(victims.len() as u64);
                 }
                 trace!(target: "mempool", %hash, "accepted");
                 Ok(hash)
             }
             Err(e) => {
-                metrics::counter!("bss_mempool_rejected_total").increment(1);
+                self.metrics.rejected.increment(1);
                 Err(e)
             }
         }
@@ -118,7 +121,7 @@ impl Handler<Drop> for MempoolActor {
     fn handle(&mut self, msg: Drop, _: &mut Self::Context) {
         for h in msg.hashes {
             if self.pool.remove(&h).is_some() {
-                metrics::counter!("bss_mempool_dropped_invalid_total").increment(1);
+                self.metrics.dropped_invalid.increment(1);
             }
         }
     }

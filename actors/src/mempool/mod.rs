@@ -6,6 +6,7 @@ mod actor;
 mod gossip;
 mod ingress;
 mod messages;
+mod metrics;
 pub use bss_hvm::txpool as pool;
 
 pub use actor::MempoolActor;

@@ -1,5 +1,6 @@
 use super::conn::{self, ConnCtx};
 use super::messages::{Broadcast, Connected, Disconnected, Gossip, Incoming, NetworkHandle, Peers, SendTo};
+use super::metrics::NetworkMetrics;
 use super::noise::LocalIdentity;
 use super::routes::{EngineRoute, Routes};
 use super::wire::{encode, WireMessage};
@@ -27,6 +28,7 @@ pub struct NetworkActor {
     listener: Option<std::net::TcpListener>,
     peers: HashMap<u16, PeerConn>,
     routes: Routes,
+    metrics: NetworkMetrics,
     gossip: Vec<Bytes>,
     gossip_bytes: usize,
     /// Per operator: when it was last heard from, and the highest round and height it showed.
@@ -57,6 +59,7 @@ impl NetworkActor {
             listener: Some(p.listener),
             peers: HashMap::new(),
             routes: p.routes,
+            metrics: NetworkMetrics::register(),
             gossip: Vec::new(),
             gossip_bytes: 0,
             seen: HashMap::new(),
@@ -65,20 +68,20 @@ impl NetworkActor {
 
     fn send_frame(&mut self, to: u16, frame: Arc<Vec<u8>>) {
         let Some((_, queue, queued)) = self.peers.get(&to) else {
-            metrics::counter!("bss_network_dropped_total", "reason" => "not_connected").increment(1);
+            self.metrics.dropped_not_connected.increment(1);
             return;
         };
         let len = frame.len();
         if queued.load(Ordering::Relaxed).saturating_add(len) > self.cfg.peer_budget_bytes {
-            metrics::counter!("bss_network_dropped_total", "reason" => "peer_bytes").increment(1);
+            self.metrics.dropped_peer_bytes.increment(1);
             return;
         }
         queued.fetch_add(len, Ordering::Relaxed);
         if queue.try_send(frame).is_err() {
             queued.fetch_sub(len, Ordering::Relaxed);
-            metrics::counter!("bss_network_dropped_total", "reason" => "queue_full").increment(1);
+            self.metrics.dropped_queue_full.increment(1);
         } else {
-            metrics::counter!("bss_network_frames_out_total").increment(1);
+            self.metrics.frames_out.increment(1);
         }
     }
 
@@ -227,7 +230,7 @@ impl Handler<Connected> for NetworkActor {
 
     fn handle(&mut self, msg: Connected, _: &mut Self::Context) {
         self.peers.insert(msg.peer, (msg.conn, msg.queue, msg.queued_bytes));
-        metrics::gauge!("bss_network_peers").set(self.peers.len() as f64);
+        self.metrics.peers.set(self.peers.len() as f64);
     }
 }
 
@@ -238,7 +241,7 @@ impl Handler<Disconnected> for NetworkActor {
         if self.peers.get(&msg.peer).is_some_and(|(c, _, _)| *c == msg.conn) {
             self.peers.remove(&msg.peer);
         }
-        metrics::gauge!("bss_network_peers").set(self.peers.len() as f64);
+        self.metrics.peers.set(self.peers.len() as f64);
     }
 }
 
@@ -318,35 +321,34 @@ impl Handler<Incoming> for NetworkActor {
         };
         let entry = self.seen.entry(msg.from).or_insert((std::time::Instant::now(), 0, 0));
         *entry = (std::time::Instant::now(), entry.1.max(round), entry.2.max(height));
-        let dropped =
-            |reason: &'static str| metrics::counter!("bss_network_dropped_total", "reason" => reason).increment(1);
+        let m = self.metrics.clone();
         // Every route is a bounded queue: consensus tolerates lost messages, and overflow is counted.
         match (msg.msg, &self.routes.engine) {
-            (WireMessage::Consensus(m), EngineRoute::Native(c)) => {
-                if c.deliver(msg.from, m).is_err() {
-                    dropped("consensus_busy");
+            (WireMessage::Consensus(message), EngineRoute::Native(c)) => {
+                if c.deliver(msg.from, message).is_err() {
+                    m.dropped_consensus_busy.increment(1);
                 }
             }
             (WireMessage::SyncResponse { blocks, headers, proof, more }, EngineRoute::Native(c)) => {
                 if c.synced(SyncedBlocks { from: msg.from, blocks, headers, proof, more }).is_err() {
-                    dropped("consensus_busy");
+                    m.dropped_consensus_busy.increment(1);
                 }
             }
             (WireMessage::Engine(bytes), EngineRoute::HotstuffRs(frames)) => {
                 if !frames.deliver(msg.from, bytes) {
-                    dropped("engine_busy");
+                    m.dropped_engine_busy.increment(1);
                 }
             }
             (WireMessage::Consensus(_) | WireMessage::SyncResponse { .. } | WireMessage::Engine(_), _) => {
-                dropped("other_engine")
+                m.dropped_other_engine.increment(1)
             }
             (WireMessage::SyncRequest { from_number, .. }, _) => {
                 self.routes.sync.request(msg.from, from_number, NetworkHandle::new(ctx.address()))
             }
             (WireMessage::Txs(txs), _) => {
-                metrics::counter!("bss_gossip_txs_in_total").increment(txs.len() as u64);
+                m.gossip_txs_in.increment(txs.len() as u64);
                 if !self.routes.gossip.try_admit(txs) {
-                    dropped("gossip_busy");
+                    m.dropped_gossip_busy.increment(1);
                 }
             }
         }

@@ -22,6 +22,7 @@
 pub mod actor;
 mod conn;
 mod messages;
+mod metrics;
 pub mod noise;
 mod routes;
 pub mod wire;

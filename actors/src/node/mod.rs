@@ -87,6 +87,8 @@ fn bind(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, N
 
 /// Starts a node inside the current actix system.
 pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHandle, NodeError> {
+    // Before any part registers its metrics (see `crate::telemetry`).
+    let metrics = metrics_handle();
     let genesis: Genesis = genesis_cfg.to_genesis()?;
     let spec = genesis.spec.clone();
     let id = Identity::from_config(&cfg)?;
@@ -179,7 +181,6 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     readmit_journal(&reader, ingress.clone(), network.clone(), storage.clone())
         .map_err(|source| NodeError::Storage { path: cfg.data_dir.display().to_string(), source })?;
 
-    let metrics = metrics_handle();
     let rpc_cfg = cfg.rpc.clone();
     let pop_confirmations = cfg.pop.as_ref().map(|p| p.superfinality_confirmations);
     let node_info = (id.index, id.operators.len(), cfg.operators.keys.clone(), cfg.consensus.engine.clone());

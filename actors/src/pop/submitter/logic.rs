@@ -31,6 +31,7 @@ pub(super) struct Submitter<S: BitcoinSource> {
     pub(super) pending: BTreeMap<u64, PendingTx>,
     due: BTreeMap<u64, Due>,
     pub(super) last_best: Option<u64>,
+    pub(super) metrics: super::metrics::PopMetrics,
 }
 
 impl<S: BitcoinSource> Submitter<S> {
@@ -45,7 +46,8 @@ impl<S: BitcoinSource> Submitter<S> {
         if let Some(w) = &wallet {
             info!(target: "pop", address = %w.address, pending = pending.len(), "keystone submitter ready");
         }
-        Ok(Submitter { cfg, wallet, source, view, store, pending, due: BTreeMap::new(), last_best: None })
+        let metrics = super::metrics::PopMetrics::register();
+        Ok(Submitter { cfg, wallet, source, view, store, pending, due: BTreeMap::new(), last_best: None, metrics })
     }
 
     /// A committed block; true when it made a keystone due.
@@ -86,17 +88,16 @@ impl<S: BitcoinSource> Submitter<S> {
                         let ours = sightings.iter().any(|k| our_txids.contains(&k.sighting.txid));
                         info!(target: "pop", l2 = n, btc_height = sightings[0].sighting.height, ours, "keystone in Bitcoin");
                         if ours {
-                            metrics::counter!("bss_pop_keystones_confirmed_total").increment(1);
+                            self.metrics.confirmed.increment(1);
                             if let Some(p) = self.pending.get(n) {
-                                metrics::counter!("bss_pop_fees_sats_total").increment(p.fee);
+                                self.metrics.fees_sats.increment(p.fee);
                             }
                         }
                     }
                     if conf >= self.cfg.superfinality_confirmations {
                         let secs = due.committed_at.elapsed().as_secs_f64();
-                        metrics::histogram!("bss_pop_superfinality_seconds").record(secs);
-                        metrics::histogram!("bss_pop_superfinality_btc_blocks")
-                            .record(best.saturating_sub(due.since_btc) as f64);
+                        self.metrics.superfinality_seconds.record(secs);
+                        self.metrics.superfinality_btc_blocks.record(best.saturating_sub(due.since_btc) as f64);
                         info!(target: "pop", l2 = n, secs, btc_blocks = best.saturating_sub(due.since_btc), "superfinal");
                         finished.push(*n);
                     }
@@ -186,7 +187,7 @@ impl<S: BitcoinSource> Submitter<S> {
             view.utxos(&wallet.script(), best).into_iter().filter(|(o, _)| !busy.contains(o)).max_by_key(|(_, v)| *v);
         let Some((input, value)) = coin else {
             warn!(target: "pop", l2 = n, address = %wallet.address, "no confirmed coins to pay for a keystone");
-            metrics::counter!("bss_pop_unfunded_total").increment(1);
+            self.metrics.unfunded.increment(1);
             return Ok(());
         };
         let payload = due.keystone.encode();
@@ -198,8 +199,8 @@ impl<S: BitcoinSource> Submitter<S> {
                 // Persisted before it leaves the node.
                 self.store.put(&p)?;
                 info!(target: "pop", l2 = n, txid = %p.txid, vsize, sat_per_vb = rate, "submitting keystone");
-                metrics::counter!("bss_pop_keystones_submitted_total").increment(1);
-                metrics::gauge!("bss_pop_last_tx_vsize").set(vsize as f64);
+                self.metrics.submitted.increment(1);
+                self.metrics.last_tx_vsize.set(vsize as f64);
                 self.broadcast(&p);
                 self.pending.insert(n, p);
             }
@@ -228,7 +229,7 @@ impl<S: BitcoinSource> Submitter<S> {
                 let p = PendingTx::version(old.l2_number, input, old.value, &payload, tx, rate, best);
                 self.store.put(&p)?;
                 info!(target: "pop", l2 = p.l2_number, txid = %p.txid, sat_per_vb = rate, "replacing an unconfirmed keystone tx (RBF)");
-                metrics::counter!("bss_pop_rbf_bumps_total").increment(1);
+                self.metrics.rbf_bumps.increment(1);
                 self.broadcast(&p);
                 self.pending.insert(p.l2_number, p);
             }

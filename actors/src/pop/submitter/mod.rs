@@ -14,6 +14,7 @@
 //! (`bss_actor_restarts_total{actor="pop_submitter"}`) with its pending txs reloaded from disk.
 
 mod logic;
+mod metrics;
 mod pending;
 #[cfg(test)]
 mod tests;
@@ -117,7 +118,7 @@ fn run<S: BitcoinSource>(
             crate::fatal::stop("pop", e);
         }
         match rt.block_on(next_event(s, commits, &mut view, faults)) {
-            Event::Wake => metrics::counter!("bss_pop_rounds_total").increment(1),
+            Event::Wake => s.metrics.rounds.increment(1),
             Event::Stop => return,
             Event::Fault => panic!("injected fault in the PoP submitter"),
         }

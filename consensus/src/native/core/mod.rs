@@ -261,7 +261,6 @@ impl NativeEngine {
     fn mark_committed(&mut self, header: &BlockHeader) {
         self.reputation.on_commit(header.round, header.proposer);
         self.committed = header.clone();
-        metrics::gauge!("bss_consensus_committed_height").set(header.number as f64);
     }
 
     fn prune(&mut self) {

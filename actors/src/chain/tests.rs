@@ -1,0 +1,141 @@
+//! The chain service's message handling, on a real store, executor service and mempool actor.
+
+use super::*;
+use crate::executor::ExecutorService;
+use crate::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
+use crate::hvm::{ChainSpec, Genesis, SignedTx};
+use crate::mempool::{MempoolActor, MempoolHandle, SenderState};
+use actix::prelude::*;
+use alloy_consensus::TxEip1559;
+use alloy_primitives::{Address, TxKind, U256};
+use bss_consensus::Certificate;
+use bss_storage::{StorageService, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    chain: ChainHandle,
+    mempool: MempoolHandle,
+    reader: bss_storage::StoreReader,
+    genesis: bss_consensus::BlockHeader,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path(), false).expect("open");
+    let spec = ChainSpec {
+        chain_id: 5,
+        gas_limit: 30_000_000,
+        min_base_fee: 7,
+        fee_recipient: Address::ZERO,
+        max_tx_size: 1 << 17,
+    };
+    let keys = derive_accounts(DEV_MNEMONIC, 1).expect("keys");
+    let genesis = Genesis {
+        spec: spec.clone(),
+        base_fee: 1_000,
+        timestamp_ms: 0,
+        alloc: vec![(keys[0].address, U256::from(10u128.pow(20)))],
+    };
+    let (batch, _) = genesis.build();
+    store.init_genesis(5, &batch).expect("genesis");
+    let reader = store.reader();
+    let storage = StorageService::spawn(store, 16).expect("storage");
+    let executor = ExecutorService::spawn(spec, reader.clone(), None, 16).expect("executor");
+    let mempool = MempoolHandle::new(MempoolActor::new(Default::default()).start());
+    let chain = ChainActor::start(ChainParts {
+        cfg: ChainConfig {
+            operator_index: 0,
+            min_base_fee: 7,
+            max_block_txs: 100,
+            max_clock_drift: Duration::from_secs(1),
+            btc: None,
+            guard: None,
+        },
+        executor,
+        mempool: mempool.clone(),
+        storage,
+        reader: reader.clone(),
+        head: batch.block.header.clone(),
+    });
+    Fixture { _dir: dir, chain, mempool, reader, genesis: batch.block.header }
+}
+
+fn cert(block: &bss_consensus::Block) -> Certificate {
+    Certificate {
+        chain_id: 5,
+        round: block.header.round,
+        block_hash: block.hash(),
+        signatures: vec![],
+        hotstuff_rs: None,
+    }
+}
+
+fn transfer(nonce: u64) -> Arc<SignedTx> {
+    let key = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
+    let raw = key.sign_raw(TxEip1559 {
+        chain_id: 5,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 1_000_000,
+        max_priority_fee_per_gas: 3,
+        to: TxKind::Call(Address::with_last_byte(9)),
+        value: U256::from(1),
+        ..Default::default()
+    });
+    Arc::new(SignedTx::decode(&raw).expect("tx"))
+}
+
+#[actix::test]
+async fn a_proposal_takes_the_pool_validates_commits_once_and_is_announced() {
+    let f = fixture();
+    let state = SenderState { nonce: 0, balance: U256::from(10u128.pow(20)) };
+    f.mempool.add(transfer(0), state).await.expect("mempool").expect("admitted");
+    let mut commits = f.chain.subscribe();
+    let block = f.chain.propose(1, f.genesis.clone(), vec![]).await.expect("proposal");
+    assert_eq!((block.number(), block.transactions.len()), (1, 1), "the pooled transfer is in it");
+    // Validating our own proposal needs no second execution; the commit writes it.
+    f.chain.validate(block.clone(), vec![], true).await.expect("valid");
+    f.chain.commit(block.clone(), cert(&block), None).await.expect("commit");
+    let announced = commits.recv().await.expect("announced");
+    assert_eq!((announced.hash, announced.tx_hashes.len()), (block.hash(), 1));
+    assert_eq!(f.reader.head_number().expect("head"), Some(1));
+    // The same commit again (hotstuff-rs may repeat one) changes nothing.
+    f.chain.commit(block.clone(), cert(&block), None).await.expect("repeat");
+    assert_eq!(f.reader.head_number().expect("head"), Some(1));
+    // The included transfer left the pool once its sender's nonce moved on.
+    let left = f.mempool.select(1_000, 30_000_000, 10).await.expect("select");
+    assert!(left.is_empty(), "committed txs leave the pool: {}", left.len());
+}
+
+#[actix::test]
+async fn proposals_from_the_future_and_on_unknown_parents_are_refused() {
+    let f = fixture();
+    let mut block = f.chain.propose(1, f.genesis.clone(), vec![]).await.expect("proposal");
+    block.header.timestamp_ms = now_ms() + 60_000;
+    match f.chain.validate(block.clone(), vec![], true).await {
+        Err(ChainError::ClockAhead { ahead_ms }) => assert!(ahead_ms > 50_000),
+        other => panic!("a block a minute ahead was not refused: {other:?}"),
+    }
+    let mut orphan = block.clone();
+    orphan.header.timestamp_ms = now_ms();
+    orphan.header.parent_hash = alloy_primitives::B256::repeat_byte(1);
+    let e = f.chain.validate(orphan, vec![], true).await.expect_err("unknown parent");
+    assert!(e.to_string().contains("unknown parent"), "{e}");
+}
+
+#[actix::test]
+async fn certified_blocks_it_never_saw_are_executed_from_their_ancestors() {
+    let f = fixture();
+    // Two blocks built elsewhere (here: proposed, then forgotten by a fresh service).
+    let a = f.chain.propose(1, f.genesis.clone(), vec![]).await.expect("a");
+    let b = f.chain.propose(2, a.header.clone(), vec![]).await.expect("b");
+    let g = fixture();
+    // `b` arrives by block sync with `a` as its ancestor: validated as certified, then committed.
+    g.chain.validate(b.clone(), vec![a.clone()], false).await.expect("synced block executes");
+    g.chain.commit(a.clone(), cert(&a), None).await.expect("commit a");
+    g.chain.commit(b.clone(), cert(&b), None).await.expect("commit b");
+    assert_eq!(g.reader.head_number().expect("head"), Some(2));
+    assert_eq!(g.reader.header(2).expect("read").map(|h| h.hash()), Some(b.hash()));
+}

@@ -1,0 +1,28 @@
+use crate::telemetry::{counter_of, histogram_of};
+use metrics::{Counter, Histogram};
+
+const EXECUTION: &str = "bss_execution_seconds";
+const EXECUTION_HELP: &str = "Time to execute a block: building a proposal or re-executing one";
+
+/// The executor's metrics.
+#[derive(Clone)]
+pub struct ExecutorMetrics {
+    pub build_seconds: Histogram,
+    pub validate_seconds: Histogram,
+    pub restarts: Counter,
+}
+
+impl ExecutorMetrics {
+    pub fn register() -> Self {
+        Self {
+            build_seconds: histogram_of(EXECUTION, "kind", "build", EXECUTION_HELP),
+            validate_seconds: histogram_of(EXECUTION, "kind", "validate", EXECUTION_HELP),
+            restarts: counter_of(
+                "bss_actor_restarts_total",
+                "actor",
+                "executor",
+                "Restarts of a supervised part after a panic, by part",
+            ),
+        }
+    }
+}
