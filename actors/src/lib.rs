@@ -13,7 +13,7 @@ pub mod pop;
 pub mod rpc;
 pub mod supervision;
 pub mod sync_server;
-pub mod telemetry;
+pub use bss_consensus::telemetry;
 pub use bss_storage::fatal;
 
 /// Cases per proptest: a short sample by default (CI), `BSS_PROPTEST_CASES=100000` for a long run.

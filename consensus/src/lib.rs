@@ -10,6 +10,7 @@ pub mod certificate;
 pub mod codec;
 pub mod engine;
 pub mod native;
+pub mod telemetry;
 
 pub use block::{Anchor, Block, BlockHeader, BtcAttributes};
 pub use certificate::{

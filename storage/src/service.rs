@@ -40,6 +40,8 @@ impl StorageService {
 }
 
 fn run(store: Store, mut rx: mpsc::Receiver<Command>) {
+    let commit_seconds =
+        bss_consensus::telemetry::histogram("bss_storage_commit_seconds", "Time to write one block's atomic batch");
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
             Command::Commit(batch, reply) => {
@@ -48,7 +50,7 @@ fn run(store: Store, mut rx: mpsc::Receiver<Command>) {
                 let _g = span.enter();
                 let started = Instant::now();
                 let res = store.commit(&batch);
-                metrics::histogram!("bss_storage_commit_seconds").record(started.elapsed().as_secs_f64());
+                commit_seconds.record(started.elapsed().as_secs_f64());
                 if let Err(e) = &res {
                     error!(target: "storage", number, error = %e, "block commit failed");
                 }

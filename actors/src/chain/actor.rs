@@ -80,6 +80,7 @@ impl ChainActor {
     }
 
     fn halt(&mut self, why: String) -> ChainError {
+        self.metrics.fork_guard_refusals.increment(1);
         if self.halted.is_none() {
             error!(target: "chain", reason = %why, "fork guard: refusing the chain; no further blocks are committed (the node keeps serving reads)");
             self.metrics.halted.set(1.0);

@@ -11,6 +11,7 @@ pub struct ChainMetrics {
     pub commit_latency: Histogram,
     pub pending_blocks: Gauge,
     pub halted: Gauge,
+    pub fork_guard_refusals: Counter,
     pub proposal_failures: Counter,
     pub btc_view_waits: Counter,
 }
@@ -28,6 +29,10 @@ impl ChainMetrics {
             ),
             pending_blocks: gauge("bss_chain_pending_blocks", "Uncommitted blocks the chain service holds"),
             halted: gauge("bss_consensus_halted", "1 when the fork guard refused the chain (no more commits)"),
+            fork_guard_refusals: counter(
+                "bss_fork_guard_refusals_total",
+                "Blocks or stored chains the fork guard refused (they conflict with superfinal keystones)",
+            ),
             proposal_failures: counter("bss_proposal_failures_total", "Proposals this operator failed to build"),
             btc_view_waits: counter(
                 "bss_executor_btc_view_waits_total",

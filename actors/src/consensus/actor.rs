@@ -23,6 +23,7 @@ pub struct ConsensusActor {
     busy: bool,
     /// Set when the chain refused to go on (fork guard): the engine is no longer driven.
     halted: bool,
+    sync_requests: metrics::Counter,
 }
 
 /// What the consensus actor drives and talks to.
@@ -45,6 +46,10 @@ impl ConsensusActor {
             queue: VecDeque::new(),
             busy: false,
             halted: false,
+            sync_requests: crate::telemetry::counter(
+                "bss_consensus_sync_requests_total",
+                "Block sync requests this replica sent",
+            ),
         }
     }
 
@@ -125,7 +130,7 @@ impl ConsensusActor {
                 }
                 Effect::RequestSync { peer, from_number } => {
                     if let Some(n) = &self.network {
-                        metrics::counter!("bss_consensus_sync_requests_total").increment(1);
+                        self.sync_requests.increment(1);
                         n.request_sync(peer, from_number);
                     }
                 }

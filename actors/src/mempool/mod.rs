@@ -8,6 +8,8 @@ mod ingress;
 mod messages;
 mod metrics;
 pub use bss_hvm::txpool as pool;
+#[cfg(test)]
+mod tests;
 
 pub use actor::MempoolActor;
 pub use gossip::GossipAdmission;

@@ -21,15 +21,14 @@ use crate::executor::ExecutorService;
 use crate::hvm::Genesis;
 use crate::mempool::{GossipAdmission, MempoolActor, MempoolHandle, TxIngress};
 use crate::network::NetworkHandle;
-use crate::rpc::messages::Faults;
-use crate::rpc::{NodeInfo, RpcContext};
 use actix::prelude::*;
 use bss_storage::StorageError;
 pub use config::{ConfigError, GenesisConfig, NodeConfig};
 use identity::Identity;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rpc::FaultTargets;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tracing::info;
 
@@ -181,41 +180,17 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     readmit_journal(&reader, ingress.clone(), network.clone(), storage.clone())
         .map_err(|source| NodeError::Storage { path: cfg.data_dir.display().to_string(), source })?;
 
-    let rpc_cfg = cfg.rpc.clone();
-    let pop_confirmations = cfg.pop.as_ref().map(|p| p.superfinality_confirmations);
-    let node_info = (id.index, id.operators.len(), cfg.operators.keys.clone(), cfg.consensus.engine.clone());
-    let (c, net, btc_link) = (chain.clone(), network.clone(), btc.clone());
-    let context = Box::new(move || RpcContext {
-        spec: ingress.spec.clone(),
-        reader: ingress.reader.clone(),
-        mempool: ingress.mempool.clone(),
-        ingress: ingress.clone(),
-        network: net.clone(),
-        chain: c.clone(),
-        cfg: rpc_cfg.clone(),
-        node: NodeInfo {
-            operator_index: node_info.0,
-            operators: node_info.1,
-            operator_keys: node_info.2.clone(),
-            engine: node_info.3.clone(),
-        },
-        metrics: metrics.clone(),
-        faults: None,
-        btc: btc_link.clone(),
-        pop_confirmations,
-        heavy: Arc::new(tokio::sync::Semaphore::new(rpc_cfg.max_concurrent_calls.max(1))),
+    let parts = rpc::RpcParts::new(rpc::RpcDeps {
+        cfg: &cfg,
+        id: &id,
+        ingress,
+        network: network.clone(),
+        chain: chain.clone(),
+        metrics,
+        btc,
+        faults: FaultTargets { executor, mempool: mempool.clone(), btc_watcher: watcher, pop_submitter: submitter },
     });
-    let mempool_for_faults = mempool.clone();
-    let faults = cfg.rpc.fault_injection.then(|| {
-        Box::new(move |rpc| Faults {
-            rpc,
-            executor: executor.clone(),
-            mempool: mempool_for_faults.clone(),
-            btc_watcher: watcher.clone(),
-            pop_submitter: submitter.clone(),
-        }) as Box<dyn Fn(_) -> Faults + Send + Sync>
-    });
-    let (rpc, rpc_addr) = rpc::start(rpc::RpcParts { context, faults }).await?;
+    let (rpc, rpc_addr) = rpc::start(parts).await?;
     Ok(NodeHandle { rpc_addr, p2p_addr, operator_index: id.index, operators: id.operators.len(), chain, mempool, rpc })
 }
 

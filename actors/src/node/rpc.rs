@@ -1,18 +1,83 @@
 //! Starts the supervised RPC actor and waits for its listening address.
 
-use super::NodeError;
+use super::identity::Identity;
+use super::{NodeConfig, NodeError};
+use crate::btc::{BtcLink, WatcherHandle};
+use crate::chain::ChainHandle;
+use crate::executor::ExecutorHandle;
+use crate::mempool::{MempoolHandle, TxIngress};
+use crate::network::NetworkHandle;
+use crate::pop::submitter::SubmitterHandle;
 use crate::rpc::messages::{Faults, RpcHandle};
+use crate::rpc::NodeInfo;
 use crate::rpc::{RpcActor, RpcContext};
 use actix::prelude::*;
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What the RPC handlers are built from.
+pub struct RpcDeps<'a> {
+    pub cfg: &'a NodeConfig,
+    pub id: &'a Identity,
+    pub ingress: TxIngress,
+    pub network: Option<NetworkHandle>,
+    pub chain: ChainHandle,
+    pub metrics: Option<PrometheusHandle>,
+    pub btc: Option<BtcLink>,
+    pub faults: FaultTargets,
+}
+
+/// What `bss_injectFault` reaches besides the RPC actor itself.
+pub struct FaultTargets {
+    pub executor: ExecutorHandle,
+    pub mempool: MempoolHandle,
+    pub btc_watcher: Option<WatcherHandle>,
+    pub pop_submitter: Option<SubmitterHandle>,
+}
 
 /// Everything the RPC handlers share, but the fault targets (added per restart).
 pub struct RpcParts {
     pub context: Box<dyn Fn() -> RpcContext + Send + Sync>,
     /// With `rpc.fault_injection`: what `bss_injectFault` reaches, but the RPC actor itself.
     pub faults: Option<Box<dyn Fn(Recipient<crate::rpc::messages::InjectFault>) -> Faults + Send + Sync>>,
+}
+
+impl RpcParts {
+    pub fn new(d: RpcDeps<'_>) -> Self {
+        let RpcDeps { cfg, id, ingress, network, chain, metrics, btc, faults } = d;
+        let rpc_cfg = cfg.rpc.clone();
+        let pop_confirmations = cfg.pop.as_ref().map(|p| p.superfinality_confirmations);
+        let (index, operators) = (id.index, id.operators.len());
+        let (keys, engine) = (cfg.operators.keys.clone(), cfg.consensus.engine.clone());
+        let heavy = Arc::new(tokio::sync::Semaphore::new(rpc_cfg.max_concurrent_calls.max(1)));
+        let context = Box::new(move || RpcContext {
+            spec: ingress.spec.clone(),
+            reader: ingress.reader.clone(),
+            mempool: ingress.mempool.clone(),
+            ingress: ingress.clone(),
+            network: network.clone(),
+            chain: chain.clone(),
+            cfg: rpc_cfg.clone(),
+            node: NodeInfo { operator_index: index, operators, operator_keys: keys.clone(), engine: engine.clone() },
+            metrics: metrics.clone(),
+            faults: None,
+            btc: btc.clone(),
+            pop_confirmations,
+            heavy: heavy.clone(),
+        });
+        let faults = cfg.rpc.fault_injection.then(|| {
+            Box::new(move |rpc| Faults {
+                rpc,
+                executor: faults.executor.clone(),
+                mempool: faults.mempool.clone(),
+                btc_watcher: faults.btc_watcher.clone(),
+                pop_submitter: faults.pop_submitter.clone(),
+            }) as Box<dyn Fn(_) -> Faults + Send + Sync>
+        });
+        Self { context, faults }
+    }
 }
 
 pub async fn start(p: RpcParts) -> Result<(RpcHandle, SocketAddr), NodeError> {

@@ -42,10 +42,7 @@ impl ForkGuard {
     pub fn check(&mut self, headers: &[&BlockHeader]) -> Result<(), String> {
         let f = self.pins();
         match headers.iter().find_map(|h| f.conflict(h)) {
-            Some(why) => {
-                metrics::counter!("bss_fork_guard_refusals_total").increment(1);
-                Err(why)
-            }
+            Some(why) => Err(why),
             None => Ok(()),
         }
     }
@@ -60,10 +57,7 @@ impl ForkGuard {
         self.stored_checked = Some(view);
         let f = self.pins();
         match f.pins.range(..=head).filter_map(|(n, _)| stored(*n)).find_map(|h| f.conflict(&h)) {
-            Some(why) => {
-                metrics::counter!("bss_fork_guard_refusals_total").increment(1);
-                Err(format!("the stored chain conflicts with Bitcoin: {why}"))
-            }
+            Some(why) => Err(format!("the stored chain conflicts with Bitcoin: {why}")),
             None => Ok(()),
         }
     }

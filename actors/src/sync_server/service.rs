@@ -1,6 +1,8 @@
 use super::page::page;
 use crate::network::NetworkHandle;
+use crate::telemetry::{counter_of, histogram};
 use bss_storage::StoreReader;
+use metrics::{Counter, Histogram};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use tracing::{debug, warn};
 
@@ -19,17 +21,26 @@ impl SyncServer {
     /// Starts the page builder thread; `batch` is the most blocks in one page.
     pub fn spawn(reader: StoreReader, batch: u32) -> std::io::Result<SyncServerHandle> {
         let (tx, rx) = sync_channel(QUEUE);
-        std::thread::Builder::new().name("bss-sync-server".into()).spawn(move || serve(reader, batch, rx))?;
-        Ok(SyncServerHandle { tx })
+        let page_seconds = histogram("bss_sync_page_seconds", "Time to read one block sync page from storage");
+        std::thread::Builder::new()
+            .name("bss-sync-server".into())
+            .spawn(move || serve(reader, batch, rx, page_seconds))?;
+        let busy = counter_of(
+            "bss_network_dropped_total",
+            "reason",
+            "sync_busy",
+            "Messages dropped instead of queued, by reason",
+        );
+        Ok(SyncServerHandle { tx, busy })
     }
 }
 
-fn serve(reader: StoreReader, batch: u32, rx: Receiver<Request>) {
+fn serve(reader: StoreReader, batch: u32, rx: Receiver<Request>, page_seconds: Histogram) {
     while let Ok(Request { from, from_number, reply }) = rx.recv() {
         let started = std::time::Instant::now();
         match page(&reader, from_number, batch) {
             Ok(Some(msg)) => {
-                metrics::histogram!("bss_sync_page_seconds").record(started.elapsed().as_secs_f64());
+                page_seconds.record(started.elapsed().as_secs_f64());
                 reply.send_wire(from, msg);
             }
             Ok(None) => debug!(target: "sync", from, from_number, "nothing to serve"),
@@ -42,6 +53,7 @@ fn serve(reader: StoreReader, batch: u32, rx: Receiver<Request>) {
 #[derive(Clone)]
 pub struct SyncServerHandle {
     tx: SyncSender<Request>,
+    busy: Counter,
 }
 
 impl SyncServerHandle {
@@ -50,9 +62,7 @@ impl SyncServerHandle {
     pub fn request(&self, from: u16, from_number: u64, reply: NetworkHandle) {
         match self.tx.try_send(Request { from, from_number, reply }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                metrics::counter!("bss_network_dropped_total", "reason" => "sync_busy").increment(1)
-            }
+            Err(TrySendError::Full(_)) => self.busy.increment(1),
             Err(TrySendError::Disconnected(_)) => warn!(target: "sync", "the sync server is gone"),
         }
     }

@@ -19,6 +19,7 @@
 mod core;
 pub mod leader;
 pub mod messages;
+mod metrics;
 #[cfg(test)]
 mod sim;
 

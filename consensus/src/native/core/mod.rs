@@ -69,6 +69,7 @@ pub struct NativeEngine {
     sync_pending: bool,
     /// The last peer that sent a valid proposal: whom to ask when something is missing.
     last_peer: u16,
+    metrics: super::metrics::NativeMetrics,
 }
 
 impl NativeEngine {
@@ -121,6 +122,7 @@ impl NativeEngine {
             failed_rounds: 0,
             sync_pending: false,
             last_peer: 0,
+            metrics: super::metrics::NativeMetrics::register(),
             safety,
             cfg,
         })
@@ -172,8 +174,8 @@ impl NativeEngine {
         self.round = round;
         self.my_timeout = None;
         self.pending_vote = None;
-        metrics::gauge!("bss_consensus_round").set(round as f64);
-        metrics::gauge!("bss_consensus_leader").set(f64::from(self.leader(round)));
+        self.metrics.round.set(round as f64);
+        self.metrics.leader.set(f64::from(self.leader(round)));
         fx.push(Effect::ScheduleTimer { kind: TimerKind::RoundTimeout { round }, after: self.round_timeout() });
         debug!(target: "consensus::native", round, leader = self.leader(round), "entered round");
         self.maybe_propose(fx);
@@ -319,7 +321,7 @@ impl NativeEngine {
     fn send_vote(&mut self, round: u64, hash: B256, fx: &mut Fx) {
         let vote =
             Vote { round, block_hash: hash, signature: sign_vote(&self.signer, self.cfg.chain_id, round, &hash) };
-        metrics::counter!("bss_consensus_votes_sent_total").increment(1);
+        self.metrics.votes_sent.increment(1);
         // Votes go to every replica (n ≤ 10 keeps this cheap): the next leader needs them to
         // propose, and everyone else forms the QC too, so a dead next leader cannot keep the
         // previous block from committing.
@@ -336,7 +338,7 @@ impl NativeEngine {
         }
         if round > self.round.saturating_add(ROUND_WINDOW) && p.justify.round <= self.high_qc.round {
             // Far ahead of us, and its QC teaches us nothing: a flood, not progress.
-            metrics::counter!("bss_consensus_dropped_messages_total", "reason" => "future_round").increment(1);
+            self.metrics.dropped_future_round.increment(1);
             return;
         }
         if self.proposals.contains_key(&hash) {
@@ -364,7 +366,7 @@ impl NativeEngine {
             || verify_qc(&p.justify, self.cfg.chain_id, &self.cfg.operators, &self.cfg.genesis_hash).is_err()
         {
             warn!(target: "consensus::native", from, round, "invalid proposal dropped");
-            metrics::counter!("bss_consensus_invalid_messages_total").increment(1);
+            self.metrics.invalid_messages.increment(1);
             return;
         }
         if let Some(tc) = &p.tc {
@@ -428,7 +430,7 @@ impl NativeEngine {
         self.pending_vote = None;
         if let Err(reason) = result {
             warn!(target: "consensus::native", round, %hash, reason, "refusing to vote: re-execution disagrees");
-            metrics::counter!("bss_consensus_refused_proposals_total").increment(1);
+            self.metrics.refused_proposals.increment(1);
             return;
         }
         if round != self.round || round <= self.safety.last_signed_round {
@@ -450,7 +452,7 @@ impl NativeEngine {
             return;
         }
         if v.round > self.round.saturating_add(ROUND_WINDOW) {
-            metrics::counter!("bss_consensus_dropped_messages_total", "reason" => "future_round").increment(1);
+            self.metrics.dropped_future_round.increment(1);
             return;
         }
         // A replayed vote is not verified again; a second vote in a round for another block is
@@ -458,7 +460,7 @@ impl NativeEngine {
         match self.voted.get(&(v.round, from)) {
             Some(h) if *h == v.block_hash => return,
             Some(_) => {
-                metrics::counter!("bss_consensus_dropped_messages_total", "reason" => "equivocating_vote").increment(1);
+                self.metrics.dropped_equivocating_vote.increment(1);
                 return;
             }
             None => {}
@@ -467,11 +469,11 @@ impl NativeEngine {
             let msg = vote_message(self.cfg.chain_id, v.round, &v.block_hash);
             if self.cfg.operators.verify(from, &msg, &v.signature.0).is_err() {
                 warn!(target: "consensus::native", from, round = v.round, "bad vote signature");
-                metrics::counter!("bss_consensus_invalid_messages_total").increment(1);
+                self.metrics.invalid_messages.increment(1);
                 return;
             }
         }
-        metrics::counter!("bss_consensus_votes_received_total").increment(1);
+        self.metrics.votes_received.increment(1);
         self.voted.insert((v.round, from), v.block_hash);
         // A vote for a block we never received: its proposal was lost on the way to us. Ask the
         // voter for it while the round is still open.
@@ -507,13 +509,13 @@ impl NativeEngine {
             return;
         }
         // Every firing in the current round: a round timer's period passed without progress.
-        metrics::counter!("bss_consensus_round_timer_fired_total").increment(1);
+        self.metrics.round_timer_fired.increment(1);
         if self.my_timeout.is_none() {
             if round < self.safety.last_signed_round {
                 return;
             }
             self.failed_rounds += 1;
-            metrics::counter!("bss_consensus_timeouts_total").increment(1);
+            self.metrics.timeouts.increment(1);
             warn!(target: "consensus::native", round, leader = self.leader(round), "round timed out");
             let t = Timeout {
                 round,
@@ -538,7 +540,7 @@ impl NativeEngine {
         if t.round > self.round.saturating_add(ROUND_WINDOW) {
             // Certificates still move a lagging replica forward (TCs, QCs in proposals); single
             // timeouts that far ahead are not kept.
-            metrics::counter!("bss_consensus_dropped_messages_total", "reason" => "future_round").increment(1);
+            self.metrics.dropped_future_round.increment(1);
             return;
         }
         if self.timeouts.get(&t.round).is_some_and(|s| s.contains_key(&from)) {
@@ -550,7 +552,7 @@ impl NativeEngine {
                 || verify_qc(&t.high_qc, self.cfg.chain_id, &self.cfg.operators, &self.cfg.genesis_hash).is_err()
             {
                 warn!(target: "consensus::native", from, round = t.round, "invalid timeout dropped");
-                metrics::counter!("bss_consensus_invalid_messages_total").increment(1);
+                self.metrics.invalid_messages.increment(1);
                 return;
             }
             self.process_qc(&t.high_qc, fx);

@@ -105,7 +105,7 @@ impl NativeEngine {
                 || verify_qc(cert, self.cfg.chain_id, &self.cfg.operators, &self.cfg.genesis_hash).is_err()
             {
                 warn!(target: "consensus::native", from, number = h.number, "sync response failed verification");
-                metrics::counter!("bss_consensus_invalid_messages_total").increment(1);
+                self.metrics.invalid_messages.increment(1);
                 return;
             }
             parent = h.clone();

@@ -3,7 +3,7 @@
 //! name appears in exactly one place, so a metric cannot be exported twice under two names.
 //!
 //! Handles talk to the recorder installed when they are built: the node installs it
-//! (`node::metrics_handle`) before any part starts.
+//! (`bss_actors::node::metrics_handle`) before any part starts. Shared by every crate.
 
 use metrics::{Counter, Gauge, Histogram};
 

@@ -1,0 +1,52 @@
+//! The mempool actor's message handling through its handle.
+
+use super::{MempoolActor, MempoolHandle, SenderState};
+use crate::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
+use crate::hvm::{SignedTx, TxError};
+use actix::prelude::*;
+use alloy_consensus::TxEip1559;
+use alloy_primitives::{Address, TxKind, U256};
+use std::sync::Arc;
+
+fn transfer(nonce: u64, tip: u128) -> Arc<SignedTx> {
+    let key = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
+    let raw = key.sign_raw(TxEip1559 {
+        chain_id: 5,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 1_000_000,
+        max_priority_fee_per_gas: tip,
+        to: TxKind::Call(Address::with_last_byte(9)),
+        value: U256::from(1),
+        ..Default::default()
+    });
+    Arc::new(SignedTx::decode(&raw).expect("tx"))
+}
+
+#[actix::test]
+async fn admits_selects_in_nonce_order_replaces_only_with_a_bump_and_forgets_committed() {
+    let pool = MempoolHandle::new(MempoolActor::new(Default::default()).start());
+    let rich = SenderState { nonce: 0, balance: U256::from(10u128.pow(20)) };
+    for n in [1, 0, 2] {
+        pool.add(transfer(n, 3), rich.clone()).await.expect("running").expect("admitted");
+    }
+    let same_price = pool.add(transfer(1, 3), rich.clone()).await.expect("running");
+    assert!(matches!(same_price, Err(TxError::AlreadyKnown)), "{same_price:?}");
+    let no_bump = pool.add(transfer(1, 4), rich.clone()).await.expect("running");
+    assert!(
+        matches!(no_bump, Err(TxError::ReplacementUnderpriced)),
+        "a replacement must raise both fees by 10%: {no_bump:?}"
+    );
+    let picked: Vec<u64> =
+        pool.select(1_000, 30_000_000, 10).await.expect("select").iter().map(|t| t.nonce()).collect();
+    assert_eq!(picked, vec![0, 1, 2], "one sender's txs leave in nonce order");
+    assert_eq!(pool.status().await.expect("status"), (3, 0));
+    // Block committed up to nonce 2: the first two leave, the third stays pending.
+    let sender = transfer(0, 3).sender;
+    pool.committed(vec![(sender, 2)]);
+    assert_eq!(pool.status().await.expect("status"), (1, 0));
+    assert_eq!(pool.pending_nonce(sender).await.expect("running"), Some(3));
+    // A tx a builder found invalid is dropped.
+    pool.drop_invalid(vec![transfer(2, 3).hash]);
+    assert_eq!(pool.status().await.expect("status"), (0, 0));
+}
