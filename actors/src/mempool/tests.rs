@@ -28,11 +28,11 @@ async fn admits_selects_in_nonce_order_replaces_only_with_a_bump_and_forgets_com
     let pool = MempoolHandle::new(MempoolActor::new(Default::default()).start());
     let rich = SenderState { nonce: 0, balance: U256::from(10u128.pow(20)) };
     for n in [1, 0, 2] {
-        pool.add(transfer(n, 3), rich.clone()).await.expect("running").expect("admitted");
+        pool.add(transfer(n, 3), rich).await.expect("running").expect("admitted");
     }
-    let same_price = pool.add(transfer(1, 3), rich.clone()).await.expect("running");
+    let same_price = pool.add(transfer(1, 3), rich).await.expect("running");
     assert!(matches!(same_price, Err(TxError::AlreadyKnown)), "{same_price:?}");
-    let no_bump = pool.add(transfer(1, 4), rich.clone()).await.expect("running");
+    let no_bump = pool.add(transfer(1, 4), rich).await.expect("running");
     assert!(
         matches!(no_bump, Err(TxError::ReplacementUnderpriced)),
         "a replacement must raise both fees by 10%: {no_bump:?}"
