@@ -99,6 +99,17 @@ impl ChainActor {
         }
     }
 
+    /// The hash of the committed block at `number`.
+    fn committed_at(&self, number: u64) -> Option<B256> {
+        if number == self.head.number {
+            return Some(self.head.hash());
+        }
+        match self.reader.header(number) {
+            Ok(h) => h.map(|h| h.hash()),
+            Err(e) => crate::fatal::stop("storage", format!("reading header {number}: {e}")),
+        }
+    }
+
     /// The uncommitted chain up to `hash` (which must be known), oldest first.
     fn chain_to(&self, hash: &B256) -> Vec<Entry> {
         self.pending.chain_to(hash, &self.head.hash())
@@ -231,8 +242,15 @@ impl Handler<Validate> for ChainActor {
             let ahead_ms = block.header.timestamp_ms - now;
             return Box::pin(actix::fut::ready(Err(ChainError::ClockAhead { ahead_ms })));
         }
-        if self.pending.result(&hash).is_some() || block.number() <= self.head.number {
-            // Executed before (we built it, or validated it in an earlier round), or committed.
+        if block.number() <= self.head.number {
+            // Only the block committed at that height is valid there.
+            return Box::pin(actix::fut::ready(match self.committed_at(block.number()) {
+                Some(h) if h == hash => Ok(()),
+                _ => Err(ChainError::BelowHead { number: block.number(), head: self.head.number }),
+            }));
+        }
+        if self.pending.result(&hash).is_some() {
+            // Executed before (we built it, or validated it in an earlier round).
             return Box::pin(actix::fut::ready(Ok(())));
         }
         for b in ancestors {
@@ -280,6 +298,17 @@ impl Handler<Commit> for ChainActor {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Err(ChainError::Halted(why.clone())))));
         }
         if block.number() <= self.head.number {
+            // Already committed (hotstuff-rs may announce a block twice). A *different* block
+            // certified at a committed height means the federation forked: never go on.
+            if self.committed_at(block.number()) != Some(block.hash()) {
+                crate::fatal::stop(
+                    "chain",
+                    format!(
+                        "a certificate for block {} conflicts with the committed block at that height",
+                        block.hash()
+                    ),
+                );
+            }
             return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(()))));
         }
         if let Some(guard) = &mut self.cfg.guard {

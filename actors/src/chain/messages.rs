@@ -12,6 +12,8 @@ pub enum ChainError {
     Executor(#[from] ExecutorError),
     #[error("timestamp is {ahead_ms} ms ahead of this node's clock")]
     ClockAhead { ahead_ms: u64 },
+    #[error("block {number} is at or below the committed head {head} and is not the committed block there")]
+    BelowHead { number: u64, head: u64 },
     #[error("the fork guard halted this chain: {0}")]
     Halted(String),
     #[error("the chain service is not running")]

@@ -104,6 +104,14 @@ async fn a_proposal_takes_the_pool_validates_commits_once_and_is_announced() {
     // The same commit again (hotstuff-rs may repeat one) changes nothing.
     f.chain.commit(block.clone(), cert(&block), None).await.expect("repeat");
     assert_eq!(f.reader.head_number().expect("head"), Some(1));
+    // A proposal at a committed height is valid only if it is the committed block.
+    f.chain.validate(block.clone(), vec![], false).await.expect("the committed block itself");
+    let mut rival = block.clone();
+    rival.header.round += 7;
+    match f.chain.validate(rival, vec![], true).await {
+        Err(ChainError::BelowHead { number: 1, head: 1 }) => {}
+        other => panic!("a rival of a committed block was not refused: {other:?}"),
+    }
     // The included transfer left the pool once its sender's nonce moved on.
     let left = f.mempool.select(1_000, 30_000_000, 10).await.expect("select");
     assert!(left.is_empty(), "committed txs leave the pool: {}", left.len());
