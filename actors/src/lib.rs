@@ -15,6 +15,8 @@ pub mod supervision;
 pub mod sync_server;
 pub use bss_consensus::telemetry;
 pub use bss_storage::fatal;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 /// Cases per proptest: a short sample by default (CI), `BSS_PROPTEST_CASES=100000` for a long run.
 #[cfg(test)]

@@ -2,15 +2,12 @@
 
 use super::*;
 use crate::executor::ExecutorService;
-use crate::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
-use crate::hvm::{ChainSpec, Genesis, SignedTx};
 use crate::mempool::{MempoolActor, MempoolHandle, SenderState};
+use crate::testkit::{genesis_store, spec, transfer};
 use actix::prelude::*;
-use alloy_consensus::TxEip1559;
-use alloy_primitives::{Address, TxKind, U256};
+use alloy_primitives::U256;
 use bss_consensus::Certificate;
-use bss_storage::{StorageService, Store};
-use std::sync::Arc;
+use bss_storage::StorageService;
 use std::time::Duration;
 
 struct Fixture {
@@ -22,27 +19,10 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(dir.path(), false).expect("open");
-    let spec = ChainSpec {
-        chain_id: 5,
-        gas_limit: 30_000_000,
-        min_base_fee: 7,
-        fee_recipient: Address::ZERO,
-        max_tx_size: 1 << 17,
-    };
-    let keys = derive_accounts(DEV_MNEMONIC, 1).expect("keys");
-    let genesis = Genesis {
-        spec: spec.clone(),
-        base_fee: 1_000,
-        timestamp_ms: 0,
-        alloc: vec![(keys[0].address, U256::from(10u128.pow(20)))],
-    };
-    let (batch, _) = genesis.build();
-    store.init_genesis(5, &batch).expect("genesis");
+    let (dir, store, genesis) = genesis_store();
     let reader = store.reader();
     let storage = StorageService::spawn(store, 16).expect("storage");
-    let executor = ExecutorService::spawn(spec, reader.clone(), None, 16).expect("executor");
+    let executor = ExecutorService::spawn(spec(), reader.clone(), None, 16).expect("executor");
     let mempool = MempoolHandle::new(MempoolActor::new(Default::default()).start());
     let chain = ChainActor::start(ChainParts {
         cfg: ChainConfig {
@@ -57,9 +37,9 @@ fn fixture() -> Fixture {
         mempool: mempool.clone(),
         storage,
         reader: reader.clone(),
-        head: batch.block.header.clone(),
+        head: genesis.clone(),
     });
-    Fixture { _dir: dir, chain, mempool, reader, genesis: batch.block.header }
+    Fixture { _dir: dir, chain, mempool, reader, genesis }
 }
 
 fn cert(block: &bss_consensus::Block) -> Certificate {
@@ -72,26 +52,11 @@ fn cert(block: &bss_consensus::Block) -> Certificate {
     }
 }
 
-fn transfer(nonce: u64) -> Arc<SignedTx> {
-    let key = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
-    let raw = key.sign_raw(TxEip1559 {
-        chain_id: 5,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 1_000_000,
-        max_priority_fee_per_gas: 3,
-        to: TxKind::Call(Address::with_last_byte(9)),
-        value: U256::from(1),
-        ..Default::default()
-    });
-    Arc::new(SignedTx::decode(&raw).expect("tx"))
-}
-
 #[actix::test]
 async fn a_proposal_takes_the_pool_validates_commits_once_and_is_announced() {
     let f = fixture();
     let state = SenderState { nonce: 0, balance: U256::from(10u128.pow(20)) };
-    f.mempool.add(transfer(0), state).await.expect("mempool").expect("admitted");
+    f.mempool.add(transfer(0, 3), state).await.expect("mempool").expect("admitted");
     let mut commits = f.chain.subscribe();
     let block = f.chain.propose(1, f.genesis.clone(), vec![]).await.expect("proposal");
     assert_eq!((block.number(), block.transactions.len()), (1, 1), "the pooled transfer is in it");

@@ -2,25 +2,14 @@
 
 use super::{ExecutorError, ExecutorService};
 use crate::hvm::execute::ProposalFields;
-use crate::hvm::{ChainSpec, Genesis};
-use alloy_primitives::{Address, B256};
-use bss_storage::Store;
+use crate::testkit::{genesis_store, spec};
+use alloy_primitives::B256;
 
 #[actix::test]
 async fn a_panic_fails_only_the_request_in_flight_and_the_next_one_is_served() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(dir.path(), false).expect("open");
-    let spec = ChainSpec {
-        chain_id: 5,
-        gas_limit: 30_000_000,
-        min_base_fee: 7,
-        fee_recipient: Address::ZERO,
-        max_tx_size: 1 << 17,
-    };
-    let (batch, _) = Genesis { spec: spec.clone(), base_fee: 1_000, timestamp_ms: 0, alloc: vec![] }.build();
-    store.init_genesis(5, &batch).expect("genesis");
-    let executor = ExecutorService::spawn(spec, store.reader(), None, 4).expect("executor");
-    let parent = batch.block.hash();
+    let (_dir, store, genesis) = genesis_store();
+    let executor = ExecutorService::spawn(spec(), store.reader(), None, 4).expect("executor");
+    let parent = genesis.hash();
     let fields = || ProposalFields { round: 1, proposer: 0, timestamp_ms: 1, btc: Default::default(), anchors: vec![] };
     let before = executor.build(parent, vec![], fields(), vec![]).await.expect("built");
     executor.inject_panic();

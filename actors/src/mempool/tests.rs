@@ -1,27 +1,10 @@
 //! The mempool actor's message handling through its handle.
 
 use super::{MempoolActor, MempoolHandle, SenderState};
-use crate::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
-use crate::hvm::{SignedTx, TxError};
+use crate::hvm::TxError;
+use crate::testkit::transfer;
 use actix::prelude::*;
-use alloy_consensus::TxEip1559;
-use alloy_primitives::{Address, TxKind, U256};
-use std::sync::Arc;
-
-fn transfer(nonce: u64, tip: u128) -> Arc<SignedTx> {
-    let key = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
-    let raw = key.sign_raw(TxEip1559 {
-        chain_id: 5,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 1_000_000,
-        max_priority_fee_per_gas: tip,
-        to: TxKind::Call(Address::with_last_byte(9)),
-        value: U256::from(1),
-        ..Default::default()
-    });
-    Arc::new(SignedTx::decode(&raw).expect("tx"))
-}
+use alloy_primitives::U256;
 
 #[actix::test]
 async fn admits_selects_in_nonce_order_replaces_only_with_a_bump_and_forgets_committed() {
