@@ -17,9 +17,3 @@ pub use bss_consensus::telemetry;
 pub use bss_storage::fatal;
 #[cfg(test)]
 pub(crate) mod testkit;
-
-/// Cases per proptest: a short sample by default (CI), `BSS_PROPTEST_CASES=100000` for a long run.
-#[cfg(test)]
-pub(crate) fn proptest_cases(default: u32) -> u32 {
-    std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}

@@ -40,13 +40,11 @@ impl IndexWriter {
     pub fn open(sink: IndexSink, reader: StoreReader, start_height: u64) -> Result<Self, IndexError> {
         let snap = reader.aux_snapshot();
         let mut index = BtcIndex::new(start_height);
-        match snap.get(AuxSpace::BtcMeta, META_START)?.and_then(|v| v.try_into().ok().map(u64::from_be_bytes)) {
-            Some(stored) if stored != start_height => {
-                return Err(IndexError::StartMismatch { stored, configured: start_height })
-            }
-            // A new index records where it starts with its first block (`open` runs on any
-            // thread, also async ones, so it writes nothing).
-            _ => {}
+        // A new index records where it starts with its first block (`open` runs on any thread,
+        // also async ones, so it writes nothing).
+        let stored = snap.get(AuxSpace::BtcMeta, META_START)?.and_then(|v| v.try_into().ok().map(u64::from_be_bytes));
+        if let Some(stored) = stored.filter(|s| *s != start_height) {
+            return Err(IndexError::StartMismatch { stored, configured: start_height });
         }
         for (key, value) in snap.prefix(AuxSpace::BtcBlocks, &[], usize::MAX)? {
             let height = key.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX);

@@ -104,7 +104,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(256)))]
+        #![proptest_config(ProptestConfig::with_cases(bss_consensus::proptest_cases(256)))]
 
         /// Any bytes decode to a keystone or an error, never a panic; every keystone roundtrips.
         #[test]

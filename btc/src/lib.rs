@@ -36,9 +36,3 @@ impl std::fmt::Debug for BtcLink {
         f.debug_struct("BtcLink").field("best", &self.view.current().best_height()).field("rules", &self.rules).finish()
     }
 }
-
-/// Cases per proptest: a short sample by default (CI), `BSS_PROPTEST_CASES=100000` for a long run.
-#[cfg(test)]
-pub(crate) fn proptest_cases(default: u32) -> u32 {
-    std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}

@@ -55,18 +55,6 @@ impl BtcView {
         }
     }
 
-    /// `wait_for` for threads without a tokio runtime (hotstuff-rs's): checks every 20 ms.
-    pub fn wait_for_blocking(&self, timeout: Duration, ready: impl Fn(&BtcIndex) -> bool) -> Arc<BtcIndex> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let view = self.current();
-            if ready(&view) || std::time::Instant::now() >= deadline {
-                return view;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// A view that never changes (tests, and nodes without Bitcoin).
     pub fn fixed(index: BtcIndex) -> (Self, watch::Sender<Arc<BtcIndex>>) {
         let (tx, rx) = watch::channel(Arc::new(index));

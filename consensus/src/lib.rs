@@ -12,6 +12,12 @@ pub mod engine;
 pub mod native;
 pub mod telemetry;
 
+/// Cases per proptest, for every crate's property tests: a short sample by default (CI),
+/// `BSS_PROPTEST_CASES=100000` for a long run.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 pub use block::{Anchor, Block, BlockHeader, BtcAttributes};
 pub use certificate::{
     Certificate, CertificateError, HotstuffRsQc, OperatorKey, OperatorSet, OperatorSigner, SigBytes,

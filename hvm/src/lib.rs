@@ -26,9 +26,3 @@ pub use tx::{SignedTx, TxError};
 
 #[cfg(test)]
 mod execute_tests;
-
-/// Cases per proptest: a short sample by default (CI), `BSS_PROPTEST_CASES=100000` for a long run.
-#[cfg(test)]
-pub(crate) fn proptest_cases(default: u32) -> u32 {
-    std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}

@@ -478,7 +478,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::proptest_cases(64)))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(bss_consensus::proptest_cases(64)))]
 
         /// Random inserts, removals, commits and expiries keep every index and limit right.
         #[test]

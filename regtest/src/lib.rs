@@ -38,7 +38,6 @@ pub enum RegtestError {
 /// server and releases the chain's files (a test may start another on the same directory).
 pub struct Regtest {
     addr: SocketAddr,
-    node: node::RegtestHandle,
     server: Option<jsonrpsee::server::ServerHandle>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -52,30 +51,20 @@ impl Regtest {
             .enable_all()
             .build()
             .map_err(RegtestError::Runtime)?;
-        let (node, server, addr) = runtime.block_on(async {
+        let (server, addr) = runtime.block_on(async {
             let node = node::RegtestHandle::start(&cfg.data_dir)?;
-            let ctx = methods::Ctx { node: node.clone(), started: Instant::now() };
+            let ctx = methods::Ctx { node, started: Instant::now() };
             let (server, addr) = rpc::serve(cfg.bind, &cfg.user, &cfg.password, ctx)
                 .await
                 .map_err(|source| RegtestError::Listen { addr: cfg.bind, source })?;
-            Ok::<_, RegtestError>((node, server, addr))
+            Ok::<_, RegtestError>((server, addr))
         })?;
-        Ok(Self { addr, node, server: Some(server), runtime: Some(runtime) })
+        Ok(Self { addr, server: Some(server), runtime: Some(runtime) })
     }
 
     /// Where its RPC listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// A handle to the chain (mine, submit, query) for in-process callers.
-    pub fn node(&self) -> node::RegtestHandle {
-        self.node.clone()
-    }
-
-    /// Runs `f` on the node's runtime (the handle's calls are async).
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
-        self.runtime.as_ref().map(|rt| rt.block_on(f))
     }
 }
 

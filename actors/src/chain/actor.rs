@@ -320,7 +320,8 @@ impl Handler<Commit> for ChainActor {
         let hash = block.hash();
         let number = block.number();
         let known = self.pending.result(&hash);
-        let chain = self.chain_to(&block.header.parent_hash);
+        // Its ancestry matters only when it was never executed here.
+        let chain = if known.is_none() { self.chain_to(&block.header.parent_hash) } else { vec![] };
         let (executor, storage) = (self.executor.clone(), self.storage.clone());
         let view = self.cfg.btc.as_ref().map(|(l, _)| l.view.clone());
         let waits = self.metrics.btc_view_waits.clone();

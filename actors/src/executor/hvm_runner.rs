@@ -9,6 +9,7 @@ use crate::pop::finality::anchors_for;
 use alloy_primitives::B256;
 use bss_consensus::{Block, BlockHeader};
 use bss_storage::{StorageError, StoreReader};
+use metrics::Histogram;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -135,12 +136,9 @@ impl Executor {
         at
     }
 
-    fn record(&self, executed: ExecutedBlock, started: Instant, kind: &'static str) -> Arc<ExecutedBlock> {
+    fn record(executed: ExecutedBlock, started: Instant, kind: &'static str, h: &Histogram) -> Arc<ExecutedBlock> {
         let secs = started.elapsed().as_secs_f64();
-        match kind {
-            "build" => self.metrics.build_seconds.record(secs),
-            _ => self.metrics.validate_seconds.record(secs),
-        }
+        h.record(secs);
         debug!(target: "executor", kind, number = executed.block.number(), txs = executed.block.transactions.len(), secs, "executed");
         Arc::new(executed)
     }
@@ -165,7 +163,7 @@ impl Executor {
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&fields.btc))
             .build(&fields, candidates)?;
-        Ok(self.record(executed, started, "build"))
+        Ok(Self::record(executed, started, "build", &self.metrics.build_seconds))
     }
 
     /// Re-executes `block` on its parent; `known` are already decoded transactions by hash.
@@ -199,6 +197,6 @@ impl Executor {
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&block.header.btc))
             .validate(block, txs)?;
-        Ok(self.record(executed, started, "validate"))
+        Ok(Self::record(executed, started, "validate", &self.metrics.validate_seconds))
     }
 }

@@ -91,7 +91,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(256)))]
+        #![proptest_config(ProptestConfig::with_cases(bss_consensus::proptest_cases(256)))]
 
         /// Arbitrary bytes from a peer decode to a message or an error, never a panic, and never
         /// an allocation the frame cap did not allow.

@@ -228,7 +228,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::proptest_cases(256)))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(bss_consensus::proptest_cases(256)))]
 
         /// Every u64 survives the trip through a hex quantity and through the bss_* forms.
         #[test]

@@ -132,10 +132,10 @@ struct Committer {
 
 impl Committer {
     fn committed(&self, hs: &CryptoHash) {
-        match self.chain_to(hs) {
+        let snapshot = self.kv.snapshot();
+        match self.chain_to(&snapshot, hs) {
             Ok(blocks) => {
                 for (block, hs_hash) in blocks {
-                    let snapshot = self.kv.snapshot();
                     let certificate = match certificate_for(&snapshot, &hs_hash, self.chain_id, &block.hash()) {
                         Ok(c) => c,
                         Err(e) => {
@@ -157,8 +157,7 @@ impl Committer {
     /// The L2 blocks in `hs` and its uncommitted ancestors, oldest first, with their hotstuff-rs
     /// block hashes. hotstuff-rs does not announce every commit (blocks committed while it syncs
     /// come without an event).
-    fn chain_to(&self, hs: &CryptoHash) -> Result<Vec<(Block, CryptoHash)>, String> {
-        let snapshot = self.kv.snapshot();
+    fn chain_to(&self, snapshot: &impl KVGet, hs: &CryptoHash) -> Result<Vec<(Block, CryptoHash)>, String> {
         let head = self.chain.committed_height();
         let mut chain = vec![];
         let mut cursor = *hs;
