@@ -20,6 +20,19 @@ pub struct Anchor {
     pub btc_height: u64,
 }
 
+/// A transaction forced in through Bitcoin (DESIGN.md §6) that fell due in this block: executed
+/// first, before any other transaction, or skipped with the reason it is invalid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForcedOutcome {
+    /// The reveal tx that carries the envelope (display order, as Bitcoin tools print it).
+    pub btc_txid: B256,
+    pub btc_height: u64,
+    /// keccak256 of the raw L2 transaction.
+    pub tx_hash: B256,
+    /// `None`: executed (it is in the block's transactions); otherwise why it was skipped.
+    pub skipped: Option<String>,
+}
+
 /// The L2 block header. Its hash is keccak256 of its canonical bincode encoding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockHeader {
@@ -39,6 +52,11 @@ pub struct BlockHeader {
     pub base_fee: u64,
     pub btc: BtcAttributes,
     pub anchors: Vec<Anchor>,
+    /// Signed inclusion lists of the parent's voters that this block answers (see
+    /// [`crate::inclusion`]).
+    pub inclusion: Vec<crate::inclusion::InclusionList>,
+    /// Forced transactions that fell due with this block's Bitcoin view, in Bitcoin order.
+    pub forced: Vec<ForcedOutcome>,
 }
 
 impl BlockHeader {
@@ -92,6 +110,8 @@ mod tests {
             base_fee: 1_000_000_000,
             btc: BtcAttributes::default(),
             anchors: vec![],
+            inclusion: vec![],
+            forced: vec![],
         }
     }
 

@@ -5,8 +5,8 @@
 //! effect (above all [`Effect::PersistSafety`], which must be durable before any signature that
 //! follows it leaves the node) are listed first.
 
-use crate::{Block, BlockHeader, Certificate};
-use alloy_primitives::B256;
+use crate::{Block, BlockHeader, Certificate, InclusionList};
+use alloy_primitives::{Bytes, B256};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -46,12 +46,16 @@ pub enum Input<M> {
     ProposalReady {
         round: u64,
         block: Block,
+        /// Transactions this operator holds due for the child of `block` (its inclusion list).
+        due: Vec<Bytes>,
     },
     /// The executor re-executed a proposal the engine asked about with
     /// [`Effect::RequestValidation`].
     ValidationDone {
         block_hash: B256,
         result: Result<(), String>,
+        /// Transactions this operator holds due for the child of the block (its inclusion list).
+        due: Vec<Bytes>,
     },
     /// A message from another operator, already authenticated by the transport.
     Message {
@@ -79,6 +83,8 @@ pub enum Effect<M> {
     RequestProposal {
         round: u64,
         parent: BlockHeader,
+        /// Signed inclusion lists for the child of `parent` to embed and answer.
+        lists: Vec<InclusionList>,
     },
     /// Re-execute and check `block`; answer with [`Input::ValidationDone`].
     RequestValidation {

@@ -9,6 +9,7 @@ pub mod block;
 pub mod certificate;
 pub mod codec;
 pub mod engine;
+pub mod inclusion;
 pub mod native;
 pub mod telemetry;
 
@@ -18,7 +19,8 @@ pub fn proptest_cases(default: u32) -> u32 {
     std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-pub use block::{Anchor, Block, BlockHeader, BtcAttributes};
+pub use block::{Anchor, Block, BlockHeader, BtcAttributes, ForcedOutcome};
+pub use inclusion::InclusionList;
 pub use certificate::{
     Certificate, CertificateError, HotstuffRsQc, OperatorKey, OperatorSet, OperatorSigner, SigBytes,
 };

@@ -60,6 +60,8 @@ impl Genesis {
             base_fee: self.base_fee,
             btc: BtcAttributes::default(),
             anchors: vec![],
+            inclusion: vec![],
+            forced: vec![],
         };
         let changes = StateChanges { accounts, storage: vec![], codes: vec![], state_accumulator: acc.to_bytes() };
         (GenesisBatch { block: Block { header, transactions: vec![] }, changes }, acc)

@@ -18,6 +18,8 @@ fn header(number: u64, parent: B256) -> BlockHeader {
         base_fee: 1,
         btc: BtcAttributes::default(),
         anchors: vec![],
+        inclusion: vec![],
+        forced: vec![],
     }
 }
 

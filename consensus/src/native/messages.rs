@@ -1,7 +1,7 @@
 //! Wire messages of the native engine and what each signature covers.
 
 use crate::certificate::{vote_message, SigBytes};
-use crate::{Block, Certificate, CertificateError, OperatorSet};
+use crate::{Block, Certificate, CertificateError, InclusionList, OperatorSet};
 use alloy_primitives::B256;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -38,6 +38,8 @@ pub struct Vote {
     pub round: u64,
     pub block_hash: B256,
     pub signature: SigBytes,
+    /// The voter's inclusion list for the child of `block_hash` (signed on its own).
+    pub list: Option<InclusionList>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,6 +17,8 @@ pub struct NativeMetrics {
     pub dropped_equivocating_vote: Counter,
     pub round_timer_fired: Counter,
     pub timeouts: Counter,
+    pub refused_inclusion: Counter,
+    pub awaiting_lists: Counter,
 }
 
 impl NativeMetrics {
@@ -41,6 +43,14 @@ impl NativeMetrics {
                 "Round timer firings in the current round (a period without progress)",
             ),
             timeouts: counter("bss_consensus_timeouts_total", "Rounds this replica timed out"),
+            refused_inclusion: counter(
+                "bss_consensus_refused_inclusion_total",
+                "Proposals refused because their embedded inclusion lists break the rule",
+            ),
+            awaiting_lists: counter(
+                "bss_consensus_awaiting_lists_total",
+                "Times this leader held its proposal back until 2f+1 inclusion lists arrived",
+            ),
         }
     }
 }

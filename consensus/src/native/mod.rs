@@ -22,6 +22,8 @@ pub mod messages;
 mod metrics;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod sim_inclusion;
 
 pub use self::core::{head_qc, NativeConfig, NativeEngine};
 pub use messages::NativeMessage;

@@ -8,8 +8,9 @@ use super::core::{head_qc, NativeConfig, NativeEngine};
 use super::messages::{proposal_message, sign_vote, NativeMessage, Proposal, Vote};
 use crate::certificate::SigBytes;
 use crate::engine::{CommitProof, Effect, Engine, Input, SafetyData};
+use crate::inclusion::{obligations, InclusionList};
 use crate::{Block, BlockHeader, BtcAttributes, Certificate, OperatorSet, OperatorSigner};
-use alloy_primitives::{keccak256, B256};
+use alloy_primitives::{keccak256, Bytes, B256};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
@@ -25,6 +26,13 @@ pub enum Behavior {
     DoubleVoter,
     /// Proposes blocks whose state root replicas cannot reproduce.
     WrongRoot,
+    /// Never includes or lists the scenario's due transactions; otherwise honest.
+    Censor,
+    /// Signs two different inclusion lists with every vote (each naming a made-up tx) and sends
+    /// both to even replicas, one to odd ones.
+    ListEquivocator,
+    /// Votes without inclusion lists.
+    Listless,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +76,8 @@ pub struct Scenario {
     pub duration_ms: u64,
     /// Blocks every live honest replica must commit after the network is healed.
     pub min_progress_after_heal: u64,
+    /// Transactions every honest replica holds due from the start (the mock mempool).
+    pub due: Vec<Bytes>,
 }
 
 pub struct Sim {
@@ -84,6 +94,8 @@ pub struct Sim {
     committed_at: BTreeMap<u64, B256>,
     /// Every block any replica built (the mock executor's view of the world).
     headers: HashMap<B256, BlockHeader>,
+    /// The transactions of every block built, by block hash.
+    bodies: HashMap<B256, Vec<Bytes>>,
     scenario: Scenario,
     pub seed: u64,
 }
@@ -106,6 +118,8 @@ fn genesis() -> BlockHeader {
         base_fee: 1,
         btc: BtcAttributes::default(),
         anchors: vec![],
+        inclusion: vec![],
+        forced: vec![],
     }
 }
 
@@ -167,6 +181,7 @@ impl Sim {
             genesis: genesis(),
             committed_at: BTreeMap::new(),
             headers: HashMap::from([(genesis().hash(), genesis())]),
+            bodies: HashMap::new(),
             scenario,
             seed,
         };
@@ -323,27 +338,78 @@ impl Sim {
                 let delay = (after.as_millis() as u64).max(1);
                 self.later(slot, delay, Input::TimerFired(kind));
             }
-            Effect::RequestProposal { round, parent } => {
+            Effect::RequestProposal { round, parent, lists } => {
                 let me = self.replicas[slot].index;
                 let mut block = build(&parent, round, me, 0);
+                // The mock executor: every listed tx is valid unless an ancestor already has it.
+                let parent_hash = parent.hash();
+                block.transactions = obligations(&lists)
+                    .into_iter()
+                    .filter(|t| !self.in_chain(&parent_hash, t))
+                    .filter(|t| self.replicas[slot].behavior != Behavior::Censor || !self.scenario.due.contains(t))
+                    .collect();
+                block.header.inclusion = lists;
                 if self.replicas[slot].behavior == Behavior::WrongRoot {
                     block.header.state_root = B256::repeat_byte(0xee);
                 }
-                self.headers.insert(block.hash(), block.header.clone());
-                self.later(slot, 1, Input::ProposalReady { round, block });
+                self.remember(&block);
+                let due = self.due_after(slot, &block);
+                self.later(slot, 1, Input::ProposalReady { round, block, due });
             }
             Effect::RequestValidation { block } => {
                 let parent = self.parent_header(slot, &block);
                 let result = match parent {
-                    Some(p) if block.header.state_root == state_root(&p, block.header.round) => Ok(()),
-                    Some(_) => Err("state root mismatch".to_string()),
+                    Some(p) if block.header.state_root != state_root(&p, block.header.round) => {
+                        Err("state root mismatch".to_string())
+                    }
+                    Some(_) => self.check_obligations(&block),
                     None => Err("unknown parent".to_string()),
                 };
-                self.later(slot, 1, Input::ValidationDone { block_hash: block.hash(), result });
+                let due = self.due_after(slot, &block);
+                self.later(slot, 1, Input::ValidationDone { block_hash: block.hash(), result, due });
             }
             Effect::Commit { block, certificate, proof } => self.commit(slot, block, certificate, proof),
             Effect::RequestSync { peer, from_number } => self.serve_sync(slot, peer, from_number),
         }
+    }
+
+    fn remember(&mut self, block: &Block) {
+        self.headers.insert(block.hash(), block.header.clone());
+        self.bodies.insert(block.hash(), block.transactions.clone());
+    }
+
+    /// Whether `tx` is in the block `tip` or one of its ancestors (appending it again fails).
+    fn in_chain(&self, tip: &B256, tx: &Bytes) -> bool {
+        let mut cursor = *tip;
+        while let Some(h) = self.headers.get(&cursor) {
+            if self.bodies.get(&cursor).is_some_and(|b| b.contains(tx)) {
+                return true;
+            }
+            if h.number == 0 {
+                break;
+            }
+            cursor = h.parent_hash;
+        }
+        false
+    }
+
+    /// The mock executor's conditional-inclusion check.
+    fn check_obligations(&self, block: &Block) -> Result<(), String> {
+        for t in obligations(&block.header.inclusion) {
+            if !block.transactions.contains(&t) && !self.in_chain(&block.header.parent_hash, &t) {
+                return Err(format!("omits listed tx {}", keccak256(&t)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The mock mempool: the scenario's due txs not yet in `block`'s chain (none for a censor).
+    fn due_after(&self, slot: usize, block: &Block) -> Vec<Bytes> {
+        if matches!(self.replicas[slot].behavior, Behavior::Censor) {
+            return vec![];
+        }
+        let hash = block.hash();
+        self.scenario.due.iter().filter(|t| !self.in_chain(&hash, t)).cloned().collect()
     }
 
     fn parent_header(&self, _slot: usize, block: &Block) -> Option<BlockHeader> {
@@ -354,6 +420,9 @@ impl Sim {
         let seed = self.seed;
         let number = block.number();
         let hash = block.hash();
+        if let Err(e) = self.check_obligations(&block) {
+            panic!("seed {seed}: replica {slot} committed block {number} that breaks the inclusion rule: {e}");
+        }
         let r = &mut self.replicas[slot];
         let expected = r.committed.last().map_or(1, |(b, _)| b.number() + 1);
         assert_eq!(number, expected, "seed {seed}: replica {slot} committed out of order");
@@ -399,7 +468,7 @@ impl Sim {
                 let mut other = p.block.clone();
                 other.header.timestamp_ms += 1_000;
                 let hash = other.hash();
-                self.headers.insert(hash, other.header.clone());
+                self.remember(&other);
                 let signer = &self.replicas[slot].signer;
                 let twin = Proposal {
                     signature: SigBytes(signer.sign(&proposal_message(CHAIN, other.header.round, &hash))),
@@ -415,8 +484,34 @@ impl Sim {
                     self.send(slot, i, msg);
                 }
             }
+            (NativeMessage::Vote(v), Behavior::Listless) => {
+                let v = Vote { list: None, ..v.clone() };
+                self.broadcast(slot, NativeMessage::Vote(v));
+            }
+            (NativeMessage::Vote(v), Behavior::ListEquivocator) => {
+                let me = self.slot_index[slot];
+                let signer = self.replicas[slot].signer.clone();
+                let made_up = |tag: u8| Bytes::from(vec![tag, me as u8, (v.round % 251) as u8]);
+                let a = InclusionList::sign(&signer, me, CHAIN, &v.block_hash, vec![made_up(0xa)]);
+                let b = InclusionList::sign(&signer, me, CHAIN, &v.block_hash, vec![made_up(0xb)]);
+                for i in 0..self.scenario.n as u16 {
+                    if i == me {
+                        continue;
+                    }
+                    let with = |l: &InclusionList| NativeMessage::Vote(Vote { list: Some(l.clone()), ..v.clone() });
+                    self.send(slot, i, with(&b));
+                    if i % 2 == 0 {
+                        self.send(slot, i, with(&a));
+                    }
+                }
+            }
             _ => self.broadcast(slot, m),
         }
+    }
+
+    /// Committed blocks of an honest replica.
+    pub fn committed_blocks(&self, slot: usize) -> impl Iterator<Item = &Block> {
+        self.replicas[slot].committed.iter().map(|(b, _)| b)
     }
 
     fn byzantine_on_receive(&mut self, slot: usize, msg: &NativeMessage) {
@@ -430,6 +525,7 @@ impl Sim {
                 round,
                 block_hash: hash,
                 signature: sign_vote(&self.replicas[slot].signer, CHAIN, round, &hash),
+                list: None,
             };
             self.broadcast(slot, NativeMessage::Vote(vote));
         }
@@ -471,7 +567,7 @@ fn brief(m: &NativeMessage) -> String {
 
 /// The seeds to run: `BSS_SIM_SEED=<n>` replays one; `BSS_SIM_SOAK=<k>` runs k times as many
 /// (the long tier, not in CI's default run).
-fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
+pub(super) fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
     if let Some(seed) = std::env::var("BSS_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
         return vec![seed];
     }
@@ -481,7 +577,7 @@ fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
 }
 
 /// Runs the scenario; checks safety throughout and progress after the last fault heals.
-fn check(seed: u64, scenario: Scenario) {
+pub(super) fn check(seed: u64, scenario: Scenario) -> Sim {
     let heal =
         scenario.partitions.iter().map(|p| p.end_ms).chain(scenario.crashes.iter().map(|c| c.2)).max().unwrap_or(0);
     let min_progress = scenario.min_progress_after_heal;
@@ -498,6 +594,7 @@ fn check(seed: u64, scenario: Scenario) {
             max_before + min_progress
         );
     }
+    sim
 }
 
 fn rand_partitions(rng: &mut StdRng, n: usize) -> Vec<Partition> {
@@ -518,7 +615,7 @@ fn rand_partitions(rng: &mut StdRng, n: usize) -> Vec<Partition> {
     out
 }
 
-fn lossy(seed: u64, n: usize, behaviors: Vec<Behavior>, twins: Vec<u16>) -> Scenario {
+pub(super) fn lossy(seed: u64, n: usize, behaviors: Vec<Behavior>, twins: Vec<u16>) -> Scenario {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     let partitions = rand_partitions(&mut rng, n);
     Scenario {
@@ -531,6 +628,7 @@ fn lossy(seed: u64, n: usize, behaviors: Vec<Behavior>, twins: Vec<u16>) -> Scen
         crashes: vec![],
         duration_ms: 15_000,
         min_progress_after_heal: 5,
+        due: vec![],
     }
 }
 
@@ -638,6 +736,7 @@ fn sim_happy_path_commits_every_round() {
         crashes: vec![],
         duration_ms: 5_000,
         min_progress_after_heal: 0,
+        due: vec![],
     };
     let mut sim = Sim::new(1, s);
     sim.run_until(5_000);

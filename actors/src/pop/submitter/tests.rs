@@ -61,6 +61,8 @@ fn header(n: u64) -> bss_consensus::BlockHeader {
         base_fee: 1,
         btc: Default::default(),
         anchors: vec![],
+        inclusion: vec![],
+        forced: vec![],
     }
 }
 

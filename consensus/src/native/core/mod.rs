@@ -7,8 +7,9 @@ use super::messages::{
 };
 use crate::certificate::{vote_message, SigBytes};
 use crate::engine::{CommitProof, Effect, Engine, Input, SafetyData, TimerKind};
+use crate::inclusion::{check_embedded, Collected, InclusionList};
 use crate::{Block, BlockHeader, Certificate, OperatorSet, OperatorSigner};
-use alloy_primitives::B256;
+use alloy_primitives::{Bytes, B256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -56,6 +57,10 @@ pub struct NativeEngine {
     /// Proposals waiting for a missing parent.
     waiting: HashMap<B256, Vec<(u16, Proposal)>>,
     votes: HashMap<(u64, B256), BTreeMap<u16, SigBytes>>,
+    /// Inclusion lists that came with votes, by the block voted for (the lists' parent).
+    lists: HashMap<B256, Collected>,
+    /// This leader has the QC for its round but not yet 2f+1 inclusion lists for its parent.
+    awaiting_lists: bool,
     /// The block each operator voted for in each round: a second, different vote from the same
     /// operator in a round (equivocation) is dropped, so one peer adds at most one entry a round.
     voted: HashMap<(u64, u16), B256>,
@@ -114,6 +119,8 @@ impl NativeEngine {
             proposals: HashMap::new(),
             fetching: HashSet::new(),
             votes: HashMap::new(),
+            lists: HashMap::new(),
+            awaiting_lists: false,
             timeouts: BTreeMap::new(),
             my_timeout: None,
             entry_tc: None,
@@ -173,6 +180,7 @@ impl NativeEngine {
         }
         self.round = round;
         self.my_timeout = None;
+        self.awaiting_lists = false;
         self.pending_vote = None;
         self.metrics.round.set(round as f64);
         self.metrics.leader.set(f64::from(self.leader(round)));
@@ -201,9 +209,22 @@ impl NativeEngine {
         if self.requested_round != self.round || self.leader(self.round) != self.me {
             return;
         }
-        if let Some(parent) = self.header_of(&self.high_qc.block_hash).cloned() {
-            fx.push(Effect::RequestProposal { round: self.round, parent });
+        let Some(parent) = self.header_of(&self.high_qc.block_hash).cloned() else {
+            return;
+        };
+        let collected = self.lists.get(&self.high_qc.block_hash);
+        if lists_required(self.high_qc.round, self.round) && collected.map_or(0, |c| c.signers()) < self.quorum() {
+            // The votes that formed the QC are on their way with their lists (or the round
+            // times out and the next proposal, after a TC, needs none).
+            if !self.awaiting_lists {
+                self.metrics.awaiting_lists.increment(1);
+            }
+            self.awaiting_lists = true;
+            return;
         }
+        self.awaiting_lists = false;
+        let lists = collected.map(|c| c.embed()).unwrap_or_default();
+        fx.push(Effect::RequestProposal { round: self.round, parent, lists });
     }
 
     // ---- certificates and commits ----------------------------------------------------------
@@ -284,13 +305,15 @@ impl NativeEngine {
         self.validated.retain(|h| keep.contains(h));
         let r = self.committed.round;
         self.votes.retain(|(round, _), _| *round >= r);
+        let voted_for: HashSet<B256> = self.votes.keys().map(|(_, h)| *h).collect();
+        self.lists.retain(|h, _| keep.contains(h) || voted_for.contains(h));
         self.voted.retain(|(round, _), _| *round >= r);
         self.timeouts.retain(|round, _| *round + 1 >= self.round);
     }
 
     // ---- proposals --------------------------------------------------------------------------
 
-    fn on_proposal_ready(&mut self, round: u64, block: Block, fx: &mut Fx) {
+    fn on_proposal_ready(&mut self, round: u64, block: Block, due: Vec<Bytes>, fx: &mut Fx) {
         if round != self.round || self.leader(round) != self.me || round <= self.safety.last_signed_round {
             debug!(target: "consensus::native", round, "stale payload dropped");
             return;
@@ -315,12 +338,17 @@ impl NativeEngine {
         fx.push(self.persist());
         fx.push(Effect::Broadcast(NativeMessage::Proposal(Box::new(proposal))));
         info!(target: "consensus::native", round, %hash, "proposed");
-        self.send_vote(round, hash, fx);
+        self.send_vote(round, hash, due, fx);
     }
 
-    fn send_vote(&mut self, round: u64, hash: B256, fx: &mut Fx) {
-        let vote =
-            Vote { round, block_hash: hash, signature: sign_vote(&self.signer, self.cfg.chain_id, round, &hash) };
+    fn send_vote(&mut self, round: u64, hash: B256, due: Vec<Bytes>, fx: &mut Fx) {
+        let list = InclusionList::sign(&self.signer, self.me, self.cfg.chain_id, &hash, due);
+        let vote = Vote {
+            round,
+            block_hash: hash,
+            signature: sign_vote(&self.signer, self.cfg.chain_id, round, &hash),
+            list: Some(list),
+        };
         self.metrics.votes_sent.increment(1);
         // Votes go to every replica (n ≤ 10 keeps this cheap): the next leader needs them to
         // propose, and everyone else forms the QC too, so a dead next leader cannot keep the
@@ -347,7 +375,10 @@ impl NativeEngine {
         // The proposal may be relayed (fetched from a voter): what matters is that the leader of
         // the round signed it.
         let proposer = h.proposer;
-        if proposer != self.leader(round) && proposer != self.reputation.base_leader(round) {
+        // Only the leader of the round in our view: reputation is computed from committed
+        // blocks alone, so every replica at the same commit height agrees, and an operator it
+        // excluded cannot race the real leader by claiming its round-robin slot.
+        if proposer != self.leader(round) {
             // Our leader view comes from our committed chain; if that is behind, so is the view.
             // A valid QC well ahead of our commits means: catch up first.
             if p.justify.round > self.committed.round + 2
@@ -367,6 +398,17 @@ impl NativeEngine {
         {
             warn!(target: "consensus::native", from, round, "invalid proposal dropped");
             self.metrics.invalid_messages.increment(1);
+            return;
+        }
+        if let Err(e) = check_embedded(
+            &h.inclusion,
+            self.cfg.chain_id,
+            &h.parent_hash,
+            &self.cfg.operators,
+            lists_required(p.justify.round, round),
+        ) {
+            warn!(target: "consensus::native", from, round, error = %e, "proposal refused: inclusion lists");
+            self.metrics.refused_inclusion.increment(1);
             return;
         }
         if let Some(tc) = &p.tc {
@@ -420,7 +462,7 @@ impl NativeEngine {
         self.maybe_propose(fx);
     }
 
-    fn on_validation_done(&mut self, hash: B256, result: Result<(), String>, fx: &mut Fx) {
+    fn on_validation_done(&mut self, hash: B256, result: Result<(), String>, due: Vec<Bytes>, fx: &mut Fx) {
         let Some((round, pending)) = self.pending_vote else {
             return;
         };
@@ -442,7 +484,7 @@ impl NativeEngine {
             fx.push(Effect::PersistBlock(block.clone()));
         }
         fx.push(self.persist());
-        self.send_vote(round, hash, fx);
+        self.send_vote(round, hash, due, fx);
     }
 
     // ---- votes and timeouts ----------------------------------------------------------------
@@ -458,7 +500,11 @@ impl NativeEngine {
         // A replayed vote is not verified again; a second vote in a round for another block is
         // equivocation and is not stored.
         match self.voted.get(&(v.round, from)) {
-            Some(h) if *h == v.block_hash => return,
+            Some(h) if *h == v.block_hash => {
+                // A second list with the same vote: equivocation evidence if it differs.
+                self.take_list(from, &v, fx);
+                return;
+            }
             Some(_) => {
                 self.metrics.dropped_equivocating_vote.increment(1);
                 return;
@@ -475,6 +521,7 @@ impl NativeEngine {
         }
         self.metrics.votes_received.increment(1);
         self.voted.insert((v.round, from), v.block_hash);
+        self.take_list(from, &v, fx);
         // A vote for a block we never received: its proposal was lost on the way to us. Ask the
         // voter for it while the round is still open.
         if from != self.me
@@ -501,6 +548,26 @@ impl NativeEngine {
             debug!(target: "consensus::native", round = v.round, "formed QC");
             self.process_qc(&qc, fx);
             self.maybe_propose(fx);
+        }
+    }
+
+    /// Keeps the inclusion list a vote carries (verified: it is signed on its own), and lets a
+    /// leader waiting for lists propose once it has 2f+1.
+    fn take_list(&mut self, from: u16, v: &Vote, fx: &mut Fx) {
+        let Some(list) = v.list.clone() else { return };
+        if list.operator != from {
+            return;
+        }
+        let collected = self.lists.entry(v.block_hash).or_default();
+        if from != self.me {
+            if let Err(e) = list.verify(self.cfg.chain_id, &v.block_hash, &self.cfg.operators) {
+                warn!(target: "consensus::native", from, round = v.round, error = %e, "invalid inclusion list dropped");
+                self.metrics.invalid_messages.increment(1);
+                return;
+            }
+        }
+        if collected.add(list) && self.awaiting_lists && v.block_hash == self.high_qc.block_hash {
+            self.request_payload(fx);
         }
     }
 
@@ -640,8 +707,10 @@ impl Engine for NativeEngine {
                 self.sync_pending = false;
                 self.on_round_timer(round, &mut fx)
             }
-            Input::ProposalReady { round, block } => self.on_proposal_ready(round, block, &mut fx),
-            Input::ValidationDone { block_hash, result } => self.on_validation_done(block_hash, result, &mut fx),
+            Input::ProposalReady { round, block, due } => self.on_proposal_ready(round, block, due, &mut fx),
+            Input::ValidationDone { block_hash, result, due } => {
+                self.on_validation_done(block_hash, result, due, &mut fx)
+            }
             Input::Message { from, message } => {
                 if from as usize >= self.cfg.operators.len() || from == self.me {
                     return fx;
@@ -669,6 +738,13 @@ impl Engine for NativeEngine {
         }
         fx
     }
+}
+
+/// Whether a proposal for `round` extending a QC of `justify_round` must embed 2f+1 inclusion
+/// lists: on the normal path (the QC is of the round right before), except on genesis, which
+/// nobody voted for. After a failed round the lists of the QC's voters may be lost.
+pub fn lists_required(justify_round: u64, round: u64) -> bool {
+    justify_round > 0 && justify_round + 1 == round
 }
 
 /// The QC that stands for a committed head: its stored certificate, or genesis's implicit one.
