@@ -157,6 +157,8 @@ impl Chain {
             timestamp_ms: self.head.timestamp_ms + 1_000,
             btc: BtcAttributes::default(),
             anchors: vec![],
+            inclusion: vec![],
+            forced: vec![],
         };
         let executed = BlockBuilder::new(&self.spec, &state, &self.head, &self.acc).build(&fields, txs).unwrap();
         assert!(executed.rejected.is_empty(), "rejected: {:?}", executed.rejected);

@@ -19,6 +19,9 @@ pub struct BtcRules {
     pub network: Network,
     pub confirmations_lag: u64,
     pub start_height: u64,
+    /// Confirmations (in an L2 block's Bitcoin view) after which a forced tx is due
+    /// (`censorship.forced_confirmations`).
+    pub forced_confirmations: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -191,7 +194,7 @@ mod tests {
     use crate::testkit::{mine_chain, TestIndex};
 
     fn rules(lag: u64) -> BtcRules {
-        BtcRules { network: Network::Regtest, confirmations_lag: lag, start_height: 0 }
+        BtcRules { network: Network::Regtest, confirmations_lag: lag, start_height: 0, forced_confirmations: 6 }
     }
 
     fn view_of(blocks: &[bitcoin::Block]) -> BtcIndex {

@@ -60,6 +60,8 @@ pub struct BtcIndex {
     /// Every header ever connected (also those a reorg removed), to find fork points.
     pub(super) seen: imbl::HashMap<BlockHash, (u64, Header)>,
     pub(super) sightings: imbl::Vector<Sighting>,
+    /// Bitcoin inbox messages on the best chain, in (height, position) order.
+    pub(super) inbox: imbl::Vector<super::inbox::InboxMessage>,
     /// Transactions and outputs, as of this snapshot (None: nothing indexed yet).
     pub(super) db: Option<AuxSnapshot>,
 }
@@ -155,6 +157,16 @@ impl BtcIndex {
         read("script count", db.get(AuxSpace::BtcMeta, &key))
             .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
             .map_or(0, |n| n as usize)
+    }
+
+    /// Bitcoin inbox messages on the best chain, oldest first.
+    pub fn inbox(&self) -> impl Iterator<Item = &super::inbox::InboxMessage> {
+        self.inbox.iter()
+    }
+
+    /// The inbox message carrying the L2 transaction `tx_hash` (the first, if posted twice).
+    pub fn inbox_by_tx_hash(&self, tx_hash: &alloy_primitives::B256) -> Option<&super::inbox::InboxMessage> {
+        self.inbox.iter().find(|m| m.tx_hash() == *tx_hash)
     }
 
     /// Keystone-carrying txs on the best chain.

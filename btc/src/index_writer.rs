@@ -3,6 +3,7 @@
 //! service), so a restart resumes from the last block written instead of rebuilding from
 //! bitcoind; the in-memory part is reloaded from the same records.
 
+use super::inbox::{messages_in, InboxMessage};
 use super::index::{read, BtcIndex, CoinRecord, Sighting, KEYSTONE_MAGIC};
 use super::records::{
     coin_key, script_key, script_output_key, StoredBlock, StoredCoin, StoredTx, META_COUNT, META_START,
@@ -31,6 +32,10 @@ pub struct IndexWriter {
     reader: StoreReader,
 }
 
+fn inbox_key(height: u64, position: u32) -> Vec<u8> {
+    [&height.to_be_bytes()[..], &position.to_be_bytes()].concat()
+}
+
 fn sighting_key(height: u64, s: &Sighting) -> Vec<u8> {
     [&height.to_be_bytes()[..], s.txid.as_byte_array()].concat()
 }
@@ -54,6 +59,11 @@ impl IndexWriter {
             let b = StoredBlock::decode(&value);
             index.chain.push_back((b.hash, b.header));
             index.seen.insert(b.hash, (height, b.header));
+        }
+        for (_, value) in snap.prefix(AuxSpace::BtcInbox, &[], usize::MAX)? {
+            let m: InboxMessage = bss_consensus::codec::decode(&value)
+                .map_err(|e| StorageError::Corrupt { keyspace: "btc_inbox", reason: e.to_string() })?;
+            index.inbox.push_back(m);
         }
         for (_, value) in snap.prefix(AuxSpace::BtcSightings, &[], usize::MAX)? {
             let s: Sighting = bss_consensus::codec::decode(&value)
@@ -124,6 +134,13 @@ impl IndexWriter {
             batch.put(AuxSpace::BtcTxs, txid.as_byte_array().to_vec(), StoredTx::encode(height, &hash, tx));
         }
         touched.into_batch(&mut batch);
+        let with_ids: Vec<_> = txids.iter().copied().zip(block.txdata.iter()).collect();
+        let inbox = messages_in(height, &hash, &with_ids);
+        for m in &inbox {
+            let value = bss_consensus::codec::encode(m)
+                .map_err(|e| StorageError::Encode { what: "inbox message", reason: e.to_string() })?;
+            batch.put(AuxSpace::BtcInbox, inbox_key(height, m.position), value);
+        }
         for s in &sightings {
             let value = bss_consensus::codec::encode(s)
                 .map_err(|e| StorageError::Encode { what: "sighting", reason: e.to_string() })?;
@@ -135,6 +152,7 @@ impl IndexWriter {
         self.index.chain.push_back((hash, block.header));
         self.index.seen.insert(hash, (height, block.header));
         self.index.sightings.extend(sightings);
+        self.index.inbox.extend(inbox);
         Ok(height)
     }
 
@@ -176,10 +194,14 @@ impl IndexWriter {
         for s in self.index.sightings.iter().filter(|s| s.height == height) {
             batch.delete(AuxSpace::BtcSightings, sighting_key(height, s));
         }
+        for m in self.index.inbox.iter().filter(|m| m.height == height) {
+            batch.delete(AuxSpace::BtcInbox, inbox_key(height, m.position));
+        }
         batch.delete(AuxSpace::BtcBlocks, height.to_be_bytes());
         write(&self.sink, batch)?;
         self.index.chain.pop_back();
         self.index.sightings.retain(|s| s.height < height);
+        self.index.inbox.retain(|m| m.height < height);
         Ok(Some(stored.hash))
     }
 }

@@ -20,8 +20,8 @@ pub fn proptest_cases(default: u32) -> u32 {
 }
 
 pub use block::{Anchor, Block, BlockHeader, BtcAttributes, ForcedOutcome};
-pub use inclusion::InclusionList;
 pub use certificate::{
     Certificate, CertificateError, HotstuffRsQc, OperatorKey, OperatorSet, OperatorSigner, SigBytes,
 };
 pub use engine::{CommitProof, Effect, Engine, EngineError, Input, SafetyData, TimerKind};
+pub use inclusion::InclusionList;

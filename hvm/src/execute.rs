@@ -11,7 +11,9 @@ use super::write_set::WriteSet;
 use alloy_consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope, TxEnvelope};
 use alloy_primitives::{Address, B256, U256};
-use bss_consensus::{Block, BlockHeader, BtcAttributes};
+use bss_btc::inbox::ForcedTx;
+use bss_consensus::inclusion::{obligations, InclusionList};
+use bss_consensus::{Block, BlockHeader, BtcAttributes, ForcedOutcome};
 use bss_storage::{BlockBody, LogRecord, ReceiptRecord, StateChanges};
 use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
@@ -38,6 +40,10 @@ pub enum ExecutionError {
     GasLimit { number: u64, used: u64, limit: u64 },
     #[error("evm: {0}")]
     Evm(String),
+    #[error("block {number} omits tx {hash} that an inclusion list names and that would succeed appended")]
+    OmitsListedTx { number: u64, hash: B256 },
+    #[error("block {number} does not start with the forced txs due in it (expected {expected}, found {found})")]
+    ForcedOrder { number: u64, expected: B256, found: String },
 }
 
 /// A block executed on its parent state, not yet committed.
@@ -80,6 +86,10 @@ pub struct ProposalFields {
     pub btc: BtcAttributes,
     /// Keystone sightings the BTC headers bring in (derived from the Bitcoin view).
     pub anchors: Vec<bss_consensus::Anchor>,
+    /// The parent's voters' inclusion lists the block embeds and answers.
+    pub inclusion: Vec<InclusionList>,
+    /// Forced txs due in this block (derived from the Bitcoin view), in Bitcoin order.
+    pub forced: Vec<ForcedTx>,
 }
 
 pub struct BlockBuilder<'a, S: StateSource> {
@@ -169,21 +179,38 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             ),
             btc: fields.btc.clone(),
             anchors: fields.anchors.clone(),
+            inclusion: fields.inclusion.clone(),
+            forced: vec![],
         }
     }
 
-    /// Leader: executes candidates in order, leaving out what does not fit or is invalid.
+    /// Leader: executes the forced txs due, then the listed ones, then candidates in order,
+    /// leaving out what does not fit or is invalid, and retries listed txs at the end (so that
+    /// none it leaves out would succeed appended).
     pub fn build(
         &self,
         fields: &ProposalFields,
         candidates: impl IntoIterator<Item = Arc<SignedTx>>,
     ) -> Result<ExecutedBlock, ExecutionError> {
         let header = self.header_template(fields);
-        self.run(header, candidates.into_iter(), Mode::Build)
+        let mut listed: Vec<Arc<SignedTx>> =
+            obligations(&fields.inclusion).iter().filter_map(|raw| SignedTx::decode(raw).ok().map(Arc::new)).collect();
+        listed.sort_by_key(|t| t.nonce());
+        let skip: std::collections::HashSet<B256> = listed.iter().map(|t| t.hash).collect();
+        let mut items: Vec<Item> = listed.iter().cloned().map(Item::Listed).collect();
+        items.extend(candidates.into_iter().filter(|t| !skip.contains(&t.hash)).map(Item::Candidate));
+        items.extend(listed.into_iter().map(Item::Listed));
+        self.run(header, &fields.forced, items, Mode::Build)
     }
 
-    /// Replica: re-executes `block` and checks every derived header field against its own result.
-    pub fn validate(&self, block: &Block, txs: Vec<Arc<SignedTx>>) -> Result<ExecutedBlock, ExecutionError> {
+    /// Replica: re-executes `block` and checks every derived header field against its own
+    /// result, that it starts with the forced txs due in it, and that it answers its lists.
+    pub fn validate(
+        &self,
+        block: &Block,
+        txs: Vec<Arc<SignedTx>>,
+        forced: &[ForcedTx],
+    ) -> Result<ExecutedBlock, ExecutionError> {
         let p = &block.header;
         let expected = self.header_template(&ProposalFields {
             round: p.round,
@@ -191,6 +218,8 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             timestamp_ms: p.timestamp_ms,
             btc: p.btc.clone(),
             anchors: p.anchors.clone(),
+            inclusion: p.inclusion.clone(),
+            forced: vec![],
         });
         let mismatch = |field: &'static str, a: String, b: String| ExecutionError::Mismatch {
             number: p.number,
@@ -216,7 +245,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         if p.base_fee != expected.base_fee {
             return Err(mismatch("base_fee", p.base_fee.to_string(), expected.base_fee.to_string()));
         }
-        let executed = self.run(expected, txs.into_iter(), Mode::Validate)?;
+        let executed = self.run(expected, forced, txs.into_iter().map(Item::Block).collect(), Mode::Validate)?;
         let c = &executed.block.header;
         for (field, a, b) in [
             ("transactions_root", p.transactions_root, c.transactions_root),
@@ -233,13 +262,17 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         if p.anchors != c.anchors {
             return Err(mismatch("anchors", format!("{:?}", p.anchors), format!("{:?}", c.anchors)));
         }
+        if p.forced != c.forced {
+            return Err(mismatch("forced", format!("{:?}", p.forced), format!("{:?}", c.forced)));
+        }
         Ok(executed)
     }
 
     fn run(
         &self,
         mut header: BlockHeader,
-        txs: impl Iterator<Item = Arc<SignedTx>>,
+        forced: &[ForcedTx],
+        items: Vec<Item>,
         mode: Mode,
     ) -> Result<ExecutedBlock, ExecutionError> {
         let number = header.number;
@@ -255,13 +288,67 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         let mut rejected = Vec::new();
         let mut skipped_senders: Vec<Address> = Vec::new();
         let mut cumulative = 0u64;
-        for (index, tx) in txs.enumerate() {
-            if matches!(mode, Mode::Build) {
-                if skipped_senders.contains(&tx.sender) {
+        // Forced txs first, in both modes: each executes or is recorded as skipped.
+        let mut outcomes = Vec::with_capacity(forced.len());
+        for f in forced {
+            let tx = SignedTx::decode(&f.raw).map(Arc::new).map_err(|e| e.to_string());
+            let outcome = match &tx {
+                Err(reason) => Err(reason.clone()),
+                Ok(tx) if tx.gas_limit() > header.gas_limit - cumulative => {
+                    Err("does not fit in the block's remaining gas".to_string())
+                }
+                Ok(tx) => match tx.check_stateless(self.spec.chain_id, header.gas_limit, self.spec.max_tx_size) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(()) => match evm.transact(tx_env(tx, self.spec.chain_id)) {
+                        Ok(r) => Ok(r),
+                        Err(EVMError::Database(e)) => return Err(e.into()),
+                        Err(EVMError::Transaction(e)) => Err(invalid_reason(&e)),
+                        Err(e) => return Err(ExecutionError::Evm(e.to_string())),
+                    },
+                },
+            };
+            let hash = alloy_primitives::keccak256(&f.raw);
+            let skipped = match (outcome, tx) {
+                (Ok(result), Ok(tx)) => {
+                    evm.commit(result.state);
+                    cumulative += result.result.tx_gas_used();
+                    receipts.push(receipt_record(&tx, &result.result, cumulative, header.base_fee));
+                    included.push(tx);
+                    None
+                }
+                (Err(reason), _) | (_, Err(reason)) => Some(reason),
+            };
+            outcomes.push(ForcedOutcome { btc_txid: f.btc_txid, btc_height: f.btc_height, tx_hash: hash, skipped });
+        }
+        let forced_included = included.len();
+        let mut items = items.into_iter();
+        if matches!(mode, Mode::Validate) {
+            for expected in included.iter() {
+                let found = match items.next() {
+                    Some(Item::Block(t)) => t.hash.to_string(),
+                    _ => "the end of the block".to_string(),
+                };
+                if found != expected.hash.to_string() {
+                    return Err(ExecutionError::ForcedOrder { number, expected: expected.hash, found });
+                }
+            }
+        }
+        let mut included_hashes: std::collections::HashSet<B256> = included.iter().map(|t| t.hash).collect();
+        for (index, item) in items.enumerate() {
+            let index = index + forced_included;
+            let (tx, building) = match item {
+                Item::Block(t) => (t, None),
+                Item::Listed(t) => (t, Some(true)),
+                Item::Candidate(t) => (t, Some(false)),
+            };
+            if let Some(listed) = building {
+                if included_hashes.contains(&tx.hash) || !listed && skipped_senders.contains(&tx.sender) {
                     continue;
                 }
                 if tx.gas_limit() > header.gas_limit - cumulative {
-                    skipped_senders.push(tx.sender);
+                    if !listed {
+                        skipped_senders.push(tx.sender);
+                    }
                     continue;
                 }
             }
@@ -276,14 +363,16 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
                     Err(e) => return Err(ExecutionError::Evm(e.to_string())),
                 },
             };
-            let result = match (outcome, &mode) {
+            let result = match (outcome, building) {
                 (Ok(r), _) => r,
-                (Err(reason), Mode::Build) => {
+                // A listed tx that fails here may succeed after later txs: retried at the end.
+                (Err(_), Some(true)) => continue,
+                (Err(reason), Some(false)) => {
                     rejected.push((tx.hash, reason));
                     skipped_senders.push(tx.sender);
                     continue;
                 }
-                (Err(reason), Mode::Validate) => {
+                (Err(reason), None) => {
                     return Err(ExecutionError::InvalidTransaction { number, index, hash: tx.hash, reason })
                 }
             };
@@ -295,8 +384,25 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
                 return Err(ExecutionError::GasLimit { number, used: cumulative, limit: header.gas_limit });
             }
             receipts.push(receipt_record(&tx, &exec, cumulative, header.base_fee));
+            included_hashes.insert(tx.hash);
             included.push(tx);
         }
+        // Conditional inclusion: every listed tx left out must fail appended to the block.
+        for raw in obligations(&header.inclusion) {
+            let Ok(tx) = SignedTx::decode(&raw) else { continue };
+            if included_hashes.contains(&tx.hash)
+                || tx.gas_limit() > header.gas_limit - cumulative
+                || tx.check_stateless(self.spec.chain_id, header.gas_limit, self.spec.max_tx_size).is_err()
+            {
+                continue;
+            }
+            match evm.transact(tx_env(&tx, self.spec.chain_id)) {
+                Ok(_) => return Err(ExecutionError::OmitsListedTx { number, hash: tx.hash }),
+                Err(EVMError::Database(e)) => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+        header.forced = outcomes;
         let ws = &mut evm.ctx.journaled_state.database;
         // The two tries depend only on the transactions and receipts: build them on a second
         // core while this one turns the write set into the diff and the new state commitment.
@@ -325,6 +431,14 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         };
         Ok(ExecutedBlock { block, body, receipts, changes, diff: Arc::new(diff), accumulator: acc, rejected })
     }
+}
+
+/// What `run` executes after the forced txs: a proposal's own txs (validation), or, when
+/// building, the txs inclusion lists name and the mempool's candidates.
+enum Item {
+    Block(Arc<SignedTx>),
+    Listed(Arc<SignedTx>),
+    Candidate(Arc<SignedTx>),
 }
 
 fn invalid_reason(e: &InvalidTransaction) -> String {

@@ -11,20 +11,20 @@ use bss_consensus::{BlockHeader, BtcAttributes, Certificate};
 use bss_storage::{StorageHandle, StorageService, Store, StoreReader};
 use std::sync::Arc;
 
-struct Node {
+pub(crate) struct Node {
     _dir: tempfile::TempDir,
-    spec: ChainSpec,
-    reader: StoreReader,
+    pub spec: ChainSpec,
+    pub reader: StoreReader,
     storage: StorageHandle,
-    head: BlockHeader,
-    acc: LtHash,
+    pub head: BlockHeader,
+    pub acc: LtHash,
 }
 
-fn keys() -> Vec<DevKey> {
+pub(crate) fn keys() -> Vec<DevKey> {
     (0..4).map(DevKey::from_seed).collect()
 }
 
-fn node() -> Node {
+pub(crate) fn node() -> Node {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open(dir.path(), false).expect("open");
     let spec = ChainSpec {
@@ -47,7 +47,7 @@ fn node() -> Node {
     Node { _dir: dir, spec, reader, storage, head: batch.block.header, acc }
 }
 
-fn tx(key: &DevKey, nonce: u64, to: TxKind, input: Bytes, value: u64) -> Arc<SignedTx> {
+pub(crate) fn tx(key: &DevKey, nonce: u64, to: TxKind, input: Bytes, value: u64) -> Arc<SignedTx> {
     let raw = key.sign_raw(TxEip1559 {
         chain_id: 5,
         nonce,
@@ -70,27 +70,29 @@ fn store_contract() -> Bytes {
     Bytes::from(init)
 }
 
-fn fields(n: &Node) -> ProposalFields {
+pub(crate) fn fields(n: &Node) -> ProposalFields {
     ProposalFields {
         round: n.head.round + 1,
         proposer: 0,
         timestamp_ms: n.head.timestamp_ms + 1_000,
         btc: BtcAttributes::default(),
         anchors: vec![],
+        inclusion: vec![],
+        forced: vec![],
     }
 }
 
-fn build(n: &Node, txs: Vec<Arc<SignedTx>>) -> ExecutedBlock {
+pub(crate) fn build(n: &Node, txs: Vec<Arc<SignedTx>>) -> ExecutedBlock {
     let state = LayeredState { base: n.reader.clone(), layers: vec![] };
     BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).build(&fields(n), txs).expect("build")
 }
 
-fn validate(n: &Node, e: &ExecutedBlock, txs: Vec<Arc<SignedTx>>) -> Result<ExecutedBlock, ExecutionError> {
+pub(crate) fn validate(n: &Node, e: &ExecutedBlock, txs: Vec<Arc<SignedTx>>) -> Result<ExecutedBlock, ExecutionError> {
     let state = LayeredState { base: n.reader.clone(), layers: vec![] };
-    BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).validate(&e.block, txs)
+    BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).validate(&e.block, txs, &[])
 }
 
-fn commit(n: &mut Node, e: &ExecutedBlock) {
+pub(crate) fn commit(n: &mut Node, e: &ExecutedBlock) {
     let cert = Certificate {
         chain_id: 5,
         round: e.block.header.round,

@@ -25,4 +25,6 @@ pub use state::{BlockDiff, LayeredState, StateError, StateSource};
 pub use tx::{SignedTx, TxError};
 
 #[cfg(test)]
+mod censorship_tests;
+#[cfg(test)]
 mod execute_tests;

@@ -72,6 +72,8 @@ struct Pooled {
     tx: Arc<SignedTx>,
     cost: U256,
     added: Instant,
+    /// The committed height when this tx was admitted (for inclusion lists).
+    height: u64,
 }
 
 #[derive(Default)]
@@ -135,6 +137,8 @@ pub struct Pool {
     bytes: usize,
     /// Every sender's highest-nonce tx, cheapest tip first: the eviction candidates.
     tails: BTreeSet<(u128, B256, Address)>,
+    /// The committed height, as last told ([`Pool::set_height`]).
+    height: u64,
 }
 
 fn bumped(old: u128, percent: u128) -> u128 {
@@ -262,7 +266,7 @@ impl Pool {
         let queue = self.senders.entry(sender).or_default();
         let mut gone = queue.advance(next);
         gone.extend(queue.take(nonce));
-        queue.txs.insert(nonce, Pooled { tx: tx.clone(), cost, added: now });
+        queue.txs.insert(nonce, Pooled { tx: tx.clone(), cost, added: now, height: self.height });
         queue.cost += cost;
         queue.extend_run();
         for old in gone {
@@ -344,6 +348,30 @@ impl Pool {
             }
         }
         out
+    }
+
+    /// The committed height moved on (txs admitted from now on are stamped with it).
+    pub fn set_height(&mut self, height: u64) {
+        self.height = self.height.max(height);
+    }
+
+    /// Executable txs held since a committed height `h` with `h + deadline ≤ upcoming`: those the
+    /// block at height `upcoming` must carry by this operator's account (its inclusion list).
+    /// Oldest first, each sender's in nonce order, at most `max`. O(senders).
+    pub fn due(&self, upcoming: u64, deadline: u64, max: usize) -> Vec<Arc<SignedTx>> {
+        let mut out: Vec<(u64, Address, u64, Arc<SignedTx>)> = Vec::new();
+        for (sender, q) in &self.senders {
+            for (nonce, p) in q.txs.range(q.next_nonce..q.run_end).take(max) {
+                if p.height.saturating_add(deadline) > upcoming {
+                    break;
+                }
+                out.push((p.height, *sender, *nonce, p.tx.clone()));
+            }
+        }
+        out.sort_by_key(|(h, s, n, _)| (*h, *s, *n));
+        out.truncate(max);
+        out.sort_by_key(|(_, s, n, _)| (*s, *n));
+        out.into_iter().map(|(_, _, _, t)| t).collect()
     }
 
     /// A block committed: senders' nonces advanced. Drops every tx that can no longer be included.
@@ -562,5 +590,43 @@ mod tests {
         assert_eq!(p.insert(tx(&DevKey::from_seed(3), 0, 1), rich()), Err(TxError::PoolFull));
         assert!(matches!(p.insert(tx(&DevKey::from_seed(4), 0, 9), rich()), Ok(Inserted::Evicted(_))));
         assert_eq!(p.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod due_tests {
+    use super::*;
+    use crate::accounts::DevKey;
+    use alloy_consensus::TxEip1559;
+    use alloy_primitives::TxKind;
+
+    fn tx(key: &DevKey, nonce: u64) -> Arc<SignedTx> {
+        let raw = key.sign_raw(TxEip1559 {
+            chain_id: 1,
+            nonce,
+            gas_limit: 21_000,
+            max_fee_per_gas: 10_000,
+            to: TxKind::Call(Address::repeat_byte(1)),
+            ..Default::default()
+        });
+        Arc::new(SignedTx::decode(&raw).expect("decode"))
+    }
+
+    #[test]
+    fn txs_fall_due_after_the_deadline_executable_ones_only() {
+        let (a, b) = (DevKey::from_seed(21), DevKey::from_seed(22));
+        let rich = SenderState { nonce: 0, balance: U256::from(10u64).pow(U256::from(20u64)) };
+        let mut p = Pool::new(PoolConfig::default());
+        p.set_height(10);
+        p.insert(tx(&a, 0), rich).expect("a0");
+        p.insert(tx(&a, 2), rich).expect("a2 waits behind a gap");
+        p.set_height(12);
+        p.insert(tx(&b, 0), rich).expect("b0");
+        // Admitted at 10 with a deadline of 8: on the list of the block at 18, not 17.
+        assert!(p.due(17, 8, 16).is_empty());
+        let due: Vec<u64> = p.due(18, 8, 16).iter().map(|t| t.nonce()).collect();
+        assert_eq!(due, vec![0], "a's nonce 2 waits behind a gap; b is younger");
+        assert_eq!(p.due(20, 8, 16).len(), 2);
+        assert_eq!(p.due(20, 8, 1)[0].sender, a.address, "oldest first when cut");
     }
 }

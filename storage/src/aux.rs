@@ -22,18 +22,21 @@ pub enum AuxSpace {
     BtcMeta,
     /// Keystone sightings by height ‖ txid.
     BtcSightings,
+    /// Bitcoin inbox messages (forced L2 txs) by height ‖ txid.
+    BtcInbox,
     /// The PoP submitter's keystone txs not yet superfinal, by L2 number.
     PopPending,
 }
 
 impl AuxSpace {
-    pub const ALL: [AuxSpace; 7] = [
+    pub const ALL: [AuxSpace; 8] = [
         AuxSpace::BtcBlocks,
         AuxSpace::BtcTxs,
         AuxSpace::BtcCoins,
         AuxSpace::BtcScripts,
         AuxSpace::BtcMeta,
         AuxSpace::BtcSightings,
+        AuxSpace::BtcInbox,
         AuxSpace::PopPending,
     ];
 
@@ -45,6 +48,7 @@ impl AuxSpace {
             AuxSpace::BtcScripts => "btc_scripts",
             AuxSpace::BtcMeta => "btc_meta",
             AuxSpace::BtcSightings => "btc_sightings",
+            AuxSpace::BtcInbox => "btc_inbox",
             AuxSpace::PopPending => "pop_pending",
         }
     }

@@ -10,7 +10,15 @@ async fn a_panic_fails_only_the_request_in_flight_and_the_next_one_is_served() {
     let (_dir, store, genesis) = genesis_store();
     let executor = ExecutorService::spawn(spec(), store.reader(), None, 4).expect("executor");
     let parent = genesis.hash();
-    let fields = || ProposalFields { round: 1, proposer: 0, timestamp_ms: 1, btc: Default::default(), anchors: vec![] };
+    let fields = || ProposalFields {
+        round: 1,
+        proposer: 0,
+        timestamp_ms: 1,
+        btc: Default::default(),
+        anchors: vec![],
+        inclusion: vec![],
+        forced: vec![],
+    };
     let before = executor.build(parent, vec![], fields(), vec![]).await.expect("built");
     executor.inject_panic();
     // Requests queued behind the panic are served by the restarted executor, from storage.

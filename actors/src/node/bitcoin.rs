@@ -32,6 +32,7 @@ pub fn start_watcher(
     keystones: KeystoneRules,
     storage: &StorageHandle,
     reader: &StoreReader,
+    forced_confirmations: u64,
 ) -> Result<(BtcLink, WatcherHandle), NodeError> {
     let network = b.network()?;
     let (view, handle) = crate::btc::watcher::spawn(
@@ -46,7 +47,12 @@ pub fn start_watcher(
     )
     .map_err(|e| NodeError::Btc(e.to_string()))?;
     info!(target: "node", url = %crate::btc::source::redact_url(&b.rpc_url), network = %network, lag = b.confirmations_lag, "watching Bitcoin");
-    let rules = BtcRules { network, confirmations_lag: b.confirmations_lag, start_height: b.start_height };
+    let rules = BtcRules {
+        network,
+        confirmations_lag: b.confirmations_lag,
+        start_height: b.start_height,
+        forced_confirmations,
+    };
     Ok((BtcLink { view, rules, keystones }, handle))
 }
 

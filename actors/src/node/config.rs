@@ -154,6 +154,9 @@ pub struct ConsensusSection {
     /// How far ahead of local time a proposal's timestamp may be. Default 2s.
     #[serde(with = "humantime_serde")]
     pub max_clock_drift: Duration,
+    /// Blocks a valid tx may wait in this operator's mempool before it goes on the operator's
+    /// inclusion list (README "Censorship resistance"). Default 8.
+    pub inclusion_deadline: u64,
 }
 
 impl Default for ConsensusSection {
@@ -165,7 +168,23 @@ impl Default for ConsensusSection {
             base_timeout: Duration::from_secs(1),
             max_timeout: Duration::from_secs(10),
             max_clock_drift: Duration::from_secs(2),
+            inclusion_deadline: 8,
         }
+    }
+}
+
+/// `[censorship]`: forced inclusion through Bitcoin. Every operator must use the same values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CensorshipSection {
+    /// Confirmations (in an L2 block's Bitcoin view) after which a forced tx must be executed.
+    /// Default 6.
+    pub forced_confirmations: u64,
+}
+
+impl Default for CensorshipSection {
+    fn default() -> Self {
+        Self { forced_confirmations: 6 }
     }
 }
 
@@ -399,6 +418,15 @@ pub struct NodeConfig {
     pub btc: Option<BtcSection>,
     #[serde(default)]
     pub pop: Option<PopSection>,
+    #[serde(default)]
+    pub censorship: CensorshipSection,
+    /// Lets this node run the Byzantine test modes of `byzantine` / `bss node --byzantine`.
+    /// Never set it on an operator that serves users.
+    #[serde(default)]
+    pub allow_byzantine: bool,
+    /// Byzantine test modes (`censor:0xADDR`, `false-lists`); refused unless `allow_byzantine`.
+    #[serde(default)]
+    pub byzantine: Vec<String>,
 }
 
 impl NodeConfig {
@@ -417,6 +445,17 @@ impl NodeConfig {
             return Err(ConfigError::Invalid(format!(
                 "network.max_frame_bytes {frame}: must be between 65536 and 67108864 (64 MiB)"
             )));
+        }
+        if cfg.consensus.inclusion_deadline == 0 {
+            return Err(ConfigError::Invalid("consensus.inclusion_deadline must be at least 1 block".into()));
+        }
+        if !(1..=1000).contains(&cfg.censorship.forced_confirmations) {
+            return Err(ConfigError::Invalid("censorship.forced_confirmations must be between 1 and 1000".into()));
+        }
+        if !cfg.byzantine.is_empty() && !cfg.allow_byzantine {
+            return Err(ConfigError::Invalid(
+                "byzantine modes need `allow_byzantine = true` in the config (test clusters only)".into(),
+            ));
         }
         if let Some(btc) = cfg.btc.as_mut() {
             btc.rpc_cookie_file = btc.rpc_cookie_file.as_ref().map(|f| base.join(f));

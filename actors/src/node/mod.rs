@@ -106,7 +106,8 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     let (btc, watcher) = match &cfg.btc {
         Some(b) => {
             let rules = bitcoin::keystone_rules(spec.chain_id, cfg.pop.as_ref())?;
-            let (link, handle) = bitcoin::start_watcher(b, rules, &storage, &reader)?;
+            let (link, handle) =
+                bitcoin::start_watcher(b, rules, &storage, &reader, cfg.censorship.forced_confirmations)?;
             (Some(link), Some(handle))
         }
         None => (None, None),

@@ -1,0 +1,236 @@
+//! The Bitcoin inbox: messages to the L2 that anyone can post in Bitcoin, found by the watcher
+//! and acted on by every replica at the same L2 block (DESIGN.md §6). Today it carries forced
+//! L2 transactions; tunnel deposits will ride the same inbox.
+//!
+//! A forced transaction is a signed L2 tx in a taproot script-path spend (the "reveal" tx) whose
+//! leaf script is
+//! `<x-only key> OP_CHECKSIG OP_FALSE OP_IF "bssf" <chain_id u32 BE> <raw tx in ≤ 520-byte pushes> OP_ENDIF`.
+//! It falls due in the L2 block whose Bitcoin headers bring in the height at which the reveal
+//! tx has `forced_confirmations` confirmations.
+
+use super::index::BtcIndex;
+use alloy_primitives::{keccak256, Bytes, B256};
+use bitcoin::hashes::Hash;
+use bitcoin::opcodes::all::{OP_CHECKSIG, OP_ENDIF, OP_IF};
+use bitcoin::script::{Builder, Instruction, PushBytesBuf};
+use bitcoin::{BlockHash, Script, ScriptBuf, Transaction, Txid, XOnlyPublicKey};
+use serde::{Deserialize, Serialize};
+
+/// Tag of a forced-transaction envelope.
+pub const FORCED_TAG: &[u8; 4] = b"bssf";
+/// Most inbox messages taken from one Bitcoin block (the first ones, in block order): what an
+/// L2 block has to execute first stays bounded whatever is posted to Bitcoin.
+pub const MAX_MESSAGES_PER_BLOCK: usize = 64;
+/// Largest raw L2 transaction an envelope may carry.
+pub const MAX_FORCED_TX_BYTES: usize = 128 * 1024;
+/// Largest push Bitcoin's script interpreter allows.
+pub const MAX_PUSH: usize = 520;
+
+/// A forced L2 transaction seen in a Bitcoin block of the best chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxMessage {
+    pub height: u64,
+    pub block: BlockHash,
+    pub txid: Txid,
+    /// Position among the block's inbox messages.
+    pub position: u32,
+    pub chain_id: u32,
+    pub raw: Vec<u8>,
+}
+
+impl InboxMessage {
+    /// keccak256 of the L2 tx: its L2 transaction hash.
+    pub fn tx_hash(&self) -> B256 {
+        keccak256(&self.raw)
+    }
+
+    /// The reveal txid in display order (as Bitcoin tools print it).
+    pub fn txid_display(&self) -> B256 {
+        let mut b = self.txid.to_byte_array();
+        b.reverse();
+        B256::from(b)
+    }
+}
+
+/// The envelope leaf script carrying `raw` for `chain_id`, spendable by `key`.
+pub fn envelope_script(key: &XOnlyPublicKey, chain_id: u32, raw: &[u8]) -> ScriptBuf {
+    let mut b = Builder::new()
+        .push_x_only_key(key)
+        .push_opcode(OP_CHECKSIG)
+        .push_opcode(bitcoin::opcodes::OP_FALSE)
+        .push_opcode(OP_IF)
+        .push_slice(FORCED_TAG)
+        .push_slice(chain_id.to_be_bytes());
+    for chunk in chunks(raw) {
+        // A chunk is 2..=520 bytes: never a 0- or 1-byte push, which minimal-push rules would
+        // want written as OP_0 / OP_N.
+        let push = PushBytesBuf::try_from(chunk.to_vec()).unwrap_or_default();
+        b = b.push_slice(push);
+    }
+    b.push_opcode(OP_ENDIF).into_script()
+}
+
+/// Splits `raw` into pushes of at most 520 bytes, none shorter than 2.
+fn chunks(raw: &[u8]) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> = raw.chunks(MAX_PUSH).collect();
+    let n = out.len();
+    if n >= 2 && out[n - 1].len() < 2 {
+        // Rebalance the last two: 520 + 1 → 519 + 2.
+        let start = (n - 2) * MAX_PUSH;
+        out[n - 2] = &raw[start..raw.len() - 2];
+        out[n - 1] = &raw[raw.len() - 2..];
+    }
+    out
+}
+
+/// Parses a leaf script as a forced-tx envelope: (chain id, raw tx).
+pub fn parse_envelope(script: &Script) -> Option<(u32, Vec<u8>)> {
+    let mut it = script.instructions();
+    let mut next = || it.next()?.ok();
+    match next()? {
+        Instruction::PushBytes(k) if k.len() == 32 => {}
+        _ => return None,
+    }
+    if next()? != Instruction::Op(OP_CHECKSIG) {
+        return None;
+    }
+    match next()? {
+        Instruction::PushBytes(b) if b.is_empty() => {}
+        _ => return None,
+    }
+    if next()? != Instruction::Op(OP_IF) {
+        return None;
+    }
+    match next()? {
+        Instruction::PushBytes(b) if b.as_bytes() == FORCED_TAG => {}
+        _ => return None,
+    }
+    let chain_id = match next()? {
+        Instruction::PushBytes(b) => u32::from_be_bytes(b.as_bytes().try_into().ok()?),
+        _ => return None,
+    };
+    let mut raw = Vec::new();
+    loop {
+        match next()? {
+            Instruction::PushBytes(b) => {
+                raw.extend_from_slice(b.as_bytes());
+                if raw.len() > MAX_FORCED_TX_BYTES {
+                    return None;
+                }
+            }
+            Instruction::Op(op) if op == OP_ENDIF => break,
+            Instruction::Op(_) => return None,
+        }
+    }
+    // Nothing may follow the envelope.
+    if next().is_some() || raw.is_empty() {
+        return None;
+    }
+    Some((chain_id, raw))
+}
+
+/// Forced-tx envelopes in a transaction's script-path spends, in input order.
+pub fn envelopes(tx: &Transaction) -> Vec<(u32, Vec<u8>)> {
+    tx.input
+        .iter()
+        .filter_map(|i| i.witness.taproot_leaf_script())
+        .filter(|l| l.version == bitcoin::taproot::LeafVersion::TapScript)
+        .filter_map(|l| parse_envelope(l.script))
+        .collect()
+}
+
+/// Inbox messages of a block, bounded by [`MAX_MESSAGES_PER_BLOCK`].
+pub fn messages_in(height: u64, block: &BlockHash, txs: &[(Txid, &Transaction)]) -> Vec<InboxMessage> {
+    let mut out = Vec::new();
+    for (txid, tx) in txs {
+        if tx.is_coinbase() {
+            continue;
+        }
+        for (chain_id, raw) in envelopes(tx) {
+            if out.len() == MAX_MESSAGES_PER_BLOCK {
+                return out;
+            }
+            let position = out.len() as u32;
+            out.push(InboxMessage { height, block: *block, txid: *txid, position, chain_id, raw });
+        }
+    }
+    out
+}
+
+/// A forced L2 transaction due in a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForcedTx {
+    pub btc_txid: B256,
+    pub btc_height: u64,
+    pub raw: Bytes,
+}
+
+/// Bitcoin heights whose inbox messages fall due when Bitcoin headers `first..=last` come into
+/// an L2 block's view: those at which the new headers give `confirmations` confirmations.
+pub fn due_heights(first: u64, last: u64, confirmations: u64) -> std::ops::RangeInclusive<u64> {
+    let back = confirmations.saturating_sub(1);
+    match (first.checked_sub(back), last.checked_sub(back)) {
+        (Some(a), Some(b)) => a..=b,
+        (None, Some(b)) => 0..=b,
+        // Nothing has enough confirmations yet.
+        _ => std::ops::RangeInclusive::new(1, 0),
+    }
+}
+
+/// The forced transactions for `chain_id` due in an L2 block whose view adds Bitcoin heights
+/// `first..=last` (read from `view`, whose best chain must hold that block's tip), in Bitcoin
+/// order.
+pub fn forced_due(view: &BtcIndex, first: u64, last: u64, confirmations: u64, chain_id: u64) -> Vec<ForcedTx> {
+    if first > last {
+        return vec![];
+    }
+    let heights = due_heights(first, last, confirmations);
+    view.inbox()
+        .filter(|m| heights.contains(&m.height) && u64::from(m.chain_id) == chain_id)
+        .map(|m| ForcedTx { btc_txid: m.txid_display(), btc_height: m.height, raw: Bytes::from(m.raw.clone()) })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::secp256k1::{Keypair, Secp256k1};
+
+    fn key() -> XOnlyPublicKey {
+        let secp = Secp256k1::new();
+        Keypair::from_seckey_slice(&secp, &[7u8; 32]).expect("key").x_only_public_key().0
+    }
+
+    #[test]
+    fn envelope_roundtrips_for_every_size_and_rejects_lookalikes() {
+        for len in [1usize, 2, 519, 520, 521, 522, 1040, 1041, 5000] {
+            let raw: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
+            let script = envelope_script(&key(), 0x0539, &raw);
+            assert_eq!(parse_envelope(&script), Some((0x0539, raw.clone())), "len {len}");
+            for c in chunks(&raw) {
+                assert!(c.len() >= 2.min(len) && c.len() <= MAX_PUSH);
+            }
+        }
+        let raw = vec![1u8; 100];
+        let good = envelope_script(&key(), 5, &raw);
+        // Wrong tag, trailing opcodes, empty payload: not envelopes.
+        let wrong_tag =
+            ScriptBuf::from_bytes(good.as_bytes().iter().map(|b| if *b == b'f' { b'g' } else { *b }).collect());
+        assert_eq!(parse_envelope(&wrong_tag), None);
+        let mut trailing = good.to_bytes();
+        trailing.push(OP_CHECKSIG.to_u8());
+        assert_eq!(parse_envelope(&ScriptBuf::from_bytes(trailing)), None);
+        assert_eq!(parse_envelope(&envelope_script(&key(), 5, &[])), None);
+        // Oversized payloads are not taken.
+        assert_eq!(parse_envelope(&envelope_script(&key(), 5, &vec![1u8; MAX_FORCED_TX_BYTES + 1])), None);
+    }
+
+    #[test]
+    fn due_heights_follow_confirmations() {
+        // Headers 105..=107 arrive; with 6 confirmations, txs at 100..=102 fall due.
+        assert_eq!(due_heights(105, 107, 6), 100..=102);
+        assert_eq!(due_heights(3, 4, 6).count(), 0);
+        assert_eq!(due_heights(3, 7, 6), 0..=2);
+        assert_eq!(due_heights(10, 10, 1), 10..=10);
+    }
+}

@@ -1,0 +1,114 @@
+//! Execution of the censorship-resistance rules: forced txs run first or are recorded as
+//! skipped with their reason, and a block answers the inclusion lists it embeds (conditional
+//! inclusion).
+
+use super::execute::{BlockBuilder, ExecutionError};
+use super::execute_tests::{build, commit, fields, keys, node, tx, validate, Node};
+use super::{LayeredState, SignedTx};
+use alloy_primitives::{Address, Bytes, TxKind, B256};
+use bss_btc::inbox::ForcedTx;
+use bss_consensus::{InclusionList, OperatorSigner};
+use std::sync::Arc;
+
+fn forced(raw: &Bytes, height: u64) -> ForcedTx {
+    ForcedTx { btc_txid: B256::repeat_byte(height as u8), btc_height: height, raw: raw.clone() }
+}
+
+fn transfer(key: usize, nonce: u64) -> Arc<SignedTx> {
+    tx(&keys()[key], nonce, TxKind::Call(Address::repeat_byte(9)), Bytes::new(), 1)
+}
+
+fn list(txs: Vec<Bytes>, parent: &B256) -> InclusionList {
+    InclusionList::sign(&OperatorSigner::from_bytes([3; 32]), 0, 5, parent, txs)
+}
+
+fn validate_with(
+    n: &Node,
+    block: &bss_consensus::Block,
+    txs: Vec<Arc<SignedTx>>,
+    due: &[ForcedTx],
+) -> Result<(), ExecutionError> {
+    let state = LayeredState { base: n.reader.clone(), layers: vec![] };
+    BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).validate(block, txs, due).map(|_| ())
+}
+
+#[test]
+fn forced_txs_run_first_and_invalid_ones_are_recorded_with_their_reason() {
+    let n = node();
+    let good = transfer(1, 0);
+    let stale_nonce = transfer(2, 5);
+    let garbage = Bytes::from_static(b"not a transaction");
+    let due = vec![forced(&good.raw, 100), forced(&stale_nonce.raw, 100), forced(&garbage, 101)];
+    let mut f = fields(&n);
+    f.forced = due.clone();
+    let state = LayeredState { base: n.reader.clone(), layers: vec![] };
+    // The mempool also holds the good one: it is not executed twice.
+    let built = BlockBuilder::new(&n.spec, &state, &n.head, &n.acc)
+        .build(&f, vec![transfer(0, 0), good.clone()])
+        .expect("build");
+    let b = &built.block;
+    assert_eq!(b.transactions[0], good.raw, "the forced tx comes first");
+    assert_eq!(b.transactions.len(), 2);
+    let outcomes = &b.header.forced;
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(outcomes[0].skipped, None);
+    assert_eq!(outcomes[0].tx_hash, good.hash);
+    assert!(outcomes[1].skipped.as_deref().is_some_and(|r| r.contains("nonce too high")), "{outcomes:?}");
+    assert!(outcomes[2].skipped.is_some());
+    let txs = vec![good.clone(), transfer(0, 0)];
+    validate_with(&n, b, txs.clone(), &due).expect("replica agrees");
+    // A replica whose view makes the forced tx due refuses a block that does not run it first…
+    let plain = build(&n, vec![transfer(0, 0)]);
+    assert!(matches!(
+        validate_with(&n, &plain.block, vec![transfer(0, 0)], &due),
+        Err(ExecutionError::ForcedOrder { .. })
+    ));
+    // …or that records a different outcome.
+    let mut lying = b.clone();
+    lying.header.forced[1].skipped = None;
+    assert!(matches!(validate_with(&n, &lying, txs, &due), Err(ExecutionError::Mismatch { field: "forced", .. })));
+}
+
+#[test]
+fn a_block_must_carry_listed_txs_unless_they_fail_appended() {
+    let mut n = node();
+    let first = build(&n, vec![transfer(0, 0)]);
+    commit(&mut n, &first);
+    let parent = n.head.hash();
+    let listed = transfer(1, 0);
+    let already_used_nonce = transfer(0, 0);
+    let l = list(vec![listed.raw.clone(), already_used_nonce.raw.clone(), Bytes::from_static(b"junk")], &parent);
+    let mut f = fields(&n);
+    f.inclusion = vec![l.clone()];
+    let state = LayeredState { base: n.reader.clone(), layers: vec![] };
+    // The builder carries the listed tx even though its mempool did not offer it.
+    let built = BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).build(&f, vec![transfer(2, 0)]).expect("build");
+    assert!(built.block.transactions.contains(&listed.raw));
+    let txs: Vec<Arc<SignedTx>> =
+        built.block.transactions.iter().map(|r| Arc::new(SignedTx::decode(r).expect("decode"))).collect();
+    validate(&n, &built, txs).expect("valid: the stale and junk entries are exempt");
+    // A leader that leaves it out is refused.
+    let mut censoring = build(&n, vec![transfer(2, 0)]);
+    censoring.block.header.inclusion = vec![l];
+    let e = validate(&n, &censoring, vec![transfer(2, 0)]).expect_err("omits a listed tx");
+    assert!(matches!(e, ExecutionError::OmitsListedTx { hash, .. } if hash == listed.hash), "{e}");
+}
+
+#[test]
+fn listed_txs_out_of_nonce_order_are_still_all_included() {
+    let n = node();
+    let parent = n.head.hash();
+    let (a0, a1, a2) = (transfer(3, 0), transfer(3, 1), transfer(3, 2));
+    // Two lists naming one sender's txs in a scrambled order, and the mempool offering one.
+    let mut f = fields(&n);
+    f.inclusion = vec![list(vec![a2.raw.clone(), a1.raw.clone()], &parent), {
+        let mut l = InclusionList::sign(&OperatorSigner::from_bytes([4; 32]), 1, 5, &parent, vec![a0.raw.clone()]);
+        l.operator = 1;
+        l
+    }];
+    let state = LayeredState { base: n.reader.clone(), layers: vec![] };
+    let built = BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).build(&f, vec![a0.clone()]).expect("build");
+    for t in [&a0, &a1, &a2] {
+        assert!(built.block.transactions.contains(&t.raw), "nonce {} missing", t.nonce());
+    }
+}
