@@ -159,6 +159,7 @@ impl Chain {
             anchors: vec![],
             inclusion: vec![],
             forced: vec![],
+            omit_senders: Default::default(),
         };
         let executed = BlockBuilder::new(&self.spec, &state, &self.head, &self.acc).build(&fields, txs).unwrap();
         assert!(executed.rejected.is_empty(), "rejected: {:?}", executed.rejected);

@@ -6,6 +6,7 @@
 
 pub mod attributes;
 pub mod finality;
+pub mod forced_tx;
 pub mod inbox;
 pub mod index;
 pub mod index_writer;

@@ -31,6 +31,10 @@ enum Command {
     Node {
         #[arg(long)]
         config: PathBuf,
+        /// A Byzantine test mode (`censor:0xADDR`, `false-lists`; repeatable). Refused unless
+        /// the config says `allow_byzantine = true`.
+        #[arg(long = "byzantine", value_name = "MODE")]
+        byzantine: Vec<String>,
     },
     /// Run a local federation with generated keys, configs and data dirs.
     Devnet(devnet::DevnetArgs),
@@ -75,8 +79,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Node { config } => {
-            let (cfg, genesis) = NodeConfig::load(&config)?;
+        Command::Node { config, byzantine } => {
+            let (mut cfg, genesis) = NodeConfig::load(&config)?;
+            cfg.byzantine.extend(byzantine);
             run_node(cfg, genesis, |h| {
                 println!("bss node: operator {} serving JSON-RPC on http://{}", h.operator_index, h.rpc_addr);
             })

@@ -90,6 +90,9 @@ pub struct ProposalFields {
     pub inclusion: Vec<InclusionList>,
     /// Forced txs due in this block (derived from the Bitcoin view), in Bitcoin order.
     pub forced: Vec<ForcedTx>,
+    /// Senders whose listed txs the builder leaves out anyway (the Byzantine `censor` test
+    /// mode: its blocks are then refused). Empty on an honest operator.
+    pub omit_senders: Arc<std::collections::HashSet<Address>>,
 }
 
 pub struct BlockBuilder<'a, S: StateSource> {
@@ -193,8 +196,11 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         candidates: impl IntoIterator<Item = Arc<SignedTx>>,
     ) -> Result<ExecutedBlock, ExecutionError> {
         let header = self.header_template(fields);
-        let mut listed: Vec<Arc<SignedTx>> =
-            obligations(&fields.inclusion).iter().filter_map(|raw| SignedTx::decode(raw).ok().map(Arc::new)).collect();
+        let mut listed: Vec<Arc<SignedTx>> = obligations(&fields.inclusion)
+            .iter()
+            .filter_map(|raw| SignedTx::decode(raw).ok().map(Arc::new))
+            .filter(|t| !fields.omit_senders.contains(&t.sender))
+            .collect();
         listed.sort_by_key(|t| t.nonce());
         let skip: std::collections::HashSet<B256> = listed.iter().map(|t| t.hash).collect();
         let mut items: Vec<Item> = listed.iter().cloned().map(Item::Listed).collect();
@@ -220,6 +226,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             anchors: p.anchors.clone(),
             inclusion: p.inclusion.clone(),
             forced: vec![],
+            omit_senders: Default::default(),
         });
         let mismatch = |field: &'static str, a: String, b: String| ExecutionError::Mismatch {
             number: p.number,

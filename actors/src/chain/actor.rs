@@ -33,6 +33,8 @@ pub struct ChainConfig {
     pub btc: Option<(BtcLink, Duration)>,
     /// Refuses blocks that conflict with superfinal keystones (with `[pop]`).
     pub guard: Option<crate::pop::ForkGuard>,
+    /// Senders whose txs this node leaves out of its proposals (Byzantine `censor` mode only).
+    pub censored: std::sync::Arc<std::collections::HashSet<Address>>,
 }
 
 /// What the chain service talks to.
@@ -194,7 +196,7 @@ impl Handler<Propose> for ChainActor {
     type Result = ResponseActFuture<Self, Result<Block, ChainError>>;
 
     fn handle(&mut self, msg: Propose, _: &mut Self::Context) -> Self::Result {
-        let Propose { round, parent, ancestors } = msg;
+        let Propose { round, parent, ancestors, lists } = msg;
         for b in ancestors {
             self.pending.insert(b);
         }
@@ -205,6 +207,9 @@ impl Handler<Propose> for ChainActor {
             timestamp_ms: now_ms(),
             btc: bss_consensus::BtcAttributes { headers: vec![], ..parent.btc.clone() },
             anchors: vec![],
+            inclusion: lists,
+            forced: vec![],
+            omit_senders: self.cfg.censored.clone(),
         };
         let (parent_hash, gas_limit, max_txs) = (parent.hash(), parent.gas_limit, self.cfg.max_block_txs);
         let chain = self.chain_to(&parent_hash);
@@ -381,7 +386,7 @@ fn announce_commit(
         executed.body.senders.iter().filter_map(|s| nonces.get(s).map(|n| (*s, *n))).collect();
     advanced.sort();
     advanced.dedup();
-    mempool.committed(advanced);
+    mempool.committed(number, advanced);
     let txs = executed.body.tx_hashes.len();
     m.height.set(number as f64);
     m.committed_txs.increment(txs as u64);

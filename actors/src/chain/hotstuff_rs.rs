@@ -13,7 +13,7 @@ pub struct HsChain {
 
 impl bss_hotstuff_rs::Chain for HsChain {
     fn propose(&self, view: u64, parent: BlockHeader, ancestors: Vec<Block>) -> Result<Block, String> {
-        block_on(self.chain.propose(view, parent, ancestors)).map_err(|e| e.to_string())
+        block_on(self.chain.propose(view, parent, ancestors, vec![])).map_err(|e| e.to_string())
     }
 
     fn validate(&self, block: Block, ancestors: Vec<Block>, proposal: bool) -> Result<(), String> {

@@ -36,6 +36,8 @@ pub struct Propose {
     pub round: u64,
     pub parent: BlockHeader,
     pub ancestors: Vec<Block>,
+    /// Inclusion lists to embed and answer (native engine).
+    pub lists: Vec<bss_consensus::InclusionList>,
 }
 
 /// Re-execute and check `block`. `proposal`: a block up for a vote (clock, Bitcoin attributes
@@ -67,8 +69,14 @@ pub struct ChainHandle {
 }
 
 impl ChainHandle {
-    pub async fn propose(&self, round: u64, parent: BlockHeader, ancestors: Vec<Block>) -> Result<Block, ChainError> {
-        self.addr.send(Propose { round, parent, ancestors }).await.map_err(|_| ChainError::Gone)?
+    pub async fn propose(
+        &self,
+        round: u64,
+        parent: BlockHeader,
+        ancestors: Vec<Block>,
+        lists: Vec<bss_consensus::InclusionList>,
+    ) -> Result<Block, ChainError> {
+        self.addr.send(Propose { round, parent, ancestors, lists }).await.map_err(|_| ChainError::Gone)?
     }
 
     pub async fn validate(&self, block: Block, ancestors: Vec<Block>, proposal: bool) -> Result<(), ChainError> {

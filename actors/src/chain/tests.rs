@@ -32,6 +32,7 @@ fn fixture() -> Fixture {
             max_clock_drift: Duration::from_secs(1),
             btc: None,
             guard: None,
+            censored: Default::default(),
         },
         executor,
         mempool: mempool.clone(),

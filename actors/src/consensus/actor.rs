@@ -6,7 +6,11 @@ use bss_consensus::native::NativeEngine;
 use bss_consensus::native::NativeMessage;
 use bss_consensus::{Effect, Engine, Input};
 use bss_storage::StorageHandle;
-use std::collections::VecDeque;
+use crate::mempool::MempoolHandle;
+use alloy_primitives::{keccak256, Bytes, B256};
+use bss_consensus::inclusion::MAX_LIST_TXS;
+use bss_consensus::Block;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 use tracing::{debug, error, info};
 
@@ -19,6 +23,7 @@ pub struct ConsensusActor {
     chain: ChainHandle,
     storage: StorageHandle,
     network: Option<NetworkHandle>,
+    lists: ListSource,
     queue: VecDeque<Effect<NativeMessage>>,
     busy: bool,
     /// Set when the chain refused to go on (fork guard): the engine is no longer driven.
@@ -33,6 +38,40 @@ pub struct ConsensusParts {
     pub storage: StorageHandle,
     /// None for a federation of one.
     pub network: Option<NetworkHandle>,
+    pub lists: ListSource,
+}
+
+/// Where this operator's inclusion lists come from: the txs its mempool has held for
+/// `deadline` blocks (README "Censorship resistance").
+#[derive(Clone)]
+pub struct ListSource {
+    pub mempool: MempoolHandle,
+    pub chain_id: u64,
+    pub deadline: u64,
+    /// Byzantine `false-lists` test mode: list made-up txs and refuse blocks without them.
+    pub false_lists: bool,
+}
+
+impl ListSource {
+    /// The list this operator signs with its vote for `block` (for `block`'s child).
+    async fn due_after(&self, block: &Block) -> Vec<Bytes> {
+        if self.false_lists {
+            return crate::node::byzantine::false_claims(self.chain_id, block.number());
+        }
+        let Ok(due) = self.mempool.due(block.number() + 1, self.deadline, MAX_LIST_TXS + 8).await else {
+            return vec![];
+        };
+        let carried: HashSet<B256> = block.transactions.iter().map(keccak256).collect();
+        due.into_iter().filter(|t| !carried.contains(&t.hash)).map(|t| t.raw.clone()).take(MAX_LIST_TXS).collect()
+    }
+
+    /// `false-lists`: the block must carry what this operator claimed its parent's child needs.
+    fn false_claim_refusal(&self, block: &Block) -> Option<String> {
+        let parent = block.number().checked_sub(1)?;
+        let claimed = crate::node::byzantine::false_claims(self.chain_id, parent);
+        (self.false_lists && !claimed.iter().all(|c| block.transactions.contains(c)))
+            .then(|| "the block omits txs this operator listed (false-lists mode)".to_string())
+    }
 }
 
 impl ConsensusActor {
@@ -43,6 +82,7 @@ impl ConsensusActor {
             chain: p.chain,
             storage: p.storage,
             network: p.network,
+            lists: p.lists,
             queue: VecDeque::new(),
             busy: false,
             halted: false,
@@ -69,11 +109,15 @@ impl ConsensusActor {
                 return;
             };
             match effect {
-                Effect::RequestProposal { round, parent } => {
-                    let chain = self.chain.clone();
-                    let fut = async move { chain.propose(round, parent, vec![]).await };
+                Effect::RequestProposal { round, parent, lists } => {
+                    let (chain, source) = (self.chain.clone(), self.lists.clone());
+                    let fut = async move {
+                        let block = chain.propose(round, parent, vec![], lists).await?;
+                        let due = source.due_after(&block).await;
+                        Ok::<_, ChainError>((block, due))
+                    };
                     ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
-                        Ok(block) => act.input(Input::ProposalReady { round, block }, ctx),
+                        Ok((block, due)) => act.input(Input::ProposalReady { round, block, due }, ctx),
                         Err(e) => {
                             debug!(target: "consensus", round, error = %e, "no proposal this time; retrying");
                             ctx.run_later(Duration::from_millis(200), move |act, ctx| {
@@ -83,11 +127,15 @@ impl ConsensusActor {
                     }));
                 }
                 Effect::RequestValidation { block } => {
-                    let (chain, block_hash) = (self.chain.clone(), block.hash());
-                    let fut = async move { chain.validate(block, vec![], true).await };
-                    ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-                        let result = res.map_err(|e| e.to_string());
-                        act.input(Input::ValidationDone { block_hash, result }, ctx);
+                    let (chain, block_hash, source) = (self.chain.clone(), block.hash(), self.lists.clone());
+                    let fut = async move {
+                        let refusal = source.false_claim_refusal(&block);
+                        let due = source.due_after(&block).await;
+                        let result = chain.validate(block, vec![], true).await.map_err(|e| e.to_string());
+                        (refusal.map_or(result, Err), due)
+                    };
+                    ctx.spawn(fut.into_actor(self).map(move |(result, due), act, ctx| {
+                        act.input(Input::ValidationDone { block_hash, result, due }, ctx);
                     }));
                 }
                 Effect::PersistSafety(safety) => {

@@ -7,5 +7,5 @@
 mod actor;
 mod messages;
 
-pub use actor::{ConsensusActor, ConsensusParts};
+pub use actor::{ConsensusActor, ConsensusParts, ListSource};
 pub use messages::{ConsensusBusy, ConsensusHandle, FromNetwork, SyncedBlocks};

@@ -1,5 +1,6 @@
 use super::messages::ExecutorError;
 use super::metrics::ExecutorMetrics;
+use crate::btc::inbox::{forced_due, ForcedTx};
 use crate::btc::{check_attributes, next_attributes, BtcLink};
 use crate::hvm::btc_precompiles::{btc_at, BtcAt};
 use crate::hvm::execute::ProposalFields;
@@ -127,6 +128,22 @@ impl Executor {
         }
     }
 
+    /// The forced txs due in a block with these BTC attributes: those whose reveal the block's
+    /// new Bitcoin headers confirm `forced_confirmations` times. The view must hold the tip.
+    fn forced_due(&self, attrs: &bss_consensus::BtcAttributes) -> Result<Vec<ForcedTx>, ExecutorError> {
+        let Some(link) = &self.btc else { return Ok(vec![]) };
+        if attrs.headers.is_empty() {
+            return Ok(vec![]);
+        }
+        let view = link.view.current();
+        let on_best = crate::btc::attributes::tip_hash(attrs).is_some_and(|h| view.is_on_best_chain(attrs.tip_height, &h));
+        if !on_best {
+            return Err(ExecutorError::BtcTipUnknown { height: attrs.tip_height });
+        }
+        let first = attrs.tip_height + 1 - attrs.headers.len() as u64;
+        Ok(forced_due(&view, first, attrs.tip_height, link.rules.forced_confirmations, self.spec.chain_id))
+    }
+
     fn btc_at(&self, attrs: &bss_consensus::BtcAttributes) -> Option<BtcAt> {
         let link = self.btc.as_ref()?;
         let at = btc_at(link, attrs);
@@ -160,6 +177,7 @@ impl Executor {
             fields.btc = next_attributes(&parent.btc, &view, &link.rules);
             fields.anchors = anchors_for(&view, &fields.btc, &link.keystones);
         }
+        fields.forced = self.forced_due(&fields.btc)?;
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&fields.btc))
             .build(&fields, candidates)?;
@@ -194,9 +212,10 @@ impl Executor {
         if check_btc {
             self.check_btc(&parent, block)?;
         }
+        let forced = self.forced_due(&block.header.btc)?;
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&block.header.btc))
-            .validate(block, txs)?;
+            .validate(block, txs, &forced)?;
         Ok(Self::record(executed, started, "validate", &self.metrics.validate_seconds))
     }
 }

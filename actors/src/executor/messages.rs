@@ -15,6 +15,8 @@ pub enum ExecutorError {
     Anchors { proposed: usize, expected: usize },
     #[error("block carries Bitcoin headers but this node has no Bitcoin view ([btc] is not configured)")]
     NoBtcView,
+    #[error("this node's Bitcoin view does not hold the block's BTC tip at height {height} on its best chain")]
+    BtcTipUnknown { height: u64 },
     #[error("unknown parent block {0}")]
     UnknownParent(B256),
     #[error("storage: {0}")]

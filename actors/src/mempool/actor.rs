@@ -1,4 +1,6 @@
-use super::messages::{AddMany, AddTx, Committed, Drop, GetMany, GetTx, InjectPanic, PendingNonce, Select, Status};
+use super::messages::{
+    AddMany, AddTx, Committed, Drop, Due, GetMany, GetTx, InjectPanic, PendingNonce, Select, Status,
+};
 use super::metrics::MempoolMetrics;
 use super::pool::{Inserted, Pool, PoolConfig};
 use crate::hvm::{SignedTx, TxError};
@@ -112,6 +114,15 @@ impl Handler<Committed> for MempoolActor {
 
     fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
         self.pool.on_committed(&msg.advanced);
+        self.pool.set_height(msg.height);
+    }
+}
+
+impl Handler<Due> for MempoolActor {
+    type Result = MessageResult<Due>;
+
+    fn handle(&mut self, msg: Due, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.pool.due(msg.upcoming, msg.deadline, msg.max))
     }
 }
 

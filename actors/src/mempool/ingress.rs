@@ -4,7 +4,8 @@
 use super::messages::MempoolHandle;
 use super::pool::SenderState;
 use crate::hvm::{ChainSpec, SignedTx, TxError};
-use alloy_primitives::{Bytes, B256};
+use alloy_primitives::{Address, Bytes, B256};
+use std::collections::HashSet;
 use bss_storage::StoreReader;
 use std::sync::Arc;
 
@@ -16,6 +17,9 @@ pub enum AdmitError {
     Storage(#[from] bss_storage::StorageError),
     #[error("the mempool is not running")]
     Unavailable,
+    /// A Byzantine test mode (`censor:ADDR`) drops this sender's txs while acknowledging them.
+    #[error("censored")]
+    Censored(B256),
 }
 
 #[derive(Clone)]
@@ -25,6 +29,8 @@ pub struct TxIngress {
     pub mempool: MempoolHandle,
     /// Where accepted transactions are journaled before they are acknowledged.
     pub journal: Option<bss_storage::StorageHandle>,
+    /// Senders this operator censors (Byzantine test mode only; empty otherwise).
+    pub censored: Arc<HashSet<Address>>,
 }
 
 impl TxIngress {
@@ -42,6 +48,9 @@ impl TxIngress {
     /// run on the caller's thread: callers are RPC workers, not the consensus arbiter.
     pub async fn admit(&self, raw: Bytes) -> Result<(B256, Arc<SignedTx>), AdmitError> {
         let tx = Arc::new(self.check(&raw)?);
+        if self.censored.contains(&tx.sender) {
+            return Err(AdmitError::Censored(tx.hash));
+        }
         let account = self.reader.account(&tx.sender)?.unwrap_or_default();
         let state = SenderState { nonce: account.nonce, balance: account.balance };
         let hash = self.mempool.add(tx.clone(), state).await.map_err(|_| AdmitError::Unavailable)??;
@@ -58,6 +67,7 @@ impl TxIngress {
         let checked = tokio::task::spawn_blocking(move || {
             raws.iter()
                 .filter_map(|raw| this.check(raw).ok())
+                .filter(|tx| !this.censored.contains(&tx.sender))
                 .map(|tx| {
                     let account = this.reader.account(&tx.sender)?.unwrap_or_default();
                     Ok((Arc::new(tx), SenderState { nonce: account.nonce, balance: account.balance }))

@@ -25,11 +25,22 @@ pub struct Select {
     pub max_count: usize,
 }
 
-/// A block committed: the senders' next nonces after it.
+/// A block committed: its height and the senders' next nonces after it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Committed {
+    pub height: u64,
     pub advanced: Vec<(Address, u64)>,
+}
+
+/// Executable txs held long enough that the block at `upcoming` must carry them (this
+/// operator's inclusion list), oldest first, at most `max`.
+#[derive(Message)]
+#[rtype(result = "Vec<Arc<SignedTx>>")]
+pub struct Due {
+    pub upcoming: u64,
+    pub deadline: u64,
+    pub max: usize,
 }
 
 /// Transactions the block builder found invalid on current state.
@@ -92,8 +103,13 @@ impl MempoolHandle {
         self.addr.send(Select { base_fee, max_gas, max_count }).await.map_err(|_| MempoolGone)
     }
 
-    pub fn committed(&self, advanced: Vec<(Address, u64)>) {
-        self.addr.do_send(Committed { advanced });
+    pub fn committed(&self, height: u64, advanced: Vec<(Address, u64)>) {
+        self.addr.do_send(Committed { height, advanced });
+    }
+
+    /// This operator's inclusion list for the block at `upcoming`.
+    pub async fn due(&self, upcoming: u64, deadline: u64, max: usize) -> Result<Vec<Arc<SignedTx>>, MempoolGone> {
+        self.addr.send(Due { upcoming, deadline, max }).await.map_err(|_| MempoolGone)
     }
 
     pub fn drop_invalid(&self, hashes: Vec<B256>) {

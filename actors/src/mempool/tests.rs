@@ -26,7 +26,7 @@ async fn admits_selects_in_nonce_order_replaces_only_with_a_bump_and_forgets_com
     assert_eq!(pool.status().await.expect("status"), (3, 0));
     // Block committed up to nonce 2: the first two leave, the third stays pending.
     let sender = transfer(0, 3).sender;
-    pool.committed(vec![(sender, 2)]);
+    pool.committed(1, vec![(sender, 2)]);
     assert_eq!(pool.status().await.expect("status"), (1, 0));
     assert_eq!(pool.pending_nonce(sender).await.expect("running"), Some(3));
     // A tx a builder found invalid is dropped.

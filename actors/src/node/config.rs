@@ -452,11 +452,7 @@ impl NodeConfig {
         if !(1..=1000).contains(&cfg.censorship.forced_confirmations) {
             return Err(ConfigError::Invalid("censorship.forced_confirmations must be between 1 and 1000".into()));
         }
-        if !cfg.byzantine.is_empty() && !cfg.allow_byzantine {
-            return Err(ConfigError::Invalid(
-                "byzantine modes need `allow_byzantine = true` in the config (test clusters only)".into(),
-            ));
-        }
+        super::byzantine::Byzantine::parse(&cfg.byzantine, cfg.allow_byzantine)?;
         if let Some(btc) = cfg.btc.as_mut() {
             btc.rpc_cookie_file = btc.rpc_cookie_file.as_ref().map(|f| base.join(f));
             btc.network()?;

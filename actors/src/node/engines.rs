@@ -25,6 +25,9 @@ pub struct EngineParts<'a> {
     pub gossip: GossipAdmission,
     /// The operator port, bound early (None for a federation of one).
     pub listener: Option<std::net::TcpListener>,
+    /// Where this operator's inclusion lists come from.
+    pub mempool: crate::mempool::MempoolHandle,
+    pub byzantine: super::byzantine::Byzantine,
 }
 
 /// Starts the network on its own arbiter with `engine` as the consensus route.
@@ -84,6 +87,12 @@ pub fn start_native(mut p: EngineParts<'_>) -> Result<Option<NetworkHandle>, Nod
         chain: p.chain.clone(),
         storage: p.opened.storage.clone(),
         network: network.clone(),
+        lists: crate::consensus::ListSource {
+            mempool: p.mempool.clone(),
+            chain_id: p.chain_id,
+            deadline: p.cfg.consensus.inclusion_deadline,
+            false_lists: p.byzantine.false_lists,
+        },
     };
     ctx.run(ConsensusActor::new(engine, parts));
     Ok(network)

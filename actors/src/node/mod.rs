@@ -10,6 +10,7 @@
 //! the process through `crate::fatal::stop` with exit code 2.
 
 pub mod bitcoin;
+pub mod byzantine;
 pub mod config;
 mod engines;
 pub mod identity;
@@ -91,6 +92,10 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     let genesis: Genesis = genesis_cfg.to_genesis()?;
     let spec = genesis.spec.clone();
     let id = Identity::from_config(&cfg)?;
+    let byzantine = byzantine::Byzantine::parse(&cfg.byzantine, cfg.allow_byzantine)?;
+    if byzantine.is_active() {
+        tracing::warn!(target: "node", modes = ?cfg.byzantine, "BYZANTINE TEST MODES ARE ON: this operator breaks the protocol on purpose");
+    }
     if !matches!(cfg.consensus.engine.as_str(), "native" | "hotstuff-rs") {
         return Err(NodeError::UnknownEngine(cfg.consensus.engine.clone()));
     }
@@ -122,6 +127,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         reader: reader.clone(),
         mempool: mempool.clone(),
         journal: Some(storage.clone()),
+        censored: byzantine.censored.clone(),
     };
 
     let guard = btc
@@ -142,6 +148,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             max_clock_drift: cfg.consensus.max_clock_drift,
             btc: btc.clone().zip(cfg.btc.as_ref().map(|b| b.catch_up_wait)),
             guard,
+            censored: byzantine.censored.clone(),
         },
         executor: executor.clone(),
         mempool: mempool.clone(),
@@ -158,6 +165,8 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         chain: chain.clone(),
         gossip: GossipAdmission::start(ingress.clone()),
         listener,
+        mempool: mempool.clone(),
+        byzantine: byzantine.clone(),
     };
     let network = match cfg.consensus.engine.as_str() {
         "hotstuff-rs" => engines::start_hotstuff_rs(engine_parts)?,

@@ -51,6 +51,8 @@ impl RpcParts {
         let pop_confirmations = cfg.pop.as_ref().map(|p| p.superfinality_confirmations);
         let (index, operators) = (id.index, id.operators.len());
         let (keys, engine) = (cfg.operators.keys.clone(), cfg.consensus.engine.clone());
+        let (inclusion_deadline, forced_confirmations) =
+            (cfg.consensus.inclusion_deadline, cfg.censorship.forced_confirmations);
         let heavy = Arc::new(tokio::sync::Semaphore::new(rpc_cfg.max_concurrent_calls.max(1)));
         let context = Box::new(move || RpcContext {
             spec: ingress.spec.clone(),
@@ -60,7 +62,14 @@ impl RpcParts {
             network: network.clone(),
             chain: chain.clone(),
             cfg: rpc_cfg.clone(),
-            node: NodeInfo { operator_index: index, operators, operator_keys: keys.clone(), engine: engine.clone() },
+            node: NodeInfo {
+                operator_index: index,
+                operators,
+                operator_keys: keys.clone(),
+                engine: engine.clone(),
+                inclusion_deadline,
+                forced_confirmations,
+            },
             metrics: metrics.clone(),
             faults: None,
             btc: btc.clone(),

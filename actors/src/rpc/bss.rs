@@ -36,6 +36,8 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                 "head": { "number": head.number, "hash": head.hash(), "round": head.round },
                 "mempool": { "pending": pending, "queued": queued },
                 "peers": peers,
+                "inclusionDeadline": c.node.inclusion_deadline,
+                "forcedConfirmations": c.node.forced_confirmations,
                 "version": env!("CARGO_PKG_VERSION"),
             }))
         })

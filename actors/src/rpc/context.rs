@@ -17,6 +17,10 @@ pub struct NodeInfo {
     /// The operator set's public keys (hex), in index order.
     pub operator_keys: Vec<String>,
     pub engine: String,
+    /// `consensus.inclusion_deadline`.
+    pub inclusion_deadline: u64,
+    /// `censorship.forced_confirmations`.
+    pub forced_confirmations: u64,
 }
 
 pub struct RpcContext {

@@ -273,6 +273,8 @@ async fn send_raw(c: &RpcContext, raw: &Bytes) -> RpcResult {
             }
             Ok(json!(hash))
         }
+        // The Byzantine censor mode acknowledges and forgets (what a censoring operator does).
+        Err(AdmitError::Censored(hash)) => Ok(json!(hash)),
         Err(AdmitError::Rejected(e)) => Err(server_error(e.to_string())),
         Err(e) => Err(internal(e)),
     }

@@ -7,6 +7,7 @@
 
 mod actor;
 mod bss;
+mod censorship;
 pub mod context;
 mod eth;
 pub mod format;
