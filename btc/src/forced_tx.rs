@@ -76,7 +76,8 @@ impl ForcedPoster {
         let change = value.checked_sub(commit_value + commit_fee).filter(|c| *c >= MIN_CHANGE);
         let change = change.ok_or(TxBuildError::TooSmall { have: value, fee: needed })?;
         let commit = self.commit(coin, value, commit_value, &commit_script, change)?;
-        let reveal = self.reveal(OutPoint::new(commit.compute_txid(), 0), commit_value, &leaf, &info, &commit_script)?;
+        let reveal =
+            self.reveal(OutPoint::new(commit.compute_txid(), 0), commit_value, &leaf, &info, &commit_script)?;
         Ok(Posting { commit, reveal })
     }
 
@@ -127,7 +128,10 @@ impl ForcedPoster {
             version: transaction::Version::TWO,
             lock_time: absolute::LockTime::ZERO,
             input: vec![txin(commit)],
-            output: vec![TxOut { value: Amount::from_sat(REVEAL_OUTPUT), script_pubkey: self.address().script_pubkey() }],
+            output: vec![TxOut {
+                value: Amount::from_sat(REVEAL_OUTPUT),
+                script_pubkey: self.address().script_pubkey(),
+            }],
         };
         let prevouts = [TxOut { value: Amount::from_sat(commit_value), script_pubkey: commit_script.clone() }];
         let leaf_hash = bitcoin::TapLeafHash::from_script(leaf, LeafVersion::TapScript);

@@ -286,7 +286,8 @@ fn byzantine_modes(flags: &[String], nodes: usize) -> Result<std::collections::B
     let mut out: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
     for f in flags {
         let (i, mode) = f.split_once('=').ok_or_else(|| eyre::eyre!("--byzantine {f:?}: expected I=MODE"))?;
-        let i: usize = i.trim().parse().map_err(|_| eyre::eyre!("--byzantine {f:?}: {i:?} is not an operator index"))?;
+        let i: usize =
+            i.trim().parse().map_err(|_| eyre::eyre!("--byzantine {f:?}: {i:?} is not an operator index"))?;
         if i >= nodes {
             bail!("--byzantine {f:?}: the devnet has operators 0 to {}", nodes - 1);
         }

@@ -4,6 +4,7 @@ mod bench;
 mod btc_url;
 mod chaos;
 mod devnet;
+mod force_include;
 mod logging;
 mod regtest;
 mod status;
@@ -46,6 +47,8 @@ enum Command {
     BtcRegtest(regtest::cmd::RegtestArgs),
     /// Check the chain of evidence that an L2 block is final (certificate, keystone, Bitcoin).
     Verify(verify::VerifyArgs),
+    /// Post a signed L2 tx to Bitcoin (taproot envelope) so that every operator must include it.
+    ForceInclude(force_include::ForceIncludeArgs),
     /// One-screen summary of an operator: head, round, peers, mempool, Bitcoin, finality.
     Status(status::StatusArgs),
     /// Generate an operator key pair (ed25519, or with --btc a secp256k1 keystone key), or show
@@ -92,6 +95,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::BtcRegtest(args) => regtest::cmd::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Status(args) => status::run(args),
+        Command::ForceInclude(args) => force_include::run(args, cli.log_format == "json"),
         Command::Keygen { show: Some(path), btc, .. } => {
             let secret = bss_actors::node::config::read_secret_file(&path)?;
             if btc {

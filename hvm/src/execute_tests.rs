@@ -79,7 +79,7 @@ pub(crate) fn fields(n: &Node) -> ProposalFields {
         anchors: vec![],
         inclusion: vec![],
         forced: vec![],
-            omit_senders: Default::default(),
+        omit_senders: Default::default(),
     }
 }
 

@@ -29,8 +29,13 @@ fn a_byzantine_flood_of_future_rounds_stays_bounded_and_commits_go_on() {
             let r = round + 1 + i;
             let hash = B256::from(alloy_primitives::U256::from(i));
             let signature = sign_vote(&signers[0], CHAIN_ID, r, &hash);
-            encode(&WireMessage::Consensus(NativeMessage::Vote(Vote { round: r, block_hash: hash, signature })))
-                .expect("encode")
+            encode(&WireMessage::Consensus(NativeMessage::Vote(Vote {
+                round: r,
+                block_hash: hash,
+                signature,
+                list: None,
+            })))
+            .expect("encode")
         })
         .collect();
     let replayed: Vec<Vec<u8>> = votes.iter().chain(&votes).cloned().collect();

@@ -103,6 +103,8 @@ pub struct Node {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub addr: SocketAddr,
+    /// Extra `bss node` arguments (e.g. `--byzantine MODE`).
+    pub args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -126,7 +128,7 @@ impl Node {
 
     /// Starts `bss node --config <config>` whose RPC listens on `addr`.
     pub fn launch(dir: &Path, config: PathBuf, addr: SocketAddr) -> Node {
-        let mut node = Node { dir: dir.to_path_buf(), config, addr, child: None };
+        let mut node = Node { dir: dir.to_path_buf(), config, addr, args: vec![], child: None };
         node.spawn();
         node
     }
@@ -141,6 +143,7 @@ impl Node {
         let child = Command::new(BSS)
             .args(["node", "--config"])
             .arg(&self.config)
+            .args(&self.args)
             .env("RUST_LOG", "info,fjall=warn,lsm_tree=warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -284,6 +287,19 @@ impl Federation {
         network: &str,
         link: impl Fn(usize, usize, SocketAddr) -> Option<SocketAddr>,
     ) -> Federation {
+        Self::start_byzantine(dir, n, consensus, network, link, &[])
+    }
+
+    /// Like `start_full`; operator `i` of each `(i, mode)` runs `bss node --byzantine mode`
+    /// with `allow_byzantine = true` in its config.
+    pub fn start_byzantine(
+        dir: &Path,
+        n: usize,
+        consensus: &str,
+        network: &str,
+        link: impl Fn(usize, usize, SocketAddr) -> Option<SocketAddr>,
+        byzantine: &[(usize, &str)],
+    ) -> Federation {
         let signers: Vec<bss_consensus::OperatorSigner> =
             (0..n).map(|i| bss_consensus::OperatorSigner::from_bytes([i as u8 + 1; 32])).collect();
         let keys: Vec<String> = signers.iter().map(|s| format!("\"{}\"", s.public().to_hex())).collect();
@@ -299,11 +315,12 @@ impl Federation {
             std::fs::write(
                 &config,
                 format!(
-                    "data_dir = \"node{i}\"\ngenesis_file = \"genesis.toml\"\noperator_key = \"{}\"\n\
+                    "data_dir = \"node{i}\"\ngenesis_file = \"genesis.toml\"\noperator_key = \"{}\"\n{}\
                      [operators]\nkeys = [{}]\naddrs = [{}]\n[consensus]\n{}\n\
                      [storage]\nfsync = false\n[rpc]\naddr = \"127.0.0.1:{}\"\nfault_injection = true\n\
                      [network]\nlisten = \"127.0.0.1:{}\"\n{network}\n",
                     signers[i].secret_hex(),
+                    if byzantine.iter().any(|(b, _)| *b == i) { "allow_byzantine = true\n" } else { "" },
                     keys.join(", "),
                     addrs.join(", "),
                     consensus.replace("{i}", &i.to_string()),
@@ -313,7 +330,12 @@ impl Federation {
             )
             .expect("config");
             let addr: SocketAddr = format!("127.0.0.1:{}", rpc[i]).parse().expect("addr");
-            nodes.push(Node::launch(dir, config, addr));
+            let mut node = Node { dir: dir.to_path_buf(), config, addr, args: vec![], child: None };
+            for (_, mode) in byzantine.iter().filter(|(b, _)| *b == i) {
+                node.args.extend(["--byzantine".to_string(), mode.to_string()]);
+            }
+            node.spawn();
+            nodes.push(node);
         }
         Federation { nodes }
     }

@@ -136,7 +136,8 @@ impl Executor {
             return Ok(vec![]);
         }
         let view = link.view.current();
-        let on_best = crate::btc::attributes::tip_hash(attrs).is_some_and(|h| view.is_on_best_chain(attrs.tip_height, &h));
+        let on_best =
+            crate::btc::attributes::tip_hash(attrs).is_some_and(|h| view.is_on_best_chain(attrs.tip_height, &h));
         if !on_best {
             return Err(ExecutorError::BtcTipUnknown { height: attrs.tip_height });
         }

@@ -5,8 +5,8 @@ use super::messages::MempoolHandle;
 use super::pool::SenderState;
 use crate::hvm::{ChainSpec, SignedTx, TxError};
 use alloy_primitives::{Address, Bytes, B256};
-use std::collections::HashSet;
 use bss_storage::StoreReader;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
