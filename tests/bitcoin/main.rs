@@ -130,6 +130,7 @@ fn regtest_chain_through_bitcoincore_rpc() {
     assert_eq!(c.get_best_block_hash().expect("best"), best);
 }
 
+mod censorship;
 mod hvm;
 mod pop;
 mod trust;

@@ -35,7 +35,7 @@ fn first_block_reaching(c: &RpcContext, btc_height: u64, head: u64) -> Result<Op
 fn outcome_json(o: &ForcedOutcome, l2_block: u64) -> Value {
     json!({
         "status": if o.skipped.is_some() { "skipped" } else { "included" },
-        "btcTxid": o.btc_txid,
+        "btcTxid": hex::encode(o.btc_txid),
         "btcHeight": o.btc_height,
         "l2Block": l2_block,
         "reason": o.skipped,
@@ -67,7 +67,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
             }
             Ok(json!({
                 "status": "pending",
-                "btcTxid": m.txid_display(),
+                "btcTxid": m.txid.to_string(),
                 "btcHeight": m.height,
                 "confirmations": view.best_height().map_or(0, |b| (b + 1).saturating_sub(m.height)),
                 "dueBtcHeight": due,
