@@ -26,6 +26,11 @@ struct Devnet {
 impl Devnet {
     /// `bss devnet` with default flags but its ports (and `--nodes` when `nodes` is given).
     fn start(dir: &Path, nodes: Option<u16>) -> Devnet {
+        Self::start_with(dir, nodes, &[])
+    }
+
+    /// Like `start`, with further `bss devnet` arguments.
+    fn start_with(dir: &Path, nodes: Option<u16>, extra: &[&str]) -> Devnet {
         // Consecutive free ports for RPC and for p2p: probe a base that has them.
         let n = nodes.unwrap_or(4);
         let base = free_run(n);
@@ -37,6 +42,7 @@ impl Devnet {
             .args(["--btc-port", &btc_port.to_string(), "--btc-block-interval", "0s", "--data-dir"])
             .arg(dir.join("devnet"))
             .args(nodes.map(|n| vec!["--nodes".to_string(), n.to_string()]).unwrap_or_default())
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(out.try_clone().expect("clone")))
             .stderr(Stdio::from(out))
@@ -211,6 +217,46 @@ fn a_devnet_of_one_prints_only_its_banner() {
     }
     let log = std::fs::read_to_string(net.dir.join("node0.log")).expect("node log");
     assert!(log.contains(" INFO ") && !log.contains('\u{1b}'), "the node's log: {log}");
+}
+
+/// `bss devnet --byzantine 'I=censor:ADDR'` alone makes operator I a censor: it writes
+/// `allow_byzantine = true` into that operator's config, and the node acknowledges the censored
+/// sender's txs without ever committing them.
+#[test]
+fn devnet_byzantine_flag_makes_a_censor() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let censored = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"; // dev account 1
+    let net = Devnet::start_with(dir.path(), Some(1), &["--byzantine", &format!("0=censor:{censored}")]);
+    let config = std::fs::read_to_string(net.dir.join("node0.toml")).expect("config");
+    assert!(config.contains("allow_byzantine = true") && config.contains(censored), "{config}");
+    // Dev account 1 (censored) and dev account 0 (not) each send one transfer.
+    let send = |secret: &str| {
+        let raw = bss_actors::hvm::accounts::DevKey::from_secret(hex::decode(secret).expect("hex").try_into().expect("32"))
+            .expect("key")
+            .sign_raw(alloy_consensus::TxEip1559 {
+                chain_id: 1337,
+                nonce: 0,
+                gas_limit: 21_000,
+                max_fee_per_gas: 20_000_000_000,
+                max_priority_fee_per_gas: 1,
+                to: alloy_primitives::TxKind::Call(alloy_primitives::Address::with_last_byte(1)),
+                value: alloy_primitives::U256::from(1),
+                ..Default::default()
+            });
+        net.call(0, "eth_sendRawTransaction", json!([raw]))
+    };
+    let censored_tx = send(DEV1);
+    let free_tx = send(DEV0);
+    let receipt = wait_until("the uncensored transfer", Duration::from_secs(60), || {
+        Some(net.call(0, "eth_getTransactionReceipt", json!([free_tx]))).filter(|r| !r.is_null())
+    });
+    let at = hex_or(&receipt["blockNumber"]).expect("block");
+    wait_until("five more blocks", Duration::from_secs(60), || {
+        (hex_or(&net.call(0, "eth_blockNumber", json!([]))).unwrap_or(0) >= at + 5).then_some(())
+    });
+    assert!(net.call(0, "eth_getTransactionReceipt", json!([censored_tx])).is_null(), "the censor committed it");
+    let log = std::fs::read_to_string(net.dir.join("node0.log")).expect("node log");
+    assert!(log.contains("BYZANTINE TEST MODES ARE ON"), "no warning in the log");
 }
 
 /// Every metric the Grafana dashboard plots is one the node exports.

@@ -59,7 +59,7 @@ async fn a_proposal_takes_the_pool_validates_commits_once_and_is_announced() {
     let state = SenderState { nonce: 0, balance: U256::from(10u128.pow(20)) };
     f.mempool.add(transfer(0, 3), state).await.expect("mempool").expect("admitted");
     let mut commits = f.chain.subscribe();
-    let block = f.chain.propose(1, f.genesis.clone(), vec![]).await.expect("proposal");
+    let block = f.chain.propose(1, f.genesis.clone(), vec![], vec![]).await.expect("proposal");
     assert_eq!((block.number(), block.transactions.len()), (1, 1), "the pooled transfer is in it");
     // Validating our own proposal needs no second execution; the commit writes it.
     f.chain.validate(block.clone(), vec![], true).await.expect("valid");
@@ -86,7 +86,7 @@ async fn a_proposal_takes_the_pool_validates_commits_once_and_is_announced() {
 #[actix::test]
 async fn proposals_from_the_future_and_on_unknown_parents_are_refused() {
     let f = fixture();
-    let mut block = f.chain.propose(1, f.genesis.clone(), vec![]).await.expect("proposal");
+    let mut block = f.chain.propose(1, f.genesis.clone(), vec![], vec![]).await.expect("proposal");
     block.header.timestamp_ms = now_ms() + 60_000;
     match f.chain.validate(block.clone(), vec![], true).await {
         Err(ChainError::ClockAhead { ahead_ms }) => assert!(ahead_ms > 50_000),
@@ -103,8 +103,8 @@ async fn proposals_from_the_future_and_on_unknown_parents_are_refused() {
 async fn certified_blocks_it_never_saw_are_executed_from_their_ancestors() {
     let f = fixture();
     // Two blocks built elsewhere (here: proposed, then forgotten by a fresh service).
-    let a = f.chain.propose(1, f.genesis.clone(), vec![]).await.expect("a");
-    let b = f.chain.propose(2, a.header.clone(), vec![]).await.expect("b");
+    let a = f.chain.propose(1, f.genesis.clone(), vec![], vec![]).await.expect("a");
+    let b = f.chain.propose(2, a.header.clone(), vec![], vec![]).await.expect("b");
     let g = fixture();
     // `b` arrives by block sync with `a` as its ancestor: validated as certified, then committed.
     g.chain.validate(b.clone(), vec![a.clone()], false).await.expect("synced block executes");

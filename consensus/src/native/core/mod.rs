@@ -1,4 +1,6 @@
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use super::leader::Reputation;
 use super::messages::{
