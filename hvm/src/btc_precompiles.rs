@@ -6,7 +6,8 @@
 //!
 //! Gas, charged before running: 0x40 btcBalAddr 10,000 · 0x41 btcUtxosAddrList 25,000 · 0x42
 //! btcTxByTxid 20,000 · 0x43 btcTxConfirmations 5,000 · 0x44 btcLastHeader 3,000 · 0x45
-//! btcHeaderN 3,000 · 0x46 btcAddrToScript 3,000; and 0x40 and 0x41 add
+//! btcHeaderN 3,000 · 0x46 btcAddrToScript 3,000 · 0x47 btcInputByTxid 10,000 · 0x48
+//! btcOutputByTxid 5,000 · 0x49 btcTxGetInputWitness 5,000 (layouts in `btc_precompiles_tx`); and 0x40 and 0x41 add
 //! [`GAS_PER_SCANNED_OUTPUT`] for every output of the address they have to look at (known in
 //! O(1) before scanning), so a dust-spammed address costs its caller, not the round: a scan too
 //! big for the call's gas fails out of gas without running.
@@ -33,6 +34,9 @@ pub const BTC_TX_CONFIRMATIONS: u8 = 0x43;
 pub const BTC_LAST_HEADER: u8 = 0x44;
 pub const BTC_HEADER_N: u8 = 0x45;
 pub const BTC_ADDR_TO_SCRIPT: u8 = 0x46;
+pub const BTC_INPUT_BY_TXID: u8 = 0x47;
+pub const BTC_OUTPUT_BY_TXID: u8 = 0x48;
+pub const BTC_TX_GET_INPUT_WITNESS: u8 = 0x49;
 
 /// Gas per output of the queried address that 0x40 and 0x41 scan (about a warm SLOAD).
 pub const GAS_PER_SCANNED_OUTPUT: u64 = 100;
@@ -55,6 +59,8 @@ pub fn gas_cost(id: u8) -> u64 {
         BTC_UTXOS_ADDR_LIST => 25_000,
         BTC_TX_BY_TXID => 20_000,
         BTC_TX_CONFIRMATIONS => 5_000,
+        BTC_INPUT_BY_TXID => 10_000,
+        BTC_OUTPUT_BY_TXID | BTC_TX_GET_INPUT_WITNESS => 5_000,
         _ => 3_000,
     }
 }
@@ -81,7 +87,7 @@ pub fn btc_at(link: &bss_btc::BtcLink, tip: &bss_consensus::BtcAttributes) -> Op
 
 fn hvm_id(a: &Address) -> Option<u8> {
     let b = a.as_slice();
-    (b[..19].iter().all(|x| *x == 0) && (BTC_BAL_ADDR..=BTC_ADDR_TO_SCRIPT).contains(&b[19])).then_some(b[19])
+    (b[..19].iter().all(|x| *x == 0) && (BTC_BAL_ADDR..=BTC_TX_GET_INPUT_WITNESS).contains(&b[19])).then_some(b[19])
 }
 
 /// Ethereum's precompiles plus the hVM's.
@@ -100,7 +106,7 @@ impl HvmPrecompiles {
 
     fn all_addresses(eth: &EthPrecompiles) -> AddressSet {
         let mut set = eth.warm_addresses().clone();
-        for id in BTC_BAL_ADDR..=BTC_ADDR_TO_SCRIPT {
+        for id in BTC_BAL_ADDR..=BTC_TX_GET_INPUT_WITNESS {
             set.insert(Address::with_last_byte(id));
         }
         set
@@ -156,6 +162,9 @@ pub fn run_hvm(id: u8, input: &[u8], v: &BtcAt) -> Vec<u8> {
             _ => vec![],
         },
         BTC_ADDR_TO_SCRIPT => script_of(input, v).map(|s| s.into_bytes()).unwrap_or_default(),
+        BTC_INPUT_BY_TXID => super::btc_precompiles_tx::input_by_txid(input, v),
+        BTC_OUTPUT_BY_TXID => super::btc_precompiles_tx::output_by_txid(input, v),
+        BTC_TX_GET_INPUT_WITNESS => super::btc_precompiles_tx::input_witness(input, v),
         _ => vec![],
     }
 }
@@ -170,7 +179,7 @@ fn script_of(input: &[u8], v: &BtcAt) -> Option<bitcoin::ScriptBuf> {
 }
 
 /// Display order (as block explorers print txids) ↔ the internal byte order.
-fn reversed(b: &[u8]) -> [u8; 32] {
+pub(crate) fn reversed(b: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(b);
     out.reverse();
@@ -203,7 +212,7 @@ fn utxos(input: &[u8], v: &BtcAt) -> Vec<u8> {
     out
 }
 
-fn txid_of(input: &[u8]) -> Option<Txid> {
+pub(crate) fn txid_of(input: &[u8]) -> Option<Txid> {
     (input.len() >= 32).then(|| Txid::from_byte_array(reversed(&input[..32])))
 }
 
@@ -308,7 +317,7 @@ fn tx_by_txid(input: &[u8], v: &BtcAt) -> Vec<u8> {
     out
 }
 
-fn spent_value(o: &OutPoint, v: &BtcAt) -> Option<u64> {
+pub(crate) fn spent_value(o: &OutPoint, v: &BtcAt) -> Option<u64> {
     let rec = v.index.tx(&o.txid, v.height)?;
     rec.tx.output.get(o.vout as usize).map(|out| out.value.to_sat())
 }

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod btc_precompiles;
+mod btc_precompiles_tx;
 pub mod bytecode;
 pub mod call;
 pub mod chain;

@@ -90,6 +90,10 @@ fn federation_agrees_on_the_bitcoin_view_and_the_hvm_precompiles() {
         (0x45, 101u32.to_be_bytes().to_vec()),
         (0x46, payee_addr.as_bytes().to_vec()),
         (0x40, b"too short".to_vec()),
+        // Input 0 (scriptSig up to 8 bytes), output 0 (script up to 64), witness 0 of input 0.
+        (0x47, [&txid_display[..], &0u16.to_be_bytes(), &8u16.to_be_bytes()].concat()),
+        (0x48, [&txid_display[..], &0u16.to_be_bytes(), &64u16.to_be_bytes()].concat()),
+        (0x49, [&txid_display[..], &0u16.to_be_bytes(), &0u16.to_be_bytes(), &200u16.to_be_bytes()].concat()),
     ];
     for i in all {
         let tip = fed.nodes[i].rpc("bss_btcTip", json!([]));
@@ -116,6 +120,22 @@ fn federation_agrees_on_the_bitcoin_view_and_the_hvm_precompiles() {
     assert_eq!(a[5][4..36], hex::decode(c.get_block_hash(101).expect("hash").to_string()).expect("hex")[..]);
     assert_eq!(a[6], payee.address().script_pubkey().to_bytes(), "btcAddrToScript");
     assert!(a[7].is_empty(), "invalid input: empty output, not a revert");
+    let spent = &tx.input[0];
+    let input0 = [
+        &(spent.witness.len() as u16).to_be_bytes()[..],
+        &cb.1.value.to_sat().to_be_bytes(),
+        &hex::decode(spent.previous_output.txid.to_string()).expect("hex"),
+        &(spent.previous_output.vout as u16).to_be_bytes(),
+        &0u16.to_be_bytes(), // segwit: empty scriptSig
+        &spent.sequence.0.to_be_bytes(),
+    ]
+    .concat();
+    assert_eq!(a[8], input0, "btcInputByTxid");
+    let script = payee.address().script_pubkey().to_bytes();
+    let output0 = [&one.to_sat().to_be_bytes()[..], &(script.len() as u16).to_be_bytes(), &script, &[0]].concat();
+    assert_eq!(a[9], output0, "btcOutputByTxid (unspent)");
+    let w0 = spent.witness.nth(0).expect("witness");
+    assert_eq!(a[10], [&(w0.len() as u16).to_be_bytes()[..], w0].concat(), "btcTxGetInputWitness");
     let metrics = fed.nodes[1].metrics();
     assert!(metric(&metrics, "bss_btc_tip_height") >= 103.0, "the watcher's tip is exported");
 }

@@ -231,18 +231,19 @@ fn devnet_byzantine_flag_makes_a_censor() {
     assert!(config.contains("allow_byzantine = true") && config.contains(censored), "{config}");
     // Dev account 1 (censored) and dev account 0 (not) each send one transfer.
     let send = |secret: &str| {
-        let raw = bss_actors::hvm::accounts::DevKey::from_secret(hex::decode(secret).expect("hex").try_into().expect("32"))
-            .expect("key")
-            .sign_raw(alloy_consensus::TxEip1559 {
-                chain_id: 1337,
-                nonce: 0,
-                gas_limit: 21_000,
-                max_fee_per_gas: 20_000_000_000,
-                max_priority_fee_per_gas: 1,
-                to: alloy_primitives::TxKind::Call(alloy_primitives::Address::with_last_byte(1)),
-                value: alloy_primitives::U256::from(1),
-                ..Default::default()
-            });
+        let raw =
+            bss_actors::hvm::accounts::DevKey::from_secret(hex::decode(secret).expect("hex").try_into().expect("32"))
+                .expect("key")
+                .sign_raw(alloy_consensus::TxEip1559 {
+                    chain_id: 1337,
+                    nonce: 0,
+                    gas_limit: 21_000,
+                    max_fee_per_gas: 20_000_000_000,
+                    max_priority_fee_per_gas: 1,
+                    to: alloy_primitives::TxKind::Call(alloy_primitives::Address::with_last_byte(1)),
+                    value: alloy_primitives::U256::from(1),
+                    ..Default::default()
+                });
         net.call(0, "eth_sendRawTransaction", json!([raw]))
     };
     let censored_tx = send(DEV1);

@@ -53,8 +53,9 @@ fn replica(s: &[OperatorSigner], round: u64, me: usize) -> (NativeEngine, BlockH
     let history: Vec<(u64, u16)> = (1..round).filter(|r| r % 4 != 2).map(|r| (r, (r % 4) as u16)).collect();
     let head = header(100, round - 1, B256::repeat_byte(2), ((round - 1) % 4) as u16);
     let head_qc = qc(s, round - 1, head.hash());
-    let e = NativeEngine::new(cfg, s[me].clone(), head.clone(), head_qc.clone(), SafetyData::default(), vec![], history)
-        .expect("in the set");
+    let e =
+        NativeEngine::new(cfg, s[me].clone(), head.clone(), head_qc.clone(), SafetyData::default(), vec![], history)
+            .expect("in the set");
     (e, head, head_qc)
 }
 
@@ -86,9 +87,8 @@ fn an_operator_reputation_skipped_cannot_propose_from_its_round_robin_slot() {
     let with_lists = |by: u16| {
         let mut p = proposal(&s, by, round, &head, &head_qc);
         if let NativeMessage::Proposal(p) = &mut p {
-            p.block.header.inclusion = (0..3u16)
-                .map(|i| InclusionList::sign(&s[i as usize], i, CHAIN, &head.hash(), vec![]))
-                .collect();
+            p.block.header.inclusion =
+                (0..3u16).map(|i| InclusionList::sign(&s[i as usize], i, CHAIN, &head.hash(), vec![])).collect();
             p.signature = SigBytes(s[by as usize].sign(&proposal_message(CHAIN, round, &p.block.hash())));
         }
         p
