@@ -16,6 +16,7 @@ mod records;
 pub mod source;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod vault;
 pub mod view;
 
 pub use attributes::{check_attributes, next_attributes, view_ready, AttributeError, BtcRules};
