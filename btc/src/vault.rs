@@ -125,7 +125,7 @@ impl Vault {
                 reason: format!("{have} valid signatures, {} needed", self.threshold),
             });
         }
-        Ok(self.assemble(&chosen)?)
+        self.assemble(&chosen)
     }
 
     /// The witness as given, without checking (tests use it to show what Bitcoin refuses).
