@@ -187,6 +187,8 @@ pub struct Extras {
     pub btc: String,
     /// With `btc`: a `[pop]` section per operator, each with its own Bitcoin key.
     pub pop: bool,
+    /// Genesis filler accounts (a large starting state).
+    pub filler_accounts: u64,
 }
 
 /// Writes (or reuses) keys, genesis and one config per operator; returns the config paths.
@@ -217,6 +219,7 @@ pub fn prepare(args: &DevnetArgs, extras: &Extras) -> Result<Vec<PathBuf>> {
     if let Some(g) = extras.gas_limit {
         genesis.gas_limit = g;
     }
+    genesis.filler_accounts = extras.filler_accounts;
     genesis.alloc = extras
         .alloc
         .iter()

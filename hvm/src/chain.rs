@@ -23,6 +23,14 @@ pub struct ChainSpec {
     pub max_tx_size: usize,
 }
 
+/// The `i`-th filler account of a genesis (`filler_accounts`): the last 20 bytes of
+/// keccak256("bss/filler" ‖ i as u64 BE). Nobody holds its key.
+pub fn filler_address(i: u64) -> Address {
+    let mut m = b"bss/filler".to_vec();
+    m.extend_from_slice(&i.to_be_bytes());
+    Address::from_slice(&alloy_primitives::keccak256(m)[12..])
+}
+
 /// Genesis allocation and first header values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {

@@ -70,6 +70,10 @@ pub struct GenesisConfig {
     /// Further prefunded accounts.
     #[serde(default)]
     pub alloc: Vec<AllocEntry>,
+    /// Accounts with 1 wei at deterministic addresses, to start from a large state
+    /// (`bss bench --accounts N`). Default 0; at most 10,000,000.
+    #[serde(default)]
+    pub filler_accounts: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +123,13 @@ impl GenesisConfig {
         for a in &self.alloc {
             alloc.push((a.address, parse_wei(&a.balance)?));
         }
+        if self.filler_accounts > 10_000_000 {
+            return Err(ConfigError::Invalid(format!(
+                "genesis.filler_accounts {} is above 10,000,000",
+                self.filler_accounts
+            )));
+        }
+        alloc.extend((0..self.filler_accounts).map(|i| (crate::hvm::chain::filler_address(i), U256::from(1u8))));
         Ok(Genesis {
             spec: ChainSpec {
                 chain_id: self.chain_id,
@@ -513,6 +524,22 @@ mod tests {
         assert!(toml::from_str::<GenesisConfig>("chain_id = 7\nbogus = 1").is_err());
         let bad: GenesisConfig = toml::from_str("chain_id = 7\ndev_balance = \"lots\"").expect("parse");
         assert!(bad.to_genesis().is_err());
+    }
+
+    #[test]
+    fn filler_accounts_grow_the_genesis_state() {
+        let g: GenesisConfig = toml::from_str("chain_id = 7\nfiller_accounts = 1000").expect("parse");
+        let genesis = g.to_genesis().expect("genesis");
+        assert_eq!(genesis.alloc.len(), 10 + 1000);
+        let (batch, _) = genesis.build();
+        assert_eq!(batch.changes.accounts.len(), 1010, "every filler address is distinct");
+        let plain: GenesisConfig = toml::from_str("chain_id = 7").expect("parse");
+        assert_ne!(
+            batch.block.header.state_root,
+            plain.to_genesis().expect("genesis").build().0.block.header.state_root
+        );
+        let huge: GenesisConfig = toml::from_str("chain_id = 7\nfiller_accounts = 10000001").expect("parse");
+        assert!(huge.to_genesis().is_err());
     }
 
     #[test]

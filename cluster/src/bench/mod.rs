@@ -68,6 +68,10 @@ pub struct BenchArgs {
     /// RPC port of operator 0 of the started federation.
     #[arg(long, default_value_t = 18_545)]
     base_port: u16,
+    /// Accounts in the started federation's genesis state besides the senders (1 wei each, at
+    /// deterministic addresses): does throughput hold as the state grows?
+    #[arg(long, default_value_t = 0)]
+    accounts: u64,
     /// Where summary.json, timeline.csv, timeline.svg (and the federation's data) go.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
@@ -110,6 +114,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             mempool: "max_txs = 2000000\nmax_per_sender = 100000\nmax_nonce_gap = 100000".into(),
             btc: String::new(),
             pop: false,
+            filler_accounts: args.accounts,
         };
         println!("starting {} operator(s) in {}…", args.nodes, dev.data_dir.display());
         let configs = devnet::prepare(&dev, &extras)?;
@@ -242,6 +247,7 @@ fn bench(
         engine: args.engine.clone(),
         kind: args.kind,
         senders: keys.len(),
+        genesis_accounts: federation.map_or(0, |_| args.accounts),
         target_rate: (args.rate > 0.0).then_some(args.rate),
         duration_s: args.duration.as_secs_f64(),
         block_gas_limit: federation.map(|_| args.gas_limit),
@@ -257,7 +263,8 @@ fn bench(
         latency_ms_p90: observe::percentile(&lat, 90.0),
         latency_ms_p99: observe::percentile(&lat, 99.0),
         nodes,
-        fraction_of_sig_recovery_limit: committed_tps
+        // Every operator recovers the sender of every tx once (admission or gossip).
+        fraction_of_sig_recovery_limit: committed_tps * rpc.len() as f64
             / (machine.sig_recovery_per_sec_per_core * machine.cores as f64).max(1.0),
         fraction_of_raw_revm: committed_tps / machine.raw_revm_transfers_per_sec.max(1.0),
         machine,

@@ -27,6 +27,8 @@ pub struct Summary {
     pub engine: String,
     pub kind: super::load::TxKindArg,
     pub senders: usize,
+    /// Filler accounts in the started federation's genesis (`--accounts`).
+    pub genesis_accounts: u64,
     pub target_rate: Option<f64>,
     pub duration_s: f64,
     pub block_gas_limit: Option<u64>,
@@ -43,7 +45,8 @@ pub struct Summary {
     pub latency_ms_p99: f64,
     pub nodes: Vec<NodeUsage>,
     pub machine: MachineLimits,
-    /// committed_tps ÷ (signature recoveries/s on all cores): how close to the crypto ceiling.
+    /// committed_tps × operators ÷ (signature recoveries/s on all cores): how close to the
+    /// crypto ceiling, counting every operator's recovery of every sender.
     pub fraction_of_sig_recovery_limit: f64,
     /// committed_tps ÷ raw revm transfers/s: how close to the execution ceiling.
     pub fraction_of_raw_revm: f64,
@@ -53,8 +56,8 @@ pub fn table(s: &Summary) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "bss bench — {} operator(s), engine {}, {:?} txs, {} senders",
-        s.operators, s.engine, s.kind, s.senders
+        "bss bench — {} operator(s), engine {}, {:?} txs, {} senders, {} genesis filler accounts",
+        s.operators, s.engine, s.kind, s.senders, s.genesis_accounts
     );
     let rows: Vec<(&str, String)> = vec![
         ("committed tx/s", format!("{:.0}", s.committed_tps)),
