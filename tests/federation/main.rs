@@ -6,6 +6,7 @@ mod support;
 
 mod bad_peers;
 mod bench_smoke;
+mod byzantine;
 mod censorship;
 mod chaos_sample;
 mod floods;

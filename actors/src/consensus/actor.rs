@@ -24,6 +24,7 @@ pub struct ConsensusActor {
     storage: StorageHandle,
     network: Option<NetworkHandle>,
     lists: ListSource,
+    misbehaviour: Option<super::byzantine::Misbehaviour>,
     queue: VecDeque<Effect<NativeMessage>>,
     busy: bool,
     /// Set when the chain refused to go on (fork guard): the engine is no longer driven.
@@ -39,6 +40,8 @@ pub struct ConsensusParts {
     /// None for a federation of one.
     pub network: Option<NetworkHandle>,
     pub lists: ListSource,
+    /// Byzantine wire modes (test clusters only; None on an honest operator).
+    pub misbehaviour: Option<super::byzantine::Misbehaviour>,
 }
 
 /// Where this operator's inclusion lists come from: the txs its mempool has held for
@@ -83,6 +86,7 @@ impl ConsensusActor {
             storage: p.storage,
             network: p.network,
             lists: p.lists,
+            misbehaviour: p.misbehaviour,
             queue: VecDeque::new(),
             busy: false,
             halted: false,
@@ -117,7 +121,13 @@ impl ConsensusActor {
                         Ok::<_, ChainError>((block, due))
                     };
                     ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
-                        Ok((block, due)) => act.input(Input::ProposalReady { round, block, due }, ctx),
+                        Ok((block, due)) => {
+                            let block = match &act.misbehaviour {
+                                Some(b) => b.spoil(block),
+                                None => block,
+                            };
+                            act.input(Input::ProposalReady { round, block, due }, ctx)
+                        }
                         Err(e) => {
                             debug!(target: "consensus", round, error = %e, "no proposal this time; retrying");
                             ctx.run_later(Duration::from_millis(200), move |act, ctx| {
@@ -167,9 +177,10 @@ impl ConsensusActor {
                 Effect::ScheduleTimer { kind, after } => {
                     ctx.run_later(after, move |act, ctx| act.input(Input::TimerFired(kind), ctx));
                 }
-                Effect::Broadcast(m) => match &self.network {
-                    Some(n) => n.broadcast_consensus(m),
-                    None => debug!(target: "consensus", "no other operators to broadcast to"),
+                Effect::Broadcast(m) => match (&self.network, &mut self.misbehaviour) {
+                    (Some(n), Some(b)) => b.broadcast(n, m),
+                    (Some(n), None) => n.broadcast_consensus(m),
+                    (None, _) => debug!(target: "consensus", "no other operators to broadcast to"),
                 },
                 Effect::Send { to, message } => {
                     if let Some(n) = &self.network {

@@ -5,6 +5,7 @@
 //! anything after it (a signature, a commit) takes effect.
 
 mod actor;
+pub mod byzantine;
 mod messages;
 
 pub use actor::{ConsensusActor, ConsensusParts, ListSource};

@@ -5,7 +5,9 @@
 //! * `censor:0xADDR` — never proposes, gossips or lists a tx from ADDR (RPC still acknowledges
 //!   them); otherwise follows the protocol. May be repeated.
 //! * `false-lists` — claims omissions: its inclusion lists name made-up txs, and it refuses to
-//!   vote for any block that does not carry them.
+//!   vote for any block that does not carry them;
+//! * `withhold-votes`, `wrong-root`, `equivocate`, `replay`, `forge-qc` — wire misbehaviour of
+//!   the native engine's driver (`crate::consensus::byzantine`).
 
 use super::config::ConfigError;
 use crate::hvm::accounts::DevKey;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 pub struct Byzantine {
     pub censored: Arc<HashSet<Address>>,
     pub false_lists: bool,
+    pub wire: crate::consensus::byzantine::WireModes,
 }
 
 impl Byzantine {
@@ -29,6 +32,7 @@ impl Byzantine {
         }
         let mut censored = HashSet::new();
         let mut false_lists = false;
+        let mut wire = crate::consensus::byzantine::WireModes::default();
         for m in modes {
             match m.split_once(':') {
                 Some(("censor", addr)) => {
@@ -38,18 +42,24 @@ impl Byzantine {
                     censored.insert(a);
                 }
                 None if m == "false-lists" => false_lists = true,
+                None if m == "withhold-votes" => wire.withhold_votes = true,
+                None if m == "wrong-root" => wire.wrong_root = true,
+                None if m == "equivocate" => wire.equivocate = true,
+                None if m == "replay" => wire.replay = true,
+                None if m == "forge-qc" => wire.forge_qc = true,
                 _ => {
                     return Err(ConfigError::Invalid(format!(
-                        "unknown byzantine mode {m:?}; known: censor:0xADDR, false-lists"
+                        "unknown byzantine mode {m:?}; known: censor:0xADDR, false-lists, withhold-votes, \
+                         wrong-root, equivocate, replay, forge-qc"
                     )))
                 }
             }
         }
-        Ok(Self { censored: Arc::new(censored), false_lists })
+        Ok(Self { censored: Arc::new(censored), false_lists, wire })
     }
 
     pub fn is_active(&self) -> bool {
-        !self.censored.is_empty() || self.false_lists
+        !self.censored.is_empty() || self.false_lists || self.wire.any()
     }
 }
 
@@ -84,6 +94,8 @@ mod tests {
         assert!(b.false_lists && b.censored.contains(&aa));
         assert!(Byzantine::parse(&["censor:nope".into()], true).is_err());
         assert!(Byzantine::parse(&["equivocate-lists".into()], true).is_err());
+        let wire = Byzantine::parse(&["equivocate".into(), "forge-qc".into()], true).expect("wire modes");
+        assert!(wire.wire.equivocate && wire.wire.forge_qc && !wire.wire.replay && wire.is_active());
         assert!(!Byzantine::parse(&[], false).expect("none").is_active());
     }
 }

@@ -93,6 +93,15 @@ pub fn start_native(mut p: EngineParts<'_>) -> Result<Option<NetworkHandle>, Nod
             deadline: p.cfg.consensus.inclusion_deadline,
             false_lists: p.byzantine.false_lists,
         },
+        misbehaviour: p.byzantine.wire.any().then(|| {
+            crate::consensus::byzantine::Misbehaviour::new(
+                p.byzantine.wire.clone(),
+                p.id.signer.clone(),
+                p.chain_id,
+                p.id.index,
+                p.id.operators.len() as u16,
+            )
+        }),
     };
     ctx.run(ConsensusActor::new(engine, parts));
     Ok(network)

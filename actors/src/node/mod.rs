@@ -93,6 +93,12 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     let spec = genesis.spec.clone();
     let id = Identity::from_config(&cfg)?;
     let byzantine = byzantine::Byzantine::parse(&cfg.byzantine, cfg.allow_byzantine)?;
+    if byzantine.wire.any() && cfg.consensus.engine != "native" {
+        return Err(NodeError::Unsupported(format!(
+            "byzantine modes {:?} act on the native engine's messages; this node runs {}",
+            cfg.byzantine, cfg.consensus.engine
+        )));
+    }
     if byzantine.is_active() {
         tracing::warn!(target: "node", modes = ?cfg.byzantine, "BYZANTINE TEST MODES ARE ON: this operator breaks the protocol on purpose");
     }
