@@ -1,5 +1,7 @@
 //! `bss chaos`: a seeded fault-injection run against a local federation. It kills, restarts,
-//! pauses (SIGSTOP) and resumes operators — never more than f at once — while sending a light
+//! pauses (SIGSTOP) and resumes operators, and restarts them Byzantine (`--byzantine MODE`:
+//! withhold-votes, wrong-root, equivocate, replay, forge-qc, false-lists) and honest again —
+//! never more than f faulty at once — while sending a light
 //! transaction load, then heals everything and checks the invariants: every operator commits
 //! after the heal, every operator has the same block at every height, and every acknowledged
 //! transaction is committed exactly once. Exits non-zero on a violation; the seed replays the run.
@@ -62,6 +64,24 @@ enum Health {
     Up,
     Killed,
     Paused,
+    Byzantine,
+}
+
+/// The Byzantine modes a run draws from (`censor` is left out: a censor acknowledges txs it
+/// drops, which the acknowledged-txs check would count against the federation).
+const BYZANTINE_MODES: [&str; 6] = ["withhold-votes", "wrong-root", "equivocate", "replay", "forge-qc", "false-lists"];
+
+/// Restarts operator `i` with `modes` (empty: honest again), by rewriting its config.
+fn restart_as(fed: &mut LocalFederation, i: usize, honest_config: &str, modes: &[&str]) -> Result<()> {
+    let text = if modes.is_empty() {
+        honest_config.to_string()
+    } else {
+        let quoted: Vec<String> = modes.iter().map(|m| format!("{m:?}")).collect();
+        // Top-level keys go before the first [section].
+        format!("allow_byzantine = true\nbyzantine = [{}]\n{honest_config}", quoted.join(", "))
+    };
+    crate::write_secret(&fed.configs[i], &text)?;
+    fed.restart(i)
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -89,6 +109,8 @@ fn chaos(args: &ChaosArgs, fed: &mut LocalFederation) -> Result<()> {
     let f = (n.saturating_sub(1)) / 3;
     let mut rng = Rng(args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut health = vec![Health::Up; n];
+    let honest_configs: Vec<String> =
+        fed.configs.iter().map(std::fs::read_to_string).collect::<std::io::Result<_>>()?;
     println!("bss chaos — {n} operators, f = {f}, seed {}, {:?} of faults", args.seed, args.duration);
 
     // Background load through whichever operators answer.
@@ -111,6 +133,9 @@ fn chaos(args: &ChaosArgs, fed: &mut LocalFederation) -> Result<()> {
             if health[i] == Health::Killed {
                 fed.restart(i)?;
                 println!("  {t:6.1}s  restart operator {i}");
+            } else if health[i] == Health::Byzantine {
+                restart_as(fed, i, &honest_configs[i], &[])?;
+                println!("  {t:6.1}s  restart operator {i} honest");
             } else {
                 signal(fed.children[i].id(), "-CONT");
                 println!("  {t:6.1}s  resume (SIGCONT) operator {i}");
@@ -120,7 +145,13 @@ fn chaos(args: &ChaosArgs, fed: &mut LocalFederation) -> Result<()> {
         } else if f > 0 {
             let up: Vec<usize> = (0..n).filter(|i| health[*i] == Health::Up).collect();
             let i = up[rng.below(up.len() as u64) as usize];
-            if rng.below(2) == 0 {
+            let kind = rng.below(3);
+            if kind == 2 {
+                let mode = BYZANTINE_MODES[rng.below(BYZANTINE_MODES.len() as u64) as usize];
+                restart_as(fed, i, &honest_configs[i], &[mode])?;
+                health[i] = Health::Byzantine;
+                println!("  {t:6.1}s  restart operator {i} byzantine:{mode}");
+            } else if kind == 0 {
                 signal(fed.children[i].id(), "-KILL");
                 health[i] = Health::Killed;
                 println!("  {t:6.1}s  kill -9 operator {i}");
@@ -137,6 +168,7 @@ fn chaos(args: &ChaosArgs, fed: &mut LocalFederation) -> Result<()> {
     for (i, h) in health.iter_mut().enumerate() {
         match *h {
             Health::Killed => fed.restart(i)?,
+            Health::Byzantine => restart_as(fed, i, &honest_configs[i], &[])?,
             Health::Paused => signal(fed.children[i].id(), "-CONT"),
             Health::Up => {}
         }
