@@ -1,24 +1,42 @@
-//! A short seeded `bss chaos` run (the long runs are `bss chaos --duration 10m --seed N`):
-//! kills, restarts, pauses and resumes operators under load, then checks liveness after the
-//! heal, one block per height on every operator, and that every acknowledged tx committed.
+//! A short seeded `bss chaos` run that covers every fault kind (the long campaign is
+//! `bss chaos --runs 200 --duration 20s --seed N`): kills, pauses and Byzantine restarts under
+//! load, then liveness after the heal, one block per height on every operator, every
+//! acknowledged tx committed, and the campaign's summary.json and timeline.svg.
 
 use crate::support::*;
 use std::process::Command;
 
 #[test]
-fn seeded_chaos_sample_keeps_the_invariants() {
+fn seeded_chaos_sample_covers_every_fault_kind_and_keeps_the_invariants() {
     let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("chaos");
     let run = Command::new(BSS)
         .args(["chaos", "--nodes", "4", "--duration", "10s", "--seed", "11", "--rate", "10"])
         .args(["--base-port", &free_runs(4, &[0, 1000]).to_string(), "--out"])
-        .arg(dir.path().join("chaos"))
+        .arg(&out)
         .output()
         .expect("run bss chaos");
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "bss chaos failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("invariants hold"), "{stdout}");
-    assert!(
-        stdout.contains("kill -9") || stdout.contains("SIGSTOP") || stdout.contains("byzantine:"),
-        "no faults were injected:\n{stdout}"
-    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary.json")).expect("json");
+    assert_eq!(summary["runs"], 1);
+    assert_eq!(summary["safety_violations"], 0);
+    assert_eq!(summary["lost_acked_txs"], 0);
+    for kind in [
+        "kill",
+        "pause",
+        "byzantine:withhold-votes",
+        "byzantine:wrong-root",
+        "byzantine:equivocate",
+        "byzantine:replay",
+        "byzantine:forge-qc",
+        "byzantine:false-lists",
+    ] {
+        assert!(summary["faults"][kind].as_u64() >= Some(1), "no {kind} fault in the sample:\n{stdout}");
+        assert!(summary["recovery_ms"][kind]["p50"].is_number(), "no recovery time for {kind}:\n{stdout}");
+    }
+    let svg = std::fs::read_to_string(out.join("timeline.svg")).expect("timeline.svg");
+    assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.contains("byzantine:"), "{svg}");
 }

@@ -1,0 +1,201 @@
+//! `bss chaos`: seeded fault-injection runs against local federations. Each run kills, restarts,
+//! pauses (SIGSTOP) and resumes operators, and restarts them Byzantine (`--byzantine MODE`) and
+//! honest again — never more than f faulty at once — under a transaction load, then heals and
+//! checks the invariants: liveness after the heal, one block per height on every operator, and
+//! every acknowledged tx committed. `--runs N` makes a campaign: seeds S … S+N−1, a progress bar,
+//! a table per run, `summary.json` and `timeline.svg` in `--out`; a failing run prints the
+//! command that replays it. Exits non-zero on any violation.
+
+mod load;
+mod report;
+mod run;
+
+use clap::Args;
+use eyre::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct ChaosArgs {
+    /// Operators (f = ⌊(n − 1) / 3⌋ may be faulty at once).
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// How long each run injects faults before healing.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Seed of the (first) run's fault schedule.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs in the campaign (seeds seed … seed + runs − 1).
+    #[arg(long, default_value_t = 1)]
+    runs: u64,
+    /// Fault kinds, comma separated: kill, pause, byzantine (every mode) or byzantine:MODE.
+    #[arg(long, default_value = "kill,pause,byzantine")]
+    faults: String,
+    /// Faults each run injects at least (it runs past --duration if need be). Default: enough
+    /// for the campaign to cover every kind (⌈kinds ÷ runs⌉).
+    #[arg(long)]
+    min_faults: Option<usize>,
+    /// Background load, tx/s.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    block_time: Duration,
+    /// RPC port of operator 0.
+    #[arg(long, default_value_t = 19_545)]
+    base_port: u16,
+    /// Where the federations' data and logs, summary.json and timeline.svg go.
+    #[arg(long, default_value = "chaos-out")]
+    out: PathBuf,
+}
+
+/// The Byzantine modes `byzantine` stands for (`censor` is left out: a censor acknowledges txs
+/// it drops, which the acknowledged-txs check would count against the federation).
+pub const BYZANTINE_MODES: [&str; 6] =
+    ["withhold-votes", "wrong-root", "equivocate", "replay", "forge-qc", "false-lists"];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    Kill,
+    Pause,
+    Byzantine(String),
+}
+
+impl FaultKind {
+    pub fn label(&self) -> String {
+        match self {
+            FaultKind::Kill => "kill".into(),
+            FaultKind::Pause => "pause".into(),
+            FaultKind::Byzantine(m) => format!("byzantine:{m}"),
+        }
+    }
+
+    /// `kill,pause,byzantine:equivocate,…`; `byzantine` alone is every mode.
+    pub fn parse_list(s: &str) -> Result<Vec<FaultKind>> {
+        let mut out = vec![];
+        for k in s.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            match k {
+                "kill" => out.push(FaultKind::Kill),
+                "pause" => out.push(FaultKind::Pause),
+                "byzantine" => out.extend(BYZANTINE_MODES.iter().map(|m| FaultKind::Byzantine(m.to_string()))),
+                other => match other.strip_prefix("byzantine:") {
+                    Some(m) if BYZANTINE_MODES.contains(&m) => out.push(FaultKind::Byzantine(m.into())),
+                    _ => bail!(
+                        "--faults: unknown kind {other:?}; known: kill, pause, byzantine, byzantine:MODE with MODE one of {}",
+                        BYZANTINE_MODES.join(", ")
+                    ),
+                },
+            }
+        }
+        out.dedup();
+        if out.is_empty() {
+            bail!("--faults names no fault kind");
+        }
+        Ok(out)
+    }
+}
+
+/// A tiny deterministic generator (xorshift64*), so a seed replays the same schedule.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+pub fn run(args: ChaosArgs) -> Result<()> {
+    let kinds = FaultKind::parse_list(&args.faults)?;
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let cfg = run::RunConfig {
+        nodes: args.nodes,
+        duration: args.duration,
+        rate: args.rate,
+        block_time: args.block_time,
+        base_port: args.base_port,
+        out: args.out.clone(),
+        kinds: kinds.clone(),
+    };
+    // The run with seed s injects at least m faults, cycling through the kinds from s·m: runs
+    // with consecutive seeds cover m·runs consecutive positions of the cycle, so every kind
+    // once m·runs ≥ kinds. Both depend on the seed and m only, so one run replays alone.
+    let per_run = args.min_faults.unwrap_or((kinds.len() as u64).div_ceil(args.runs) as usize).max(1);
+    let f = args.nodes.saturating_sub(1) / 3;
+    println!(
+        "bss chaos — {} operators, f = {f}, {} run(s) from seed {}, {:?} of faults each, kinds: {}",
+        args.nodes,
+        args.runs,
+        args.seed,
+        args.duration,
+        kinds.iter().map(FaultKind::label).collect::<Vec<_>>().join(", ")
+    );
+    let bar = (args.runs > 1).then(|| {
+        let b = ProgressBar::new(args.runs);
+        b.set_style(
+            ProgressStyle::with_template("campaign {bar:40} {pos}/{len} runs  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut reports = vec![];
+    for k in 0..args.runs {
+        let seed = args.seed + k;
+        let first_kind = (seed.wrapping_mul(per_run as u64) % kinds.len() as u64) as usize;
+        let r = run::run(&cfg, seed, first_kind, per_run)?;
+        if r.failed() {
+            println!("  run with seed {seed} FAILED — replay: {}", replay_command(&args, seed, per_run));
+        }
+        if let Some(b) = &bar {
+            b.inc(1);
+            b.set_message(format!(
+                "{} failed",
+                reports.iter().chain([&r]).filter(|x: &&run::RunReport| x.failed()).count()
+            ));
+        }
+        reports.push(r);
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let summary = report::summarize(&reports);
+    print!("{}", report::table(&reports, &summary));
+    report::write(&args.out, &summary, &reports)?;
+    println!("results: {}/summary.json, timeline.svg", args.out.display());
+    let failed: Vec<u64> = reports.iter().filter(|r| r.failed()).map(|r| r.seed).collect();
+    if !failed.is_empty() {
+        bail!("{} of {} runs violated an invariant (seeds {failed:?})", failed.len(), reports.len());
+    }
+    let checked: u64 = reports.iter().map(|r| r.blocks_checked).sum();
+    let acked: usize = reports.iter().map(|r| r.acked_txs).sum();
+    println!(
+        "invariants hold: {} fault events over {} run(s), {checked} blocks identical on all {} operators, {acked} acknowledged txs committed (seed {})",
+        reports.iter().map(|r| r.faults.len()).sum::<usize>(),
+        reports.len(),
+        args.nodes,
+        args.seed
+    );
+    Ok(())
+}
+
+fn replay_command(args: &ChaosArgs, seed: u64, min_faults: usize) -> String {
+    format!(
+        "bss chaos --nodes {} --duration {} --seed {seed} --min-faults {min_faults} --faults {} --rate {} --block-time {}",
+        args.nodes,
+        humantime::format_duration(args.duration),
+        args.faults,
+        args.rate,
+        humantime::format_duration(args.block_time)
+    )
+}

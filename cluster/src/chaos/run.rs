@@ -1,0 +1,297 @@
+//! One seeded chaos run: start a federation, inject faults (never more than f faulty at once)
+//! under load, heal, and check the invariants. Violations are reported, not raised, so that a
+//! campaign goes on and counts them.
+
+use super::load::send_load;
+use super::{FaultKind, Rng};
+use crate::bench::client::{hex_u64, RpcClient};
+use crate::devnet::{self, DevnetArgs, Extras, LocalFederation};
+use eyre::Result;
+use serde::Serialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// What every run of a campaign shares.
+pub struct RunConfig {
+    pub nodes: usize,
+    pub duration: Duration,
+    pub rate: f64,
+    pub block_time: Duration,
+    pub base_port: u16,
+    pub out: PathBuf,
+    /// The fault kinds to draw from, in the order a campaign cycles through them.
+    pub kinds: Vec<FaultKind>,
+}
+
+/// One injected fault and how long the federation took to take the operator back.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultRecord {
+    pub kind: String,
+    pub operator: usize,
+    pub injected_s: f64,
+    pub healed_s: Option<f64>,
+    /// From the heal until the operator served a height at least the federation's head at the
+    /// heal (None: it did not within the run).
+    pub recovery_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub seed: u64,
+    pub faults: Vec<FaultRecord>,
+    pub safety_violations: Vec<String>,
+    pub liveness_violation: Option<String>,
+    pub lost_acked_txs: usize,
+    pub acked_txs: usize,
+    pub blocks_checked: u64,
+    /// (seconds since start, committed height of a healthy operator) samples, for the timeline.
+    pub heights: Vec<(f64, u64)>,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> bool {
+        !self.safety_violations.is_empty() || self.liveness_violation.is_some() || self.lost_acked_txs > 0
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Health {
+    Up,
+    Killed,
+    Paused,
+    Byzantine,
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+/// Restarts operator `i` with `modes` (empty: honest again), by rewriting its config.
+fn restart_as(fed: &mut LocalFederation, i: usize, honest_config: &str, modes: &[&str]) -> Result<()> {
+    let text = if modes.is_empty() {
+        honest_config.to_string()
+    } else {
+        let quoted: Vec<String> = modes.iter().map(|m| format!("{m:?}")).collect();
+        // Top-level keys go before the first [section].
+        format!("allow_byzantine = true\nbyzantine = [{}]\n{honest_config}", quoted.join(", "))
+    };
+    crate::write_secret(&fed.configs[i], &text)?;
+    fed.restart(i)
+}
+
+fn height(c: &mut RpcClient) -> Option<u64> {
+    c.call("eth_blockNumber", json!([])).ok().and_then(|v| hex_u64(&v))
+}
+
+/// Runs one seeded schedule. `first_kind` is where this run starts in the campaign's cycle of
+/// kinds, and `min_injections` how many faults it injects at least (past `duration` if need
+/// be), so that a campaign covers every kind.
+pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize) -> Result<RunReport> {
+    let dev = DevnetArgs::without_bitcoin(
+        cfg.nodes,
+        cfg.base_port,
+        "native",
+        cfg.out.join(format!("run-{seed}")),
+        cfg.block_time,
+        Duration::from_millis(500),
+    );
+    let configs = devnet::prepare(&dev, &Extras { consensus: "max_timeout = \"3s\"".into(), ..Default::default() })?;
+    let mut fed = LocalFederation::launch(&dev, &configs)?;
+    let result = inject_and_check(cfg, &mut fed, seed, first_kind, min_injections);
+    fed.stop();
+    result
+}
+
+fn inject_and_check(
+    cfg: &RunConfig,
+    fed: &mut LocalFederation,
+    seed: u64,
+    first_kind: usize,
+    min_injections: usize,
+) -> Result<RunReport> {
+    let n = fed.children.len();
+    let f = (n.saturating_sub(1)) / 3;
+    let mut rng = Rng::new(seed);
+    let mut health = vec![Health::Up; n];
+    let mut open: Vec<Option<usize>> = vec![None; n]; // index into `faults` of i's open fault
+    let honest_configs: Vec<String> =
+        fed.configs.iter().map(std::fs::read_to_string).collect::<std::io::Result<_>>()?;
+    let mut clients: Vec<RpcClient> =
+        fed.rpc.iter().map(|a| RpcClient::with_timeout(a, Duration::from_secs(2))).collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acked_tx, acked_rx) = mpsc::channel::<(usize, u64, String)>();
+    let load = {
+        let (rpc, stop, rate) = (fed.rpc.clone(), stop.clone(), cfg.rate);
+        std::thread::spawn(move || send_load(rpc, rate, stop, acked_tx))
+    };
+
+    let started = Instant::now();
+    let mut faults: Vec<FaultRecord> = vec![];
+    // (operator, fault index, head at the heal) waiting for the operator to catch up.
+    let mut recovering: Vec<(usize, usize, u64)> = vec![];
+    let mut heights = vec![];
+    let mut injections = 0;
+    let mut next_event = started + Duration::from_millis(1_500 + rng.below(2_500));
+    while started.elapsed() < cfg.duration || injections < min_injections || health.iter().any(|h| *h != Health::Up) {
+        if started.elapsed() > cfg.duration * 4 + Duration::from_secs(60) {
+            break; // a schedule that cannot finish its injections gives up rather than spin
+        }
+        // Between events: sample the head, and time the recoveries.
+        std::thread::sleep(Duration::from_millis(100));
+        let t = started.elapsed().as_secs_f64();
+        // The federation's head, read from an operator that is not faulty right now.
+        if let Some(h) = (0..n).find(|i| health[*i] == Health::Up).and_then(|i| height(&mut clients[i])) {
+            heights.push((t, h));
+        }
+        recovering.retain(|(i, k, target)| match height(&mut clients[*i]) {
+            Some(h) if h >= *target => {
+                let healed = faults[*k].healed_s.unwrap_or(t);
+                faults[*k].recovery_ms = Some((t - healed) * 1000.0);
+                false
+            }
+            _ => true,
+        });
+        if Instant::now() < next_event {
+            continue;
+        }
+        next_event = Instant::now() + Duration::from_millis(1_500 + rng.below(2_500));
+        let faulty: Vec<usize> = (0..n).filter(|i| health[*i] != Health::Up).collect();
+        let done_injecting = started.elapsed() >= cfg.duration && injections >= min_injections;
+        if !faulty.is_empty() && (faulty.len() >= f || done_injecting || rng.below(2) == 0) {
+            let i = faulty[rng.below(faulty.len() as u64) as usize];
+            match health[i] {
+                Health::Killed => fed.restart(i)?,
+                Health::Byzantine => restart_as(fed, i, &honest_configs[i], &[])?,
+                Health::Paused => signal(fed.children[i].id(), "-CONT"),
+                Health::Up => {}
+            }
+            health[i] = Health::Up;
+            let head = (0..n).filter(|j| *j != i).filter_map(|j| height(&mut clients[j])).max().unwrap_or(0);
+            if let Some(k) = open[i].take() {
+                faults[k].healed_s = Some(t);
+                recovering.push((i, k, head));
+                println!("  {t:6.1}s  heal operator {i} ({})", faults[k].kind);
+            }
+        } else if f > 0 && !done_injecting {
+            let up: Vec<usize> = (0..n).filter(|i| health[*i] == Health::Up).collect();
+            let i = up[rng.below(up.len() as u64) as usize];
+            let kind = &cfg.kinds[(first_kind + injections) % cfg.kinds.len()];
+            match kind {
+                FaultKind::Kill => {
+                    signal(fed.children[i].id(), "-KILL");
+                    health[i] = Health::Killed;
+                }
+                FaultKind::Pause => {
+                    signal(fed.children[i].id(), "-STOP");
+                    health[i] = Health::Paused;
+                }
+                FaultKind::Byzantine(mode) => {
+                    restart_as(fed, i, &honest_configs[i], &[mode.as_str()])?;
+                    health[i] = Health::Byzantine;
+                }
+            }
+            println!("  {t:6.1}s  {} operator {i}", kind.label());
+            open[i] = Some(faults.len());
+            faults.push(FaultRecord {
+                kind: kind.label(),
+                operator: i,
+                injected_s: t,
+                healed_s: None,
+                recovery_ms: None,
+            });
+            injections += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = load.join();
+    let acked: Vec<(usize, u64, String)> = acked_rx.try_iter().collect();
+    let mut report = RunReport {
+        seed,
+        faults,
+        safety_violations: vec![],
+        liveness_violation: None,
+        lost_acked_txs: 0,
+        acked_txs: acked.len(),
+        blocks_checked: 0,
+        heights,
+    };
+    check(fed, &mut clients, &acked, &mut report, &mut recovering, started);
+    Ok(report)
+}
+
+/// After the heal: liveness (everyone passes the head seen at the heal within 60 s), safety
+/// (one block per height on every operator) and acknowledged txs (each committed).
+fn check(
+    fed: &LocalFederation,
+    clients: &mut [RpcClient],
+    acked: &[(usize, u64, String)],
+    report: &mut RunReport,
+    recovering: &mut Vec<(usize, usize, u64)>,
+    started: Instant,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for addr in &fed.rpc {
+        if !devnet::wait_healthy(addr, deadline) {
+            report.liveness_violation = Some(format!("operator at {addr} did not come back after the heal"));
+            return;
+        }
+    }
+    let top = clients.iter_mut().filter_map(height).max().unwrap_or(0);
+    loop {
+        let t = started.elapsed().as_secs_f64();
+        recovering.retain(|(i, k, target)| match height(&mut clients[*i]) {
+            Some(h) if h >= *target => {
+                let healed = report.faults[*k].healed_s.unwrap_or(t);
+                report.faults[*k].recovery_ms = Some((t - healed) * 1000.0);
+                false
+            }
+            _ => true,
+        });
+        let hs: Vec<u64> = clients.iter_mut().map(|c| height(c).unwrap_or(0)).collect();
+        if hs.iter().all(|h| *h >= top + 5) && recovering.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            report.liveness_violation =
+                Some(format!("heights {hs:?} did not pass {} within 60 s of the heal", top + 5));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let common = clients.iter_mut().map(|c| height(c).unwrap_or(0)).min().unwrap_or(0);
+    report.blocks_checked = common;
+    for h in 1..=common {
+        let hashes: Vec<String> = clients
+            .iter_mut()
+            .map(|c| {
+                c.call("eth_getBlockByNumber", json!([format!("{h:#x}"), false]))
+                    .ok()
+                    .and_then(|b| b["hash"].as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect();
+        if hashes.windows(2).any(|w| w[0] != w[1]) {
+            report.safety_violations.push(format!("operators disagree at height {h}: {hashes:?}"));
+        }
+    }
+    for (_, _, hash) in acked {
+        let committed = loop {
+            let r = clients[0].call("eth_getTransactionReceipt", json!([hash])).unwrap_or_default();
+            if !r.is_null() {
+                break true;
+            }
+            if Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if !committed {
+            report.lost_acked_txs += 1;
+        }
+    }
+}
