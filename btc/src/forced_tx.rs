@@ -5,9 +5,9 @@
 //! the leaf's `<key> OP_CHECKSIG`.
 
 use super::inbox::envelope_script;
-use super::pop_tx::TxBuildError;
+use super::pop_tx::{sign_key_path, TxBuildError};
 use bitcoin::hashes::Hash;
-use bitcoin::key::{Keypair, Secp256k1, TapTweak};
+use bitcoin::key::{Keypair, Secp256k1};
 use bitcoin::secp256k1::{All, Message, SecretKey};
 use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
 use bitcoin::taproot::{LeafVersion, TaprootBuilder, TaprootSpendInfo};
@@ -99,17 +99,12 @@ impl ForcedPoster {
                 TxOut { value: Amount::from_sat(change), script_pubkey: mine.clone() },
             ],
         };
-        let prevouts = [TxOut { value: Amount::from_sat(value), script_pubkey: mine }];
-        let mut cache = SighashCache::new(&mut tx);
-        let sighash = cache
-            .taproot_key_spend_signature_hash(0, &Prevouts::All(&prevouts), TapSighashType::Default)
-            .map_err(|e| TxBuildError::Sign(e.to_string()))?;
-        let tweaked = self.keypair.tap_tweak(&self.secp, None);
-        let sig = self.secp.sign_schnorr(&Message::from_digest(sighash.to_byte_array()), &tweaked.to_keypair());
-        let sig = bitcoin::taproot::Signature { signature: sig, sighash_type: TapSighashType::Default };
-        if let Some(w) = cache.witness_mut(0) {
-            *w = Witness::p2tr_key_spend(&sig);
-        }
+        sign_key_path(
+            &self.secp,
+            &self.keypair,
+            &mut tx,
+            TxOut { value: Amount::from_sat(value), script_pubkey: mine },
+        )?;
         Ok(tx)
     }
 

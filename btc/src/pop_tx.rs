@@ -93,19 +93,32 @@ impl PopWallet {
                 TxOut { value: Amount::from_sat(change.max(MIN_CHANGE)), script_pubkey: self.script() },
             ],
         };
-        let prevouts = [TxOut { value: Amount::from_sat(value), script_pubkey: self.script() }];
-        let mut cache = SighashCache::new(&mut tx);
-        let sighash = cache
-            .taproot_key_spend_signature_hash(0, &Prevouts::All(&prevouts), TapSighashType::Default)
-            .map_err(|e| TxBuildError::Sign(e.to_string()))?;
-        let tweaked = self.keypair.tap_tweak(&self.secp, None);
-        let sig = self.secp.sign_schnorr(&Message::from_digest(sighash.to_byte_array()), &tweaked.to_keypair());
-        let sig = bitcoin::taproot::Signature { signature: sig, sighash_type: TapSighashType::Default };
-        if let Some(w) = cache.witness_mut(0) {
-            *w = Witness::p2tr_key_spend(&sig);
-        }
+        let prevout = TxOut { value: Amount::from_sat(value), script_pubkey: self.script() };
+        sign_key_path(&self.secp, &self.keypair, &mut tx, prevout)?;
         Ok(tx)
     }
+}
+
+/// Signs input 0 of `tx` (its only input, spending `prevout`) on the key path of `keypair`'s
+/// P2TR output with no script tree.
+pub(crate) fn sign_key_path(
+    secp: &Secp256k1<All>,
+    keypair: &Keypair,
+    tx: &mut Transaction,
+    prevout: TxOut,
+) -> Result<(), TxBuildError> {
+    let prevouts = [prevout];
+    let mut cache = SighashCache::new(tx);
+    let sighash = cache
+        .taproot_key_spend_signature_hash(0, &Prevouts::All(&prevouts), TapSighashType::Default)
+        .map_err(|e| TxBuildError::Sign(e.to_string()))?;
+    let tweaked = keypair.tap_tweak(secp, None);
+    let sig = secp.sign_schnorr(&Message::from_digest(sighash.to_byte_array()), &tweaked.to_keypair());
+    let sig = bitcoin::taproot::Signature { signature: sig, sighash_type: TapSighashType::Default };
+    if let Some(w) = cache.witness_mut(0) {
+        *w = Witness::p2tr_key_spend(&sig);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

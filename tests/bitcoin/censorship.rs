@@ -6,8 +6,7 @@
 use crate::support::*;
 use crate::wallet::{Key, Kind};
 use crate::Regtest;
-use alloy_consensus::TxEip1559;
-use alloy_primitives::{Address, Bytes, TxKind, U256};
+use alloy_primitives::{Address, Bytes};
 use bitcoincore_rpc::RpcApi;
 use bss_actors::hvm::accounts::{derive_accounts, DevKey, DEV_MNEMONIC};
 
@@ -17,16 +16,7 @@ use std::time::Duration;
 const FORCED_CONFIRMATIONS: u64 = 6;
 
 fn transfer(key: &DevKey, nonce: u64) -> Bytes {
-    key.sign_raw(TxEip1559 {
-        chain_id: CHAIN_ID,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 20_000_000_000,
-        max_priority_fee_per_gas: 1,
-        to: TxKind::Call(Address::with_last_byte(0x55)),
-        value: U256::from(7),
-        ..Default::default()
-    })
+    signed_transfer(key, nonce, Address::with_last_byte(0x55), 7)
 }
 
 /// Runs `bss --log-format json force-include` and returns what it printed.

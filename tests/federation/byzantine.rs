@@ -3,8 +3,7 @@
 //! the txs sent to them commit.
 
 use crate::support::*;
-use alloy_consensus::TxEip1559;
-use alloy_primitives::{Address, TxKind, U256};
+use alloy_primitives::Address;
 use bss_actors::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
 use serde_json::json;
 use std::time::Duration;
@@ -21,16 +20,7 @@ fn honest_three_outlast(mode: &str) {
     let key = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
     let mut hashes = vec![];
     for (nonce, i) in honest.iter().enumerate() {
-        let raw = key.sign_raw(TxEip1559 {
-            chain_id: CHAIN_ID,
-            nonce: nonce as u64,
-            gas_limit: 21_000,
-            max_fee_per_gas: 20_000_000_000,
-            max_priority_fee_per_gas: 1,
-            to: TxKind::Call(Address::with_last_byte(9)),
-            value: U256::from(1),
-            ..Default::default()
-        });
+        let raw = signed_transfer(&key, nonce as u64, Address::with_last_byte(9), 1);
         hashes.push(fed.nodes[*i].rpc("eth_sendRawTransaction", json!([raw])).as_str().expect("hash").to_string());
     }
     for h in &hashes {

@@ -4,8 +4,7 @@
 //! Bitcoin is in `tests/bitcoin/censorship.rs`.
 
 use crate::support::*;
-use alloy_consensus::TxEip1559;
-use alloy_primitives::{Address, TxKind, U256};
+use alloy_primitives::Address;
 use bss_actors::hvm::accounts::{derive_accounts, DevKey, DEV_MNEMONIC};
 use serde_json::json;
 use std::time::Duration;
@@ -15,16 +14,7 @@ fn consensus(deadline: u64) -> String {
 }
 
 fn transfer(key: &DevKey, nonce: u64) -> alloy_primitives::Bytes {
-    key.sign_raw(TxEip1559 {
-        chain_id: CHAIN_ID,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 20_000_000_000,
-        max_priority_fee_per_gas: 1,
-        to: TxKind::Call(Address::with_last_byte(0x77)),
-        value: U256::from(1),
-        ..Default::default()
-    })
+    signed_transfer(key, nonce, Address::with_last_byte(0x77), 1)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {

@@ -1,8 +1,7 @@
 //! n4f1: four operators, up to one (then two) down.
 
 use crate::support::*;
-use alloy_consensus::TxEip1559;
-use alloy_primitives::{Address, TxKind, U256};
+use alloy_primitives::{Address, U256};
 use bss_actors::hvm::accounts::{derive_accounts, DevKey, DEV_MNEMONIC};
 use serde_json::json;
 use std::time::Duration;
@@ -10,16 +9,7 @@ use std::time::Duration;
 const CONSENSUS: &str = "block_time = \"100ms\"\nbase_timeout = \"500ms\"\nmax_timeout = \"3s\"";
 
 fn transfer(key: &DevKey, nonce: u64, to: Address) -> alloy_primitives::Bytes {
-    key.sign_raw(TxEip1559 {
-        chain_id: CHAIN_ID,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 20_000_000_000,
-        max_priority_fee_per_gas: 1,
-        to: TxKind::Call(to),
-        value: U256::from(1),
-        ..Default::default()
-    })
+    signed_transfer(key, nonce, to, 1)
 }
 
 #[test]

@@ -5,24 +5,14 @@
 //! theme.)
 
 use crate::support::*;
-use alloy_consensus::TxEip1559;
-use alloy_primitives::{Address, TxKind, U256};
+use alloy_primitives::Address;
 use bss_actors::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
 use serde_json::json;
 use std::time::Duration;
 
 fn transfer(nonce: u64) -> alloy_primitives::Bytes {
     let sender = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
-    sender.sign_raw(TxEip1559 {
-        chain_id: CHAIN_ID,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 20_000_000_000,
-        max_priority_fee_per_gas: 1,
-        to: TxKind::Call(Address::with_last_byte(0x77)),
-        value: U256::from(5),
-        ..Default::default()
-    })
+    signed_transfer(&sender, nonce, Address::with_last_byte(0x77), 5)
 }
 
 #[test]

@@ -409,3 +409,23 @@ pub fn send_as_operator(addr: SocketAddr, as_operator: u16, to: u16, frames: &[V
         let _ = tokio::time::timeout(linger, tokio::io::AsyncReadExt::read(&mut s, &mut b)).await;
     });
 }
+
+/// A signed EIP-1559 transfer of `value` wei from `key` to `to` on the test chain (21,000 gas,
+/// 20 gwei fee cap): what most tests send.
+pub fn signed_transfer(
+    key: &bss_actors::hvm::accounts::DevKey,
+    nonce: u64,
+    to: alloy_primitives::Address,
+    value: u64,
+) -> alloy_primitives::Bytes {
+    key.sign_raw(alloy_consensus::TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: 1,
+        to: alloy_primitives::TxKind::Call(to),
+        value: alloy_primitives::U256::from(value),
+        ..Default::default()
+    })
+}
