@@ -11,7 +11,7 @@ fn seeded_chaos_sample_covers_every_fault_kind_and_keeps_the_invariants() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("chaos");
     let run = Command::new(BSS)
-        .args(["chaos", "--nodes", "4", "--duration", "10s", "--seed", "11", "--rate", "10"])
+        .args(["chaos", "--nodes", "4", "--duration", "10s", "--seed", "11", "--rate", "100"])
         .args(["--base-port", &free_runs(4, &[0, 1000]).to_string(), "--out"])
         .arg(&out)
         .output()

@@ -5,7 +5,7 @@
 //! next to this machine's ceilings (signature recovery and raw revm).
 
 pub mod client;
-mod load;
+pub mod load;
 mod observe;
 mod procs;
 mod report;

@@ -37,8 +37,8 @@ pub struct ChaosArgs {
     /// for the campaign to cover every kind (⌈kinds ÷ runs⌉).
     #[arg(long)]
     min_faults: Option<usize>,
-    /// Background load, tx/s.
-    #[arg(long, default_value_t = 20.0)]
+    /// Background load, tx/s (signed transfers in 50 ms JSON-RPC batches).
+    #[arg(long, default_value_t = 1_000.0)]
     rate: f64,
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     block_time: Duration,

@@ -99,9 +99,15 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
         cfg.block_time,
         Duration::from_millis(500),
     );
-    let configs = devnet::prepare(&dev, &Extras { consensus: "max_timeout = \"3s\"".into(), ..Default::default() })?;
+    let keys = super::load::senders(cfg.rate);
+    let extras = Extras {
+        alloc: keys.iter().map(|k| (k.address, alloy_primitives::U256::from(10u128.pow(22)))).collect(),
+        consensus: "max_timeout = \"3s\"".into(),
+        ..Default::default()
+    };
+    let configs = devnet::prepare(&dev, &extras)?;
     let mut fed = LocalFederation::launch(&dev, &configs)?;
-    let result = inject_and_check(cfg, &mut fed, seed, first_kind, min_injections);
+    let result = inject_and_check(cfg, &mut fed, keys, seed, first_kind, min_injections);
     fed.stop();
     result
 }
@@ -109,6 +115,7 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
 fn inject_and_check(
     cfg: &RunConfig,
     fed: &mut LocalFederation,
+    keys: Vec<bss_actors::hvm::accounts::DevKey>,
     seed: u64,
     first_kind: usize,
     min_injections: usize,
@@ -127,7 +134,7 @@ fn inject_and_check(
     let (acked_tx, acked_rx) = mpsc::channel::<(usize, u64, String)>();
     let load = {
         let (rpc, stop, rate) = (fed.rpc.clone(), stop.clone(), cfg.rate);
-        std::thread::spawn(move || send_load(rpc, rate, stop, acked_tx))
+        std::thread::spawn(move || send_load(rpc, keys, rate, stop, acked_tx))
     };
 
     let started = Instant::now();
