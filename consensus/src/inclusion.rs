@@ -149,6 +149,12 @@ impl Collected {
         true
     }
 
+    /// Whether this exact list (or two lists already) is held for its operator: a replay,
+    /// dropped before its signature is checked again.
+    pub fn holds(&self, list: &InclusionList) -> bool {
+        self.lists.get(&list.operator).is_some_and(|seen| seen.len() == 2 || seen.iter().any(|s| s.txs == list.txs))
+    }
+
     pub fn signers(&self) -> usize {
         self.lists.len()
     }

@@ -561,6 +561,9 @@ impl NativeEngine {
             return;
         }
         let collected = self.lists.entry(v.block_hash).or_default();
+        if collected.holds(&list) {
+            return;
+        }
         if from != self.me {
             if let Err(e) = list.verify(self.cfg.chain_id, &v.block_hash, &self.cfg.operators) {
                 warn!(target: "consensus::native", from, round = v.round, error = %e, "invalid inclusion list dropped");
