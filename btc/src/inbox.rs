@@ -185,9 +185,10 @@ pub fn forced_due(view: &BtcIndex, first: u64, last: u64, confirmations: u64, ch
         return vec![];
     }
     let heights = due_heights(first, last, confirmations);
-    view.inbox()
-        .filter(|m| heights.contains(&m.height) && u64::from(m.chain_id) == chain_id)
-        .map(|m| ForcedTx { btc_txid: m.txid_display(), btc_height: m.height, raw: Bytes::from(m.raw.clone()) })
+    view.inbox_between(*heights.start(), *heights.end())
+        .into_iter()
+        .filter(|m| u64::from(m.chain_id) == chain_id)
+        .map(|m| ForcedTx { btc_txid: m.txid_display(), btc_height: m.height, raw: Bytes::from(m.raw) })
         .collect()
 }
 
@@ -232,5 +233,43 @@ mod tests {
         assert_eq!(due_heights(3, 4, 6).count(), 0);
         assert_eq!(due_heights(3, 7, 6), 0..=2);
         assert_eq!(due_heights(10, 10, 1), 10..=10);
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+    use crate::forced_tx::ForcedPoster;
+    use crate::testkit::{mine_chain, mine_on, TestIndex};
+    use bitcoin::{Network, OutPoint};
+
+    /// Reveals at heights 2 and 4 (one for another chain at 4): the index finds them by height,
+    /// and each falls due when the headers bring in its sixth confirmation.
+    #[test]
+    fn envelopes_are_indexed_by_height_and_fall_due_with_confirmations() {
+        let poster = ForcedPoster::new([5; 32], Network::Regtest).expect("key");
+        let coin = OutPoint::new(bitcoin::Txid::all_zeros(), 0);
+        let reveal = |chain: u32, raw: &[u8]| poster.post(coin, 1_000_000, chain, raw, 1.0).expect("post").reveal;
+        let mut blocks = mine_chain(None, 2, 1);
+        blocks.push(mine_on(&blocks[1], vec![reveal(7, b"tx at two")], 1));
+        blocks.push(mine_on(&blocks[2], vec![], 1));
+        blocks.push(mine_on(&blocks[3], vec![reveal(7, b"tx at four"), reveal(8, b"other chain")], 1));
+        for _ in 0..6 {
+            let b = mine_on(blocks.last().expect("tip"), vec![], 1);
+            blocks.push(b);
+        }
+        let index = TestIndex::of(&blocks);
+        let view = index.view();
+        let at = |a, b| view.inbox_between(a, b).into_iter().map(|m| m.raw).collect::<Vec<_>>();
+        assert_eq!(at(2, 2), vec![b"tx at two".to_vec()]);
+        assert_eq!(at(3, 3), Vec::<Vec<u8>>::new());
+        assert_eq!(at(0, 10).len(), 3);
+        // Headers 7..=8 arrive: height 2 has its sixth confirmation at 7, height 4 not yet.
+        let due: Vec<Bytes> = forced_due(&view, 7, 8, 6, 7).into_iter().map(|f| f.raw).collect();
+        assert_eq!(due, vec![Bytes::from_static(b"tx at two")]);
+        let due: Vec<Bytes> = forced_due(&view, 9, 9, 6, 7).into_iter().map(|f| f.raw).collect();
+        assert_eq!(due, vec![Bytes::from_static(b"tx at four")], "chain 8's envelope is not ours");
+        assert!(forced_due(&view, 10, 10, 6, 7).is_empty());
+        assert_eq!(view.inbox_by_tx_hash(&keccak256(b"tx at four")).map(|m| m.height), Some(4));
     }
 }

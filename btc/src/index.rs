@@ -164,6 +164,23 @@ impl BtcIndex {
         self.inbox.iter()
     }
 
+    /// Inbox messages at heights `from..=to`, oldest first (a binary search, not a scan: the
+    /// inbox only grows with the chain).
+    pub fn inbox_between(&self, from: u64, to: u64) -> Vec<super::inbox::InboxMessage> {
+        // The first message at or above `from`: messages are in (height, position) order.
+        let start = match self.inbox.binary_search_by(|m| {
+            if m.height < from {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        }) {
+            Ok(i) | Err(i) => i,
+        };
+        // `Vector::skip` splits the tree in O(log n) (an iterator's skip would walk).
+        self.inbox.skip(start).into_iter().take_while(|m| m.height <= to).collect()
+    }
+
     /// The inbox message carrying the L2 transaction `tx_hash` (the first, if posted twice).
     pub fn inbox_by_tx_hash(&self, tx_hash: &alloy_primitives::B256) -> Option<&super::inbox::InboxMessage> {
         self.inbox.iter().find(|m| m.tx_hash() == *tx_hash)
