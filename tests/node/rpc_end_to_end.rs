@@ -239,6 +239,15 @@ fn bad_configs_fail_with_clear_messages() {
     .expect("write");
     let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path")]);
     assert!(!ok && err.contains("consensus engine \"pbft\" is unknown"), "{err}");
+    // A Byzantine test mode without `allow_byzantine = true`, and an unknown mode with it.
+    let honest = format!("data_dir = \"d\"\noperator_key = \"{}\"\n[genesis]\nchain_id = 1\n", "11".repeat(32));
+    std::fs::write(&cfg, &honest).expect("write");
+    let censor = "censor:0x0000000000000000000000000000000000000001";
+    let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path"), "--byzantine", censor]);
+    assert!(!ok && err.contains("allow_byzantine = true"), "{err}");
+    std::fs::write(&cfg, format!("allow_byzantine = true\n{honest}")).expect("write");
+    let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path"), "--byzantine", "lie-a-lot"]);
+    assert!(!ok && err.contains("unknown byzantine mode \"lie-a-lot\""), "{err}");
     // A world-readable key file: refused before anything starts, with the fix in the message.
     let key = dir.path().join("operator.key");
     std::fs::write(&key, "11".repeat(32)).expect("key");
