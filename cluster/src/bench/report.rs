@@ -103,13 +103,33 @@ pub fn csv(timeline: &[Second]) -> String {
     out
 }
 
-/// Two stacked line charts: committed tx/s, and p50/p99 commit latency, per second.
-pub fn svg(timeline: &[Second], title: &str) -> String {
-    let (w, h, pad) = (900.0, 260.0, 50.0);
+/// A round tick step (1, 2 or 5 × 10^k) giving about `ticks` ticks up to `max`.
+pub fn nice_step(max: f64, ticks: f64) -> f64 {
+    let raw = (max / ticks).max(f64::MIN_POSITIVE);
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let r = raw / magnitude;
+    let m = if r <= 1.0 {
+        1.0
+    } else if r <= 2.0 {
+        2.0
+    } else if r <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    m * magnitude
+}
+
+/// Two stacked line charts: committed tx/s (with the offered rate dashed, when there is one),
+/// and p50/p99 commit latency, per second; round-number ticks on both axes.
+pub fn svg(timeline: &[Second], title: &str, offered: Option<f64>) -> String {
+    let (w, h, pad) = (900.0, 260.0, 60.0);
     let n = timeline.len().max(2) as f64;
-    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
-    let chart = |top: f64, series: &[(&str, &str, Vec<f64>)], unit: &str| -> String {
-        let max = series.iter().flat_map(|s| s.2.iter().copied()).fold(1.0, f64::max) * 1.1;
+    let x = |t: f64| pad + (w - 2.0 * pad) * t / (n - 1.0);
+    let chart = |top: f64, series: &[(&str, &str, Vec<f64>)], unit: &str, level: Option<f64>| -> String {
+        let top_value = series.iter().flat_map(|s| s.2.iter().copied()).chain(level).fold(1.0, f64::max);
+        let step = nice_step(top_value, 5.0);
+        let max = (top_value / step).ceil() * step;
         let y = |v: f64| top + h - pad - (h - 2.0 * pad) * v / max;
         let mut g = format!(
             r#"<line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{pad}" y1="{}" x2="{pad}" y2="{}" stroke="black"/>"#,
@@ -119,20 +139,47 @@ pub fn svg(timeline: &[Second], title: &str) -> String {
             top + pad,
             top + h - pad
         );
-        for k in 0..=4 {
-            let v = max * k as f64 / 4.0;
+        let decimals = if step >= 1.0 { 0 } else { 2 };
+        let mut v = 0.0;
+        while v <= max + step / 2.0 {
             let _ = write!(
                 g,
-                r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{:.0}</text>"#,
+                r##"<line x1="{pad}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#ddd"/><text x="{2}" y="{3:.1}" font-size="11" text-anchor="end">{v:.4$}</text>"##,
+                y(v),
+                w - pad,
                 pad - 4.0,
                 y(v) + 4.0,
-                v
+                decimals,
             );
+            v += step;
+        }
+        let t_step = nice_step(n - 1.0, 10.0).max(1.0);
+        let mut t = 0.0;
+        while t <= n - 1.0 {
+            let _ = write!(
+                g,
+                r#"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="black"/><text x="{0:.1}" y="{3}" font-size="11" text-anchor="middle">{t} s</text>"#,
+                x(t),
+                top + h - pad,
+                top + h - pad + 4.0,
+                top + h - pad + 16.0,
+            );
+            t += t_step;
         }
         let _ = write!(g, r#"<text x="{}" y="{}" font-size="12">{unit}</text>"#, pad, top + pad - 10.0);
+        if let Some(level) = level {
+            let _ = write!(
+                g,
+                r##"<line x1="{pad}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#888" stroke-dasharray="6 4"/><text x="{2}" y="{3:.1}" font-size="11" fill="#555">offered {level:.0} tx/s</text>"##,
+                y(level),
+                w - pad,
+                pad + 6.0,
+                y(level) - 4.0,
+            );
+        }
         for (i, (name, color, values)) in series.iter().enumerate() {
             let pts: Vec<String> =
-                values.iter().enumerate().map(|(j, v)| format!("{:.1},{:.1}", x(j), y(*v))).collect();
+                values.iter().enumerate().map(|(j, v)| format!("{:.1},{:.1}", x(j as f64), y(*v))).collect();
             let _ =
                 write!(g, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.join(" "));
             let _ = write!(
@@ -148,12 +195,12 @@ pub fn svg(timeline: &[Second], title: &str) -> String {
     let p50: Vec<f64> = timeline.iter().map(|s| s.latency_ms_p50).collect();
     let p99: Vec<f64> = timeline.iter().map(|s| s.latency_ms_p99).collect();
     format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/><text x="{pad}" y="20" font-size="14">{title}</text>{}{}<text x="{}" y="{}" font-size="11">seconds</text></svg>"#,
-        2.0 * h + 20.0,
-        chart(20.0, &[("committed tx/s", "#1f77b4", tps)], "tx/s"),
-        chart(h + 10.0, &[("p50 latency", "#2ca02c", p50), ("p99 latency", "#d62728", p99)], "ms"),
-        w / 2.0,
-        2.0 * h + 10.0,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/><text x="{pad}" y="20" font-size="14">{title}</text>{}{}<text x="{}" y="{}" font-size="11">seconds since the load started</text></svg>"#,
+        2.0 * h + 30.0,
+        chart(20.0, &[("committed tx/s", "#1f77b4", tps)], "tx/s", offered),
+        chart(h + 10.0, &[("p50 latency", "#2ca02c", p50), ("p99 latency", "#d62728", p99)], "ms", None),
+        w / 2.0 - 60.0,
+        2.0 * h + 25.0,
     )
 }
 
@@ -162,6 +209,38 @@ pub fn write_all(dir: &Path, s: &Summary, timeline: &[Second]) -> std::io::Resul
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(s).map_err(std::io::Error::other)?)?;
     std::fs::write(dir.join("timeline.csv"), csv(timeline))?;
     let title = format!("bss bench: {} operators, {:?}, {:.0} tx/s committed", s.operators, s.kind, s.committed_tps);
-    std::fs::write(dir.join("timeline.svg"), svg(timeline, &title))?;
+    std::fs::write(dir.join("timeline.svg"), svg(timeline, &title, s.target_rate))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_numbers() {
+        assert_eq!(nice_step(4_713.0, 5.0), 1_000.0);
+        assert_eq!(nice_step(30.0, 10.0), 5.0);
+        assert_eq!(nice_step(1_900.0, 5.0), 500.0);
+        assert_eq!(nice_step(0.8, 5.0), 0.2);
+    }
+
+    #[test]
+    fn the_timeline_labels_seconds_and_draws_the_offered_rate() {
+        let timeline: Vec<Second> = (0..31)
+            .map(|t| Second {
+                t,
+                txs: 4_700 + t * 3,
+                gas: 0,
+                blocks: 5,
+                latency_ms_p50: 900.0,
+                latency_ms_p99: 1_700.0,
+            })
+            .collect();
+        let svg = svg(&timeline, "test", Some(5_000.0));
+        for label in ["offered 5000 tx/s", ">10 s<", ">30 s<", ">1000<", ">5000<", ">2000<"] {
+            assert!(svg.contains(label), "{label} missing");
+        }
+        assert_eq!(svg.matches("offered").count(), 1, "one offered-rate line, on the tx/s chart");
+    }
 }
