@@ -70,9 +70,12 @@ impl ListSource {
 
     /// `false-lists`: the block must carry what this operator claimed its parent's child needs.
     fn false_claim_refusal(&self, block: &Block) -> Option<String> {
+        if !self.false_lists {
+            return None; // an honest operator signs no made-up txs on its validation path
+        }
         let parent = block.number().checked_sub(1)?;
         let claimed = crate::node::byzantine::false_claims(self.chain_id, parent);
-        (self.false_lists && !claimed.iter().all(|c| block.transactions.contains(c)))
+        (!claimed.iter().all(|c| block.transactions.contains(c)))
             .then(|| "the block omits txs this operator listed (false-lists mode)".to_string())
     }
 }
