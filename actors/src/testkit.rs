@@ -34,6 +34,7 @@ pub fn genesis_store() -> (tempfile::TempDir, Store, BlockHeader) {
         base_fee: 1_000,
         timestamp_ms: 0,
         alloc: vec![(dev0().address, U256::from(10u128.pow(20)))],
+        predeploys: vec![],
     };
     let (batch, _) = genesis.build();
     store.init_genesis(CHAIN_ID, &batch).expect("genesis");

@@ -99,6 +99,7 @@ impl Chain {
             base_fee: 1_000_000_000,
             timestamp_ms: 0,
             alloc: keys.iter().map(|k| (k.address, U256::from(10u128.pow(24)))).collect(),
+            predeploys: vec![],
         };
         let (batch, acc) = genesis.build();
         store.init_genesis(CHAIN_ID, &batch).unwrap();
@@ -159,6 +160,7 @@ impl Chain {
             anchors: vec![],
             inclusion: vec![],
             forced: vec![],
+            mints: vec![],
             omit_senders: Default::default(),
         };
         let executed = BlockBuilder::new(&self.spec, &state, &self.head, &self.acc).build(&fields, txs).unwrap();

@@ -125,6 +125,17 @@ impl BtcIndex {
         (stored.height <= as_of).then(|| stored.record())
     }
 
+    /// The txids of the best-chain block at `height`, in block order (empty above the tip).
+    pub fn txids_at(&self, height: u64) -> Vec<Txid> {
+        let Some(db) = &self.db else { return vec![] };
+        if self.entry(height).is_none() {
+            return vec![];
+        }
+        read("block", db.get(AuxSpace::BtcBlocks, &height.to_be_bytes()))
+            .map(|raw| super::records::StoredBlock::decode(&raw).txids)
+            .unwrap_or_default()
+    }
+
     /// The coin, if it existed at `as_of` (spent or not).
     pub fn coin(&self, o: &OutPoint, as_of: u64) -> Option<CoinRecord> {
         let db = self.db.as_ref()?;

@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod attributes;
+pub mod deposit;
 pub mod finality;
 pub mod forced_tx;
 pub mod inbox;
@@ -32,6 +33,8 @@ pub struct BtcLink {
     pub rules: BtcRules,
     /// Which keystones in that view count (chain id, operators' keystone keys).
     pub keystones: finality::KeystoneRules,
+    /// The tunnel (vault, deposit rules), when the genesis sets one up.
+    pub tunnel: Option<deposit::TunnelRules>,
 }
 
 impl std::fmt::Debug for BtcLink {

@@ -33,6 +33,19 @@ pub struct ForcedOutcome {
     pub skipped: Option<String>,
 }
 
+/// hBTC minted in this block for a Bitcoin deposit to the tunnel vault that reached
+/// `tunnel.deposit_confirmations` in this block's Bitcoin view: a system effect every replica
+/// derives from the view (no transaction carries it), in Bitcoin order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mint {
+    /// The deposit tx (display order, as Bitcoin tools print it).
+    pub btc_txid: B256,
+    pub btc_height: u64,
+    pub recipient: alloy_primitives::Address,
+    /// Satoshis paid to the vault = hBTC units minted.
+    pub sats: u64,
+}
+
 /// The L2 block header. Its hash is keccak256 of its canonical bincode encoding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockHeader {
@@ -57,6 +70,8 @@ pub struct BlockHeader {
     pub inclusion: Vec<crate::inclusion::InclusionList>,
     /// Forced transactions that fell due with this block's Bitcoin view, in Bitcoin order.
     pub forced: Vec<ForcedOutcome>,
+    /// hBTC mints for the deposits that fell due with this block's Bitcoin view.
+    pub mints: Vec<Mint>,
 }
 
 impl BlockHeader {
@@ -112,6 +127,7 @@ mod tests {
             anchors: vec![],
             inclusion: vec![],
             forced: vec![],
+            mints: vec![],
         }
     }
 

@@ -29,7 +29,7 @@ fn validate_with(
     due: &[ForcedTx],
 ) -> Result<(), ExecutionError> {
     let state = LayeredState { base: n.reader.clone(), layers: vec![] };
-    BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).validate(block, txs, due).map(|_| ())
+    BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).validate(block, txs, &[], due).map(|_| ())
 }
 
 #[test]

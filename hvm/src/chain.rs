@@ -38,6 +38,8 @@ pub struct Genesis {
     pub base_fee: u64,
     pub timestamp_ms: u64,
     pub alloc: Vec<(Address, U256)>,
+    /// Contracts genesis writes with their code and storage (hBTC when a tunnel is set up).
+    pub predeploys: Vec<super::hbtc::Predeploy>,
 }
 
 impl Genesis {
@@ -48,10 +50,26 @@ impl Genesis {
         let mut alloc = self.alloc.clone();
         alloc.sort();
         alloc.dedup_by(|a, b| a.0 == b.0);
+        // A predeploy's address is its own account, whatever the allocation says.
+        alloc.retain(|(a, _)| !self.predeploys.iter().any(|p| p.address == *a));
         for (addr, balance) in &alloc {
             let rec = AccountRecord { nonce: 0, balance: *balance, code_hash: KECCAK_EMPTY };
             acc.add_account(addr, &account_value(0, balance, &KECCAK_EMPTY));
             accounts.push((*addr, Some(rec)));
+        }
+        let mut storage = Vec::new();
+        let mut codes = Vec::new();
+        for p in &self.predeploys {
+            let code_hash = alloy_primitives::keccak256(&p.code);
+            // A created contract starts at nonce 1 (EIP-161), with no balance.
+            let rec = AccountRecord { nonce: 1, balance: U256::ZERO, code_hash };
+            acc.add_account(&p.address, &account_value(1, &U256::ZERO, &code_hash));
+            accounts.push((p.address, Some(rec)));
+            for (slot, value) in p.storage.iter().filter(|(_, v)| !v.is_zero()) {
+                acc.add_slot(&p.address, slot, value);
+                storage.push((p.address, *slot, *value));
+            }
+            codes.push((code_hash, p.code.clone()));
         }
         let header = BlockHeader {
             chain_id: self.spec.chain_id,
@@ -70,8 +88,9 @@ impl Genesis {
             anchors: vec![],
             inclusion: vec![],
             forced: vec![],
+            mints: vec![],
         };
-        let changes = StateChanges { accounts, storage: vec![], codes: vec![], state_accumulator: acc.to_bytes() };
+        let changes = StateChanges { accounts, storage, codes, state_accumulator: acc.to_bytes() };
         (GenesisBatch { block: Block { header, transactions: vec![] }, changes }, acc)
     }
 }

@@ -4,6 +4,7 @@
 use super::btc_precompiles::{BtcAt, HvmPrecompiles};
 use super::chain::ChainSpec;
 use super::fees::next_base_fee;
+use super::hbtc::{mint_calldata, HBTC_ADDRESS, SYSTEM_ADDRESS};
 use super::lthash::LtHash;
 use super::state::{StateError, StateSource};
 use super::tx::SignedTx;
@@ -13,10 +14,11 @@ use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope, TxEnvelope};
 use alloy_primitives::{Address, B256, U256};
 use bss_btc::inbox::ForcedTx;
 use bss_consensus::inclusion::{obligations, InclusionList};
-use bss_consensus::{Block, BlockHeader, BtcAttributes, ForcedOutcome};
+use bss_consensus::{Block, BlockHeader, BtcAttributes, ForcedOutcome, Mint};
 use bss_storage::{BlockBody, LogRecord, ReceiptRecord, StateChanges};
 use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
+use revm::handler::SystemCallEvm;
 use revm::primitives::hardfork::SpecId;
 use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 use std::sync::Arc;
@@ -42,6 +44,8 @@ pub enum ExecutionError {
     Evm(String),
     #[error("block {number} omits tx {hash} that an inclusion list names and that would succeed appended")]
     OmitsListedTx { number: u64, hash: B256 },
+    #[error("block {number}: minting hBTC for deposit {deposit} failed: {reason}")]
+    Mint { number: u64, deposit: B256, reason: String },
     #[error("block {number} does not start with the forced txs due in it (expected {expected}, found {found})")]
     ForcedOrder { number: u64, expected: B256, found: String },
 }
@@ -90,6 +94,8 @@ pub struct ProposalFields {
     pub inclusion: Vec<InclusionList>,
     /// Forced txs due in this block (derived from the Bitcoin view), in Bitcoin order.
     pub forced: Vec<ForcedTx>,
+    /// hBTC mints due in this block (derived from the Bitcoin view), in Bitcoin order.
+    pub mints: Vec<Mint>,
     /// Senders whose listed txs the builder leaves out anyway (the Byzantine `censor` test
     /// mode: its blocks are then refused). Empty on an honest operator.
     pub omit_senders: Arc<std::collections::HashSet<Address>>,
@@ -184,6 +190,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             anchors: fields.anchors.clone(),
             inclusion: fields.inclusion.clone(),
             forced: vec![],
+            mints: vec![],
         }
     }
 
@@ -206,15 +213,17 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         let mut items: Vec<Item> = listed.iter().cloned().map(Item::Listed).collect();
         items.extend(candidates.into_iter().filter(|t| !skip.contains(&t.hash)).map(Item::Candidate));
         items.extend(listed.into_iter().map(Item::Listed));
-        self.run(header, &fields.forced, items, Mode::Build)
+        self.run(header, &fields.mints, &fields.forced, items, Mode::Build)
     }
 
     /// Replica: re-executes `block` and checks every derived header field against its own
-    /// result, that it starts with the forced txs due in it, and that it answers its lists.
+    /// result, that it mints exactly the deposits due, starts with the forced txs due in it,
+    /// and answers its lists.
     pub fn validate(
         &self,
         block: &Block,
         txs: Vec<Arc<SignedTx>>,
+        mints: &[Mint],
         forced: &[ForcedTx],
     ) -> Result<ExecutedBlock, ExecutionError> {
         let p = &block.header;
@@ -226,6 +235,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             anchors: p.anchors.clone(),
             inclusion: p.inclusion.clone(),
             forced: vec![],
+            mints: vec![],
             omit_senders: Default::default(),
         });
         let mismatch = |field: &'static str, a: String, b: String| ExecutionError::Mismatch {
@@ -252,7 +262,11 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         if p.base_fee != expected.base_fee {
             return Err(mismatch("base_fee", p.base_fee.to_string(), expected.base_fee.to_string()));
         }
-        let executed = self.run(expected, forced, txs.into_iter().map(Item::Block).collect(), Mode::Validate)?;
+        // Skipping a due mint, repeating one or getting one wrong changes this list.
+        if p.mints != mints {
+            return Err(mismatch("mints", format!("{:?}", p.mints), format!("{mints:?}")));
+        }
+        let executed = self.run(expected, mints, forced, txs.into_iter().map(Item::Block).collect(), Mode::Validate)?;
         let c = &executed.block.header;
         for (field, a, b) in [
             ("transactions_root", p.transactions_root, c.transactions_root),
@@ -278,6 +292,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
     fn run(
         &self,
         mut header: BlockHeader,
+        mints: &[Mint],
         forced: &[ForcedTx],
         items: Vec<Item>,
         mode: Mode,
@@ -295,6 +310,17 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         let mut rejected = Vec::new();
         let mut skipped_senders: Vec<Address> = Vec::new();
         let mut cumulative = 0u64;
+        // Mints first: system calls to hBTC, outside the block's gas.
+        for m in mints {
+            let failed = |reason: String| ExecutionError::Mint { number, deposit: m.btc_txid, reason };
+            match evm.system_call_with_caller(SYSTEM_ADDRESS, HBTC_ADDRESS, mint_calldata(m)) {
+                Ok(out) if out.result.is_success() => evm.commit(out.state),
+                Ok(out) => return Err(failed(format!("{:?}", out.result))),
+                Err(EVMError::Database(e)) => return Err(e.into()),
+                Err(e) => return Err(failed(e.to_string())),
+            }
+        }
+        header.mints = mints.to_vec();
         // Forced txs first, in both modes: each executes or is recorded as skipped.
         let mut outcomes = Vec::with_capacity(forced.len());
         for f in forced {

@@ -39,6 +39,7 @@ pub(crate) fn node() -> Node {
         base_fee: 1_000,
         timestamp_ms: 0,
         alloc: keys().iter().map(|k| (k.address, U256::from(10u128.pow(20)))).collect(),
+        predeploys: vec![],
     };
     let (batch, acc) = genesis.build();
     store.init_genesis(5, &batch).expect("genesis");
@@ -79,6 +80,7 @@ pub(crate) fn fields(n: &Node) -> ProposalFields {
         anchors: vec![],
         inclusion: vec![],
         forced: vec![],
+        mints: vec![],
         omit_senders: Default::default(),
     }
 }
@@ -90,7 +92,7 @@ pub(crate) fn build(n: &Node, txs: Vec<Arc<SignedTx>>) -> ExecutedBlock {
 
 pub(crate) fn validate(n: &Node, e: &ExecutedBlock, txs: Vec<Arc<SignedTx>>) -> Result<ExecutedBlock, ExecutionError> {
     let state = LayeredState { base: n.reader.clone(), layers: vec![] };
-    BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).validate(&e.block, txs, &[])
+    BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).validate(&e.block, txs, &[], &[])
 }
 
 pub(crate) fn commit(n: &mut Node, e: &ExecutedBlock) {

@@ -13,6 +13,7 @@ pub mod call;
 pub mod chain;
 pub mod execute;
 pub mod fees;
+pub mod hbtc;
 pub mod limits;
 pub mod lthash;
 pub mod state;

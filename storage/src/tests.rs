@@ -20,6 +20,7 @@ fn header(number: u64, parent: B256) -> BlockHeader {
         anchors: vec![],
         inclusion: vec![],
         forced: vec![],
+        mints: vec![],
     }
 }
 

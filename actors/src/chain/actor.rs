@@ -209,6 +209,7 @@ impl Handler<Propose> for ChainActor {
             anchors: vec![],
             inclusion: lists,
             forced: vec![],
+            mints: vec![],
             omit_senders: self.cfg.censored.clone(),
         };
         let (parent_hash, gas_limit, max_txs) = (parent.hash(), parent.gas_limit, self.cfg.max_block_txs);

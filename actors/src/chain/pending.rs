@@ -91,6 +91,7 @@ mod tests {
             base_fee: 1,
             timestamp_ms: 0,
             alloc: vec![],
+            predeploys: vec![],
         }
         .build()
         .0

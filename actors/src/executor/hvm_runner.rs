@@ -1,5 +1,6 @@
 use super::messages::ExecutorError;
 use super::metrics::ExecutorMetrics;
+use crate::btc::deposit::mints_due;
 use crate::btc::inbox::{forced_due, ForcedTx};
 use crate::btc::{check_attributes, next_attributes, BtcLink};
 use crate::hvm::btc_precompiles::{btc_at, BtcAt};
@@ -8,7 +9,7 @@ use crate::hvm::lthash::LtHash;
 use crate::hvm::{BlockBuilder, ChainSpec, ExecutedBlock, ExecutionError, LayeredState, SignedTx};
 use crate::pop::finality::anchors_for;
 use alloy_primitives::B256;
-use bss_consensus::{Block, BlockHeader};
+use bss_consensus::{Block, BlockHeader, Mint};
 use bss_storage::{StorageError, StoreReader};
 use metrics::Histogram;
 use std::collections::HashMap;
@@ -128,12 +129,14 @@ impl Executor {
         }
     }
 
-    /// The forced txs due in a block with these BTC attributes: those whose reveal the block's
-    /// new Bitcoin headers confirm `forced_confirmations` times. The view must hold the tip.
-    fn forced_due(&self, attrs: &bss_consensus::BtcAttributes) -> Result<Vec<ForcedTx>, ExecutorError> {
-        let Some(link) = &self.btc else { return Ok(vec![]) };
+    /// What falls due in a block with these BTC attributes, derived from the Bitcoin view: the
+    /// hBTC mints for deposits its new headers confirm `deposit_confirmations` times, and the
+    /// forced txs whose reveal they confirm `forced_confirmations` times. The view must hold
+    /// the tip.
+    fn due(&self, attrs: &bss_consensus::BtcAttributes) -> Result<(Vec<Mint>, Vec<ForcedTx>), ExecutorError> {
+        let Some(link) = &self.btc else { return Ok((vec![], vec![])) };
         if attrs.headers.is_empty() {
-            return Ok(vec![]);
+            return Ok((vec![], vec![]));
         }
         let view = link.view.current();
         let on_best =
@@ -142,7 +145,12 @@ impl Executor {
             return Err(ExecutorError::BtcTipUnknown { height: attrs.tip_height });
         }
         let first = attrs.tip_height + 1 - attrs.headers.len() as u64;
-        Ok(forced_due(&view, first, attrs.tip_height, link.rules.forced_confirmations, self.spec.chain_id))
+        let mints = match &link.tunnel {
+            Some(rules) => mints_due(&view, first, attrs.tip_height, rules),
+            None => vec![],
+        };
+        let forced = forced_due(&view, first, attrs.tip_height, link.rules.forced_confirmations, self.spec.chain_id);
+        Ok((mints, forced))
     }
 
     fn btc_at(&self, attrs: &bss_consensus::BtcAttributes) -> Option<BtcAt> {
@@ -178,7 +186,7 @@ impl Executor {
             fields.btc = next_attributes(&parent.btc, &view, &link.rules);
             fields.anchors = anchors_for(&view, &fields.btc, &link.keystones);
         }
-        fields.forced = self.forced_due(&fields.btc)?;
+        (fields.mints, fields.forced) = self.due(&fields.btc)?;
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&fields.btc))
             .build(&fields, candidates)?;
@@ -213,10 +221,10 @@ impl Executor {
         if check_btc {
             self.check_btc(&parent, block)?;
         }
-        let forced = self.forced_due(&block.header.btc)?;
+        let (mints, forced) = self.due(&block.header.btc)?;
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&block.header.btc))
-            .validate(block, txs, &forced)?;
+            .validate(block, txs, &mints, &forced)?;
         Ok(Self::record(executed, started, "validate", &self.metrics.validate_seconds))
     }
 }

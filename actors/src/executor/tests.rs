@@ -18,6 +18,7 @@ async fn a_panic_fails_only_the_request_in_flight_and_the_next_one_is_served() {
         anchors: vec![],
         inclusion: vec![],
         forced: vec![],
+        mints: vec![],
         omit_senders: Default::default(),
     };
     let before = executor.build(parent, vec![], fields(), vec![]).await.expect("built");

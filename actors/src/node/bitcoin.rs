@@ -33,6 +33,7 @@ pub fn start_watcher(
     storage: &StorageHandle,
     reader: &StoreReader,
     forced_confirmations: u64,
+    tunnel: Option<crate::btc::deposit::TunnelRules>,
 ) -> Result<(BtcLink, WatcherHandle), NodeError> {
     let network = b.network()?;
     let (view, handle) = crate::btc::watcher::spawn(
@@ -53,7 +54,10 @@ pub fn start_watcher(
         start_height: b.start_height,
         forced_confirmations,
     };
-    Ok((BtcLink { view, rules, keystones }, handle))
+    if let Some(t) = &tunnel {
+        info!(target: "node", vault = %t.vault.address(network), threshold = t.vault.threshold(), "tunnel vault");
+    }
+    Ok((BtcLink { view, rules, keystones, tunnel }, handle))
 }
 
 /// What the PoP submitter is started with.

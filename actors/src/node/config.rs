@@ -74,6 +74,9 @@ pub struct GenesisConfig {
     /// (`bss bench --accounts N`). Default 0; at most 10,000,000.
     #[serde(default)]
     pub filler_accounts: u64,
+    /// The BTC tunnel (`[genesis.tunnel]`): absent, the chain has no vault and no hBTC.
+    #[serde(default)]
+    pub tunnel: Option<super::config_tunnel::TunnelGenesis>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +133,14 @@ impl GenesisConfig {
             )));
         }
         alloc.extend((0..self.filler_accounts).map(|i| (crate::hvm::chain::filler_address(i), U256::from(1u8))));
+        let mut predeploys = Vec::new();
+        if let Some(t) = &self.tunnel {
+            t.check()?;
+            predeploys.push(
+                crate::hvm::hbtc::hbtc_predeploy(t.min_withdrawal_sats)
+                    .map_err(|e| ConfigError::Invalid(format!("genesis.tunnel: {e}")))?,
+            );
+        }
         Ok(Genesis {
             spec: ChainSpec {
                 chain_id: self.chain_id,
@@ -141,6 +152,7 @@ impl GenesisConfig {
             base_fee: self.base_fee.max(self.min_base_fee),
             timestamp_ms: self.timestamp_ms,
             alloc,
+            predeploys,
         })
     }
 }
@@ -431,6 +443,8 @@ pub struct NodeConfig {
     pub pop: Option<PopSection>,
     #[serde(default)]
     pub censorship: CensorshipSection,
+    #[serde(default)]
+    pub tunnel: super::config_tunnel::TunnelSection,
     /// Lets this node run the Byzantine test modes of `byzantine` / `bss node --byzantine`.
     /// Never set it on an operator that serves users.
     #[serde(default)]
@@ -469,6 +483,8 @@ impl NodeConfig {
             btc.network()?;
             btc.credentials()?;
         }
+        cfg.tunnel.custody_key_file = cfg.tunnel.custody_key_file.as_ref().map(|f| base.join(f));
+        cfg.tunnel.secret()?;
         if let Some(pop) = cfg.pop.as_mut() {
             if cfg.btc.is_none() {
                 return Err(ConfigError::Invalid("[pop] needs a [btc] section (the Bitcoin node to anchor in)".into()));

@@ -12,6 +12,7 @@
 pub mod bitcoin;
 pub mod byzantine;
 pub mod config;
+pub mod config_tunnel;
 mod engines;
 pub mod identity;
 mod rpc;
@@ -114,11 +115,26 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     let (reader, storage) = (opened.reader.clone(), opened.storage.clone());
     info!(target: "node", operator = id.index, operators = id.operators.len(), engine = %cfg.consensus.engine, "starting");
 
+    let tunnel = match &genesis_cfg.tunnel {
+        Some(t) => {
+            if t.custody_keys.len() != id.operators.len() {
+                return Err(ConfigError::Invalid(format!(
+                    "genesis.tunnel.custody_keys lists {} keys for {} operators",
+                    t.custody_keys.len(),
+                    id.operators.len()
+                ))
+                .into());
+            }
+            Some((t.rules(spec.chain_id)?, cfg.tunnel.custody_key(t, usize::from(id.index))?))
+        }
+        None => None,
+    };
     let (btc, watcher) = match &cfg.btc {
         Some(b) => {
             let rules = bitcoin::keystone_rules(spec.chain_id, cfg.pop.as_ref())?;
+            let tunnel_rules = tunnel.as_ref().map(|(r, _)| r.clone());
             let (link, handle) =
-                bitcoin::start_watcher(b, rules, &storage, &reader, cfg.censorship.forced_confirmations)?;
+                bitcoin::start_watcher(b, rules, &storage, &reader, cfg.censorship.forced_confirmations, tunnel_rules)?;
             (Some(link), Some(handle))
         }
         None => (None, None),

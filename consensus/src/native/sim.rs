@@ -120,6 +120,7 @@ fn genesis() -> BlockHeader {
         anchors: vec![],
         inclusion: vec![],
         forced: vec![],
+        mints: vec![],
     }
 }
 

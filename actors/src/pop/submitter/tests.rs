@@ -63,6 +63,7 @@ fn header(n: u64) -> bss_consensus::BlockHeader {
         anchors: vec![],
         inclusion: vec![],
         forced: vec![],
+        mints: vec![],
     }
 }
 

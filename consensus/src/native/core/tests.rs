@@ -29,6 +29,7 @@ fn header(number: u64, round: u64, parent: B256, proposer: u16) -> BlockHeader {
         anchors: vec![],
         inclusion: vec![],
         forced: vec![],
+        mints: vec![],
     }
 }
 
