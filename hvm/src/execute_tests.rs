@@ -25,6 +25,10 @@ pub(crate) fn keys() -> Vec<DevKey> {
 }
 
 pub(crate) fn node() -> Node {
+    node_with(vec![])
+}
+
+pub(crate) fn node_with(predeploys: Vec<super::hbtc::Predeploy>) -> Node {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open(dir.path(), false).expect("open");
     let spec = ChainSpec {
@@ -39,7 +43,7 @@ pub(crate) fn node() -> Node {
         base_fee: 1_000,
         timestamp_ms: 0,
         alloc: keys().iter().map(|k| (k.address, U256::from(10u128.pow(20)))).collect(),
-        predeploys: vec![],
+        predeploys,
     };
     let (batch, acc) = genesis.build();
     store.init_genesis(5, &batch).expect("genesis");
@@ -108,7 +112,7 @@ pub(crate) fn commit(n: &mut Node, e: &ExecutedBlock) {
     n.acc = e.accumulator.clone();
 }
 
-fn from_scratch(r: &StoreReader) -> LtHash {
+pub(crate) fn from_scratch(r: &StoreReader) -> LtHash {
     let mut acc = LtHash::default();
     for (a, rec) in r.all_accounts().expect("accounts") {
         acc.add_account(&a, &account_value(rec.nonce, &rec.balance, &rec.code_hash));

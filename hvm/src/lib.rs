@@ -30,3 +30,5 @@ pub use tx::{SignedTx, TxError};
 mod censorship_tests;
 #[cfg(test)]
 mod execute_tests;
+#[cfg(test)]
+mod hbtc_tests;
