@@ -111,7 +111,8 @@ pub fn classify(tx: &Transaction, txid: Txid, height: u64, rules: &TunnelRules) 
         // Bitcoin caps a tx's outputs at 21M BTC; saturate rather than trust that.
         sats = sats.saturating_add(v);
     }
-    if !pays {
+    // A payout's change returns to the vault: not a deposit.
+    if !pays || super::withdrawal::is_payout(tx) {
         return None;
     }
     let returns: Vec<&TxOut> = tx.output.iter().filter(|o| o.script_pubkey.is_op_return()).collect();
