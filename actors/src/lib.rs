@@ -14,6 +14,7 @@ pub mod rpc;
 pub mod supervision;
 pub mod sync_server;
 pub use bss_consensus::telemetry;
+pub mod tunnel;
 pub use bss_storage::fatal;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -75,6 +75,7 @@ fn deposits_mint_and_replicas_check_every_mint() {
     commit(&mut n, &built);
     assert_eq!(read(&n, balance_of_calldata(&alice)), U256::from(50_000));
     assert_eq!(read(&n, getter_calldata("totalSupply()")), U256::from(62_345));
+    assert_eq!(n.reader.storage(&HBTC_ADDRESS, &U256::from(TOTAL_SUPPLY_SLOT)).expect("slot"), U256::from(62_345));
     assert_eq!(n.head.state_root, from_scratch(&n.reader).root(), "genesis storage is in the state root");
     // The contract itself refuses to mint one deposit twice.
     let again = build_with(&n, vec![mint(alice, 1, 1)], vec![]).expect_err("double mint");

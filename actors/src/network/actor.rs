@@ -345,6 +345,10 @@ impl Handler<Incoming> for NetworkActor {
             (WireMessage::SyncRequest { from_number, .. }, _) => {
                 self.routes.sync.request(msg.from, from_number, NetworkHandle::new(ctx.address()))
             }
+            (WireMessage::TunnelSigs { first, version, sigs }, _) => match &self.routes.tunnel {
+                Some(t) => t.deliver(crate::tunnel::SigsFrom { from: msg.from, first, version, sigs }),
+                None => m.dropped_other_engine.increment(1),
+            },
             (WireMessage::Txs(txs), _) => {
                 m.gossip_txs_in.increment(txs.len() as u64);
                 if !self.routes.gossip.try_admit(txs) {

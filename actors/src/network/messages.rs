@@ -115,6 +115,11 @@ impl NetworkHandle {
         self.addr.do_send(SendTo { to, msg });
     }
 
+    /// This operator's payout signatures, to every other operator.
+    pub fn send_tunnel_sigs(&self, first: u64, version: u32, sigs: Vec<Bytes>) {
+        self.addr.do_send(Broadcast(WireMessage::TunnelSigs { first, version, sigs }));
+    }
+
     pub fn gossip(&self, raw: Bytes) {
         self.addr.do_send(Gossip(raw));
     }

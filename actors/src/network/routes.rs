@@ -20,4 +20,6 @@ pub struct Routes {
     pub sync: SyncServerHandle,
     /// Gossiped transactions.
     pub gossip: GossipAdmission,
+    /// Payout signatures (None: no tunnel).
+    pub tunnel: Option<crate::tunnel::TunnelInbox>,
 }

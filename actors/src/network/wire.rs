@@ -27,6 +27,9 @@ pub enum WireMessage {
     },
     /// A message of another consensus engine (hotstuff-rs), opaque to the transport.
     Engine(Bytes),
+    /// This operator's signatures (one per input) over the payout of the withdrawal batch that
+    /// starts at id `first`, fee version `version`.
+    TunnelSigs { first: u64, version: u32, sigs: Vec<Bytes> },
 }
 
 #[derive(Debug, thiserror::Error)]

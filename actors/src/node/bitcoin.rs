@@ -20,7 +20,7 @@ pub fn keystone_rules(chain_id: u64, pop: Option<&PopSection>) -> Result<Keyston
     Ok(KeystoneRules::new(chain_id, keys))
 }
 
-fn bitcoind(b: &BtcSection) -> Result<CoreRpc, NodeError> {
+pub(super) fn bitcoind(b: &BtcSection) -> Result<CoreRpc, NodeError> {
     CoreRpc::new(&b.rpc_url, b.credentials()?).map_err(|e| {
         ConfigError::Invalid(format!("btc.rpc_url {}: {e}", crate::btc::source::redact_url(&b.rpc_url))).into()
     })

@@ -28,6 +28,8 @@ pub struct EngineParts<'a> {
     /// Where this operator's inclusion lists come from.
     pub mempool: crate::mempool::MempoolHandle,
     pub byzantine: super::byzantine::Byzantine,
+    /// Where payout signatures go (None: no tunnel).
+    pub tunnel: Option<crate::tunnel::TunnelInbox>,
 }
 
 /// Starts the network on its own arbiter with `engine` as the consensus route.
@@ -37,6 +39,7 @@ fn start_network(p: &mut EngineParts<'_>, engine: EngineRoute) -> Result<Option<
         engine,
         sync: SyncServer::spawn(p.opened.reader.clone(), p.cfg.network.sync_batch)?,
         gossip: p.gossip.clone(),
+        tunnel: p.tunnel.clone(),
     };
     let parts = NetworkParts {
         cfg: p.cfg.network.clone(),

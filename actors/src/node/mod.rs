@@ -179,6 +179,15 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         head: opened.head.clone(),
     });
 
+    // The tunnel's inbox is drawn into the network's routes; its service starts once the
+    // network is up (it sends signatures over it).
+    let (tunnel_inbox, tunnel_mailbox) = match &tunnel {
+        Some(_) => {
+            let (i, m) = crate::tunnel::channel();
+            (Some(i), Some(m))
+        }
+        None => (None, None),
+    };
     let engine_parts = engines::EngineParts {
         cfg: &cfg,
         chain_id: spec.chain_id,
@@ -189,6 +198,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         listener,
         mempool: mempool.clone(),
         byzantine: byzantine.clone(),
+        tunnel: tunnel_inbox,
     };
     let network = match cfg.consensus.engine.as_str() {
         "hotstuff-rs" => engines::start_hotstuff_rs(engine_parts)?,
@@ -209,6 +219,26 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         })?),
         _ => None,
     };
+    let tunnel_status = match (tunnel, tunnel_mailbox, &btc, &cfg.btc) {
+        (Some((rules, key)), Some(mailbox), Some(link), Some(b)) => Some(
+            crate::tunnel::spawn(crate::tunnel::TunnelParts {
+                rules,
+                reader: reader.clone(),
+                view: link.view.clone(),
+                key,
+                me: id.index,
+                network: network.clone(),
+                bitcoind: Some(bitcoin::bitcoind(b)?),
+                mailbox,
+            })
+            .map_err(|e| NodeError::Btc(format!("cannot start the tunnel service: {e}")))?,
+        ),
+        (Some(_), ..) => {
+            tracing::warn!(target: "node", "genesis sets up a tunnel but this node has no [btc]: it neither mints nor pays out");
+            None
+        }
+        _ => None,
+    };
     readmit_journal(&reader, ingress.clone(), network.clone(), storage.clone())
         .map_err(|source| NodeError::Storage { path: cfg.data_dir.display().to_string(), source })?;
 
@@ -220,6 +250,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         chain: chain.clone(),
         metrics,
         btc,
+        tunnel: tunnel_status,
         faults: FaultTargets { executor, mempool: mempool.clone(), btc_watcher: watcher, pop_submitter: submitter },
     });
     let (rpc, rpc_addr) = rpc::start(parts).await?;

@@ -26,6 +26,8 @@ pub struct RpcDeps<'a> {
     pub chain: ChainHandle,
     pub metrics: Option<PrometheusHandle>,
     pub btc: Option<BtcLink>,
+    /// The tunnel service's status (None: no tunnel or no Bitcoin view).
+    pub tunnel: Option<tokio::sync::watch::Receiver<Arc<crate::tunnel::TunnelStatus>>>,
     pub faults: FaultTargets,
 }
 
@@ -46,7 +48,7 @@ pub struct RpcParts {
 
 impl RpcParts {
     pub fn new(d: RpcDeps<'_>) -> Self {
-        let RpcDeps { cfg, id, ingress, network, chain, metrics, btc, faults } = d;
+        let RpcDeps { cfg, id, ingress, network, chain, metrics, btc, tunnel, faults } = d;
         let rpc_cfg = cfg.rpc.clone();
         let pop_confirmations = cfg.pop.as_ref().map(|p| p.superfinality_confirmations);
         let (index, operators) = (id.index, id.operators.len());
@@ -73,6 +75,7 @@ impl RpcParts {
             metrics: metrics.clone(),
             faults: None,
             btc: btc.clone(),
+            tunnel: tunnel.clone(),
             pop_confirmations,
             heavy: heavy.clone(),
         });

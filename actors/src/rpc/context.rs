@@ -37,6 +37,8 @@ pub struct RpcContext {
     pub faults: Option<super::messages::Faults>,
     /// The node's Bitcoin view (None when no bitcoind is configured).
     pub btc: Option<crate::btc::BtcLink>,
+    /// The tunnel service's status (None: no tunnel or no Bitcoin view).
+    pub tunnel: Option<tokio::sync::watch::Receiver<std::sync::Arc<crate::tunnel::TunnelStatus>>>,
     /// `pop.superfinality_confirmations` when Proof-of-Proof is configured.
     pub pop_confirmations: Option<u64>,
     /// Slots for eth_call, eth_estimateGas and eth_getLogs (`rpc.max_concurrent_calls`).

@@ -15,6 +15,7 @@ mod http_routes;
 pub mod messages;
 pub mod params;
 mod subscriptions;
+mod tunnel;
 
 pub use actor::RpcActor;
 pub use context::{NodeInfo, RpcContext};

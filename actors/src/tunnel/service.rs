@@ -1,0 +1,207 @@
+//! The tunnel service's logic: folds committed blocks into the withdrawal ledger, signs the open
+//! batch's payout, keeps other operators' signatures that verify, and sends the payout to
+//! bitcoind once it holds t of them.
+
+use super::metrics::TunnelMetrics;
+use super::{SigsFrom, TunnelStatus};
+use crate::btc::deposit::TunnelRules;
+use crate::btc::vault::CustodyKey;
+use crate::btc::withdrawal::{self, Batch, Ledger, Request};
+use crate::btc::{BitcoinSource, BtcView};
+use crate::hvm::hbtc::{decode_withdrawal, HBTC_ADDRESS, TOTAL_SUPPLY_SLOT};
+use crate::network::NetworkHandle;
+use alloy_primitives::{Bytes, U256};
+use bitcoin::{ScriptBuf, Txid};
+use bss_storage::{StorageError, StoreReader};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+/// How often this operator re-sends its signatures and the assembled payout.
+const RESEND: Duration = Duration::from_secs(2);
+
+pub struct Tunnel<S> {
+    pub(super) rules: TunnelRules,
+    pub(super) reader: StoreReader,
+    pub(super) view: BtcView,
+    pub(super) key: Option<CustodyKey>,
+    pub(super) me: u16,
+    pub(super) network: Option<NetworkHandle>,
+    pub(super) bitcoind: Option<S>,
+    pub(super) ledger: Ledger,
+    /// Signatures of the open batch, by fee version, then operator index.
+    pub(super) sigs: BTreeMap<u32, Vec<Option<Vec<[u8; 64]>>>>,
+    /// Payouts sent to bitcoind: batch first id → (version, txid).
+    pub(super) sent: BTreeMap<u64, (u32, Txid)>,
+    pub(super) last_resend: Option<Instant>,
+    pub(super) status: watch::Sender<Arc<TunnelStatus>>,
+    pub(super) metrics: TunnelMetrics,
+}
+
+impl<S: BitcoinSource> Tunnel<S> {
+    /// Applies the committed blocks the ledger has not seen, as far as the Bitcoin view allows
+    /// (a block is applied only once the view holds its Bitcoin tip).
+    pub fn catch_up(&mut self) -> Result<(), StorageError> {
+        let head = self.reader.head_number()?.unwrap_or(0);
+        let view = self.view.current();
+        while self.ledger.l2_head < head {
+            let n = self.ledger.l2_head + 1;
+            let Some(header) = self.reader.header(n)? else { break };
+            let tip = (header.btc.tip_hash != alloy_primitives::B256::ZERO).then_some(header.btc.tip_height);
+            if tip.is_some_and(|t| view.best_height().is_none_or(|b| b < t)) {
+                break;
+            }
+            let receipts = self.reader.receipts(n)?.unwrap_or_default();
+            let requests: Vec<Request> = receipts
+                .iter()
+                .flat_map(|r| r.logs.iter())
+                .filter_map(|l| decode_withdrawal(&l.address, &l.topics, &l.data))
+                .map(|w| Request { id: w.id, from: w.from, script: ScriptBuf::from_bytes(w.script), sats: w.sats, l2_block: n })
+                .collect();
+            for r in &requests {
+                info!(target: "tunnel", id = r.id, sats = r.sats, l2_block = n, "withdrawal requested");
+            }
+            let open_before = self.ledger.batch.as_ref().map(|b| b.first);
+            self.ledger.apply(n, tip, requests, &view, &self.rules);
+            if let Some(first) = open_before.filter(|f| self.ledger.batch.as_ref().map(|b| b.first) != Some(*f)) {
+                let paid = self.ledger.paid.get(&first).cloned();
+                info!(target: "tunnel", first, txid = ?paid.as_ref().map(|p| p.txid), l2_block = n, "withdrawal batch paid");
+                self.metrics.payouts_confirmed.increment(1);
+                self.sigs.clear();
+            }
+            if let Some(b) = &self.ledger.batch {
+                if open_before != Some(b.first) {
+                    info!(target: "tunnel", first = b.first, end = b.end, inputs = b.inputs.len(), l2_block = n, "withdrawal batch opened");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Signs, shares and sends the open batch's payout.
+    pub fn work(&mut self) {
+        let Some(batch) = self.ledger.batch.clone() else { return };
+        let top = withdrawal::version_at(&batch, self.ledger.btc_tip);
+        let n = self.rules.vault.keys().len();
+        let resend = self.last_resend.is_none_or(|t| t.elapsed() >= RESEND);
+        for version in 0..=top {
+            let tx = match withdrawal::payout_tx(&self.ledger, &batch, &self.rules, version) {
+                Ok(tx) => tx,
+                Err(e) => crate::fatal::stop("tunnel", format!("building the payout of batch {}: {e}", batch.first)),
+            };
+            let slot = self.sigs.entry(version).or_insert_with(|| vec![None; n]);
+            if let (Some(key), Some(mine)) = (&self.key, slot.get_mut(usize::from(self.me))) {
+                if mine.is_none() {
+                    match withdrawal::sign(key, &tx, &batch, &self.rules) {
+                        Ok(s) => *mine = Some(s),
+                        Err(e) => crate::fatal::stop("tunnel", format!("signing payout {}: {e}", tx.compute_txid())),
+                    }
+                    debug!(target: "tunnel", first = batch.first, version, txid = %tx.compute_txid(), "signed payout");
+                }
+                if resend {
+                    if let (Some(net), Some(s)) = (&self.network, mine.as_ref()) {
+                        net.send_tunnel_sigs(batch.first, version, s.iter().map(|s| Bytes::copy_from_slice(s)).collect());
+                    }
+                }
+            }
+        }
+        // The highest version with t signatures goes to bitcoind (again every RESEND).
+        let ready = (0..=top).rev().find(|v| {
+            self.sigs.get(v).is_some_and(|s| s.iter().filter(|x| x.is_some()).count() >= self.rules.vault.threshold())
+        });
+        if let Some(version) = ready {
+            let already = self.sent.get(&batch.first).is_some_and(|(v, _)| *v >= version);
+            if !already || resend {
+                self.send_payout(&batch, version);
+            }
+        }
+        if resend {
+            self.last_resend = Some(Instant::now());
+        }
+    }
+
+    fn send_payout(&mut self, batch: &Batch, version: u32) {
+        let Some(sigs) = self.sigs.get(&version) else { return };
+        let tx = match withdrawal::payout_tx(&self.ledger, batch, &self.rules, version)
+            .and_then(|tx| withdrawal::finalize(tx, batch, &self.rules, sigs))
+        {
+            Ok(tx) => tx,
+            Err(e) => {
+                warn!(target: "tunnel", first = batch.first, version, error = %e, "cannot complete the payout");
+                return;
+            }
+        };
+        let txid = tx.compute_txid();
+        let Some(bitcoind) = &self.bitcoind else { return };
+        let first_time = self.sent.get(&batch.first).is_none_or(|(v, _)| *v < version);
+        match bitcoind.send_raw(&bitcoin::consensus::encode::serialize_hex(&tx)) {
+            Ok(_) => {
+                if first_time {
+                    info!(target: "tunnel", first = batch.first, end = batch.end, version, %txid, "payout broadcast");
+                    self.metrics.payouts_broadcast.increment(1);
+                }
+            }
+            // Already there, or a higher version is: nothing to do. Anything else is logged;
+            // the next resend tries again.
+            Err(e) => debug!(target: "tunnel", %txid, error = %e, "bitcoind did not take the payout"),
+        }
+        self.sent.insert(batch.first, (version, txid));
+    }
+
+    /// Keeps another operator's signatures if they verify over the open batch's payout.
+    pub fn on_sigs(&mut self, m: SigsFrom) {
+        let Some(batch) = self.ledger.batch.clone() else { return self.metrics.sigs_refused.increment(1) };
+        let from = usize::from(m.from);
+        if m.first != batch.first || m.version > withdrawal::MAX_VERSION || from >= self.rules.vault.keys().len() {
+            return self.metrics.sigs_refused.increment(1);
+        }
+        let Ok(sigs) = m.sigs.iter().map(|s| <[u8; 64]>::try_from(s.as_ref())).collect::<Result<Vec<_>, _>>() else {
+            return self.metrics.sigs_refused.increment(1);
+        };
+        let checked = withdrawal::payout_tx(&self.ledger, &batch, &self.rules, m.version)
+            .and_then(|tx| withdrawal::check_signatures(&tx, &batch, &self.rules, from, &sigs));
+        if let Err(e) = checked {
+            debug!(target: "tunnel", from, first = m.first, version = m.version, error = %e, "refused payout signatures");
+            return self.metrics.sigs_refused.increment(1);
+        }
+        let n = self.rules.vault.keys().len();
+        self.sigs.entry(m.version).or_insert_with(|| vec![None; n])[from] = Some(sigs);
+        self.metrics.sigs_accepted.increment(1);
+    }
+
+    /// Publishes the status RPC reads and updates the invariant metrics.
+    pub fn publish(&mut self) -> Result<(), StorageError> {
+        let view = self.view.current();
+        let tip = self.ledger.btc_tip;
+        let vault_sats: u64 = view
+            .utxos(&self.rules.vault.script_pubkey(), tip)
+            .iter()
+            .map(|(_, v)| *v)
+            .fold(0, u64::saturating_add);
+        let supply = self.reader.storage(&HBTC_ADDRESS, &U256::from(TOTAL_SUPPLY_SLOT))?;
+        let supply = u64::try_from(supply).unwrap_or(u64::MAX);
+        let pending = self.ledger.pending_sats();
+        let holds = supply.saturating_add(pending) <= vault_sats;
+        let m = &self.metrics;
+        m.vault_sats.set(vault_sats as f64);
+        m.hbtc_supply_sats.set(supply as f64);
+        m.pending_withdrawal_sats.set(pending as f64);
+        m.invariant_ok.set(if holds { 1.0 } else { 0.0 });
+        let prev = self.status.borrow().clone();
+        if !holds && prev.invariant_holds {
+            m.invariant_violations.increment(1);
+            warn!(target: "tunnel", supply, pending, vault_sats, "TUNNEL INVARIANT VIOLATED: hBTC supply + burned-but-unpaid exceeds the vault balance");
+        }
+        let status = TunnelStatus {
+            ledger: self.ledger.clone(),
+            sent: self.sent.clone(),
+            vault_sats,
+            hbtc_supply: supply,
+            invariant_holds: holds,
+        };
+        self.status.send_replace(Arc::new(status));
+        Ok(())
+    }
+}
