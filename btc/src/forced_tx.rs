@@ -81,6 +81,29 @@ impl ForcedPoster {
         Ok(Posting { commit, reveal })
     }
 
+    /// A tx spending `coin` (a key-path coin of [`Self::address`] worth `value`) to `outputs`,
+    /// with change back to the address, at `sat_per_vb` (`bss tunnel deposit` pays the vault
+    /// and the deposit OP_RETURN with it).
+    pub fn pay(&self, coin: OutPoint, value: u64, outputs: Vec<TxOut>, sat_per_vb: f64) -> Result<Transaction, TxBuildError> {
+        let mine = self.address().script_pubkey();
+        let spent: u64 = outputs.iter().map(|o| o.value.to_sat()).sum();
+        let build = |change: u64| -> Result<Transaction, TxBuildError> {
+            let mut out = outputs.clone();
+            out.push(TxOut { value: Amount::from_sat(change), script_pubkey: mine.clone() });
+            let mut tx = Transaction {
+                version: transaction::Version::TWO,
+                lock_time: absolute::LockTime::ZERO,
+                input: vec![txin(coin)],
+                output: out,
+            };
+            sign_key_path(&self.secp, &self.keypair, &mut tx, TxOut { value: Amount::from_sat(value), script_pubkey: mine.clone() })?;
+            Ok(tx)
+        };
+        let fee = (build(MIN_CHANGE)?.vsize() as f64 * sat_per_vb).ceil() as u64;
+        let change = value.checked_sub(spent + fee).filter(|c| *c >= MIN_CHANGE);
+        build(change.ok_or(TxBuildError::TooSmall { have: value, fee: spent + fee + MIN_CHANGE })?)
+    }
+
     fn commit(
         &self,
         coin: OutPoint,

@@ -189,6 +189,8 @@ pub struct Extras {
     pub pop: bool,
     /// Genesis filler accounts (a large starting state).
     pub filler_accounts: u64,
+    /// With `btc`: a BTC tunnel (`[genesis.tunnel]`, a custody key per operator).
+    pub tunnel: bool,
 }
 
 /// Writes (or reuses) keys, genesis and one config per operator; returns the config paths.
@@ -225,6 +227,12 @@ pub fn prepare(args: &DevnetArgs, extras: &Extras) -> Result<Vec<PathBuf>> {
         .iter()
         .map(|(address, wei)| bss_actors::node::config::AllocEntry { address: *address, balance: wei.to_string() })
         .collect();
+    if extras.tunnel && !extras.btc.is_empty() {
+        let custody: Vec<String> = (0..args.nodes)
+            .map(|i| custody_key(&args.data_dir.join(format!("node{i}"))).map(|k| k.public().to_string()))
+            .collect::<Result<_>>()?;
+        genesis.tunnel = Some(toml::from_str(&format!("custody_keys = {custody:?}"))?);
+    }
     #[derive(serde::Serialize)]
     struct GenesisFile<'a> {
         genesis: &'a GenesisConfig,
@@ -276,6 +284,9 @@ pub fn prepare(args: &DevnetArgs, extras: &Extras) -> Result<Vec<PathBuf>> {
                 keystone_keys.join(", ")
             ));
         }
+        if genesis.tunnel.is_some() {
+            text.push_str(&format!("\n[tunnel]\ncustody_key_file = \"node{i}/custody.key\"\n"));
+        }
         let path = args.data_dir.join(format!("node{i}.toml"));
         // It may hold the Bitcoin RPC password: readable by its owner only.
         crate::write_secret(&path, &text)?;
@@ -313,6 +324,31 @@ pub fn pop_key(dir: &Path) -> Result<bss_actors::pop::tx::PopWallet> {
     let bytes = hex::decode(std::fs::read_to_string(&path)?.trim())?;
     let secret: [u8; 32] = bytes.try_into().map_err(|_| eyre::eyre!("{}: not 32 bytes", path.display()))?;
     bss_actors::pop::tx::PopWallet::new(secret, bitcoin::Network::Regtest).map_err(|e| eyre::eyre!("{e}"))
+}
+
+/// Operator `dir`'s tunnel custody key (created once; not its keystone key).
+pub fn custody_key(dir: &Path) -> Result<bss_actors::btc::vault::CustodyKey> {
+    let path = dir.join("custody.key");
+    if !path.exists() {
+        let mut secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+        crate::write_secret(&path, &hex::encode(secret))?;
+    }
+    let bytes = hex::decode(std::fs::read_to_string(&path)?.trim())?;
+    let secret: [u8; 32] = bytes.try_into().map_err(|_| eyre::eyre!("{}: not 32 bytes", path.display()))?;
+    bss_actors::btc::vault::CustodyKey::new(secret).map_err(|e| eyre::eyre!("{e}"))
+}
+
+/// The devnet's vault address (regtest), from the genesis it wrote.
+fn vault_address(args: &DevnetArgs) -> Option<String> {
+    let text = std::fs::read_to_string(args.data_dir.join("genesis.toml")).ok()?;
+    #[derive(serde::Deserialize)]
+    struct File {
+        genesis: GenesisConfig,
+    }
+    let g: File = toml::from_str(&text).ok()?;
+    let vault = g.genesis.tunnel?.vault().ok()?;
+    Some(vault.address(bitcoin::Network::Regtest).to_string())
 }
 
 /// Gives every operator's keystone address mature coins on a fresh embedded regtest chain:
@@ -357,6 +393,11 @@ fn banner(args: &DevnetArgs, rpc: &[String], p2p: &[String], logs: &[PathBuf], b
             "BSS_BTC_RPC=<bitcoind URL> ".into()
         };
         println!("              check a block: {btc_env}bss verify block <n> --rpc http://{r}");
+        if let Some(vault) = vault_address(args) {
+            println!("  tunnel      vault {vault} (BTC in, hBTC out at 0x4254430000000000000000000000000000000000)");
+            println!("              deposit: {btc_env}bss tunnel deposit --rpc http://{r} --to <0x address> --sats 100000");
+            println!("              check it: {btc_env}bss verify deposit <btc txid> --rpc http://{r}");
+        }
     }
     println!();
     println!("Dev accounts (10,000 ETH each, mnemonic \"{}\"):", genesis.dev_mnemonic);
@@ -437,7 +478,7 @@ pub fn run(mut args: DevnetArgs) -> Result<()> {
     args.fresh = false;
     std::fs::create_dir_all(&args.data_dir)?;
     let mut btc = DevnetBitcoin::start(&args)?;
-    let prepared = prepare(&args, &Extras { btc: btc.section.clone(), pop: true, ..Default::default() })
+    let prepared = prepare(&args, &Extras { btc: btc.section.clone(), pop: true, tunnel: true, ..Default::default() })
         .and_then(|c| fund_submitters(&args, &btc).map(|_| c));
     let configs = match prepared {
         Ok(c) => c,

@@ -92,7 +92,7 @@ pub fn run(args: ForceIncludeArgs, json_out: bool) -> Result<()> {
 }
 
 /// Regtest: mines a coinbase to the poster and 100 blocks on top so that it can be spent.
-fn mine_coin(client: &bitcoincore_rpc::Client, poster: &ForcedPoster) -> Result<(bitcoin::OutPoint, u64)> {
+pub(crate) fn mine_coin(client: &bitcoincore_rpc::Client, poster: &ForcedPoster) -> Result<(bitcoin::OutPoint, u64)> {
     let hashes = client.generate_to_address(1, &poster.address())?;
     let hash = hashes.first().ok_or_else(|| eyre!("generatetoaddress mined nothing"))?;
     let block = client.get_block(hash)?;

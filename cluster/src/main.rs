@@ -8,6 +8,7 @@ mod force_include;
 mod logging;
 mod regtest;
 mod status;
+mod tunnel_cmd;
 mod verify;
 
 use bss_actors::node::{self, NodeConfig};
@@ -49,6 +50,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Post a signed L2 tx to Bitcoin (taproot envelope) so that every operator must include it.
     ForceInclude(force_include::ForceIncludeArgs),
+    /// The BTC tunnel: `bss tunnel deposit` locks BTC in the vault for hBTC.
+    Tunnel(tunnel_cmd::TunnelArgs),
     /// One-screen summary of an operator: head, round, peers, mempool, Bitcoin, finality.
     Status(status::StatusArgs),
     /// Generate an operator key pair (ed25519, or with --btc a secp256k1 keystone key), or show
@@ -96,6 +99,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Status(args) => status::run(args),
         Command::ForceInclude(args) => force_include::run(args, cli.log_format == "json"),
+        Command::Tunnel(args) => tunnel_cmd::run(args, cli.log_format == "json"),
         Command::Keygen { show: Some(path), btc, .. } => {
             let secret = bss_actors::node::config::read_secret_file(&path)?;
             if btc {
