@@ -115,6 +115,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             btc: String::new(),
             pop: false,
             filler_accounts: args.accounts,
+            tunnel: false,
         };
         println!("starting {} operator(s) in {}…", args.nodes, dev.data_dir.display());
         let configs = devnet::prepare(&dev, &extras)?;
