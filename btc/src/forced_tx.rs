@@ -84,7 +84,13 @@ impl ForcedPoster {
     /// A tx spending `coin` (a key-path coin of [`Self::address`] worth `value`) to `outputs`,
     /// with change back to the address, at `sat_per_vb` (`bss tunnel deposit` pays the vault
     /// and the deposit OP_RETURN with it).
-    pub fn pay(&self, coin: OutPoint, value: u64, outputs: Vec<TxOut>, sat_per_vb: f64) -> Result<Transaction, TxBuildError> {
+    pub fn pay(
+        &self,
+        coin: OutPoint,
+        value: u64,
+        outputs: Vec<TxOut>,
+        sat_per_vb: f64,
+    ) -> Result<Transaction, TxBuildError> {
         let mine = self.address().script_pubkey();
         let spent: u64 = outputs.iter().map(|o| o.value.to_sat()).sum();
         let build = |change: u64| -> Result<Transaction, TxBuildError> {
@@ -96,7 +102,12 @@ impl ForcedPoster {
                 input: vec![txin(coin)],
                 output: out,
             };
-            sign_key_path(&self.secp, &self.keypair, &mut tx, TxOut { value: Amount::from_sat(value), script_pubkey: mine.clone() })?;
+            sign_key_path(
+                &self.secp,
+                &self.keypair,
+                &mut tx,
+                TxOut { value: Amount::from_sat(value), script_pubkey: mine.clone() },
+            )?;
             Ok(tx)
         };
         let fee = (build(MIN_CHANGE)?.vsize() as f64 * sat_per_vb).ceil() as u64;

@@ -18,8 +18,8 @@ pub mod source;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod vault;
-pub mod withdrawal;
 pub mod view;
+pub mod withdrawal;
 
 pub use attributes::{check_attributes, next_attributes, view_ready, AttributeError, BtcRules};
 pub use index::BtcIndex;

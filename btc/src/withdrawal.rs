@@ -184,7 +184,9 @@ fn payout_of(view: &BtcIndex, b: &Batch, tip: u64) -> Option<(Txid, u64)> {
 
 /// Is `tx` a tunnel payout (it carries the payout tag)?
 pub fn is_payout(tx: &Transaction) -> bool {
-    tx.output.iter().any(|o| o.script_pubkey.is_op_return() && op_return_payload(&o.script_pubkey).starts_with(PAYOUT_TAG))
+    tx.output
+        .iter()
+        .any(|o| o.script_pubkey.is_op_return() && op_return_payload(&o.script_pubkey).starts_with(PAYOUT_TAG))
 }
 
 /// The fee version due with the Bitcoin view at `btc_tip`.
@@ -221,7 +223,8 @@ pub fn payout_tx(ledger: &Ledger, b: &Batch, rules: &TunnelRules, version: u32) 
         .collect();
     let paid: u64 = outputs.iter().map(|o| o.value.to_sat()).fold(0, u64::saturating_add);
     let total_in: u64 = b.inputs.iter().map(|(_, v)| *v).fold(0, u64::saturating_add);
-    let mut tx = Transaction { version: transaction::Version::TWO, lock_time: absolute::LockTime::ZERO, input, output: outputs };
+    let mut tx =
+        Transaction { version: transaction::Version::TWO, lock_time: absolute::LockTime::ZERO, input, output: outputs };
     // With the change output in place first, so that the size the fee is reckoned on holds.
     tx.output.push(TxOut { value: Amount::ZERO, script_pubkey: rules.vault.script_pubkey() });
     tx.output.push(tag_out);
@@ -266,7 +269,10 @@ fn vsize(tx: &Transaction, rules: &TunnelRules) -> u64 {
 }
 
 fn prevouts(b: &Batch, rules: &TunnelRules) -> Vec<TxOut> {
-    b.inputs.iter().map(|(_, v)| TxOut { value: Amount::from_sat(*v), script_pubkey: rules.vault.script_pubkey() }).collect()
+    b.inputs
+        .iter()
+        .map(|(_, v)| TxOut { value: Amount::from_sat(*v), script_pubkey: rules.vault.script_pubkey() })
+        .collect()
 }
 
 /// The sighash of each input of `tx`, which every custody key signs.
@@ -355,7 +361,12 @@ mod tests {
             lock_time: absolute::LockTime::ZERO,
             input: inputs
                 .into_iter()
-                .map(|o| TxIn { previous_output: o, script_sig: ScriptBuf::new(), sequence: Sequence::MAX, witness: Witness::default() })
+                .map(|o| TxIn {
+                    previous_output: o,
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::MAX,
+                    witness: Witness::default(),
+                })
                 .collect(),
             output: outputs,
         }
@@ -376,7 +387,10 @@ mod tests {
         let mut blocks = mine_chain(None, 2, 1);
         let deposit = spend(
             vec![OutPoint::new(Txid::from_byte_array([9; 32]), 0)],
-            vec![TxOut { value: Amount::from_sat(500_000), script_pubkey: r.vault.script_pubkey() }, deposit_output(1337, &Address::ZERO)],
+            vec![
+                TxOut { value: Amount::from_sat(500_000), script_pubkey: r.vault.script_pubkey() },
+                deposit_output(1337, &Address::ZERO),
+            ],
         );
         blocks.push(mine_on(&blocks[1], vec![deposit.clone()], 1));
         let mut index = TestIndex::of(&blocks);
@@ -425,7 +439,10 @@ mod tests {
         ledger.apply(7, Some(4), vec![], &view, &r);
         assert!(ledger.batch.is_none());
         assert_eq!(ledger.paid_below, 2);
-        assert_eq!(ledger.paid.get(&1).map(|p| (p.txid, p.btc_height, p.l2_block)), Some((signed.compute_txid(), 4, 7)));
+        assert_eq!(
+            ledger.paid.get(&1).map(|p| (p.txid, p.btc_height, p.l2_block)),
+            Some((signed.compute_txid(), 4, 7))
+        );
         assert_eq!(ledger.pending_sats(), 0);
     }
 }

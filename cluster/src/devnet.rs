@@ -395,7 +395,9 @@ fn banner(args: &DevnetArgs, rpc: &[String], p2p: &[String], logs: &[PathBuf], b
         println!("              check a block: {btc_env}bss verify block <n> --rpc http://{r}");
         if let Some(vault) = vault_address(args) {
             println!("  tunnel      vault {vault} (BTC in, hBTC out at 0x4254430000000000000000000000000000000000)");
-            println!("              deposit: {btc_env}bss tunnel deposit --rpc http://{r} --to <0x address> --sats 100000");
+            println!(
+                "              deposit: {btc_env}bss tunnel deposit --rpc http://{r} --to <0x address> --sats 100000"
+            );
             println!("              check it: {btc_env}bss verify deposit <btc txid> --rpc http://{r}");
         }
     }

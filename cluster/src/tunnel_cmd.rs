@@ -68,14 +68,20 @@ pub fn run(args: TunnelArgs, json_out: bool) -> Result<()> {
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
     let payer = ForcedPoster::new(secret, network).map_err(|e| eyre!("{e}"))?;
     let (coin, value) = crate::force_include::mine_coin(&client, &payer)?;
-    let outputs = vec![TxOut { value: Amount::from_sat(sats), script_pubkey: vault.script_pubkey() }, deposit_output(chain_id, &recipient)];
+    let outputs = vec![
+        TxOut { value: Amount::from_sat(sats), script_pubkey: vault.script_pubkey() },
+        deposit_output(chain_id, &recipient),
+    ];
     let tx = payer.pay(coin, value, outputs, fee_rate).map_err(|e| eyre!("{e}"))?;
     let txid = client.send_raw_transaction(&tx).wrap_err("broadcasting the deposit")?;
     let tip = client.get_block_count()?;
     let confirmations = info["depositConfirmations"].as_u64().unwrap_or(6);
     let due = tip + confirmations;
     if json_out {
-        println!("{}", json!({ "btcTxid": txid.to_string(), "vault": vault.to_string(), "recipient": recipient, "sats": sats, "btcTip": tip, "dueBtcHeight": due }));
+        println!(
+            "{}",
+            json!({ "btcTxid": txid.to_string(), "vault": vault.to_string(), "recipient": recipient, "sats": sats, "btcTip": tip, "dueBtcHeight": due })
+        );
     } else {
         println!("deposit   {txid}");
         println!("vault     {vault}");

@@ -134,6 +134,7 @@ mod censorship;
 mod hvm;
 mod pop;
 mod trust;
+mod tunnel;
 mod vault;
 mod wallet;
 mod watcher;

@@ -306,7 +306,10 @@ impl Federation {
         let rpc: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let p2p: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let listen: Vec<SocketAddr> = p2p.iter().map(|p| format!("127.0.0.1:{p}").parse().expect("addr")).collect();
-        std::fs::write(dir.join("genesis.toml"), format!("[genesis]\nchain_id = {CHAIN_ID}\n")).expect("genesis");
+        // A test may write its own genesis first (e.g. with a `[genesis.tunnel]`).
+        if !dir.join("genesis.toml").exists() {
+            std::fs::write(dir.join("genesis.toml"), format!("[genesis]\nchain_id = {CHAIN_ID}\n")).expect("genesis");
+        }
         let mut nodes = Vec::new();
         for i in 0..n {
             let addrs: Vec<String> =

@@ -29,7 +29,11 @@ pub enum WireMessage {
     Engine(Bytes),
     /// This operator's signatures (one per input) over the payout of the withdrawal batch that
     /// starts at id `first`, fee version `version`.
-    TunnelSigs { first: u64, version: u32, sigs: Vec<Bytes> },
+    TunnelSigs {
+        first: u64,
+        version: u32,
+        sigs: Vec<Bytes>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -34,14 +34,26 @@ impl TunnelMetrics {
                 "bss_tunnel_invariant_violations_total",
                 "Committed blocks after which hBTC supply + burned-but-unpaid exceeded the vault balance",
             ),
-            payouts_broadcast: counter("bss_tunnel_payouts_broadcast_total", "Signed payout txs this operator sent to bitcoind"),
-            payouts_confirmed: counter("bss_tunnel_payouts_confirmed_total", "Withdrawal batches paid in the agreed Bitcoin view"),
-            sigs_accepted: counter("bss_tunnel_signatures_accepted_total", "Payout signatures from other operators kept"),
+            payouts_broadcast: counter(
+                "bss_tunnel_payouts_broadcast_total",
+                "Signed payout txs this operator sent to bitcoind",
+            ),
+            payouts_confirmed: counter(
+                "bss_tunnel_payouts_confirmed_total",
+                "Withdrawal batches paid in the agreed Bitcoin view",
+            ),
+            sigs_accepted: counter(
+                "bss_tunnel_signatures_accepted_total",
+                "Payout signatures from other operators kept",
+            ),
             sigs_refused: counter(
                 "bss_tunnel_signatures_refused_total",
                 "Payout signatures from other operators that did not verify or named no open batch",
             ),
-            sigs_dropped_busy: counter("bss_tunnel_signatures_dropped_total", "Payout signatures dropped: the tunnel inbox was full"),
+            sigs_dropped_busy: counter(
+                "bss_tunnel_signatures_dropped_total",
+                "Payout signatures dropped: the tunnel inbox was full",
+            ),
         }
     }
 }

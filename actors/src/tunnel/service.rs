@@ -58,7 +58,13 @@ impl<S: BitcoinSource> Tunnel<S> {
                 .iter()
                 .flat_map(|r| r.logs.iter())
                 .filter_map(|l| decode_withdrawal(&l.address, &l.topics, &l.data))
-                .map(|w| Request { id: w.id, from: w.from, script: ScriptBuf::from_bytes(w.script), sats: w.sats, l2_block: n })
+                .map(|w| Request {
+                    id: w.id,
+                    from: w.from,
+                    script: ScriptBuf::from_bytes(w.script),
+                    sats: w.sats,
+                    l2_block: n,
+                })
                 .collect();
             for r in &requests {
                 info!(target: "tunnel", id = r.id, sats = r.sats, l2_block = n, "withdrawal requested");
@@ -102,7 +108,11 @@ impl<S: BitcoinSource> Tunnel<S> {
                 }
                 if resend {
                     if let (Some(net), Some(s)) = (&self.network, mine.as_ref()) {
-                        net.send_tunnel_sigs(batch.first, version, s.iter().map(|s| Bytes::copy_from_slice(s)).collect());
+                        net.send_tunnel_sigs(
+                            batch.first,
+                            version,
+                            s.iter().map(|s| Bytes::copy_from_slice(s)).collect(),
+                        );
                     }
                 }
             }
@@ -175,11 +185,8 @@ impl<S: BitcoinSource> Tunnel<S> {
     pub fn publish(&mut self) -> Result<(), StorageError> {
         let view = self.view.current();
         let tip = self.ledger.btc_tip;
-        let vault_sats: u64 = view
-            .utxos(&self.rules.vault.script_pubkey(), tip)
-            .iter()
-            .map(|(_, v)| *v)
-            .fold(0, u64::saturating_add);
+        let vault_sats: u64 =
+            view.utxos(&self.rules.vault.script_pubkey(), tip).iter().map(|(_, v)| *v).fold(0, u64::saturating_add);
         let supply = self.reader.storage(&HBTC_ADDRESS, &U256::from(TOTAL_SUPPLY_SLOT))?;
         let supply = u64::try_from(supply).unwrap_or(u64::MAX);
         let pending = self.ledger.pending_sats();
