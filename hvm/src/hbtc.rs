@@ -16,6 +16,8 @@ pub const HBTC_ADDRESS: Address = address!("425443000000000000000000000000000000
 pub const SYSTEM_ADDRESS: Address = revm::handler::SYSTEM_ADDRESS;
 /// Deployment bytecode compiled by Vyper 0.4.3 from `contracts/hbtc.vy` (hex).
 pub const HBTC_INIT_CODE_HEX: &str = include_str!("../contracts/hbtc.bin");
+/// hBTC's revert reason for a deposit minted before.
+pub const ALREADY_MINTED: &str = "deposit already minted";
 /// Storage slot of `totalSupply` (`vyper -f layout contracts/hbtc.vy`).
 pub const TOTAL_SUPPLY_SLOT: u64 = 2;
 /// The Vyper version that compiled [`HBTC_INIT_CODE_HEX`].
