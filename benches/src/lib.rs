@@ -161,6 +161,7 @@ impl Chain {
             inclusion: vec![],
             forced: vec![],
             mints: vec![],
+            skip_mints: false,
             omit_senders: Default::default(),
         };
         let executed = BlockBuilder::new(&self.spec, &state, &self.head, &self.acc).build(&fields, txs).unwrap();

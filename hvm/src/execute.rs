@@ -96,6 +96,9 @@ pub struct ProposalFields {
     pub forced: Vec<ForcedTx>,
     /// hBTC mints due in this block (derived from the Bitcoin view), in Bitcoin order.
     pub mints: Vec<Mint>,
+    /// Leave out the mints due (the Byzantine `skip-mints` test mode: its blocks are then
+    /// refused). False on an honest operator.
+    pub skip_mints: bool,
     /// Senders whose listed txs the builder leaves out anyway (the Byzantine `censor` test
     /// mode: its blocks are then refused). Empty on an honest operator.
     pub omit_senders: Arc<std::collections::HashSet<Address>>,
@@ -236,6 +239,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             inclusion: p.inclusion.clone(),
             forced: vec![],
             mints: vec![],
+            skip_mints: false,
             omit_senders: Default::default(),
         });
         let mismatch = |field: &'static str, a: String, b: String| ExecutionError::Mismatch {

@@ -85,6 +85,7 @@ pub(crate) fn fields(n: &Node) -> ProposalFields {
         inclusion: vec![],
         forced: vec![],
         mints: vec![],
+        skip_mints: false,
         omit_senders: Default::default(),
     }
 }

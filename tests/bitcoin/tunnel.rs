@@ -29,6 +29,15 @@ fn custody(i: usize) -> CustodyKey {
 
 /// A federation of four with a tunnel: genesis lists the custody keys, each operator its own.
 pub(crate) fn start(dir: &std::path::Path, btc: std::net::SocketAddr) -> (Federation, Vault) {
+    start_with(dir, btc, &[])
+}
+
+/// As [`start`], with Byzantine test modes on some operators.
+pub(crate) fn start_with(
+    dir: &std::path::Path,
+    btc: std::net::SocketAddr,
+    byzantine: &[(usize, &str)],
+) -> (Federation, Vault) {
     let keys: Vec<String> = (0..4).map(|i| custody(i).public().to_string()).collect();
     std::fs::write(
         dir.join("genesis.toml"),
@@ -40,7 +49,7 @@ pub(crate) fn start(dir: &std::path::Path, btc: std::net::SocketAddr) -> (Federa
     .expect("genesis");
     // Operator i's custody secret is the byte 0x3i repeated ("{i}" is what the template fills).
     let config = format!("{}[tunnel]\ncustody_key = \"{}\"\n", crate::btc_section(btc), "3{i}".repeat(32));
-    let fed = Federation::start(dir, 4, &config);
+    let fed = Federation::start_byzantine(dir, 4, &config, "", |_, _, _| None, byzantine);
     let vault = Vault::new((0..4).map(|i| custody(i).public()).collect(), 3).expect("vault");
     (fed, vault)
 }
@@ -65,8 +74,7 @@ fn hbtc_balance(node: &Node, who: Address) -> u64 {
 
 fn assert_invariant(node: &Node) -> Value {
     let info = node.rpc("bss_tunnelInfo", json!([]));
-    let supply = info["hbtcSupply"].as_str().map(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex"));
-    let supply = supply.unwrap_or_else(|| info["hbtcSupply"].as_u64().expect("supply"));
+    let supply = sats_of(&info["hbtcSupply"]);
     let pending = info["pendingWithdrawalSats"].as_u64().expect("pending");
     let vault = info["vaultBalanceSats"].as_u64().expect("vault");
     assert!(supply + pending <= vault, "tunnel invariant broken: {info}");
@@ -198,4 +206,114 @@ fn deposits_mint_everywhere_and_three_of_four_pay_a_withdrawal_once() {
     }
     assert_eq!(payouts, 1, "withdrawal 0 paid {payouts} times");
     assert_invariant(&fed.nodes[3]);
+}
+
+/// Decimal or hex quantity as the tunnel RPC prints it.
+fn sats_of(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| hex_u64(v))
+}
+
+/// Operator 0 runs `skip-mints` (its proposals leave due mints out): every deposit is still
+/// minted exactly once, never in a block of operator 0 (had replicas accepted its block, the
+/// deposit's due height would have passed unminted). Then two reorgs: one that takes a deposit
+/// out of Bitcoin before it is due (it never mints), one shallower than the depth that brings
+/// a minted deposit's due height back (it does not mint again, and the chain goes on).
+#[test]
+fn a_leader_skipping_mints_is_refused_and_reorgs_neither_orphan_nor_repeat_a_mint() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let btc = Regtest::start_in(dir.path());
+    let c = btc.client("u", "p");
+    let miner = Key::new(7, Kind::P2wpkh);
+    c.generate_to_address(8, &miner.address()).expect("mine");
+    c.generate_to_address(100, &Key::new(3, Kind::P2wpkh).address()).expect("mature");
+    let (fed, vault) = start_with(dir.path(), btc.addr, &[(0, "skip-mints")]);
+    let all = [0usize, 1, 2, 3];
+    fed.wait_all_at_least(&all, 2, Duration::from_secs(60));
+    let to_vault = |sats: u64| TxOut { value: Amount::from_sat(sats), script_pubkey: vault.script_pubkey() };
+    let bob = Address::repeat_byte(0xb0);
+    let deposit_tx = |h: u64, sats: u64, to: Address, fee: u64| {
+        let cb = coinbase_at(&c, h);
+        let change = cb.1.value - Amount::from_sat(sats + fee);
+        miner.spend1(&cb, vec![to_vault(sats), deposit_output(CHAIN_ID as u32, &to), pay(&miner, change)])
+    };
+
+    // Four deposits, each in its own Bitcoin block: four moments at which a mint falls due.
+    let mut deposits = vec![];
+    for h in 1..=4u64 {
+        let tx = deposit_tx(h, 20_000 * h, bob, 3_000);
+        deposits.push(c.send_raw_transaction(&tx).expect("deposit"));
+        mine_and_follow(&c, &fed, &all);
+    }
+    for _ in 0..CONFIRMATIONS + 1 {
+        mine_and_follow(&c, &fed, &all);
+    }
+    let mut last_mint = 0;
+    for d in &deposits {
+        let got = wait_until("the deposit to mint", Duration::from_secs(30), || {
+            let v = fed.nodes[1].rpc("bss_getDeposit", json!([d.to_string()]));
+            (v["status"] == json!("minted")).then_some(v)
+        });
+        let n = got["l2Block"].as_u64().expect("block");
+        let block = fed.nodes[2].rpc("eth_getBlockByNumber", json!([format!("{n:#x}"), false]));
+        assert_ne!(hex_u64(&block["bssProposer"]), 0, "a skip-mints leader's block minted?");
+        last_mint = last_mint.max(n);
+    }
+    let total: u64 = (1..=4).map(|h| 20_000 * h).sum();
+    for node in &fed.nodes {
+        node.wait_for_block(last_mint);
+        assert_eq!(hbtc_balance(node, bob), total);
+        assert_invariant(node);
+    }
+    let refused: f64 = (1..4).map(|i| metric(&fed.nodes[i].metrics(), "bss_consensus_refused_proposals_total")).sum();
+    eprintln!("honest operators refused {refused} proposals (operator 0 leading when a mint was due)");
+
+    // Reorg 1: a deposit one block deep is replaced by a conflicting spend: it never mints.
+    let carol = Address::repeat_byte(0xca);
+    let doomed = c.send_raw_transaction(&deposit_tx(5, 60_000, carol, 3_000)).expect("deposit");
+    mine_and_follow(&c, &fed, &all);
+    let doomed_block = c.get_best_block_hash().expect("best");
+    mine_and_follow(&c, &fed, &all);
+    assert_eq!(fed.nodes[0].rpc("bss_getDeposit", json!([doomed.to_string()]))["status"], json!("seen"));
+    c.invalidate_block(&doomed_block).expect("invalidate");
+    let cb = coinbase_at(&c, 5);
+    let conflict = miner.spend1(&cb, vec![pay(&miner, cb.1.value - Amount::from_sat(20_000))]);
+    c.send_raw_transaction(&conflict).expect("the conflicting spend replaces the deposit");
+    for _ in 0..CONFIRMATIONS + 3 {
+        mine_and_follow(&c, &fed, &all);
+    }
+    for node in &fed.nodes {
+        assert_eq!(node.rpc("bss_getDeposit", json!([doomed.to_string()])), Value::Null, "the deposit left Bitcoin");
+        assert_eq!(hbtc_balance(node, carol), 0);
+        assert_invariant(node);
+    }
+
+    // Reorg 2: a deposit minted at its third confirmation; the two blocks above it are replaced,
+    // so its due height comes into the L2 view a second time.
+    let dave = Address::repeat_byte(0xda);
+    let again = c.send_raw_transaction(&deposit_tx(6, 70_000, dave, 3_000)).expect("deposit");
+    mine_and_follow(&c, &fed, &all);
+    let deposit_height = c.get_block_count().expect("count");
+    let minted = loop {
+        mine_and_follow(&c, &fed, &all);
+        let d = fed.nodes[0].rpc("bss_getDeposit", json!([again.to_string()]));
+        if d["status"] == json!("minted") {
+            break d;
+        }
+        assert!(c.get_block_count().expect("count") < deposit_height + CONFIRMATIONS + 3, "not minted: {d}");
+    };
+    let above = c.get_block_hash(deposit_height + 1).expect("hash");
+    c.invalidate_block(&above).expect("invalidate");
+    let head_before = fed.nodes[0].block_number();
+    for _ in 0..CONFIRMATIONS + 2 {
+        mine_and_follow(&c, &fed, &all);
+    }
+    fed.wait_all_at_least(&all, head_before + 5, Duration::from_secs(60));
+    for node in &fed.nodes {
+        let d = node.rpc("bss_getDeposit", json!([again.to_string()]));
+        assert_eq!((d["status"].clone(), d["l2Block"].clone()), (json!("minted"), minted["l2Block"].clone()), "{d}");
+        assert_eq!(hbtc_balance(node, dave), 70_000, "minted once");
+        let info = assert_invariant(node);
+        assert_eq!(sats_of(&info["hbtcSupply"]), total + 70_000);
+    }
+    fed.assert_same_chain(&all, head_before + 5);
 }

@@ -35,6 +35,8 @@ pub struct ChainConfig {
     pub guard: Option<crate::pop::ForkGuard>,
     /// Senders whose txs this node leaves out of its proposals (Byzantine `censor` mode only).
     pub censored: std::sync::Arc<std::collections::HashSet<Address>>,
+    /// Byzantine test mode `skip-mints`: its proposals leave out the hBTC mints due.
+    pub skip_mints: bool,
 }
 
 /// What the chain service talks to.
@@ -210,6 +212,7 @@ impl Handler<Propose> for ChainActor {
             inclusion: lists,
             forced: vec![],
             mints: vec![],
+            skip_mints: self.cfg.skip_mints,
             omit_senders: self.cfg.censored.clone(),
         };
         let (parent_hash, gas_limit, max_txs) = (parent.hash(), parent.gas_limit, self.cfg.max_block_txs);

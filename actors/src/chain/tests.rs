@@ -33,6 +33,7 @@ fn fixture() -> Fixture {
             btc: None,
             guard: None,
             censored: Default::default(),
+            skip_mints: false,
         },
         executor,
         mempool: mempool.clone(),

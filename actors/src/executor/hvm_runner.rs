@@ -187,6 +187,9 @@ impl Executor {
             fields.anchors = anchors_for(&view, &fields.btc, &link.keystones);
         }
         (fields.mints, fields.forced) = self.due(&fields.btc)?;
+        if fields.skip_mints {
+            fields.mints.clear();
+        }
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&fields.btc))
             .build(&fields, candidates)?;

@@ -19,6 +19,7 @@ async fn a_panic_fails_only_the_request_in_flight_and_the_next_one_is_served() {
         inclusion: vec![],
         forced: vec![],
         mints: vec![],
+        skip_mints: false,
         omit_senders: Default::default(),
     };
     let before = executor.build(parent, vec![], fields(), vec![]).await.expect("built");

@@ -6,6 +6,7 @@
 //!   them); otherwise follows the protocol. May be repeated.
 //! * `false-lists` — claims omissions: its inclusion lists name made-up txs, and it refuses to
 //!   vote for any block that does not carry them;
+//! * `skip-mints` — its proposals leave out the hBTC mints due (replicas refuse them);
 //! * `withhold-votes`, `wrong-root`, `equivocate`, `replay`, `forge-qc` — wire misbehaviour of
 //!   the native engine's driver (`crate::consensus::byzantine`).
 
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub struct Byzantine {
     pub censored: Arc<HashSet<Address>>,
     pub false_lists: bool,
+    pub skip_mints: bool,
     pub wire: crate::consensus::byzantine::WireModes,
 }
 
@@ -32,6 +34,7 @@ impl Byzantine {
         }
         let mut censored = HashSet::new();
         let mut false_lists = false;
+        let mut skip_mints = false;
         let mut wire = crate::consensus::byzantine::WireModes::default();
         for m in modes {
             match m.split_once(':') {
@@ -42,6 +45,7 @@ impl Byzantine {
                     censored.insert(a);
                 }
                 None if m == "false-lists" => false_lists = true,
+                None if m == "skip-mints" => skip_mints = true,
                 None if m == "withhold-votes" => wire.withhold_votes = true,
                 None if m == "wrong-root" => wire.wrong_root = true,
                 None if m == "equivocate" => wire.equivocate = true,
@@ -49,17 +53,17 @@ impl Byzantine {
                 None if m == "forge-qc" => wire.forge_qc = true,
                 _ => {
                     return Err(ConfigError::Invalid(format!(
-                        "unknown byzantine mode {m:?}; known: censor:0xADDR, false-lists, withhold-votes, \
+                        "unknown byzantine mode {m:?}; known: censor:0xADDR, false-lists, skip-mints, withhold-votes, \
                          wrong-root, equivocate, replay, forge-qc"
                     )))
                 }
             }
         }
-        Ok(Self { censored: Arc::new(censored), false_lists, wire })
+        Ok(Self { censored: Arc::new(censored), false_lists, skip_mints, wire })
     }
 
     pub fn is_active(&self) -> bool {
-        !self.censored.is_empty() || self.false_lists || self.wire.any()
+        !self.censored.is_empty() || self.false_lists || self.skip_mints || self.wire.any()
     }
 }
 

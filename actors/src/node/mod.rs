@@ -171,6 +171,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             btc: btc.clone().zip(cfg.btc.as_ref().map(|b| b.catch_up_wait)),
             guard,
             censored: byzantine.censored.clone(),
+            skip_mints: byzantine.skip_mints,
         },
         executor: executor.clone(),
         mempool: mempool.clone(),
