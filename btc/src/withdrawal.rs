@@ -71,6 +71,8 @@ pub struct Batch {
 pub struct Ledger {
     pub requests: BTreeMap<u64, Request>,
     pub paid: BTreeMap<u64, Paid>,
+    /// Deposits minted so far: deposit txid (display order) → the L2 block that minted it.
+    pub minted: BTreeMap<alloy_primitives::B256, u64>,
     /// Ids below this are paid.
     pub paid_below: u64,
     pub batch: Option<Batch>,
@@ -104,9 +106,13 @@ impl Ledger {
         l2_block: u64,
         btc_tip: Option<u64>,
         requests: Vec<Request>,
+        mints: &[bss_consensus::Mint],
         view: &BtcIndex,
         rules: &TunnelRules,
     ) {
+        for m in mints {
+            self.minted.insert(m.btc_txid, l2_block);
+        }
         for r in requests {
             self.requests.insert(r.id, r);
         }
@@ -396,11 +402,11 @@ mod tests {
         let mut index = TestIndex::of(&blocks);
         let mut ledger = Ledger::default();
         // At height 2 the coin has one confirmation (two needed): the batch waits.
-        ledger.apply(5, Some(2), vec![request(0, 30_000), request(1, 50_000)], &index.view(), &r);
+        ledger.apply(5, Some(2), vec![request(0, 30_000), request(1, 50_000)], &[], &index.view(), &r);
         assert!(ledger.batch.is_none() && ledger.waiting.is_some());
         let b3 = mine_on(&blocks[2], vec![], 1);
         index.connect(&b3);
-        ledger.apply(6, Some(3), vec![], &index.view(), &r);
+        ledger.apply(6, Some(3), vec![], &[], &index.view(), &r);
         let batch = ledger.batch.clone().expect("batch opens");
         assert_eq!((batch.first, batch.end, batch.inputs.len()), (0, 2, 1));
         assert_eq!(ledger.pending_sats(), 80_000);
@@ -436,7 +442,7 @@ mod tests {
         index.connect(&b4);
         let view = index.view();
         assert!(crate::deposit::payments_at(&view, 4, &r).is_empty(), "a payout's change is not a deposit");
-        ledger.apply(7, Some(4), vec![], &view, &r);
+        ledger.apply(7, Some(4), vec![], &[], &view, &r);
         assert!(ledger.batch.is_none());
         assert_eq!(ledger.paid_below, 2);
         assert_eq!(

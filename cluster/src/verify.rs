@@ -58,21 +58,27 @@ enum What {
         #[arg(long)]
         json: bool,
     },
+    /// Verify a tunnel deposit: the BTC lock, the L2 block that minted it, and the keystone
+    /// that anchors that block in Bitcoin.
+    Deposit(crate::verify_tunnel::DepositArgs),
+    /// Verify a tunnel withdrawal: the burn in a certified L2 block, its keystone, and the
+    /// Bitcoin payout from the vault.
+    Withdrawal(crate::verify_tunnel::WithdrawalArgs),
 }
 
 /// One link of the chain of evidence.
-struct Link {
-    name: &'static str,
-    ok: bool,
-    detail: String,
+pub(crate) struct Link {
+    pub(crate) name: &'static str,
+    pub(crate) ok: bool,
+    pub(crate) detail: String,
 }
 
-struct Report {
-    links: Vec<Link>,
+pub(crate) struct Report {
+    pub(crate) links: Vec<Link>,
 }
 
 impl Report {
-    fn check(&mut self, name: &'static str, result: Result<String>) -> bool {
+    pub(crate) fn check(&mut self, name: &'static str, result: Result<String>) -> bool {
         let (ok, detail) = match result {
             Ok(d) => (true, d),
             Err(e) => (false, format!("{e:#}")),
@@ -83,58 +89,72 @@ impl Report {
 }
 
 pub fn run(args: VerifyArgs) -> Result<()> {
-    let What::Block { number, rpc, btc_rpc, operators, keystone_keys, json: as_json } = args.what;
+    let (number, rpc, btc_rpc, operators, keystone_keys, as_json) = match args.what {
+        What::Block { number, rpc, btc_rpc, operators, keystone_keys, json } => {
+            (number, rpc, btc_rpc, operators, keystone_keys, json)
+        }
+        What::Deposit(a) => return crate::verify_tunnel::run_deposit(a),
+        What::Withdrawal(a) => return crate::verify_tunnel::run_withdrawal(a),
+    };
     let mut report = Report { links: vec![] };
     let trust = Trust { operators, keystone_keys };
     verify_block(number, &rpc, btc_rpc.as_deref(), &trust, &mut report);
-    let ok = report.links.iter().all(|l| l.ok) && !report.links.is_empty();
-    if as_json {
-        let links: Vec<Value> =
-            report.links.iter().map(|l| json!({ "check": l.name, "ok": l.ok, "detail": l.detail })).collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "block": number, "ok": ok, "links": links }))?);
-    } else {
-        println!("bss verify block {number}");
-        for l in &report.links {
-            println!("  [{}] {:<22} {}", if l.ok { " ok " } else { "FAIL" }, l.name, l.detail);
+    let verdict = match btc_rpc.is_some() {
+        true => "verified: the block is committed and superfinal in Bitcoin",
+        false => "verified: the block is committed (Bitcoin not checked: no --btc-rpc)",
+    };
+    report.emit(&format!("block {number}"), json!({ "block": number }), as_json, verdict)
+}
+
+impl Report {
+    /// Prints the links (text or JSON under `subject`) and fails unless every link holds.
+    pub(crate) fn emit(&self, title: &str, mut subject: Value, as_json: bool, verdict: &str) -> Result<()> {
+        let ok = self.links.iter().all(|l| l.ok) && !self.links.is_empty();
+        if as_json {
+            let links: Vec<Value> =
+                self.links.iter().map(|l| json!({ "check": l.name, "ok": l.ok, "detail": l.detail })).collect();
+            subject["ok"] = json!(ok);
+            subject["links"] = json!(links);
+            println!("{}", serde_json::to_string_pretty(&subject)?);
+        } else {
+            println!("bss verify {title}");
+            for l in &self.links {
+                println!("  [{}] {:<22} {}", if l.ok { " ok " } else { "FAIL" }, l.name, l.detail);
+            }
+            println!("{}", if ok { verdict } else { "NOT verified" });
         }
-        let verdict = match (ok, btc_rpc.is_some()) {
-            (false, _) => "NOT verified",
-            (true, true) => "verified: the block is committed and superfinal in Bitcoin",
-            (true, false) => "verified: the block is committed (Bitcoin not checked: no --btc-rpc)",
-        };
-        println!("{verdict}");
+        if !ok {
+            bail!("verification of {title} failed");
+        }
+        Ok(())
     }
-    if !ok {
-        bail!("verification of block {number} failed");
-    }
-    Ok(())
 }
 
 /// Keys the user gives; empty lists fall back to what the node reports.
-struct Trust {
-    operators: Vec<String>,
-    keystone_keys: Vec<String>,
+pub(crate) struct Trust {
+    pub(crate) operators: Vec<String>,
+    pub(crate) keystone_keys: Vec<String>,
 }
 
 /// What a block fetched over RPC comes with.
-struct Fetched {
-    header: BlockHeader,
-    cert: Option<Certificate>,
-    operators: Vec<String>,
-    keystone_keys: Vec<String>,
+pub(crate) struct Fetched {
+    pub(crate) header: BlockHeader,
+    pub(crate) cert: Option<Certificate>,
+    pub(crate) operators: Vec<String>,
+    pub(crate) keystone_keys: Vec<String>,
 }
 
-struct L2 {
-    client: RpcClient,
+pub(crate) struct L2 {
+    pub(crate) client: RpcClient,
 }
 
 impl L2 {
-    fn call(&mut self, method: &str, params: Value) -> Result<Value> {
+    pub(crate) fn call(&mut self, method: &str, params: Value) -> Result<Value> {
         self.client.call(method, params).map_err(|e| eyre!("{method}: {e}"))
     }
 
     /// The header at `n` (hash recomputed from its canonical encoding), and its certificate.
-    fn block(&mut self, n: u64) -> Result<Fetched> {
+    pub(crate) fn block(&mut self, n: u64) -> Result<Fetched> {
         let v = self.call("bss_getCertificate", json!([n]))?;
         if v.is_null() {
             bail!("the node has no block {n}");
@@ -208,7 +228,7 @@ fn hotstuff_rs_qc(q: &Value) -> Result<bss_consensus::HotstuffRsQc> {
     })
 }
 
-fn check_certificate(header: &BlockHeader, cert: Option<&Certificate>, set: &OperatorSet) -> Result<String> {
+pub(crate) fn check_certificate(header: &BlockHeader, cert: Option<&Certificate>, set: &OperatorSet) -> Result<String> {
     let cert = cert.ok_or_else(|| eyre!("block {} has no commit certificate", header.number))?;
     if cert.chain_id != header.chain_id {
         bail!("certificate is for chain {}, block for {}", cert.chain_id, header.chain_id);
@@ -218,8 +238,19 @@ fn check_certificate(header: &BlockHeader, cert: Option<&Certificate>, set: &Ope
     Ok(format!("{} of {} operators signed ({engine} certificate)", cert.signer_count(), set.len()))
 }
 
+/// The block served for `asked` is that block (its header hashes to it) and its proof of work
+/// is valid.
+pub(crate) fn check_block(block: &bitcoin::Block, asked: &BlockHash) -> Result<String> {
+    let hash = block.block_hash();
+    if hash != *asked {
+        bail!("the Bitcoin node served a block hashing to {hash} for {asked}");
+    }
+    block.header.validate_pow(block.header.target()).map_err(|e| eyre!("{e}"))?;
+    Ok(format!("{asked} (proof of work valid)"))
+}
+
 /// The merkle branch of `index` among `txids`, and the root it leads to.
-fn merkle_proof(txids: &[Txid], index: usize) -> (Vec<sha256d::Hash>, sha256d::Hash) {
+pub(crate) fn merkle_proof(txids: &[Txid], index: usize) -> (Vec<sha256d::Hash>, sha256d::Hash) {
     let mut level: Vec<sha256d::Hash> = txids.iter().map(|t| t.to_raw_hash()).collect();
     let mut branch = vec![];
     let mut i = index;
@@ -243,7 +274,7 @@ fn merkle_proof(txids: &[Txid], index: usize) -> (Vec<sha256d::Hash>, sha256d::H
 }
 
 /// Folds a branch from a leaf, as an SPV client does.
-fn fold_branch(leaf: sha256d::Hash, branch: &[sha256d::Hash], mut index: usize) -> sha256d::Hash {
+pub(crate) fn fold_branch(leaf: sha256d::Hash, branch: &[sha256d::Hash], mut index: usize) -> sha256d::Hash {
     let mut h = leaf;
     for sibling in branch {
         let mut buf = [0u8; 64];
@@ -280,7 +311,7 @@ fn check_writer(btc: &bitcoincore_rpc::Client, tx: &bitcoin::Transaction, keys: 
     bail!("the keystone tx spends no coin of an operator's keystone key (anyone can post these bytes)")
 }
 
-fn verify_block(number: u64, rpc: &str, btc_rpc: Option<&str>, trust: &Trust, r: &mut Report) {
+pub(crate) fn verify_block(number: u64, rpc: &str, btc_rpc: Option<&str>, trust: &Trust, r: &mut Report) {
     let mut l2 = L2 { client: RpcClient::new(rpc) };
     // 1. The block and its certificate.
     let Fetched { header, cert, operators: reported_ops, keystone_keys: reported_ks } = match l2.block(number) {
@@ -373,14 +404,7 @@ fn verify_block(number: u64, rpc: &str, btc_rpc: Option<&str>, trust: &Trust, r:
             return;
         }
     };
-    r.check(
-        "bitcoin block",
-        block
-            .header
-            .validate_pow(block.header.target())
-            .map(|_| format!("{block_hash} (proof of work valid)"))
-            .map_err(|e| eyre!("{e}")),
-    );
+    r.check("bitcoin block", check_block(&block, &block_hash));
     let txids: Vec<Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
     let Some(index) = txids.iter().position(|t| *t == txid) else {
         r.check("bitcoin tx", Err(eyre!("tx {txid} is not in block {block_hash}")));

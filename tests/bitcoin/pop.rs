@@ -10,8 +10,7 @@ use bitcoin::Address;
 use bitcoincore_rpc::{Client, RpcApi};
 use bss_actors::pop::tx::PopWallet;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -190,53 +189,7 @@ fn keystones_superfinality_takeover_reorg_and_verify() {
 
 /// An RPC proxy that flips one bit of every commit certificate signature it relays.
 fn tampering_proxy(node: SocketAddr) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().expect("clone"));
-                let mut w = conn;
-                loop {
-                    let mut len = 0usize;
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line.trim().is_empty() {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0u8; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let body = String::from_utf8_lossy(&body).into_owned();
-                    let Ok((_, reply)) = http(node, "POST", "/", &body) else { return };
-                    let mut v: Value = serde_json::from_str(&reply).unwrap_or(Value::Null);
-                    if let Some(sig) = v.pointer_mut("/result/certificate/signatures/0/signature") {
-                        let s = sig.as_str().unwrap_or_default().to_string();
-                        let flipped = format!("{}{}", if s.starts_with('0') { "1" } else { "0" }, &s[1..]);
-                        *sig = json!(flipped);
-                    }
-                    let out = v.to_string();
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                        out.len()
-                    );
-                    if w.write_all(head.as_bytes()).and_then(|_| w.write_all(out.as_bytes())).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
+    rpc_proxy(node, |_, reply| flip_certificate(reply))
 }
 
 #[test]

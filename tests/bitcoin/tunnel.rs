@@ -38,6 +38,11 @@ pub(crate) fn start_with(
     btc: std::net::SocketAddr,
     byzantine: &[(usize, &str)],
 ) -> (Federation, Vault) {
+    start_on(dir, &crate::btc_section(btc), byzantine)
+}
+
+/// As [`start_with`], on a given base config (the `[consensus]` tail and what follows).
+fn start_on(dir: &std::path::Path, base: &str, byzantine: &[(usize, &str)]) -> (Federation, Vault) {
     let keys: Vec<String> = (0..4).map(|i| custody(i).public().to_string()).collect();
     std::fs::write(
         dir.join("genesis.toml"),
@@ -48,7 +53,7 @@ pub(crate) fn start_with(
     )
     .expect("genesis");
     // Operator i's custody secret is the byte 0x3i repeated ("{i}" is what the template fills).
-    let config = format!("{}[tunnel]\ncustody_key = \"{}\"\n", crate::btc_section(btc), "3{i}".repeat(32));
+    let config = format!("{base}[tunnel]\ncustody_key = \"{}\"\n", "3{i}".repeat(32));
     let fed = Federation::start_byzantine(dir, 4, &config, "", |_, _, _| None, byzantine);
     let vault = Vault::new((0..4).map(|i| custody(i).public()).collect(), 3).expect("vault");
     (fed, vault)
@@ -138,8 +143,10 @@ fn deposits_mint_everywhere_and_three_of_four_pay_a_withdrawal_once() {
         mined += 1;
     };
     for node in &fed.nodes {
-        node.wait_for_block(minted_at);
-        let d = node.rpc("bss_getDeposit", json!([deposit.to_string()]));
+        let d = wait_until("the mint on every operator", Duration::from_secs(30), || {
+            let d = node.rpc("bss_getDeposit", json!([deposit.to_string()]));
+            (d["status"] == json!("minted")).then_some(d)
+        });
         assert_eq!(
             (d["status"].clone(), d["l2Block"].clone(), d["sats"].clone()),
             (json!("minted"), json!(minted_at), json!(150_000))
@@ -183,8 +190,10 @@ fn deposits_mint_everywhere_and_three_of_four_pay_a_withdrawal_once() {
     let to_payee: Vec<u64> = tx.output.iter().filter(|o| o.script_pubkey == payee).map(|o| o.value.to_sat()).collect();
     assert_eq!(to_payee, vec![30_000 - FEE], "the script receives exactly sats - withdrawal fee");
     for i in up {
-        let info = assert_invariant(&fed.nodes[i]);
-        assert_eq!(info["pendingWithdrawalSats"], json!(0));
+        wait_until("the payout in every running operator's ledger", Duration::from_secs(30), || {
+            let info = assert_invariant(&fed.nodes[i]);
+            (info["pendingWithdrawalSats"] == json!(0)).then_some(())
+        });
     }
 
     // Operator 3 comes back, agrees, and nothing is paid twice.
@@ -309,11 +318,140 @@ fn a_leader_skipping_mints_is_refused_and_reorgs_neither_orphan_nor_repeat_a_min
     }
     fed.wait_all_at_least(&all, head_before + 5, Duration::from_secs(60));
     for node in &fed.nodes {
-        let d = node.rpc("bss_getDeposit", json!([again.to_string()]));
+        let d = wait_until("the mint on every operator", Duration::from_secs(30), || {
+            let d = node.rpc("bss_getDeposit", json!([again.to_string()]));
+            (d["status"] == json!("minted")).then_some(d)
+        });
         assert_eq!((d["status"].clone(), d["l2Block"].clone()), (json!("minted"), minted["l2Block"].clone()), "{d}");
         assert_eq!(hbtc_balance(node, dave), 70_000, "minted once");
         let info = assert_invariant(node);
         assert_eq!(sats_of(&info["hbtcSupply"]), total + 70_000);
     }
     fed.assert_same_chain(&all, head_before + 5);
+}
+
+fn verify(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(BSS).arg("verify").args(args).output().expect("bss verify");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `bss verify deposit` and `bss verify withdrawal` pass on a deposit and a withdrawal whose
+/// blocks are superfinal, and fail (naming the link) when any one link is tampered with: the
+/// Bitcoin block, the custody keys, the minting block, its certificate, its keystone, the burn's
+/// receipts.
+#[test]
+fn verify_walks_the_chain_of_trust_and_fails_on_any_tampered_link() {
+    use crate::pop::{finality, fund_operators, mine_until, pop_config};
+    let dir = tempfile::tempdir().expect("tmp");
+    let btc = Regtest::start_in(dir.path());
+    let c = btc.client("u", "p");
+    let miner = Key::new(7, Kind::P2wpkh);
+    c.generate_to_address(2, &miner.address()).expect("mine");
+    fund_operators(dir.path(), &c);
+    let (fed, vault) = start_on(dir.path(), &pop_config(btc.addr), &[]);
+    let all = [0usize, 1, 2, 3];
+    fed.wait_all_at_least(&all, 2, Duration::from_secs(60));
+    let alice = derive_accounts(DEV_MNEMONIC, 2).expect("keys").remove(1);
+    let cb = coinbase_at(&c, 1);
+    let sats = 250_000;
+    let change = cb.1.value - Amount::from_sat(sats + 3_000);
+    let tx = miner.spend1(
+        &cb,
+        vec![
+            TxOut { value: Amount::from_sat(sats), script_pubkey: vault.script_pubkey() },
+            deposit_output(CHAIN_ID as u32, &alice.address),
+            pay(&miner, change),
+        ],
+    );
+    let deposit = c.send_raw_transaction(&tx).expect("deposit").to_string();
+    let minted = mine_until(&c, "the deposit minted", || {
+        let d = fed.nodes[0].rpc("bss_getDeposit", json!([deposit]));
+        d["l2Block"].as_u64()
+    });
+    let payee = Key::new(12, Kind::P2tr).address().script_pubkey();
+    let hash = fed.nodes[0].rpc("eth_sendRawTransaction", json!([withdraw(&alice, 0, payee.as_bytes(), 100_000)]));
+    let burned = hex_u64(&fed.nodes[0].wait_for_receipt(hash.as_str().expect("hash"))["blockNumber"]);
+    mine_until(&c, "the withdrawal paid and both blocks superfinal", || {
+        let paid = fed.nodes[0].rpc("bss_getWithdrawal", json!([0]))["status"] == json!("paid");
+        let superfinal = [minted, burned].iter().all(|n| finality(&fed.nodes[0], *n)["superfinal"] == true);
+        (paid && superfinal).then_some(())
+    });
+
+    // The node that was waited on (another may be a moment behind on finality).
+    let rpc = format!("http://{}", fed.nodes[0].addr);
+    let btc_url = format!("http://u:p@{}", btc.addr);
+    let (ok, out) = verify(&["deposit", &deposit, "--rpc", &rpc, "--btc-rpc", &btc_url]);
+    assert!(ok, "verify deposit failed:\n{out}");
+    for link in
+        ["merkle proof", "vault deposit", "mint", "commit certificate", "keystone payload", "bitcoin confirmations"]
+    {
+        assert!(out.contains(link), "no {link} link:\n{out}");
+    }
+    let (ok, out) = verify(&["withdrawal", "0", "--rpc", &rpc, "--btc-rpc", &btc_url, "--json"]);
+    assert!(ok, "verify withdrawal failed:\n{out}");
+    let report: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(report["ok"], json!(true));
+    let names: Vec<&str> =
+        report["links"].as_array().expect("links").iter().filter_map(|l| l["check"].as_str()).collect();
+    for link in ["burn", "commit certificate", "keystone covers block", "vault spend", "payout"] {
+        assert!(names.contains(&link), "no {link} link: {names:?}");
+    }
+
+    // One tampered link at a time: each must fail, and say which link.
+    let node = fed.nodes[0].addr;
+    let cases: Vec<(&str, Box<dyn Fn(&Value, &mut Value) + Send + Sync>)> = vec![
+        ("commit certificate", Box::new(|_, v| flip_certificate(v))),
+        (
+            "mint",
+            Box::new(move |req, v| {
+                if req["method"] == json!("bss_getDeposit") {
+                    v["result"]["l2Block"] = json!(minted - 1);
+                }
+            }),
+        ),
+        (
+            "keystone",
+            Box::new(|req, v| {
+                if req["method"] == json!("bss_getFinality") {
+                    v["result"]["keystone"]["btcTxid"] = json!("11".repeat(32));
+                }
+            }),
+        ),
+    ];
+    for (link, tamper) in cases {
+        let proxy = rpc_proxy(node, tamper);
+        let (ok, out) = verify(&["deposit", &deposit, "--rpc", &format!("http://{proxy}"), "--btc-rpc", &btc_url]);
+        assert!(!ok && out.contains("FAIL") && out.contains(link), "a tampered {link} passed:\n{out}");
+    }
+    // A Bitcoin node that serves a block whose header has one byte changed (in its merkle root).
+    let bad_btc = rpc_proxy(btc.addr, |req, v| {
+        if req["method"] == json!("getblock") {
+            if let Some(hex) = v["result"].as_str() {
+                let mut b = hex.to_string();
+                let at = 100;
+                let flipped = if &b[at..at + 1] == "0" { "1" } else { "0" };
+                b.replace_range(at..at + 1, flipped);
+                v["result"] = json!(b);
+            }
+        }
+    });
+    let (ok, out) = verify(&["deposit", &deposit, "--rpc", &rpc, "--btc-rpc", &format!("http://u:p@{bad_btc}")]);
+    assert!(!ok && out.contains("FAIL") && out.contains("bitcoin block"), "a tampered Bitcoin block passed:\n{out}");
+    // Custody keys other than the federation's: the tx pays no such vault.
+    let others: Vec<String> = (0..4).map(|i| custody(i + 4).public().to_string()).collect();
+    let (ok, out) =
+        verify(&["deposit", &deposit, "--rpc", &rpc, "--btc-rpc", &btc_url, "--custody-keys", &others.join(",")]);
+    assert!(!ok && out.contains("vault deposit"), "foreign custody keys passed:\n{out}");
+    // A receipt whose event data was changed: the burn's receipts no longer match the header.
+    let proxy = rpc_proxy(node, |req, v| {
+        if req["method"] == json!("eth_getTransactionReceipt") {
+            if let Some(logs) = v["result"]["logs"].as_array_mut() {
+                for l in logs {
+                    l["data"] = json!(format!("0x{}", "00".repeat(96)));
+                }
+            }
+        }
+    });
+    let (ok, out) = verify(&["withdrawal", "0", "--rpc", &format!("http://{proxy}"), "--btc-rpc", &btc_url]);
+    assert!(!ok && out.contains("burn"), "tampered receipts passed:\n{out}");
 }

@@ -432,3 +432,83 @@ pub fn signed_transfer(
         ..Default::default()
     })
 }
+
+/// A JSON-RPC proxy in front of `upstream` (an operator or a Bitcoin node: request headers such
+/// as Authorization are passed on) that lets `tamper` rewrite each reply, seeing its request.
+pub fn rpc_proxy(upstream: SocketAddr, tamper: impl Fn(&Value, &mut Value) + Send + Sync + 'static) -> SocketAddr {
+    use std::io::{BufRead, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let addr = listener.local_addr().expect("addr");
+    let tamper = std::sync::Arc::new(tamper);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let tamper = tamper.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().expect("clone"));
+                let mut w = conn;
+                loop {
+                    let (mut len, mut auth, mut line) = (0usize, None, String::new());
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        if lower.starts_with("authorization:") {
+                            auth = Some(line.trim().to_string());
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let Ok(mut up) = TcpStream::connect_timeout(&upstream, Duration::from_secs(2)) else { return };
+                    let _ = up.set_read_timeout(Some(Duration::from_secs(30)));
+                    let head = format!(
+                        "POST / HTTP/1.1\r\nHost: {upstream}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                        auth.map(|a| format!("{a}\r\n")).unwrap_or_default(),
+                        body.len()
+                    );
+                    let mut reply = Vec::new();
+                    if up
+                        .write_all(head.as_bytes())
+                        .and_then(|_| up.write_all(&body))
+                        .and_then(|_| up.read_to_end(&mut reply))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let text = String::from_utf8_lossy(&reply).to_string();
+                    let reply_body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+                    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let mut v: Value = serde_json::from_str(&reply_body).unwrap_or(Value::Null);
+                    tamper(&request, &mut v);
+                    let out = v.to_string();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        out.len()
+                    );
+                    if w.write_all(head.as_bytes()).and_then(|_| w.write_all(out.as_bytes())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Flips one bit of the first commit certificate signature in a `bss_getCertificate` reply.
+pub fn flip_certificate(reply: &mut Value) {
+    if let Some(sig) = reply.pointer_mut("/result/certificate/signatures/0/signature") {
+        let s = sig.as_str().unwrap_or_default().to_string();
+        let flipped = format!("{}{}", if s.starts_with('0') { "1" } else { "0" }, &s[1..]);
+        *sig = json!(flipped);
+    }
+}

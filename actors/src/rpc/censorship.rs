@@ -14,11 +14,7 @@ const SEARCH_AHEAD: u64 = 64;
 
 /// The first committed block whose Bitcoin view reaches `btc_height` (views only grow, but for
 /// rare reorgs under them, so a binary search over the committed chain finds it).
-pub(super) fn first_block_reaching(
-    c: &RpcContext,
-    btc_height: u64,
-    head: u64,
-) -> Result<Option<u64>, ErrorObjectOwned> {
+fn first_block_reaching(c: &RpcContext, btc_height: u64, head: u64) -> Result<Option<u64>, ErrorObjectOwned> {
     let header = |n: u64| -> Result<Option<BlockHeader>, ErrorObjectOwned> { c.reader.header(n).map_err(internal) };
     let reaches = |h: &BlockHeader| h.btc.tip_hash != B256::ZERO && h.btc.tip_height >= btc_height;
     if !header(head)?.is_some_and(|h| reaches(&h)) {

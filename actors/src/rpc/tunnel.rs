@@ -1,6 +1,5 @@
 //! `bss_tunnelInfo`, `bss_getDeposit`, `bss_getWithdrawal`: the BTC tunnel as this node sees it.
 
-use super::censorship::first_block_reaching;
 use super::context::RpcContext;
 use super::params::{internal, invalid_params, server_error};
 use crate::btc::deposit::{classify, TunnelRules};
@@ -13,9 +12,6 @@ use jsonrpsee::RpcModule;
 use serde_json::{json, Value};
 use std::str::FromStr;
 use std::sync::Arc;
-
-/// Blocks searched for a mint after the first one whose view reaches its due height.
-const SEARCH_AHEAD: u64 = 64;
 
 fn tunnel(c: &RpcContext) -> Result<(&BtcLink, &TunnelRules, Arc<TunnelStatus>), ErrorObjectOwned> {
     let no = || server_error("this chain has no tunnel ([genesis.tunnel]) or this node no Bitcoin view ([btc])");
@@ -56,7 +52,7 @@ fn info(c: &RpcContext) -> Result<Value, ErrorObjectOwned> {
 }
 
 fn deposit(c: &RpcContext, txid: bitcoin::Txid) -> Result<Value, ErrorObjectOwned> {
-    let (link, rules, _) = tunnel(c)?;
+    let (link, rules, status) = tunnel(c)?;
     let view = link.view.current();
     let Some(best) = view.best_height() else { return Ok(Value::Null) };
     let Some(rec) = view.tx(&txid, best) else { return Ok(Value::Null) };
@@ -72,17 +68,9 @@ fn deposit(c: &RpcContext, txid: bitcoin::Txid) -> Result<Value, ErrorObjectOwne
         }
     };
     let due = p.height + rules.deposit_confirmations - 1;
-    let head = c.head()?.number;
-    let mut minted = None;
-    if let Some(first) = first_block_reaching(c, due, head)? {
-        for n in first..=head.min(first + SEARCH_AHEAD) {
-            let Some(h) = c.reader.header(n).map_err(internal)? else { break };
-            if h.mints.iter().any(|m| m.btc_txid == p.txid_display()) {
-                minted = Some(n);
-                break;
-            }
-        }
-    }
+    // The tunnel service records every mint of the committed chain (a Bitcoin reorg under the
+    // L2 view can make block views go back, so searching blocks by view height would miss some).
+    let minted = status.ledger.minted.get(&p.txid_display()).copied();
     Ok(json!({
         "status": if minted.is_some() { "minted" } else { "seen" },
         "confirmations": confirmations,

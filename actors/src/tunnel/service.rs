@@ -70,7 +70,7 @@ impl<S: BitcoinSource> Tunnel<S> {
                 info!(target: "tunnel", id = r.id, sats = r.sats, l2_block = n, "withdrawal requested");
             }
             let open_before = self.ledger.batch.as_ref().map(|b| b.first);
-            self.ledger.apply(n, tip, requests, &view, &self.rules);
+            self.ledger.apply(n, tip, requests, &header.mints, &view, &self.rules);
             if let Some(first) = open_before.filter(|f| self.ledger.batch.as_ref().map(|b| b.first) != Some(*f)) {
                 let paid = self.ledger.paid.get(&first).cloned();
                 info!(target: "tunnel", first, txid = ?paid.as_ref().map(|p| p.txid), l2_block = n, "withdrawal batch paid");
