@@ -163,11 +163,26 @@ fn deposits_mint_everywhere_and_three_of_four_pay_a_withdrawal_once() {
     }
     fed.assert_same_chain(&all, minted_at);
 
+    // Wallet code with the stock ERC-20 ABI: web3.py reads, transfers, approves, and indexes logs.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/wallets/hbtc_erc20_check.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}", fed.nodes[0].addr))
+        .arg(format!("0x{}", alice.secret_hex()))
+        .env("PYTHONPATH", web3_pythonpath())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "hBTC with web3.py failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let alice_left = 150_000 - 5_234;
+
     // Withdraw 30,000 sats to a P2WPKH script; kill operator 3 once the burn is committed.
     let payee = Key::new(11, Kind::P2wpkh).address().script_pubkey();
-    let hash = fed.nodes[0].rpc("eth_sendRawTransaction", json!([withdraw(&alice, 0, payee.as_bytes(), 30_000)]));
+    let nonce = hex_u64(&fed.nodes[0].rpc("eth_getTransactionCount", json!([alice.address, "pending"])));
+    let hash = fed.nodes[0].rpc("eth_sendRawTransaction", json!([withdraw(&alice, nonce, payee.as_bytes(), 30_000)]));
     let receipt = fed.nodes[0].wait_for_receipt(hash.as_str().expect("hash"));
     assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
+    assert_eq!(hbtc_balance(&fed.nodes[0], alice.address), alice_left - 30_000);
     let mut fed = fed;
     fed.nodes[3].kill();
     let up = [0usize, 1, 2];

@@ -512,3 +512,30 @@ pub fn flip_certificate(reply: &mut Value) {
         *sig = json!(flipped);
     }
 }
+
+/// A PYTHONPATH with web3.py (and websockets): installed from PyPI into the target dir on first
+/// use if the machine does not have it.
+pub fn web3_pythonpath() -> PathBuf {
+    let py = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wallet-py");
+    let has = |path: &Path| {
+        Command::new("python3")
+            .args(["-c", "import web3, websockets"])
+            .env("PYTHONPATH", path)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // Test processes run in parallel: one installs while the others wait on the lock.
+    std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).expect("target tmpdir");
+    let lock = std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("wallet-py.lock")).expect("lock file");
+    lock.lock().expect("lock");
+    if !has(&py) {
+        let out = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .arg(&py)
+            .arg("web3")
+            .output()
+            .expect("run pip");
+        assert!(out.status.success(), "pip install web3 failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    py
+}
