@@ -28,7 +28,9 @@ fn txid_param(s: &str) -> Result<bitcoin::Txid, ErrorObjectOwned> {
 
 fn info(c: &RpcContext) -> Result<Value, ErrorObjectOwned> {
     let (link, rules, status) = tunnel(c)?;
+    // hBTC units are satoshis: 21M BTC fits a u64 many times over.
     let supply = c.reader.storage(&HBTC_ADDRESS, &U256::from(TOTAL_SUPPLY_SLOT)).map_err(internal)?;
+    let supply = u64::try_from(supply).unwrap_or(u64::MAX);
     let l = &status.ledger;
     Ok(json!({
         "vaultAddress": rules.vault.address(link.rules.network).to_string(),
