@@ -5,8 +5,9 @@
 //!   consecutive from 0.
 //! * With no batch open, the first committed block that sees unpaid requests opens one: the
 //!   next ids (at most [`MAX_BATCH`]) and vault coins chosen from that block's Bitcoin view
-//!   (largest first, each with `deposit_confirmations`). Every operator opens the same batch at
-//!   the same block, so they all build the same transaction.
+//!   (largest first; deposits with `deposit_confirmations`, our payouts' change once
+//!   confirmed). Every operator opens the same batch at the same block, so they all build the
+//!   same transaction.
 //! * The payout pays each request's script `sats − withdrawal_fee_sats`, returns the rest to the
 //!   vault and tags itself with an OP_RETURN `"BSSW" | chain_id u32 | first id u64 | end id u64`.
 //! * Fee policy: the batch's withdrawal fees (n × `withdrawal_fee_sats`) fund it. Version k
@@ -151,12 +152,16 @@ impl Ledger {
             let top = fees.max(estimated_vsize(inputs as u64, n, rules).saturating_mul(u64::from(MAX_VERSION) + 1));
             owed.saturating_sub(fees).saturating_add(top)
         };
+        // Deposits are spent once they have `deposit_confirmations`; the change of our own
+        // payouts (which only the federation can make) once it is confirmed.
         let deep = tip.saturating_add(1).saturating_sub(rules.deposit_confirmations);
-        let mut coins: Vec<(OutPoint, u64)> = view
-            .utxos(&rules.vault.script_pubkey(), tip)
-            .into_iter()
-            .filter(|(o, _)| view.coin(o, tip).is_some_and(|c| c.height <= deep))
-            .collect();
+        let spendable = |o: &OutPoint| {
+            view.coin(o, tip).is_some_and(|c| {
+                c.height <= deep || view.tx(&o.txid, tip).is_some_and(|t| t.height <= tip && is_payout(&t.tx))
+            })
+        };
+        let mut coins: Vec<(OutPoint, u64)> =
+            view.utxos(&rules.vault.script_pubkey(), tip).into_iter().filter(|(o, _)| spendable(o)).collect();
         coins.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut inputs = Vec::new();
         let mut sum = 0u64;

@@ -232,7 +232,6 @@ fn deposits_mint_everywhere_and_three_of_four_pay_a_withdrawal_once() {
     assert_invariant(&fed.nodes[3]);
 }
 
-
 /// Operator 0 runs `skip-mints` (its proposals leave due mints out): every deposit is still
 /// minted exactly once, never in a block of operator 0 (had replicas accepted its block, the
 /// deposit's due height would have passed unminted). Then two reorgs: one that takes a deposit

@@ -1,7 +1,9 @@
 //! A short seeded `bss chaos` run that covers every fault kind (the long campaign is
 //! `bss chaos --runs 200 --duration 20s --seed N`): kills, pauses and Byzantine restarts under
 //! load, then liveness after the heal, one block per height on every operator, every
-//! acknowledged tx committed, and the campaign's summary.json and timeline.svg.
+//! acknowledged tx committed, and the campaign's summary.json and timeline.svg. With `--tunnel`:
+//! BTC tunnel traffic on the embedded regtest, the tunnel invariant sampled on every operator
+//! throughout, and every withdrawal paid after the heal.
 
 use crate::support::*;
 use std::process::Command;
@@ -11,8 +13,8 @@ fn seeded_chaos_sample_covers_every_fault_kind_and_keeps_the_invariants() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("chaos");
     let run = Command::new(BSS)
-        .args(["chaos", "--nodes", "4", "--duration", "10s", "--seed", "11", "--rate", "100"])
-        .args(["--base-port", &free_runs(4, &[0, 1000]).to_string(), "--out"])
+        .args(["chaos", "--nodes", "4", "--duration", "10s", "--seed", "11", "--rate", "100", "--tunnel"])
+        .args(["--base-port", &free_runs(4, &[0, 1000, 2000]).to_string(), "--out"])
         .arg(&out)
         .output()
         .expect("run bss chaos");
@@ -24,6 +26,8 @@ fn seeded_chaos_sample_covers_every_fault_kind_and_keeps_the_invariants() {
     assert_eq!(summary["runs"], 1);
     assert_eq!(summary["safety_violations"], 0);
     assert_eq!(summary["lost_acked_txs"], 0);
+    assert_eq!(summary["tunnel_violations"], 0, "{stdout}");
+    assert!(summary["withdrawals"].as_u64() >= Some(1), "no withdrawal during the run:\n{stdout}");
     for kind in [
         "kill",
         "pause",

@@ -9,6 +9,7 @@
 mod load;
 mod report;
 mod run;
+mod tunnel;
 
 use clap::Args;
 use eyre::{bail, Result};
@@ -45,6 +46,11 @@ pub struct ChaosArgs {
     /// RPC port of operator 0.
     #[arg(long, default_value_t = 19_545)]
     base_port: u16,
+    /// Also run the embedded Bitcoin regtest and BTC tunnel traffic (a deposit, then a
+    /// withdrawal every 3 s), and check the tunnel invariant throughout and every withdrawal
+    /// paid after the heal. The regtest listens 2000 ports above --base-port.
+    #[arg(long)]
+    tunnel: bool,
     /// Where the federations' data and logs, summary.json and timeline.svg go.
     #[arg(long, default_value = "chaos-out")]
     out: PathBuf,
@@ -127,6 +133,7 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         base_port: args.base_port,
         out: args.out.clone(),
         kinds: kinds.clone(),
+        tunnel: args.tunnel,
     };
     // The run with seed s injects at least m faults, cycling through the kinds from s·m: runs
     // with consecutive seeds cover m·runs consecutive positions of the cycle, so every kind
@@ -197,5 +204,5 @@ fn replay_command(args: &ChaosArgs, seed: u64, min_faults: usize) -> String {
         args.faults,
         args.rate,
         humantime::format_duration(args.block_time)
-    )
+    ) + if args.tunnel { " --tunnel" } else { "" }
 }

@@ -22,6 +22,9 @@ pub struct Summary {
     pub liveness_violations: usize,
     pub lost_acked_txs: usize,
     pub acked_txs: usize,
+    /// With `--tunnel`: withdrawals requested, and tunnel invariant violations.
+    pub withdrawals: u64,
+    pub tunnel_violations: usize,
     /// Fault kind (`kill`, `pause`, `byzantine:MODE`) → injections.
     pub faults: BTreeMap<String, usize>,
     /// Fault kind → recovery time percentiles, ms (heal until the operator serves the head).
@@ -58,6 +61,8 @@ pub fn summarize(reports: &[RunReport]) -> Summary {
         liveness_violations: reports.iter().filter(|r| r.liveness_violation.is_some()).count(),
         lost_acked_txs: reports.iter().map(|r| r.lost_acked_txs).sum(),
         acked_txs: reports.iter().map(|r| r.acked_txs).sum(),
+        withdrawals: reports.iter().map(|r| r.withdrawals).sum(),
+        tunnel_violations: reports.iter().map(|r| r.tunnel_violations.len()).sum(),
         faults,
         recovery_ms,
     }
@@ -70,9 +75,12 @@ pub fn table(reports: &[RunReport], s: &Summary) -> String {
         let kinds: Vec<String> = r.faults.iter().map(|f| format!("{}@{}", f.kind, f.operator)).collect();
         let rec: Vec<String> =
             r.faults.iter().map(|f| f.recovery_ms.map_or("—".into(), |m| format!("{m:.0}"))).collect();
-        let violations = r.safety_violations.len() + usize::from(r.liveness_violation.is_some()) + r.lost_acked_txs;
+        let violations = r.safety_violations.len()
+            + usize::from(r.liveness_violation.is_some())
+            + r.lost_acked_txs
+            + r.tunnel_violations.len();
         let _ = writeln!(t, "{:>6}  {:<58} {:>10}  {}", r.seed, kinds.join(" "), violations, rec.join(" "));
-        for v in r.safety_violations.iter().chain(&r.liveness_violation) {
+        for v in r.safety_violations.iter().chain(&r.liveness_violation).chain(&r.tunnel_violations) {
             let _ = writeln!(t, "        ! {v}");
         }
     }
@@ -81,6 +89,13 @@ pub fn table(reports: &[RunReport], s: &Summary) -> String {
         "{} run(s): {} safety violations, {} liveness violations, {} of {} acknowledged txs lost",
         s.runs, s.safety_violations, s.liveness_violations, s.lost_acked_txs, s.acked_txs
     );
+    if s.withdrawals > 0 || s.tunnel_violations > 0 {
+        let _ = writeln!(
+            t,
+            "tunnel: {} withdrawals, all paid after the heal and the invariant held throughout unless counted here: {} violations",
+            s.withdrawals, s.tunnel_violations
+        );
+    }
     for (k, p) in &s.recovery_ms {
         let _ = writeln!(t, "  {k:<26} ×{:<4} recovery p50 {:>7.0} ms  p99 {:>7.0} ms", s.faults[k], p.p50, p.p99);
     }

@@ -25,6 +25,8 @@ pub struct RunConfig {
     pub out: PathBuf,
     /// The fault kinds to draw from, in the order a campaign cycles through them.
     pub kinds: Vec<FaultKind>,
+    /// Run the embedded regtest and BTC tunnel traffic too (`--tunnel`).
+    pub tunnel: bool,
 }
 
 /// One injected fault and how long the federation took to take the operator back.
@@ -50,11 +52,18 @@ pub struct RunReport {
     pub blocks_checked: u64,
     /// (seconds since start, committed height of a healthy operator) samples, for the timeline.
     pub heights: Vec<(f64, u64)>,
+    /// With `--tunnel`: withdrawals requested, and tunnel invariant violations (sampled during
+    /// the run, and after the heal: every withdrawal paid).
+    pub withdrawals: u64,
+    pub tunnel_violations: Vec<String>,
 }
 
 impl RunReport {
     pub fn failed(&self) -> bool {
-        !self.safety_violations.is_empty() || self.liveness_violation.is_some() || self.lost_acked_txs > 0
+        !self.safety_violations.is_empty()
+            || self.liveness_violation.is_some()
+            || self.lost_acked_txs > 0
+            || !self.tunnel_violations.is_empty()
     }
 }
 
@@ -91,7 +100,7 @@ fn height(c: &mut RpcClient) -> Option<u64> {
 /// kinds, and `min_injections` how many faults it injects at least (past `duration` if need
 /// be), so that a campaign covers every kind.
 pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize) -> Result<RunReport> {
-    let dev = DevnetArgs::without_bitcoin(
+    let mut dev = DevnetArgs::without_bitcoin(
         cfg.nodes,
         cfg.base_port,
         "native",
@@ -100,15 +109,36 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
         Duration::from_millis(500),
     );
     let keys = super::load::senders(cfg.rate);
-    let extras = Extras {
+    let mut extras = Extras {
         alloc: keys.iter().map(|k| (k.address, alloy_primitives::U256::from(10u128.pow(22)))).collect(),
         consensus: "max_timeout = \"3s\"".into(),
         ..Default::default()
     };
+    let mut btc = None;
+    if cfg.tunnel {
+        // The embedded regtest two thousand ports above the RPC ports, a block a second. It
+        // lives in the run's directory, which must not be wiped after it starts.
+        if dev.data_dir.exists() {
+            std::fs::remove_dir_all(&dev.data_dir)?;
+        }
+        std::fs::create_dir_all(&dev.data_dir)?;
+        dev.fresh = false;
+        dev.btc_port = cfg.base_port.saturating_add(2000);
+        dev.btc_block_interval = Duration::from_secs(1);
+        let b = devnet::DevnetBitcoin::start(&dev)?;
+        extras.btc = b.section.clone();
+        extras.tunnel = true;
+        extras.alloc.push((super::tunnel::holder().address, alloy_primitives::U256::from(10u128.pow(22))));
+        btc = Some(b);
+    }
     let configs = devnet::prepare(&dev, &extras)?;
     let mut fed = LocalFederation::launch(&dev, &configs)?;
-    let result = inject_and_check(cfg, &mut fed, keys, seed, first_kind, min_injections);
+    let btc_url = btc.as_ref().map(|b| b.url.clone());
+    let result = inject_and_check(cfg, &mut fed, keys, btc_url, seed, first_kind, min_injections);
     fed.stop();
+    if let Some(mut b) = btc {
+        b.stop();
+    }
     result
 }
 
@@ -116,6 +146,7 @@ fn inject_and_check(
     cfg: &RunConfig,
     fed: &mut LocalFederation,
     keys: Vec<bss_actors::hvm::accounts::DevKey>,
+    btc_url: Option<String>,
     seed: u64,
     first_kind: usize,
     min_injections: usize,
@@ -136,6 +167,10 @@ fn inject_and_check(
         let (rpc, stop, rate) = (fed.rpc.clone(), stop.clone(), cfg.rate);
         std::thread::spawn(move || send_load(rpc, keys, rate, stop, acked_tx))
     };
+    let tunnel = btc_url.map(|url| {
+        let (rpc, stop) = (fed.rpc.clone(), stop.clone());
+        std::thread::spawn(move || super::tunnel::drive(rpc, url, stop))
+    });
 
     let started = Instant::now();
     let mut faults: Vec<FaultRecord> = vec![];
@@ -216,6 +251,7 @@ fn inject_and_check(
     }
     stop.store(true, Ordering::Relaxed);
     let _ = load.join();
+    let traffic = tunnel.map(|t| t.join().unwrap_or_default());
     let acked: Vec<(usize, u64, String)> = acked_rx.try_iter().collect();
     let mut report = RunReport {
         seed,
@@ -226,8 +262,20 @@ fn inject_and_check(
         acked_txs: acked.len(),
         blocks_checked: 0,
         heights,
+        withdrawals: traffic.as_ref().map_or(0, |t| t.withdrawals),
+        tunnel_violations: vec![],
     };
     check(fed, &mut clients, &acked, &mut report, &mut recovering, started);
+    if let Some(t) = traffic {
+        report.tunnel_violations = t.violations;
+        if !t.deposited {
+            report.tunnel_violations.push("the tunnel deposit was never sent".into());
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        if let Some(v) = super::tunnel::check_settled(&fed.rpc, deadline) {
+            report.tunnel_violations.push(v);
+        }
+    }
     Ok(report)
 }
 
