@@ -6,6 +6,7 @@
 //! a table per run, `summary.json` and `timeline.svg` in `--out`; a failing run prints the
 //! command that replays it. Exits non-zero on any violation.
 
+mod links;
 mod load;
 mod report;
 mod run;
@@ -31,8 +32,10 @@ pub struct ChaosArgs {
     /// Runs in the campaign (seeds seed … seed + runs − 1).
     #[arg(long, default_value_t = 1)]
     runs: u64,
-    /// Fault kinds, comma separated: kill, pause, byzantine (every mode) or byzantine:MODE.
-    #[arg(long, default_value = "kill,pause,byzantine")]
+    /// Fault kinds, comma separated: kill, pause, partition (one operator isolated), oneway
+    /// (one operator's outbound dropped), delay (one operator's links slowed, with jitter),
+    /// byzantine (every mode) or byzantine:MODE.
+    #[arg(long, default_value = "kill,pause,partition,oneway,delay,byzantine")]
     faults: String,
     /// Faults each run injects at least (it runs past --duration if need be). Default: enough
     /// for the campaign to cover every kind (⌈kinds ÷ runs⌉).
@@ -66,7 +69,16 @@ pub enum FaultKind {
     Kill,
     Pause,
     Byzantine(String),
+    /// One operator cut off from all others (its links closed and refused, both ways).
+    Partition,
+    /// What one operator sends is dropped; what it receives still arrives.
+    OneWay,
+    /// One operator's links delayed 100–400 ms, with up to 100 ms of jitter.
+    Delay,
 }
+
+/// The network fault kinds (they need the link proxies).
+pub const LINK_FAULTS: [&str; 3] = ["partition", "oneway", "delay"];
 
 impl FaultKind {
     pub fn label(&self) -> String {
@@ -74,6 +86,9 @@ impl FaultKind {
             FaultKind::Kill => "kill".into(),
             FaultKind::Pause => "pause".into(),
             FaultKind::Byzantine(m) => format!("byzantine:{m}"),
+            FaultKind::Partition => "partition".into(),
+            FaultKind::OneWay => "oneway".into(),
+            FaultKind::Delay => "delay".into(),
         }
     }
 
@@ -84,11 +99,14 @@ impl FaultKind {
             match k {
                 "kill" => out.push(FaultKind::Kill),
                 "pause" => out.push(FaultKind::Pause),
+                "partition" => out.push(FaultKind::Partition),
+                "oneway" => out.push(FaultKind::OneWay),
+                "delay" => out.push(FaultKind::Delay),
                 "byzantine" => out.extend(BYZANTINE_MODES.iter().map(|m| FaultKind::Byzantine(m.to_string()))),
                 other => match other.strip_prefix("byzantine:") {
                     Some(m) if BYZANTINE_MODES.contains(&m) => out.push(FaultKind::Byzantine(m.into())),
                     _ => bail!(
-                        "--faults: unknown kind {other:?}; known: kill, pause, byzantine, byzantine:MODE with MODE one of {}",
+                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, byzantine, byzantine:MODE with MODE one of {}",
                         BYZANTINE_MODES.join(", ")
                     ),
                 },

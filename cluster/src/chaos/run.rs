@@ -2,8 +2,9 @@
 //! under load, heal, and check the invariants. Violations are reported, not raised, so that a
 //! campaign goes on and counts them.
 
+use super::links::{Links, Mode};
 use super::load::send_load;
-use super::{FaultKind, Rng};
+use super::{FaultKind, Rng, LINK_FAULTS};
 use crate::bench::client::{hex_u64, RpcClient};
 use crate::devnet::{self, DevnetArgs, Extras, LocalFederation};
 use eyre::Result;
@@ -73,6 +74,8 @@ enum Health {
     Killed,
     Paused,
     Byzantine,
+    /// Its links are cut, one-way or slowed.
+    Net,
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -132,9 +135,36 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
         btc = Some(b);
     }
     let configs = devnet::prepare(&dev, &extras)?;
+    // With link faults, operator i dials operator j through the proxy of (i, j).
+    let links = if cfg.kinds.iter().any(|k| LINK_FAULTS.contains(&k.label().as_str())) {
+        let p2p = dev.p2p_base_port.unwrap_or(dev.base_port.saturating_add(1000));
+        let targets: Vec<std::net::SocketAddr> =
+            (0..cfg.nodes).map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], p2p + i as u16))).collect();
+        let links = Links::start(&targets)?;
+        for (i, path) in configs.iter().enumerate() {
+            let via: Vec<String> = (0..cfg.nodes)
+                .map(|j| format!("\"{}\"", if i == j { targets[j] } else { links.addrs[i][j] }))
+                .collect();
+            let text = std::fs::read_to_string(path)?;
+            let text: Vec<String> =
+                text.lines()
+                    .map(|l| {
+                        if l.starts_with("addrs = [") {
+                            format!("addrs = [{}]", via.join(", "))
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect();
+            crate::write_secret(path, &(text.join("\n") + "\n"))?;
+        }
+        Some(links)
+    } else {
+        None
+    };
     let mut fed = LocalFederation::launch(&dev, &configs)?;
     let btc_url = btc.as_ref().map(|b| b.url.clone());
-    let result = inject_and_check(cfg, &mut fed, keys, btc_url, seed, first_kind, min_injections);
+    let result = inject_and_check(cfg, &mut fed, links.as_ref(), keys, btc_url, seed, first_kind, min_injections);
     fed.stop();
     if let Some(mut b) = btc {
         b.stop();
@@ -145,6 +175,7 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
 fn inject_and_check(
     cfg: &RunConfig,
     fed: &mut LocalFederation,
+    links: Option<&Links>,
     keys: Vec<bss_actors::hvm::accounts::DevKey>,
     btc_url: Option<String>,
     seed: u64,
@@ -210,6 +241,11 @@ fn inject_and_check(
                 Health::Killed => fed.restart(i)?,
                 Health::Byzantine => restart_as(fed, i, &honest_configs[i], &[])?,
                 Health::Paused => signal(fed.children[i].id(), "-CONT"),
+                Health::Net => {
+                    if let Some(l) = links {
+                        l.heal(i)
+                    }
+                }
                 Health::Up => {}
             }
             health[i] = Health::Up;
@@ -235,6 +271,25 @@ fn inject_and_check(
                 FaultKind::Byzantine(mode) => {
                     restart_as(fed, i, &honest_configs[i], &[mode.as_str()])?;
                     health[i] = Health::Byzantine;
+                }
+                FaultKind::Partition | FaultKind::OneWay | FaultKind::Delay => {
+                    let Some(l) = links else { eyre::bail!("link faults need the link proxies") };
+                    for j in (0..n).filter(|j| *j != i) {
+                        match kind {
+                            FaultKind::Partition => {
+                                l.set(i, j, Mode::Cut);
+                                l.set(j, i, Mode::Cut);
+                            }
+                            FaultKind::OneWay => l.set(i, j, Mode::Drop),
+                            _ => {
+                                let delay = Duration::from_millis(100 + rng.below(300));
+                                let jitter = Duration::from_millis(rng.below(100));
+                                l.delay(i, j, delay, jitter);
+                                l.delay(j, i, delay, jitter);
+                            }
+                        }
+                    }
+                    health[i] = Health::Net;
                 }
             }
             println!("  {t:6.1}s  {} operator {i}", kind.label());
