@@ -96,6 +96,39 @@ impl Links {
     }
 }
 
+/// One proxy in front of one service (the Bitcoin node's RPC), whose replies can be slowed.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    requests: Arc<Direction>,
+    replies: Arc<Direction>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(target: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let (requests, replies) = (Arc::new(Direction::default()), Arc::new(Direction::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (rq, rp, st) = (requests.clone(), replies.clone(), stop.clone());
+        std::thread::Builder::new().name("proxy".into()).spawn(move || accept(listener, target, rq, rp, st))?;
+        Ok(Self { addr, requests, replies, stop })
+    }
+
+    /// Every reply waits `delay` (zero: none).
+    pub fn slow(&self, delay: Duration) {
+        self.replies.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+        self.requests.delay_ms.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
 impl Drop for Links {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);

@@ -6,6 +6,7 @@
 //! a table per run, `summary.json` and `timeline.svg` in `--out`; a failing run prints the
 //! command that replays it. Exits non-zero on any violation.
 
+mod btc_faults;
 mod links;
 mod load;
 mod report;
@@ -34,9 +35,10 @@ pub struct ChaosArgs {
     runs: u64,
     /// Fault kinds, comma separated: kill, pause, partition (one operator isolated), oneway
     /// (one operator's outbound dropped), delay (one operator's links slowed, with jitter),
-    /// byzantine (every mode) or byzantine:MODE.
-    #[arg(long, default_value = "kill,pause,partition,oneway,delay,byzantine")]
-    faults: String,
+    /// btc (with --tunnel: btc_reorg, btc_down, btc_slow), byzantine (every mode) or
+    /// byzantine:MODE. Default: all of them (btc only with --tunnel).
+    #[arg(long)]
+    faults: Option<String>,
     /// Faults each run injects at least (it runs past --duration if need be). Default: enough
     /// for the campaign to cover every kind (⌈kinds ÷ runs⌉).
     #[arg(long)]
@@ -75,6 +77,19 @@ pub enum FaultKind {
     OneWay,
     /// One operator's links delayed 100–400 ms, with up to 100 ms of jitter.
     Delay,
+    /// The regtest's last 1–6 blocks invalidated (needs `--tunnel`).
+    BtcReorg,
+    /// The regtest stopped, then started again (needs `--tunnel`).
+    BtcDown,
+    /// Every Bitcoin RPC reply delayed 1–3 s (needs `--tunnel`).
+    BtcSlow,
+}
+
+impl FaultKind {
+    /// A fault of the Bitcoin node rather than of one operator.
+    pub fn is_bitcoin(&self) -> bool {
+        matches!(self, FaultKind::BtcReorg | FaultKind::BtcDown | FaultKind::BtcSlow)
+    }
 }
 
 /// The network fault kinds (they need the link proxies).
@@ -89,6 +104,9 @@ impl FaultKind {
             FaultKind::Partition => "partition".into(),
             FaultKind::OneWay => "oneway".into(),
             FaultKind::Delay => "delay".into(),
+            FaultKind::BtcReorg => "btc_reorg".into(),
+            FaultKind::BtcDown => "btc_down".into(),
+            FaultKind::BtcSlow => "btc_slow".into(),
         }
     }
 
@@ -102,11 +120,15 @@ impl FaultKind {
                 "partition" => out.push(FaultKind::Partition),
                 "oneway" => out.push(FaultKind::OneWay),
                 "delay" => out.push(FaultKind::Delay),
+                "btc_reorg" => out.push(FaultKind::BtcReorg),
+                "btc_down" => out.push(FaultKind::BtcDown),
+                "btc_slow" => out.push(FaultKind::BtcSlow),
+                "btc" => out.extend([FaultKind::BtcReorg, FaultKind::BtcDown, FaultKind::BtcSlow]),
                 "byzantine" => out.extend(BYZANTINE_MODES.iter().map(|m| FaultKind::Byzantine(m.to_string()))),
                 other => match other.strip_prefix("byzantine:") {
                     Some(m) if BYZANTINE_MODES.contains(&m) => out.push(FaultKind::Byzantine(m.into())),
                     _ => bail!(
-                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, byzantine, byzantine:MODE with MODE one of {}",
+                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, btc (btc_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
                         BYZANTINE_MODES.join(", ")
                     ),
                 },
@@ -139,7 +161,18 @@ impl Rng {
 }
 
 pub fn run(args: ChaosArgs) -> Result<()> {
-    let kinds = FaultKind::parse_list(&args.faults)?;
+    let faults = args.faults.clone().unwrap_or_else(|| {
+        let all = "kill,pause,partition,oneway,delay,byzantine";
+        if args.tunnel {
+            format!("{all},btc")
+        } else {
+            all.to_string()
+        }
+    });
+    let kinds = FaultKind::parse_list(&faults)?;
+    if !args.tunnel && kinds.iter().any(FaultKind::is_bitcoin) {
+        bail!("Bitcoin fault kinds (btc_reorg, btc_down, btc_slow) need --tunnel, which starts the Bitcoin node");
+    }
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
@@ -180,7 +213,7 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         let first_kind = (seed.wrapping_mul(per_run as u64) % kinds.len() as u64) as usize;
         let r = run::run(&cfg, seed, first_kind, per_run)?;
         if r.failed() {
-            println!("  run with seed {seed} FAILED — replay: {}", replay_command(&args, seed, per_run));
+            println!("  run with seed {seed} FAILED — replay: {}", replay_command(&args, &faults, seed, per_run));
         }
         if let Some(b) = &bar {
             b.inc(1);
@@ -214,12 +247,12 @@ pub fn run(args: ChaosArgs) -> Result<()> {
     Ok(())
 }
 
-fn replay_command(args: &ChaosArgs, seed: u64, min_faults: usize) -> String {
+fn replay_command(args: &ChaosArgs, faults: &str, seed: u64, min_faults: usize) -> String {
     format!(
         "bss chaos --nodes {} --duration {} --seed {seed} --min-faults {min_faults} --faults {} --rate {} --block-time {}",
         args.nodes,
         humantime::format_duration(args.duration),
-        args.faults,
+        faults,
         args.rate,
         humantime::format_duration(args.block_time)
     ) + if args.tunnel { " --tunnel" } else { "" }

@@ -72,7 +72,14 @@ pub fn table(reports: &[RunReport], s: &Summary) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "{:>6}  {:<58} {:>10}  recovery (ms)", "seed", "faults", "violations");
     for r in reports {
-        let kinds: Vec<String> = r.faults.iter().map(|f| format!("{}@{}", f.kind, f.operator)).collect();
+        let kinds: Vec<String> = r
+            .faults
+            .iter()
+            .map(|f| match f.operator {
+                Some(o) => format!("{}@{o}", f.kind),
+                None => f.kind.clone(),
+            })
+            .collect();
         let rec: Vec<String> =
             r.faults.iter().map(|f| f.recovery_ms.map_or("—".into(), |m| format!("{m:.0}"))).collect();
         let violations = r.safety_violations.len()
@@ -146,7 +153,7 @@ fn timeline_svg(reports: &[RunReport]) -> String {
                 (b - a).max(1.0),
                 h - 25.0,
                 f.kind,
-                f.operator
+                f.operator.map_or("bitcoin".to_string(), |o| o.to_string())
             );
             let _ = writeln!(svg, "<text x=\"{a:.1}\" y=\"{:.1}\" fill=\"#a05\">{}</text>", y0 + 10.0, f.kind);
         }

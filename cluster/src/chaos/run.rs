@@ -2,7 +2,8 @@
 //! under load, heal, and check the invariants. Violations are reported, not raised, so that a
 //! campaign goes on and counts them.
 
-use super::links::{Links, Mode};
+use super::btc_faults::BtcHarness;
+use super::links::{Links, Mode, Proxy};
 use super::load::send_load;
 use super::{FaultKind, Rng, LINK_FAULTS};
 use crate::bench::client::{hex_u64, RpcClient};
@@ -34,7 +35,8 @@ pub struct RunConfig {
 #[derive(Clone, Debug, Serialize)]
 pub struct FaultRecord {
     pub kind: String,
-    pub operator: usize,
+    /// None: a fault of the Bitcoin node, not of one operator.
+    pub operator: Option<usize>,
     pub injected_s: f64,
     pub healed_s: Option<f64>,
     /// From the heal until the operator served a height at least the federation's head at the
@@ -129,10 +131,13 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
         dev.btc_port = cfg.base_port.saturating_add(2000);
         dev.btc_block_interval = Duration::from_secs(1);
         let b = devnet::DevnetBitcoin::start(&dev)?;
-        extras.btc = b.section.clone();
+        // Operators reach it through a proxy that `btc_slow` can slow down.
+        let direct = std::net::SocketAddr::from(([127, 0, 0, 1], dev.btc_port));
+        let proxy = Proxy::start(direct)?;
+        extras.btc = b.section.replace(&direct.to_string(), &proxy.addr.to_string());
         extras.tunnel = true;
         extras.alloc.push((super::tunnel::holder().address, alloy_primitives::U256::from(10u128.pow(22))));
-        btc = Some(b);
+        btc = Some(BtcHarness { dev: dev.clone(), url: b.url.clone(), node: Some(b), proxy });
     }
     let configs = devnet::prepare(&dev, &extras)?;
     // With link faults, operator i dials operator j through the proxy of (i, j).
@@ -163,11 +168,10 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
         None
     };
     let mut fed = LocalFederation::launch(&dev, &configs)?;
-    let btc_url = btc.as_ref().map(|b| b.url.clone());
-    let result = inject_and_check(cfg, &mut fed, links.as_ref(), keys, btc_url, seed, first_kind, min_injections);
+    let result = inject_and_check(cfg, &mut fed, links.as_ref(), keys, btc.as_mut(), seed, first_kind, min_injections);
     fed.stop();
     if let Some(mut b) = btc {
-        b.stop();
+        b.down();
     }
     result
 }
@@ -177,7 +181,7 @@ fn inject_and_check(
     fed: &mut LocalFederation,
     links: Option<&Links>,
     keys: Vec<bss_actors::hvm::accounts::DevKey>,
-    btc_url: Option<String>,
+    mut btc: Option<&mut BtcHarness>,
     seed: u64,
     first_kind: usize,
     min_injections: usize,
@@ -198,10 +202,14 @@ fn inject_and_check(
         let (rpc, stop, rate) = (fed.rpc.clone(), stop.clone(), cfg.rate);
         std::thread::spawn(move || send_load(rpc, keys, rate, stop, acked_tx))
     };
-    let tunnel = btc_url.map(|url| {
-        let (rpc, stop) = (fed.rpc.clone(), stop.clone());
+    let tunnel = btc.as_ref().map(|b| {
+        let (rpc, stop, url) = (fed.rpc.clone(), stop.clone(), b.url.clone());
         std::thread::spawn(move || super::tunnel::drive(rpc, url, stop))
     });
+    // The Bitcoin fault in force (fault index, injected at), and one healed and recovering
+    // (fault index, the view height every operator must reach).
+    let mut btc_fault: Option<(usize, Instant)> = None;
+    let mut btc_recovering: Option<(usize, u64)> = None;
 
     let started = Instant::now();
     let mut faults: Vec<FaultRecord> = vec![];
@@ -210,7 +218,11 @@ fn inject_and_check(
     let mut heights = vec![];
     let mut injections = 0;
     let mut next_event = started + Duration::from_millis(1_500 + rng.below(2_500));
-    while started.elapsed() < cfg.duration || injections < min_injections || health.iter().any(|h| *h != Health::Up) {
+    while started.elapsed() < cfg.duration
+        || injections < min_injections
+        || health.iter().any(|h| *h != Health::Up)
+        || btc_fault.is_some()
+    {
         if started.elapsed() > cfg.duration * 4 + Duration::from_secs(60) {
             break; // a schedule that cannot finish its injections gives up rather than spin
         }
@@ -229,10 +241,32 @@ fn inject_and_check(
             }
             _ => true,
         });
+        if let (Some((k, target)), Some(b)) = (btc_recovering, btc.as_deref()) {
+            let up: Vec<usize> = (0..n).filter(|i| health[*i] == Health::Up).collect();
+            if up.iter().all(|i| b.caught_up(&mut clients[*i], target)) {
+                faults[k].recovery_ms = Some((t - faults[k].healed_s.unwrap_or(t)) * 1000.0);
+                btc_recovering = None;
+            }
+        }
         if Instant::now() < next_event {
             continue;
         }
         next_event = Instant::now() + Duration::from_millis(1_500 + rng.below(2_500));
+        // A Bitcoin fault heals on its own clock (2.5 s), whatever the operators do.
+        if let (Some((k, at)), Some(b)) = (btc_fault, btc.as_deref_mut()) {
+            if at.elapsed() >= Duration::from_millis(2_500) {
+                match cfg.kinds.iter().find(|x| x.label() == faults[k].kind) {
+                    Some(FaultKind::BtcDown) => b.up()?,
+                    Some(FaultKind::BtcSlow) => b.proxy.slow(Duration::ZERO),
+                    _ => {}
+                }
+                faults[k].healed_s = Some(t);
+                btc_recovering = b.target().map(|target| (k, target));
+                btc_fault = None;
+                println!("  {t:6.1}s  heal bitcoin ({})", faults[k].kind);
+                continue;
+            }
+        }
         let faulty: Vec<usize> = (0..n).filter(|i| health[*i] != Health::Up).collect();
         let done_injecting = started.elapsed() >= cfg.duration && injections >= min_injections;
         if !faulty.is_empty() && (faulty.len() >= f || done_injecting || rng.below(2) == 0) {
@@ -256,9 +290,38 @@ fn inject_and_check(
                 println!("  {t:6.1}s  heal operator {i} ({})", faults[k].kind);
             }
         } else if f > 0 && !done_injecting {
+            let kind = &cfg.kinds[(first_kind + injections) % cfg.kinds.len()];
+            if kind.is_bitcoin() {
+                let Some(b) = btc.as_deref_mut() else { eyre::bail!("Bitcoin faults need --tunnel") };
+                if btc_fault.is_some() || btc_recovering.is_some() {
+                    continue;
+                }
+                let what = match kind {
+                    FaultKind::BtcReorg => format!("reorg of {} blocks", b.reorg(1 + rng.below(6))?),
+                    FaultKind::BtcDown => {
+                        b.down();
+                        "down".into()
+                    }
+                    _ => {
+                        let d = super::btc_faults::slow_delay(rng.below(2_000));
+                        b.proxy.slow(d);
+                        format!("every reply {} ms late", d.as_millis())
+                    }
+                };
+                println!("  {t:6.1}s  {} ({what})", kind.label());
+                btc_fault = Some((faults.len(), Instant::now()));
+                faults.push(FaultRecord {
+                    kind: kind.label(),
+                    operator: None,
+                    injected_s: t,
+                    healed_s: None,
+                    recovery_ms: None,
+                });
+                injections += 1;
+                continue;
+            }
             let up: Vec<usize> = (0..n).filter(|i| health[*i] == Health::Up).collect();
             let i = up[rng.below(up.len() as u64) as usize];
-            let kind = &cfg.kinds[(first_kind + injections) % cfg.kinds.len()];
             match kind {
                 FaultKind::Kill => {
                     signal(fed.children[i].id(), "-KILL");
@@ -271,6 +334,9 @@ fn inject_and_check(
                 FaultKind::Byzantine(mode) => {
                     restart_as(fed, i, &honest_configs[i], &[mode.as_str()])?;
                     health[i] = Health::Byzantine;
+                }
+                FaultKind::BtcReorg | FaultKind::BtcDown | FaultKind::BtcSlow => {
+                    unreachable!("Bitcoin faults are injected above")
                 }
                 FaultKind::Partition | FaultKind::OneWay | FaultKind::Delay => {
                     let Some(l) = links else { eyre::bail!("link faults need the link proxies") };
@@ -296,12 +362,24 @@ fn inject_and_check(
             open[i] = Some(faults.len());
             faults.push(FaultRecord {
                 kind: kind.label(),
-                operator: i,
+                operator: Some(i),
                 injected_s: t,
                 healed_s: None,
                 recovery_ms: None,
             });
             injections += 1;
+        }
+    }
+    // A Bitcoin fault healed last is timed until the operators' views catch up (30 s at most).
+    if let (Some((k, target)), Some(b)) = (btc_recovering, btc.as_deref()) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if (0..n).all(|i| b.caught_up(&mut clients[i], target)) {
+                let t = started.elapsed().as_secs_f64();
+                faults[k].recovery_ms = Some((t - faults[k].healed_s.unwrap_or(t)) * 1000.0);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
     stop.store(true, Ordering::Relaxed);
