@@ -409,7 +409,8 @@ fn verify_walks_the_chain_of_trust_and_fails_on_any_tampered_link() {
 
     // One tampered link at a time: each must fail, and say which link.
     let node = fed.nodes[0].addr;
-    let cases: Vec<(&str, Box<dyn Fn(&Value, &mut Value) + Send + Sync>)> = vec![
+    type Tamper = Box<dyn Fn(&Value, &mut Value) + Send + Sync>;
+    let cases: Vec<(&str, Tamper)> = vec![
         ("commit certificate", Box::new(|_, v| flip_certificate(v))),
         (
             "mint",

@@ -168,12 +168,20 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
         None
     };
     let mut fed = LocalFederation::launch(&dev, &configs)?;
-    let result = inject_and_check(cfg, &mut fed, links.as_ref(), keys, btc.as_mut(), seed, first_kind, min_injections);
+    let schedule = Schedule { seed, first_kind, min_injections };
+    let result = inject_and_check(cfg, &mut fed, links.as_ref(), keys, btc.as_mut(), schedule);
     fed.stop();
     if let Some(mut b) = btc {
         b.down();
     }
     result
+}
+
+/// Which faults a run injects: its seed, where it starts in the cycle of kinds, how many at least.
+struct Schedule {
+    seed: u64,
+    first_kind: usize,
+    min_injections: usize,
 }
 
 fn inject_and_check(
@@ -182,10 +190,9 @@ fn inject_and_check(
     links: Option<&Links>,
     keys: Vec<bss_actors::hvm::accounts::DevKey>,
     mut btc: Option<&mut BtcHarness>,
-    seed: u64,
-    first_kind: usize,
-    min_injections: usize,
+    schedule: Schedule,
 ) -> Result<RunReport> {
+    let Schedule { seed, first_kind, min_injections } = schedule;
     let n = fed.children.len();
     let f = (n.saturating_sub(1)) / 3;
     let mut rng = Rng::new(seed);

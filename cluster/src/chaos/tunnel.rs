@@ -26,7 +26,7 @@ const EVERY: Duration = Duration::from_secs(3);
 
 /// The L2 key that deposits and withdraws (funded with ETH in the genesis).
 pub fn holder() -> DevKey {
-    DevKey::from_seed(0x7a11_e1)
+    DevKey::from_seed(0x007a_11e1)
 }
 
 /// What the tunnel traffic of one run did.
