@@ -107,6 +107,8 @@ pub fn spawn<S: BitcoinSource>(p: TunnelParts<S>) -> std::io::Result<watch::Rece
         sigs: BTreeMap::new(),
         sent: BTreeMap::new(),
         last_resend: None,
+        published: None,
+        vault_sats: None,
         status,
         metrics: metrics::TunnelMetrics::register(),
     };

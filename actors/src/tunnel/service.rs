@@ -36,6 +36,10 @@ pub struct Tunnel<S> {
     /// Payouts sent to bitcoind: batch first id → (version, txid).
     pub(super) sent: BTreeMap<u64, (u32, Txid)>,
     pub(super) last_resend: Option<Instant>,
+    /// (head, Bitcoin tip, payouts sent) of the last status published.
+    pub(super) published: Option<(u64, u64, BTreeMap<u64, (u32, Txid)>)>,
+    /// The vault balance at a Bitcoin tip (height and block).
+    pub(super) vault_sats: Option<((u64, Option<bitcoin::BlockHash>), u64)>,
     pub(super) status: watch::Sender<Arc<TunnelStatus>>,
     pub(super) metrics: TunnelMetrics,
 }
@@ -181,12 +185,25 @@ impl<S: BitcoinSource> Tunnel<S> {
         self.metrics.sigs_accepted.increment(1);
     }
 
-    /// Publishes the status RPC reads and updates the invariant metrics.
+    /// Publishes the status RPC reads and updates the invariant metrics, when the committed
+    /// head or what this operator sent moved (the vault's coins are summed once per Bitcoin tip).
     pub fn publish(&mut self) -> Result<(), StorageError> {
-        let view = self.view.current();
+        let mark = (self.ledger.l2_head, self.ledger.btc_tip, self.sent.clone());
+        if self.published.as_ref() == Some(&mark) {
+            return Ok(());
+        }
         let tip = self.ledger.btc_tip;
-        let vault_sats: u64 =
-            view.utxos(&self.rules.vault.script_pubkey(), tip).iter().map(|(_, v)| *v).fold(0, u64::saturating_add);
+        let view = self.view.current();
+        let at = (tip, view.hash_at(tip));
+        let vault_sats = match &self.vault_sats {
+            Some((cached, sats)) if *cached == at => *sats,
+            _ => {
+                let coins = view.utxos(&self.rules.vault.script_pubkey(), tip);
+                let sats = coins.iter().map(|(_, v)| *v).fold(0, u64::saturating_add);
+                self.vault_sats = Some((at, sats));
+                sats
+            }
+        };
         let supply = self.reader.storage(&HBTC_ADDRESS, &U256::from(TOTAL_SUPPLY_SLOT))?;
         let supply = u64::try_from(supply).unwrap_or(u64::MAX);
         let pending = self.ledger.pending_sats();
@@ -209,6 +226,7 @@ impl<S: BitcoinSource> Tunnel<S> {
             invariant_holds: holds,
         };
         self.status.send_replace(Arc::new(status));
+        self.published = Some(mark);
         Ok(())
     }
 }
