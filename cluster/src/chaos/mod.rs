@@ -56,6 +56,10 @@ pub struct ChaosArgs {
     /// paid after the heal. The regtest listens 2000 ports above --base-port.
     #[arg(long)]
     tunnel: bool,
+    /// Let f + 1 operators be faulty at once: commits may stop while they are; safety must
+    /// hold throughout, and commits must resume within 60 s of the heal.
+    #[arg(long)]
+    beyond_f: bool,
     /// Where the federations' data and logs, summary.json and timeline.svg go.
     #[arg(long, default_value = "chaos-out")]
     out: PathBuf,
@@ -185,6 +189,7 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         out: args.out.clone(),
         kinds: kinds.clone(),
         tunnel: args.tunnel,
+        beyond_f: args.beyond_f,
     };
     // The run with seed s injects at least m faults, cycling through the kinds from s·m: runs
     // with consecutive seeds cover m·runs consecutive positions of the cycle, so every kind
@@ -192,8 +197,9 @@ pub fn run(args: ChaosArgs) -> Result<()> {
     let per_run = args.min_faults.unwrap_or((kinds.len() as u64).div_ceil(args.runs) as usize).max(1);
     let f = args.nodes.saturating_sub(1) / 3;
     println!(
-        "bss chaos — {} operators, f = {f}, {} run(s) from seed {}, {:?} of faults each, kinds: {}",
+        "bss chaos — {} operators, f = {f}{}, {} run(s) from seed {}, {:?} of faults each, kinds: {}",
         args.nodes,
+        if args.beyond_f { format!(" (--beyond-f: up to {} faulty at once)", f + 1) } else { String::new() },
         args.runs,
         args.seed,
         args.duration,
@@ -256,4 +262,5 @@ fn replay_command(args: &ChaosArgs, faults: &str, seed: u64, min_faults: usize) 
         args.rate,
         humantime::format_duration(args.block_time)
     ) + if args.tunnel { " --tunnel" } else { "" }
+        + if args.beyond_f { " --beyond-f" } else { "" }
 }

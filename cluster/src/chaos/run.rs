@@ -29,6 +29,9 @@ pub struct RunConfig {
     pub kinds: Vec<FaultKind>,
     /// Run the embedded regtest and BTC tunnel traffic too (`--tunnel`).
     pub tunnel: bool,
+    /// Let f + 1 operators be faulty at once (`--beyond-f`): liveness may stop while they are,
+    /// safety must hold, and liveness must come back after the heal.
+    pub beyond_f: bool,
 }
 
 /// One injected fault and how long the federation took to take the operator back.
@@ -195,6 +198,8 @@ fn inject_and_check(
     let Schedule { seed, first_kind, min_injections } = schedule;
     let n = fed.children.len();
     let f = (n.saturating_sub(1)) / 3;
+    // How many may be faulty at once.
+    let budget = if cfg.beyond_f { f + 1 } else { f };
     let mut rng = Rng::new(seed);
     let mut health = vec![Health::Up; n];
     let mut open: Vec<Option<usize>> = vec![None; n]; // index into `faults` of i's open fault
@@ -276,7 +281,7 @@ fn inject_and_check(
         }
         let faulty: Vec<usize> = (0..n).filter(|i| health[*i] != Health::Up).collect();
         let done_injecting = started.elapsed() >= cfg.duration && injections >= min_injections;
-        if !faulty.is_empty() && (faulty.len() >= f || done_injecting || rng.below(2) == 0) {
+        if !faulty.is_empty() && (faulty.len() >= budget || done_injecting || rng.below(2) == 0) {
             let i = faulty[rng.below(faulty.len() as u64) as usize];
             match health[i] {
                 Health::Killed => fed.restart(i)?,
@@ -296,7 +301,7 @@ fn inject_and_check(
                 recovering.push((i, k, head));
                 println!("  {t:6.1}s  heal operator {i} ({})", faults[k].kind);
             }
-        } else if f > 0 && !done_injecting {
+        } else if budget > 0 && !done_injecting {
             let kind = &cfg.kinds[(first_kind + injections) % cfg.kinds.len()];
             if kind.is_bitcoin() {
                 let Some(b) = btc.as_deref_mut() else { eyre::bail!("Bitcoin faults need --tunnel") };
