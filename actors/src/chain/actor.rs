@@ -21,6 +21,11 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// This operator's clock: the system's, moved by `skew_ms` (the `clock-skew:MS` test mode).
+fn clock_ms(skew_ms: i64) -> u64 {
+    now_ms().saturating_add_signed(skew_ms)
+}
+
 #[derive(Clone, Debug)]
 pub struct ChainConfig {
     pub operator_index: u16,
@@ -37,6 +42,8 @@ pub struct ChainConfig {
     pub censored: std::sync::Arc<std::collections::HashSet<Address>>,
     /// Byzantine test mode `skip-mints`: its proposals leave out the hBTC mints due.
     pub skip_mints: bool,
+    /// Test mode `clock-skew:MS`: this operator's clock runs MS milliseconds off. 0 otherwise.
+    pub clock_skew_ms: i64,
 }
 
 /// What the chain service talks to.
@@ -206,7 +213,7 @@ impl Handler<Propose> for ChainActor {
         let fields = ProposalFields {
             round,
             proposer: self.cfg.operator_index,
-            timestamp_ms: now_ms(),
+            timestamp_ms: clock_ms(self.cfg.clock_skew_ms),
             btc: bss_consensus::BtcAttributes { headers: vec![], ..parent.btc.clone() },
             anchors: vec![],
             inclusion: lists,
@@ -246,7 +253,7 @@ impl Handler<Validate> for ChainActor {
     fn handle(&mut self, msg: Validate, _: &mut Self::Context) -> Self::Result {
         let Validate { block, ancestors, proposal } = msg;
         let hash = block.hash();
-        let now = now_ms();
+        let now = clock_ms(self.cfg.clock_skew_ms);
         if proposal && block.header.timestamp_ms > now + self.cfg.max_clock_drift.as_millis() as u64 {
             let ahead_ms = block.header.timestamp_ms - now;
             return Box::pin(actix::fut::ready(Err(ChainError::ClockAhead { ahead_ms })));

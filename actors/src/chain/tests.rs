@@ -34,6 +34,7 @@ fn fixture() -> Fixture {
             guard: None,
             censored: Default::default(),
             skip_mints: false,
+            clock_skew_ms: 0,
         },
         executor,
         mempool: mempool.clone(),

@@ -7,6 +7,8 @@
 //! * `false-lists` — claims omissions: its inclusion lists name made-up txs, and it refuses to
 //!   vote for any block that does not carry them;
 //! * `skip-mints` — its proposals leave out the hBTC mints due (replicas refuse them);
+//! * `clock-skew:MS` — not misbehaviour but a broken clock: this operator's clock runs MS
+//!   milliseconds ahead (or behind, negative) for its proposals' timestamps and its drift check;
 //! * `withhold-votes`, `wrong-root`, `equivocate`, `replay`, `forge-qc` — wire misbehaviour of
 //!   the native engine's driver (`crate::consensus::byzantine`).
 
@@ -22,6 +24,7 @@ pub struct Byzantine {
     pub censored: Arc<HashSet<Address>>,
     pub false_lists: bool,
     pub skip_mints: bool,
+    pub clock_skew_ms: i64,
     pub wire: crate::consensus::byzantine::WireModes,
 }
 
@@ -35,6 +38,7 @@ impl Byzantine {
         let mut censored = HashSet::new();
         let mut false_lists = false;
         let mut skip_mints = false;
+        let mut clock_skew_ms = 0i64;
         let mut wire = crate::consensus::byzantine::WireModes::default();
         for m in modes {
             match m.split_once(':') {
@@ -43,6 +47,11 @@ impl Byzantine {
                         ConfigError::Invalid(format!("byzantine mode {m:?}: {addr:?} is not a 0x-prefixed address"))
                     })?;
                     censored.insert(a);
+                }
+                Some(("clock-skew", ms)) => {
+                    clock_skew_ms = ms.trim().parse().ok().filter(|v: &i64| v.unsigned_abs() <= 3_600_000).ok_or_else(|| {
+                        ConfigError::Invalid(format!("byzantine mode {m:?}: expected clock-skew:MS with |MS| ≤ 3600000"))
+                    })?;
                 }
                 None if m == "false-lists" => false_lists = true,
                 None if m == "skip-mints" => skip_mints = true,
@@ -53,17 +62,17 @@ impl Byzantine {
                 None if m == "forge-qc" => wire.forge_qc = true,
                 _ => {
                     return Err(ConfigError::Invalid(format!(
-                        "unknown byzantine mode {m:?}; known: censor:0xADDR, false-lists, skip-mints, withhold-votes, \
+                        "unknown byzantine mode {m:?}; known: censor:0xADDR, clock-skew:MS, false-lists, skip-mints, withhold-votes, \
                          wrong-root, equivocate, replay, forge-qc"
                     )))
                 }
             }
         }
-        Ok(Self { censored: Arc::new(censored), false_lists, skip_mints, wire })
+        Ok(Self { censored: Arc::new(censored), false_lists, skip_mints, clock_skew_ms, wire })
     }
 
     pub fn is_active(&self) -> bool {
-        !self.censored.is_empty() || self.false_lists || self.skip_mints || self.wire.any()
+        !self.censored.is_empty() || self.false_lists || self.skip_mints || self.clock_skew_ms != 0 || self.wire.any()
     }
 }
 

@@ -172,6 +172,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             guard,
             censored: byzantine.censored.clone(),
             skip_mints: byzantine.skip_mints,
+            clock_skew_ms: byzantine.clock_skew_ms,
         },
         executor: executor.clone(),
         mempool: mempool.clone(),

@@ -34,7 +34,8 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 1)]
     runs: u64,
     /// Fault kinds, comma separated: kill, pause, partition (one operator isolated), oneway
-    /// (one operator's outbound dropped), delay (one operator's links slowed, with jitter),
+    /// (one operator's outbound dropped), delay (one operator's links slowed, with jitter), skew
+    /// (one operator's clock off: clock_skew within the allowed drift, clock_skew_beyond past it),
     /// btc (with --tunnel: btc_reorg, btc_down, btc_slow), byzantine (every mode) or
     /// byzantine:MODE. Default: all of them (btc only with --tunnel).
     #[arg(long)]
@@ -81,6 +82,11 @@ pub enum FaultKind {
     OneWay,
     /// One operator's links delayed 100–400 ms, with up to 100 ms of jitter.
     Delay,
+    /// One operator's clock off by 0.5–1.5 s (within the 2 s drift allowed), or, `beyond`,
+    /// by 3–6 s (its proposals, or its votes, are refused).
+    ClockSkew {
+        beyond: bool,
+    },
     /// The regtest's last 1–6 blocks invalidated (needs `--tunnel`).
     BtcReorg,
     /// The regtest stopped, then started again (needs `--tunnel`).
@@ -108,6 +114,8 @@ impl FaultKind {
             FaultKind::Partition => "partition".into(),
             FaultKind::OneWay => "oneway".into(),
             FaultKind::Delay => "delay".into(),
+            FaultKind::ClockSkew { beyond: false } => "clock_skew".into(),
+            FaultKind::ClockSkew { beyond: true } => "clock_skew_beyond".into(),
             FaultKind::BtcReorg => "btc_reorg".into(),
             FaultKind::BtcDown => "btc_down".into(),
             FaultKind::BtcSlow => "btc_slow".into(),
@@ -124,6 +132,9 @@ impl FaultKind {
                 "partition" => out.push(FaultKind::Partition),
                 "oneway" => out.push(FaultKind::OneWay),
                 "delay" => out.push(FaultKind::Delay),
+                "clock_skew" => out.push(FaultKind::ClockSkew { beyond: false }),
+                "clock_skew_beyond" => out.push(FaultKind::ClockSkew { beyond: true }),
+                "skew" => out.extend([FaultKind::ClockSkew { beyond: false }, FaultKind::ClockSkew { beyond: true }]),
                 "btc_reorg" => out.push(FaultKind::BtcReorg),
                 "btc_down" => out.push(FaultKind::BtcDown),
                 "btc_slow" => out.push(FaultKind::BtcSlow),
@@ -132,7 +143,7 @@ impl FaultKind {
                 other => match other.strip_prefix("byzantine:") {
                     Some(m) if BYZANTINE_MODES.contains(&m) => out.push(FaultKind::Byzantine(m.into())),
                     _ => bail!(
-                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, btc (btc_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
+                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, skew (clock_skew, clock_skew_beyond), btc (btc_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
                         BYZANTINE_MODES.join(", ")
                     ),
                 },
@@ -166,7 +177,7 @@ impl Rng {
 
 pub fn run(args: ChaosArgs) -> Result<()> {
     let faults = args.faults.clone().unwrap_or_else(|| {
-        let all = "kill,pause,partition,oneway,delay,byzantine";
+        let all = "kill,pause,partition,oneway,delay,skew,byzantine";
         if args.tunnel {
             format!("{all},btc")
         } else {

@@ -347,6 +347,12 @@ fn inject_and_check(
                     restart_as(fed, i, &honest_configs[i], &[mode.as_str()])?;
                     health[i] = Health::Byzantine;
                 }
+                FaultKind::ClockSkew { beyond } => {
+                    let (lo, span) = if *beyond { (3_000, 3_000) } else { (500, 1_000) };
+                    let ms = (lo + rng.below(span)) as i64 * if rng.below(2) == 0 { 1 } else { -1 };
+                    restart_as(fed, i, &honest_configs[i], &[format!("clock-skew:{ms}").as_str()])?;
+                    health[i] = Health::Byzantine;
+                }
                 FaultKind::BtcReorg | FaultKind::BtcDown | FaultKind::BtcSlow => {
                     unreachable!("Bitcoin faults are injected above")
                 }
