@@ -313,29 +313,26 @@ fn byzantine_modes(flags: &[String], nodes: usize) -> Result<std::collections::B
     Ok(out)
 }
 
-/// Operator `dir`'s keystone key (created once): its wallet (P2TR regtest address, public key).
-pub fn pop_key(dir: &Path) -> Result<bss_actors::pop::tx::PopWallet> {
-    let path = dir.join("pop.key");
+/// A random 32-byte secret kept (hex, 0600) in `path`, created on first use.
+fn secret_file(path: &Path) -> Result<[u8; 32]> {
     if !path.exists() {
         let mut secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
-        crate::write_secret(&path, &hex::encode(secret))?;
+        crate::write_secret(path, &hex::encode(secret))?;
     }
-    let bytes = hex::decode(std::fs::read_to_string(&path)?.trim())?;
-    let secret: [u8; 32] = bytes.try_into().map_err(|_| eyre::eyre!("{}: not 32 bytes", path.display()))?;
+    let bytes = hex::decode(std::fs::read_to_string(path)?.trim())?;
+    bytes.try_into().map_err(|_| eyre::eyre!("{}: not 32 bytes", path.display()))
+}
+
+/// Operator `dir`'s keystone key (created once): its wallet (P2TR regtest address, public key).
+pub fn pop_key(dir: &Path) -> Result<bss_actors::pop::tx::PopWallet> {
+    let secret = secret_file(&dir.join("pop.key"))?;
     bss_actors::pop::tx::PopWallet::new(secret, bitcoin::Network::Regtest).map_err(|e| eyre::eyre!("{e}"))
 }
 
 /// Operator `dir`'s tunnel custody key (created once; not its keystone key).
 pub fn custody_key(dir: &Path) -> Result<bss_actors::btc::vault::CustodyKey> {
-    let path = dir.join("custody.key");
-    if !path.exists() {
-        let mut secret = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
-        crate::write_secret(&path, &hex::encode(secret))?;
-    }
-    let bytes = hex::decode(std::fs::read_to_string(&path)?.trim())?;
-    let secret: [u8; 32] = bytes.try_into().map_err(|_| eyre::eyre!("{}: not 32 bytes", path.display()))?;
+    let secret = secret_file(&dir.join("custody.key"))?;
     bss_actors::btc::vault::CustodyKey::new(secret).map_err(|e| eyre::eyre!("{e}"))
 }
 

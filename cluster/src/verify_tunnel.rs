@@ -69,8 +69,20 @@ pub struct WithdrawalArgs {
     src: Sources,
 }
 
-/// The tunnel's rules as the verifier rebuilds them: the vault from the custody keys.
-fn rules(l2: &mut L2, src: &Sources) -> Result<TunnelRules> {
+/// The tunnel's rules as the verifier rebuilds them (the vault from the custody keys), or a
+/// failed "tunnel" link.
+fn rules(l2: &mut L2, src: &Sources, r: &mut Report) -> Option<TunnelRules> {
+    let rules = fetch_rules(l2, src);
+    match rules {
+        Ok(x) => Some(x),
+        Err(e) => {
+            r.check("tunnel", Err(e));
+            None
+        }
+    }
+}
+
+fn fetch_rules(l2: &mut L2, src: &Sources) -> Result<TunnelRules> {
     let info = l2.call("bss_tunnelInfo", json!([]))?;
     let keys: Vec<String> = if src.custody_keys.is_empty() {
         info["custodyKeys"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(String::from)).collect()
@@ -181,13 +193,7 @@ pub fn run_deposit(a: DepositArgs) -> Result<()> {
 
 fn verify_deposit(txid: Txid, src: &Sources, r: &mut Report) {
     let mut l2 = L2 { client: RpcClient::new(&src.rpc) };
-    let rules = match rules(&mut l2, src) {
-        Ok(x) => x,
-        Err(e) => {
-            r.check("tunnel", Err(e));
-            return;
-        }
-    };
+    let Some(rules) = rules(&mut l2, src, r) else { return };
     let Some(btc) = btc_client(src, r) else { return };
     // 1. The lock in Bitcoin.
     let Some((tx, height)) = bitcoin_tx(&btc, txid, rules.deposit_confirmations, r) else { return };
@@ -277,13 +283,7 @@ fn receipt_envelope(v: &Value) -> Result<ReceiptEnvelope> {
 
 fn verify_withdrawal(id: u64, src: &Sources, r: &mut Report) {
     let mut l2 = L2 { client: RpcClient::new(&src.rpc) };
-    let rules = match rules(&mut l2, src) {
-        Ok(x) => x,
-        Err(e) => {
-            r.check("tunnel", Err(e));
-            return;
-        }
-    };
+    let Some(rules) = rules(&mut l2, src, r) else { return };
     // 1. The burn, in the receipts its certified block commits to.
     let burn = (|| {
         let w = l2.call("bss_getWithdrawal", json!([id]))?;

@@ -350,21 +350,29 @@ impl Default for PopSection {
     }
 }
 
+/// A secp256k1 secret key given inline or in a file (`what`: the key's config name, for errors).
+pub fn secp_secret(
+    what: &str,
+    inline: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<[u8; 32]>, ConfigError> {
+    let text = match (inline, file) {
+        (Some(k), None) => k.clone(),
+        (None, Some(f)) => read_secret_file(f)?,
+        (None, None) => return Ok(None),
+        _ => return Err(ConfigError::Invalid(format!("set {what} or {what}_file, not both"))),
+    };
+    let bytes = hex::decode(text.trim()).map_err(|e| ConfigError::Invalid(format!("{what}: {e}")))?;
+    let key: [u8; 32] =
+        bytes.try_into().map_err(|_| ConfigError::Invalid(format!("{what} must be 32 bytes of hex")))?;
+    bitcoin::secp256k1::SecretKey::from_slice(&key).map_err(|e| ConfigError::Invalid(format!("{what}: {e}")))?;
+    Ok(Some(key))
+}
+
 impl PopSection {
     /// This operator's keystone key, if it submits.
     pub fn secret(&self) -> Result<Option<[u8; 32]>, ConfigError> {
-        let text = match (&self.btc_key, &self.btc_key_file) {
-            (Some(k), None) => k.clone(),
-            (None, Some(f)) => read_secret_file(f)?,
-            (None, None) => return Ok(None),
-            _ => return Err(ConfigError::Invalid("pop: set btc_key or btc_key_file, not both".into())),
-        };
-        let bytes = hex::decode(text.trim()).map_err(|e| ConfigError::Invalid(format!("pop.btc_key: {e}")))?;
-        let key: [u8; 32] =
-            bytes.try_into().map_err(|_| ConfigError::Invalid("pop.btc_key must be 32 bytes of hex".into()))?;
-        bitcoin::secp256k1::SecretKey::from_slice(&key)
-            .map_err(|e| ConfigError::Invalid(format!("pop.btc_key: {e}")))?;
-        Ok(Some(key))
+        secp_secret("pop.btc_key", &self.btc_key, &self.btc_key_file)
     }
 
     /// The operators' keystone keys, parsed.

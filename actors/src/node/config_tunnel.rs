@@ -1,7 +1,7 @@
 //! `[genesis.tunnel]` (shared by every operator: the vault and the deposit and withdrawal
 //! rules) and `[tunnel]` (this operator's custody key).
 
-use super::config::{read_secret_file, ConfigError};
+use super::config::ConfigError;
 use crate::btc::deposit::TunnelRules;
 use crate::btc::vault::{CustodyKey, Vault};
 use bitcoin::secp256k1::XOnlyPublicKey;
@@ -120,16 +120,7 @@ pub struct TunnelSection {
 
 impl TunnelSection {
     pub fn secret(&self) -> Result<Option<[u8; 32]>, ConfigError> {
-        let text = match (&self.custody_key, &self.custody_key_file) {
-            (Some(k), None) => k.clone(),
-            (None, Some(f)) => read_secret_file(f)?,
-            (None, None) => return Ok(None),
-            _ => return Err(ConfigError::Invalid("tunnel: set custody_key or custody_key_file, not both".into())),
-        };
-        let bytes = hex::decode(text.trim()).map_err(|e| ConfigError::Invalid(format!("tunnel.custody_key: {e}")))?;
-        let key: [u8; 32] =
-            bytes.try_into().map_err(|_| ConfigError::Invalid("tunnel.custody_key must be 32 bytes of hex".into()))?;
-        Ok(Some(key))
+        super::config::secp_secret("tunnel.custody_key", &self.custody_key, &self.custody_key_file)
     }
 
     /// This operator's custody key, checked against the genesis: it must be the key listed at
