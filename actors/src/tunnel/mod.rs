@@ -35,12 +35,14 @@ pub struct SigsFrom {
     pub sigs: Vec<Bytes>,
 }
 
+/// Payouts this operator sent: batch first id → (fee version, txid).
+pub type Sent = BTreeMap<u64, (u32, Txid)>;
+
 /// What RPC and dashboards read.
 #[derive(Clone, Debug)]
 pub struct TunnelStatus {
     pub ledger: Ledger,
-    /// Payouts this operator sent: batch first id → (fee version, txid).
-    pub sent: BTreeMap<u64, (u32, Txid)>,
+    pub sent: Sent,
     /// Vault balance in the agreed Bitcoin view (the ledger's Bitcoin tip), sats.
     pub vault_sats: u64,
     pub hbtc_supply: u64,

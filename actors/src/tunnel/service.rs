@@ -3,7 +3,7 @@
 //! bitcoind once it holds t of them.
 
 use super::metrics::TunnelMetrics;
-use super::{SigsFrom, TunnelStatus};
+use super::{Sent, SigsFrom, TunnelStatus};
 use crate::btc::deposit::TunnelRules;
 use crate::btc::vault::CustodyKey;
 use crate::btc::withdrawal::{self, Batch, Ledger, Request};
@@ -33,11 +33,11 @@ pub struct Tunnel<S> {
     pub(super) ledger: Ledger,
     /// Signatures of the open batch, by fee version, then operator index.
     pub(super) sigs: BTreeMap<u32, Vec<Option<Vec<[u8; 64]>>>>,
-    /// Payouts sent to bitcoind: batch first id → (version, txid).
-    pub(super) sent: BTreeMap<u64, (u32, Txid)>,
+    /// Payouts sent to bitcoind.
+    pub(super) sent: Sent,
     pub(super) last_resend: Option<Instant>,
     /// (head, Bitcoin tip, payouts sent) of the last status published.
-    pub(super) published: Option<(u64, u64, BTreeMap<u64, (u32, Txid)>)>,
+    pub(super) published: Option<(u64, u64, Sent)>,
     /// The vault balance at a Bitcoin tip (height and block).
     pub(super) vault_sats: Option<((u64, Option<bitcoin::BlockHash>), u64)>,
     pub(super) status: watch::Sender<Arc<TunnelStatus>>,
