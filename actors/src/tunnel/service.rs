@@ -11,7 +11,7 @@ use crate::btc::{BitcoinSource, BtcView};
 use crate::hvm::hbtc::{decode_withdrawal, HBTC_ADDRESS, TOTAL_SUPPLY_SLOT};
 use crate::network::NetworkHandle;
 use alloy_primitives::{Bytes, U256};
-use bitcoin::{ScriptBuf, Txid};
+use bitcoin::ScriptBuf;
 use bss_storage::{StorageError, StoreReader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
