@@ -200,6 +200,12 @@ fn deposits_mint_everywhere_and_three_of_four_pay_a_withdrawal_once() {
         }
         assert!(blocks <= 8, "withdrawal not paid after {blocks} Bitcoin blocks: {w}");
     };
+    eprintln!(
+        "withdrawal paid: {blocks} Bitcoin blocks from the burn to the payout in the agreed view (operator 3 down)"
+    );
+    eprintln!(
+        "deposit minted: {mined} Bitcoin blocks from the deposit to the mint (deposit_confirmations {CONFIRMATIONS})"
+    );
     let payout: bitcoin::Txid = paid["payoutTxid"].as_str().expect("txid").parse().expect("txid");
     let tx = c.get_raw_transaction(&payout, None).expect("payout tx");
     let to_payee: Vec<u64> = tx.output.iter().filter(|o| o.script_pubkey == payee).map(|o| o.value.to_sat()).collect();
