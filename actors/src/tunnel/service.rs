@@ -80,6 +80,9 @@ impl<S: BitcoinSource> Tunnel<S> {
                 info!(target: "tunnel", first, txid = ?paid.as_ref().map(|p| p.txid), l2_block = n, "withdrawal batch paid");
                 self.metrics.payouts_confirmed.increment(1);
                 self.sigs.clear();
+                // Only the open batch's payout is of interest once a batch is paid.
+                let paid_below = self.ledger.paid_below;
+                self.sent.retain(|first, _| *first >= paid_below);
             }
             if let Some(b) = &self.ledger.batch {
                 if open_before != Some(b.first) {
