@@ -59,15 +59,20 @@ fn start_on(dir: &std::path::Path, base: &str, byzantine: &[(usize, &str)]) -> (
     (fed, vault)
 }
 
-/// Mines one block and waits until every running operator's L2 view reaches best − lag.
+/// Mines one block and waits until every running operator's L2 view reaches best − lag (1).
 pub(crate) fn mine_and_follow(c: &Client, fed: &Federation, running: &[usize]) {
+    mine_and_follow_lag(c, fed, running, 1)
+}
+
+/// Mines one block and waits until every running operator's L2 view reaches best − `lag`.
+fn mine_and_follow_lag(c: &Client, fed: &Federation, running: &[usize], lag: u64) {
     let miner = Key::new(3, Kind::P2wpkh).address();
     c.generate_to_address(1, &miner).expect("mine");
     let best = c.get_block_count().expect("count");
     wait_until("the L2 view at the Bitcoin tip", Duration::from_secs(60), || {
         running
             .iter()
-            .all(|i| fed.nodes[*i].rpc("bss_btcTip", json!([]))["height"].as_u64() >= Some(best - 1))
+            .all(|i| fed.nodes[*i].rpc("bss_btcTip", json!([]))["height"].as_u64() >= Some(best - lag))
             .then_some(())
     });
 }
@@ -240,19 +245,23 @@ fn deposits_mint_everywhere_and_three_of_four_pay_a_withdrawal_once() {
 
 /// Operator 0 runs `skip-mints` (its proposals leave due mints out): every deposit is still
 /// minted exactly once, never in a block of operator 0 (had replicas accepted its block, the
-/// deposit's due height would have passed unminted). Then two reorgs: one that takes a deposit
-/// out of Bitcoin before it is due (it never mints), one shallower than the depth that brings
-/// a minted deposit's due height back (it does not mint again, and the chain goes on).
+/// deposit's due height would have passed unminted). Then two Bitcoin reorgs within the
+/// watcher lag (2 here): one takes a deposit out of Bitcoin before it is due (replaced by a
+/// conflicting spend, it never mints), one, shallower than the confirmation depth, replaces the
+/// two blocks above a minted deposit (the mint stays, once, and the chain goes on).
 #[test]
 fn a_leader_skipping_mints_is_refused_and_reorgs_neither_orphan_nor_repeat_a_mint() {
+    const LAG: u64 = 2;
     let dir = tempfile::tempdir().expect("tmp");
     let btc = Regtest::start_in(dir.path());
     let c = btc.client("u", "p");
     let miner = Key::new(7, Kind::P2wpkh);
     c.generate_to_address(8, &miner.address()).expect("mine");
     c.generate_to_address(100, &Key::new(3, Kind::P2wpkh).address()).expect("mature");
-    let (fed, vault) = start_with(dir.path(), btc.addr, &[(0, "skip-mints")]);
+    let base = crate::btc_section(btc.addr).replace("confirmations_lag = 1", &format!("confirmations_lag = {LAG}"));
+    let (fed, vault) = start_on(dir.path(), &base, &[(0, "skip-mints")]);
     let all = [0usize, 1, 2, 3];
+    let follow = || mine_and_follow_lag(&c, &fed, &all, LAG);
     fed.wait_all_at_least(&all, 2, Duration::from_secs(60));
     let to_vault = |sats: u64| TxOut { value: Amount::from_sat(sats), script_pubkey: vault.script_pubkey() };
     let bob = Address::repeat_byte(0xb0);
@@ -267,10 +276,10 @@ fn a_leader_skipping_mints_is_refused_and_reorgs_neither_orphan_nor_repeat_a_min
     for h in 1..=4u64 {
         let tx = deposit_tx(h, 20_000 * h, bob, 3_000);
         deposits.push(c.send_raw_transaction(&tx).expect("deposit"));
-        mine_and_follow(&c, &fed, &all);
+        follow();
     }
-    for _ in 0..CONFIRMATIONS + 1 {
-        mine_and_follow(&c, &fed, &all);
+    for _ in 0..CONFIRMATIONS + LAG {
+        follow();
     }
     let mut last_mint = 0;
     for d in &deposits {
@@ -292,19 +301,24 @@ fn a_leader_skipping_mints_is_refused_and_reorgs_neither_orphan_nor_repeat_a_min
     let refused: f64 = (1..4).map(|i| metric(&fed.nodes[i].metrics(), "bss_consensus_refused_proposals_total")).sum();
     eprintln!("honest operators refused {refused} proposals (operator 0 leading when a mint was due)");
 
-    // Reorg 1: a deposit one block deep is replaced by a conflicting spend: it never mints.
+    // Reorg 1: a deposit two blocks deep (seen by every watcher, not yet in the L2 view) is
+    // replaced by a conflicting spend: it leaves Bitcoin and never mints.
     let carol = Address::repeat_byte(0xca);
     let doomed = c.send_raw_transaction(&deposit_tx(5, 60_000, carol, 3_000)).expect("deposit");
-    mine_and_follow(&c, &fed, &all);
+    follow();
     let doomed_block = c.get_best_block_hash().expect("best");
-    mine_and_follow(&c, &fed, &all);
-    assert_eq!(fed.nodes[0].rpc("bss_getDeposit", json!([doomed.to_string()]))["status"], json!("seen"));
+    follow();
+    wait_until("every watcher to see the deposit", Duration::from_secs(30), || {
+        all.iter()
+            .all(|i| fed.nodes[*i].rpc("bss_getDeposit", json!([doomed.to_string()]))["status"] == json!("seen"))
+            .then_some(())
+    });
     c.invalidate_block(&doomed_block).expect("invalidate");
     let cb = coinbase_at(&c, 5);
     let conflict = miner.spend1(&cb, vec![pay(&miner, cb.1.value - Amount::from_sat(20_000))]);
     c.send_raw_transaction(&conflict).expect("the conflicting spend replaces the deposit");
-    for _ in 0..CONFIRMATIONS + 3 {
-        mine_and_follow(&c, &fed, &all);
+    for _ in 0..CONFIRMATIONS + LAG + 2 {
+        follow();
     }
     for node in &fed.nodes {
         assert_eq!(node.rpc("bss_getDeposit", json!([doomed.to_string()])), Value::Null, "the deposit left Bitcoin");
@@ -312,25 +326,25 @@ fn a_leader_skipping_mints_is_refused_and_reorgs_neither_orphan_nor_repeat_a_min
         assert_invariant(node);
     }
 
-    // Reorg 2: a deposit minted at its third confirmation; the two blocks above it are replaced,
-    // so its due height comes into the L2 view a second time.
+    // Reorg 2: a deposit minted at its third confirmation; the two blocks on top of the
+    // Bitcoin chain are replaced (shallower than the confirmation depth): the mint stays.
     let dave = Address::repeat_byte(0xda);
     let again = c.send_raw_transaction(&deposit_tx(6, 70_000, dave, 3_000)).expect("deposit");
-    mine_and_follow(&c, &fed, &all);
+    follow();
     let deposit_height = c.get_block_count().expect("count");
     let minted = loop {
-        mine_and_follow(&c, &fed, &all);
+        follow();
         let d = fed.nodes[0].rpc("bss_getDeposit", json!([again.to_string()]));
         if d["status"] == json!("minted") {
             break d;
         }
-        assert!(c.get_block_count().expect("count") < deposit_height + CONFIRMATIONS + 3, "not minted: {d}");
+        assert!(c.get_block_count().expect("count") < deposit_height + CONFIRMATIONS + LAG + 2, "not minted: {d}");
     };
-    let above = c.get_block_hash(deposit_height + 1).expect("hash");
-    c.invalidate_block(&above).expect("invalidate");
+    let best = c.get_block_count().expect("count");
+    c.invalidate_block(&c.get_block_hash(best - 1).expect("hash")).expect("invalidate");
     let head_before = fed.nodes[0].block_number();
-    for _ in 0..CONFIRMATIONS + 2 {
-        mine_and_follow(&c, &fed, &all);
+    for _ in 0..CONFIRMATIONS + LAG {
+        follow();
     }
     fed.wait_all_at_least(&all, head_before + 5, Duration::from_secs(60));
     for node in &fed.nodes {
