@@ -137,7 +137,12 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
         // Operators reach it through a proxy that `btc_slow` can slow down.
         let direct = std::net::SocketAddr::from(([127, 0, 0, 1], dev.btc_port));
         let proxy = Proxy::start(direct)?;
-        extras.btc = b.section.replace(&direct.to_string(), &proxy.addr.to_string());
+        // The L2 view lags the Bitcoin tip by the deepest reorg `btc_reorg` makes: a deeper one
+        // can orphan a certified block's Bitcoin tip (README, threat model).
+        extras.btc = b
+            .section
+            .replace(&direct.to_string(), &proxy.addr.to_string())
+            .replace("confirmations_lag = 1", &format!("confirmations_lag = {}", super::btc_faults::MAX_REORG));
         extras.tunnel = true;
         extras.alloc.push((super::tunnel::holder().address, alloy_primitives::U256::from(10u128.pow(22))));
         btc = Some(BtcHarness { dev: dev.clone(), url: b.url.clone(), node: Some(b), proxy });
