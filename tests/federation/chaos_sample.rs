@@ -56,7 +56,8 @@ fn seeded_chaos_sample_covers_every_fault_kind_and_keeps_the_invariants() {
     assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.contains("byzantine:"), "{svg}");
 }
 
-/// `--beyond-f`: two of four operators faulty at once (killed, paused, cut off). Commits may
+/// `--beyond-f`: two of four operators faulty at once (killed, paused, cut off), and a 2|2 split
+/// of the federation. Commits may
 /// stop while they are; no two operators may ever disagree, every acknowledged tx commits, and
 /// commits resume after the heal.
 #[test]
@@ -65,7 +66,7 @@ fn beyond_f_chaos_keeps_safety_and_liveness_returns_after_the_heal() {
     let out = dir.path().join("chaos");
     let run = Command::new(BSS)
         .args(["chaos", "--nodes", "4", "--duration", "12s", "--seed", "9", "--rate", "100", "--beyond-f"])
-        .args(["--faults", "kill,pause,partition"])
+        .args(["--faults", "kill,pause,partition,split"])
         .args(["--base-port", &free_runs(4, &[0, 1000]).to_string(), "--out"])
         .arg(&out)
         .output()
@@ -77,6 +78,7 @@ fn beyond_f_chaos_keeps_safety_and_liveness_returns_after_the_heal() {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary.json")).expect("json");
     assert_eq!((summary["safety_violations"].clone(), summary["liveness_violations"].clone()), (0.into(), 0.into()));
     assert_eq!(summary["lost_acked_txs"], 0);
+    assert!(summary["faults"]["split"].as_u64() >= Some(1), "no 2|2 split in the sample:\n{stdout}");
     // Two faults were in force at once at some point (the schedule went past f).
     let faults = summary["run_reports"][0]["faults"].as_array().expect("faults").clone();
     let span =

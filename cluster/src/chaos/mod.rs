@@ -82,6 +82,9 @@ pub enum FaultKind {
     OneWay,
     /// One operator's links delayed 100–400 ms, with up to 100 ms of jitter.
     Delay,
+    /// The federation split in two halves that cannot reach each other (2|2 of four; needs
+    /// `--beyond-f`: neither half has a quorum).
+    Split,
     /// One operator's clock off by 0.5–1.5 s (within the 2 s drift allowed), or, `beyond`,
     /// by 3–6 s (its proposals, or its votes, are refused).
     ClockSkew {
@@ -103,7 +106,7 @@ impl FaultKind {
 }
 
 /// The network fault kinds (they need the link proxies).
-pub const LINK_FAULTS: [&str; 3] = ["partition", "oneway", "delay"];
+pub const LINK_FAULTS: [&str; 4] = ["partition", "oneway", "delay", "split"];
 
 impl FaultKind {
     pub fn label(&self) -> String {
@@ -114,6 +117,7 @@ impl FaultKind {
             FaultKind::Partition => "partition".into(),
             FaultKind::OneWay => "oneway".into(),
             FaultKind::Delay => "delay".into(),
+            FaultKind::Split => "split".into(),
             FaultKind::ClockSkew { beyond: false } => "clock_skew".into(),
             FaultKind::ClockSkew { beyond: true } => "clock_skew_beyond".into(),
             FaultKind::BtcReorg => "btc_reorg".into(),
@@ -132,6 +136,7 @@ impl FaultKind {
                 "partition" => out.push(FaultKind::Partition),
                 "oneway" => out.push(FaultKind::OneWay),
                 "delay" => out.push(FaultKind::Delay),
+                "split" => out.push(FaultKind::Split),
                 "clock_skew" => out.push(FaultKind::ClockSkew { beyond: false }),
                 "clock_skew_beyond" => out.push(FaultKind::ClockSkew { beyond: true }),
                 "skew" => out.extend([FaultKind::ClockSkew { beyond: false }, FaultKind::ClockSkew { beyond: true }]),
@@ -143,7 +148,7 @@ impl FaultKind {
                 other => match other.strip_prefix("byzantine:") {
                     Some(m) if BYZANTINE_MODES.contains(&m) => out.push(FaultKind::Byzantine(m.into())),
                     _ => bail!(
-                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, skew (clock_skew, clock_skew_beyond), btc (btc_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
+                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, split, skew (clock_skew, clock_skew_beyond), btc (btc_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
                         BYZANTINE_MODES.join(", ")
                     ),
                 },
@@ -177,14 +182,19 @@ impl Rng {
 
 pub fn run(args: ChaosArgs) -> Result<()> {
     let faults = args.faults.clone().unwrap_or_else(|| {
-        let all = "kill,pause,partition,oneway,delay,skew,byzantine";
-        if args.tunnel {
-            format!("{all},btc")
-        } else {
-            all.to_string()
+        let mut all = "kill,pause,partition,oneway,delay,skew,byzantine".to_string();
+        if args.beyond_f {
+            all.push_str(",split");
         }
+        if args.tunnel {
+            all.push_str(",btc");
+        }
+        all
     });
     let kinds = FaultKind::parse_list(&faults)?;
+    if !args.beyond_f && kinds.contains(&FaultKind::Split) {
+        bail!("split (the federation cut in two halves) takes more than f operators away: it needs --beyond-f");
+    }
     if !args.tunnel && kinds.iter().any(FaultKind::is_bitcoin) {
         bail!("Bitcoin fault kinds (btc_reorg, btc_down, btc_slow) need --tunnel, which starts the Bitcoin node");
     }

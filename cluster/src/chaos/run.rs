@@ -226,6 +226,9 @@ fn inject_and_check(
     // The Bitcoin fault in force (fault index, injected at), and one healed and recovering
     // (fault index, the view height every operator must reach).
     let mut btc_fault: Option<(usize, Instant)> = None;
+    // A split in force (fault index, injected at).
+    let mut split: Option<(usize, Instant)> = None;
+    let halves = |a: usize, b: usize| (a < n / 2) != (b < n / 2);
     let mut btc_recovering: Option<(usize, u64)> = None;
 
     let started = Instant::now();
@@ -239,6 +242,7 @@ fn inject_and_check(
         || injections < min_injections
         || health.iter().any(|h| *h != Health::Up)
         || btc_fault.is_some()
+        || split.is_some()
     {
         if started.elapsed() > cfg.duration * 4 + Duration::from_secs(60) {
             break; // a schedule that cannot finish its injections gives up rather than spin
@@ -284,6 +288,20 @@ fn inject_and_check(
                 continue;
             }
         }
+        // A split heals on its own clock too; then every operator must pass the head again.
+        if let (Some((k, at)), Some(l)) = (split, links) {
+            if at.elapsed() >= Duration::from_millis(2_500) {
+                for (a, b) in (0..n).flat_map(|a| (0..n).map(move |b| (a, b))).filter(|(a, b)| halves(*a, *b)) {
+                    l.set(a, b, Mode::Pass);
+                }
+                faults[k].healed_s = Some(t);
+                let head = (0..n).filter_map(|j| height(&mut clients[j])).max().unwrap_or(0);
+                recovering.extend((0..n).map(|i| (i, k, head)));
+                split = None;
+                println!("  {t:6.1}s  heal the split");
+                continue;
+            }
+        }
         let faulty: Vec<usize> = (0..n).filter(|i| health[*i] != Health::Up).collect();
         let done_injecting = started.elapsed() >= cfg.duration && injections >= min_injections;
         if !faulty.is_empty() && (faulty.len() >= budget || done_injecting || rng.below(2) == 0) {
@@ -308,6 +326,26 @@ fn inject_and_check(
             }
         } else if budget > 0 && !done_injecting {
             let kind = &cfg.kinds[(first_kind + injections) % cfg.kinds.len()];
+            if *kind == FaultKind::Split {
+                let Some(l) = links else { eyre::bail!("a split needs the link proxies") };
+                if split.is_some() {
+                    continue;
+                }
+                for (a, b) in (0..n).flat_map(|a| (0..n).map(move |b| (a, b))).filter(|(a, b)| halves(*a, *b)) {
+                    l.set(a, b, Mode::Cut);
+                }
+                println!("  {t:6.1}s  split {{0..{}}} | {{{}..{}}}", n / 2 - 1, n / 2, n - 1);
+                split = Some((faults.len(), Instant::now()));
+                faults.push(FaultRecord {
+                    kind: kind.label(),
+                    operator: None,
+                    injected_s: t,
+                    healed_s: None,
+                    recovery_ms: None,
+                });
+                injections += 1;
+                continue;
+            }
             if kind.is_bitcoin() {
                 let Some(b) = btc.as_deref_mut() else { eyre::bail!("Bitcoin faults need --tunnel") };
                 if btc_fault.is_some() || btc_recovering.is_some() {
@@ -358,8 +396,8 @@ fn inject_and_check(
                     restart_as(fed, i, &honest_configs[i], &[format!("clock-skew:{ms}").as_str()])?;
                     health[i] = Health::Byzantine;
                 }
-                FaultKind::BtcReorg | FaultKind::BtcDown | FaultKind::BtcSlow => {
-                    unreachable!("Bitcoin faults are injected above")
+                FaultKind::BtcReorg | FaultKind::BtcDown | FaultKind::BtcSlow | FaultKind::Split => {
+                    unreachable!("Bitcoin faults and splits are injected above")
                 }
                 FaultKind::Partition | FaultKind::OneWay | FaultKind::Delay => {
                     let Some(l) = links else { eyre::bail!("link faults need the link proxies") };
