@@ -77,6 +77,25 @@ fn mine_and_follow_lag(c: &Client, fed: &Federation, running: &[usize], lag: u64
     });
 }
 
+/// Fee of the txs these tests build.
+const TEST_FEE: u64 = 3_000;
+
+/// A tx spending the coinbase at height `h` (the miner's) to `outs`, change back to the miner.
+fn coinbase_spend(c: &Client, miner: &Key, h: u64, mut outs: Vec<TxOut>) -> bitcoin::Transaction {
+    let cb = coinbase_at(c, h);
+    let change = cb.1.value - outs.iter().map(|o| o.value).sum::<Amount>() - Amount::from_sat(TEST_FEE);
+    outs.push(pay(miner, change));
+    miner.spend1(&cb, outs)
+}
+
+/// The vault output and deposit OP_RETURN of a deposit of `sats` for `to`.
+fn deposit_outputs(vault: &Vault, sats: u64, to: &Address) -> Vec<TxOut> {
+    vec![
+        TxOut { value: Amount::from_sat(sats), script_pubkey: vault.script_pubkey() },
+        deposit_output(CHAIN_ID as u32, to),
+    ]
+}
+
 fn hbtc_balance(node: &Node, who: Address) -> u64 {
     let out = node.rpc("eth_call", json!([{"to": HBTC_ADDRESS, "data": balance_of_calldata(&who)}, "latest"]));
     hex_u64(&out)
@@ -124,16 +143,10 @@ fn deposits_mint_everywhere_and_three_of_four_pay_a_withdrawal_once() {
     // A deposit, a payment without OP_RETURN and one below the minimum, built with `bitcoin`.
     let alice = derive_accounts(DEV_MNEMONIC, 2).expect("keys").remove(1);
     let to_vault = |sats: u64| TxOut { value: Amount::from_sat(sats), script_pubkey: vault.script_pubkey() };
-    let spend = |h: u64, outs: Vec<TxOut>| {
-        let cb = coinbase_at(&c, h);
-        let change = cb.1.value - outs.iter().map(|o| o.value).sum::<Amount>() - Amount::from_sat(3_000);
-        let mut outs = outs;
-        outs.push(pay(&miner, change));
-        c.send_raw_transaction(&miner.spend1(&cb, outs)).expect("send")
-    };
-    let deposit = spend(1, vec![to_vault(150_000), deposit_output(CHAIN_ID as u32, &alice.address)]);
+    let spend = |h: u64, outs: Vec<TxOut>| c.send_raw_transaction(&coinbase_spend(&c, &miner, h, outs)).expect("send");
+    let deposit = spend(1, deposit_outputs(&vault, 150_000, &alice.address));
     let stray = spend(2, vec![to_vault(40_000)]);
-    let small = spend(3, vec![to_vault(5_000), deposit_output(CHAIN_ID as u32, &alice.address)]);
+    let small = spend(3, deposit_outputs(&vault, 5_000, &alice.address));
     mine_and_follow(&c, &fed, &all);
     let seen = fed.nodes[1].rpc("bss_getDeposit", json!([deposit.to_string()]));
     assert_eq!(seen["status"], json!("seen"), "{seen}");
@@ -263,18 +276,13 @@ fn a_leader_skipping_mints_is_refused_and_reorgs_neither_orphan_nor_repeat_a_min
     let all = [0usize, 1, 2, 3];
     let follow = || mine_and_follow_lag(&c, &fed, &all, LAG);
     fed.wait_all_at_least(&all, 2, Duration::from_secs(60));
-    let to_vault = |sats: u64| TxOut { value: Amount::from_sat(sats), script_pubkey: vault.script_pubkey() };
     let bob = Address::repeat_byte(0xb0);
-    let deposit_tx = |h: u64, sats: u64, to: Address, fee: u64| {
-        let cb = coinbase_at(&c, h);
-        let change = cb.1.value - Amount::from_sat(sats + fee);
-        miner.spend1(&cb, vec![to_vault(sats), deposit_output(CHAIN_ID as u32, &to), pay(&miner, change)])
-    };
+    let deposit_tx = |h: u64, sats: u64, to: Address| coinbase_spend(&c, &miner, h, deposit_outputs(&vault, sats, &to));
 
     // Four deposits, each in its own Bitcoin block: four moments at which a mint falls due.
     let mut deposits = vec![];
     for h in 1..=4u64 {
-        let tx = deposit_tx(h, 20_000 * h, bob, 3_000);
+        let tx = deposit_tx(h, 20_000 * h, bob);
         deposits.push(c.send_raw_transaction(&tx).expect("deposit"));
         follow();
     }
@@ -304,7 +312,7 @@ fn a_leader_skipping_mints_is_refused_and_reorgs_neither_orphan_nor_repeat_a_min
     // Reorg 1: a deposit two blocks deep (seen by every watcher, not yet in the L2 view) is
     // replaced by a conflicting spend: it leaves Bitcoin and never mints.
     let carol = Address::repeat_byte(0xca);
-    let doomed = c.send_raw_transaction(&deposit_tx(5, 60_000, carol, 3_000)).expect("deposit");
+    let doomed = c.send_raw_transaction(&deposit_tx(5, 60_000, carol)).expect("deposit");
     follow();
     let doomed_block = c.get_best_block_hash().expect("best");
     follow();
@@ -329,7 +337,7 @@ fn a_leader_skipping_mints_is_refused_and_reorgs_neither_orphan_nor_repeat_a_min
     // Reorg 2: a deposit minted at its third confirmation; the two blocks on top of the
     // Bitcoin chain are replaced (shallower than the confirmation depth): the mint stays.
     let dave = Address::repeat_byte(0xda);
-    let again = c.send_raw_transaction(&deposit_tx(6, 70_000, dave, 3_000)).expect("deposit");
+    let again = c.send_raw_transaction(&deposit_tx(6, 70_000, dave)).expect("deposit");
     follow();
     let deposit_height = c.get_block_count().expect("count");
     let minted = loop {
@@ -382,17 +390,7 @@ fn verify_walks_the_chain_of_trust_and_fails_on_any_tampered_link() {
     let all = [0usize, 1, 2, 3];
     fed.wait_all_at_least(&all, 2, Duration::from_secs(60));
     let alice = derive_accounts(DEV_MNEMONIC, 2).expect("keys").remove(1);
-    let cb = coinbase_at(&c, 1);
-    let sats = 250_000;
-    let change = cb.1.value - Amount::from_sat(sats + 3_000);
-    let tx = miner.spend1(
-        &cb,
-        vec![
-            TxOut { value: Amount::from_sat(sats), script_pubkey: vault.script_pubkey() },
-            deposit_output(CHAIN_ID as u32, &alice.address),
-            pay(&miner, change),
-        ],
-    );
+    let tx = coinbase_spend(&c, &miner, 1, deposit_outputs(&vault, 250_000, &alice.address));
     let deposit = c.send_raw_transaction(&tx).expect("deposit").to_string();
     let minted = mine_until(&c, "the deposit minted", || {
         let d = fed.nodes[0].rpc("bss_getDeposit", json!([deposit]));

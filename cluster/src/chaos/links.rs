@@ -85,6 +85,15 @@ impl Links {
         d.jitter_ms.store(jitter.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Sets every link between the two halves {0..n/2} and {n/2..n}, both ways (a split).
+    pub fn split(&self, mode: Mode) {
+        for a in 0..self.n {
+            for b in (0..self.n).filter(|b| (a < self.n / 2) != (*b < self.n / 2)) {
+                self.set(a, b, mode);
+            }
+        }
+    }
+
     /// Heals every link of operator `i`, both ways.
     pub fn heal(&self, i: usize) {
         for j in 0..self.n {

@@ -47,6 +47,12 @@ pub struct FaultRecord {
     pub recovery_ms: Option<f64>,
 }
 
+impl FaultRecord {
+    fn new(kind: &FaultKind, operator: Option<usize>, injected_s: f64) -> Self {
+        Self { kind: kind.label(), operator, injected_s, healed_s: None, recovery_ms: None }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub seed: u64,
@@ -228,7 +234,6 @@ fn inject_and_check(
     let mut btc_fault: Option<(usize, Instant)> = None;
     // A split in force (fault index, injected at).
     let mut split: Option<(usize, Instant)> = None;
-    let halves = |a: usize, b: usize| (a < n / 2) != (b < n / 2);
     let mut btc_recovering: Option<(usize, u64)> = None;
 
     let started = Instant::now();
@@ -291,9 +296,7 @@ fn inject_and_check(
         // A split heals on its own clock too; then every operator must pass the head again.
         if let (Some((k, at)), Some(l)) = (split, links) {
             if at.elapsed() >= Duration::from_millis(2_500) {
-                for (a, b) in (0..n).flat_map(|a| (0..n).map(move |b| (a, b))).filter(|(a, b)| halves(*a, *b)) {
-                    l.set(a, b, Mode::Pass);
-                }
+                l.split(Mode::Pass);
                 faults[k].healed_s = Some(t);
                 let head = (0..n).filter_map(|j| height(&mut clients[j])).max().unwrap_or(0);
                 recovering.extend((0..n).map(|i| (i, k, head)));
@@ -331,18 +334,10 @@ fn inject_and_check(
                 if split.is_some() {
                     continue;
                 }
-                for (a, b) in (0..n).flat_map(|a| (0..n).map(move |b| (a, b))).filter(|(a, b)| halves(*a, *b)) {
-                    l.set(a, b, Mode::Cut);
-                }
+                l.split(Mode::Cut);
                 println!("  {t:6.1}s  split {{0..{}}} | {{{}..{}}}", n / 2 - 1, n / 2, n - 1);
                 split = Some((faults.len(), Instant::now()));
-                faults.push(FaultRecord {
-                    kind: kind.label(),
-                    operator: None,
-                    injected_s: t,
-                    healed_s: None,
-                    recovery_ms: None,
-                });
+                faults.push(FaultRecord::new(kind, None, t));
                 injections += 1;
                 continue;
             }
@@ -365,13 +360,7 @@ fn inject_and_check(
                 };
                 println!("  {t:6.1}s  {} ({what})", kind.label());
                 btc_fault = Some((faults.len(), Instant::now()));
-                faults.push(FaultRecord {
-                    kind: kind.label(),
-                    operator: None,
-                    injected_s: t,
-                    healed_s: None,
-                    recovery_ms: None,
-                });
+                faults.push(FaultRecord::new(kind, None, t));
                 injections += 1;
                 continue;
             }
@@ -421,13 +410,7 @@ fn inject_and_check(
             }
             println!("  {t:6.1}s  {} operator {i}", kind.label());
             open[i] = Some(faults.len());
-            faults.push(FaultRecord {
-                kind: kind.label(),
-                operator: Some(i),
-                injected_s: t,
-                healed_s: None,
-                recovery_ms: None,
-            });
+            faults.push(FaultRecord::new(kind, Some(i), t));
             injections += 1;
         }
     }
