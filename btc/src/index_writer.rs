@@ -9,8 +9,9 @@ use super::records::{
     coin_key, script_key, script_output_key, StoredBlock, StoredCoin, StoredTx, META_COUNT, META_START,
 };
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, OutPoint};
+use bitcoin::{Block, BlockHash, OutPoint, Txid};
 use bss_storage::{AuxBatch, AuxSnapshot, AuxSpace, StorageError, StoreReader};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 /// Where the writer's batches go: the storage service in a node, a store in tests.
@@ -36,8 +37,13 @@ fn inbox_key(height: u64, position: u32) -> Vec<u8> {
     [&height.to_be_bytes()[..], &position.to_be_bytes()].concat()
 }
 
-fn sighting_key(height: u64, s: &Sighting) -> Vec<u8> {
-    [&height.to_be_bytes()[..], s.txid.as_byte_array()].concat()
+/// height ‖ position of the tx in its block ‖ output: stored sightings read back in Bitcoin
+/// order, the order a live index holds them in. (Keyed by txid, as they once were, a restarted
+/// node read same-block keystones back in txid order, counted another one of two keystones for
+/// one L2 number than its peers did, and refused every proposal's anchors: the federation halted.)
+fn sighting_key(height: u64, position: usize, vout: usize) -> Vec<u8> {
+    let (p, v) = (u32::try_from(position).unwrap_or(u32::MAX), u32::try_from(vout).unwrap_or(u32::MAX));
+    [&height.to_be_bytes()[..], &p.to_be_bytes(), &v.to_be_bytes()].concat()
 }
 
 impl IndexWriter {
@@ -65,11 +71,22 @@ impl IndexWriter {
                 .map_err(|e| StorageError::Corrupt { keyspace: "btc_inbox", reason: e.to_string() })?;
             index.inbox.push_back(m);
         }
+        let mut sightings = vec![];
         for (_, value) in snap.prefix(AuxSpace::BtcSightings, &[], usize::MAX)? {
             let s: Sighting = bss_consensus::codec::decode(&value)
                 .map_err(|e| StorageError::Corrupt { keyspace: "btc_sightings", reason: e.to_string() })?;
-            index.sightings.push_back(s);
+            sightings.push(s);
         }
+        // Databases written with txid keys: put each block's sightings back in block order.
+        let mut positions: HashMap<u64, HashMap<Txid, usize>> = HashMap::new();
+        for w in sightings.windows(2).filter(|w| w[0].height == w[1].height) {
+            if let Entry::Vacant(e) = positions.entry(w[0].height) {
+                let txids = snap.get(AuxSpace::BtcBlocks, &w[0].height.to_be_bytes())?.map(|raw| StoredBlock::decode(&raw).txids);
+                e.insert(txids.unwrap_or_default().into_iter().enumerate().map(|(i, t)| (t, i)).collect());
+            }
+        }
+        sightings.sort_by_key(|s| (s.height, positions.get(&s.height).and_then(|p| p.get(&s.txid)).copied().unwrap_or(0)));
+        index.sightings.extend(sightings);
         Ok(Self { index, sink, reader })
     }
 
@@ -101,7 +118,7 @@ impl IndexWriter {
         let mut batch = AuxBatch::new(false);
         let mut sightings = Vec::new();
         let mut txids = Vec::with_capacity(block.txdata.len());
-        for tx in &block.txdata {
+        for (position, tx) in block.txdata.iter().enumerate() {
             let txid = tx.compute_txid();
             txids.push(txid);
             if !tx.is_coinbase() {
@@ -121,7 +138,8 @@ impl IndexWriter {
                             .iter()
                             .filter_map(|i| touched.coin(&i.previous_output).map(|c| c.script))
                             .collect();
-                        sightings.push(Sighting { height, block: hash, txid, payload, spent_scripts });
+                        let key = sighting_key(height, position, vout);
+                        sightings.push((key, Sighting { height, block: hash, txid, payload, spent_scripts }));
                     }
                     continue;
                 }
@@ -141,17 +159,17 @@ impl IndexWriter {
                 .map_err(|e| StorageError::Encode { what: "inbox message", reason: e.to_string() })?;
             batch.put(AuxSpace::BtcInbox, inbox_key(height, m.position), value);
         }
-        for s in &sightings {
+        for (key, s) in &sightings {
             let value = bss_consensus::codec::encode(s)
                 .map_err(|e| StorageError::Encode { what: "sighting", reason: e.to_string() })?;
-            batch.put(AuxSpace::BtcSightings, sighting_key(height, s), value);
+            batch.put(AuxSpace::BtcSightings, key.clone(), value);
         }
         batch.put(AuxSpace::BtcBlocks, height.to_be_bytes(), StoredBlock::encode(&hash, &block.header, &txids));
         batch.put(AuxSpace::BtcMeta, META_START, self.index.start_height.to_be_bytes());
         write(&self.sink, batch)?;
         self.index.chain.push_back((hash, block.header));
         self.index.seen.insert(hash, (height, block.header));
-        self.index.sightings.extend(sightings);
+        self.index.sightings.extend(sightings.into_iter().map(|(_, s)| s));
         self.index.inbox.extend(inbox);
         Ok(height)
     }
@@ -191,8 +209,9 @@ impl IndexWriter {
             batch.delete(AuxSpace::BtcTxs, txid.as_byte_array().to_vec());
         }
         touched.into_batch(&mut batch);
-        for s in self.index.sightings.iter().filter(|s| s.height == height) {
-            batch.delete(AuxSpace::BtcSightings, sighting_key(height, s));
+        // Every key of the block, whichever format wrote it.
+        for (key, _) in snap.prefix(AuxSpace::BtcSightings, &height.to_be_bytes(), usize::MAX)? {
+            batch.delete(AuxSpace::BtcSightings, key);
         }
         for m in self.index.inbox.iter().filter(|m| m.height == height) {
             batch.delete(AuxSpace::BtcInbox, inbox_key(height, m.position));
@@ -255,5 +274,63 @@ impl<'a> Touched<'a> {
                 batch.put(AuxSpace::BtcMeta, key, n.to_be_bytes());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::index::KEYSTONE_MAGIC;
+    use crate::testkit::{mine_chain, mine_on, TestIndex};
+    use bitcoin::{absolute, transaction, Amount, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid};
+
+    /// A tx spending a made-up coin with one keystone-shaped OP_RETURN per entry of `tags`.
+    fn keystone_like(seed: u8, tags: &[u8]) -> Transaction {
+        Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::new(bitcoin::hashes::Hash::from_byte_array([seed; 32]), 0),
+                ..Default::default()
+            }],
+            output: tags
+                .iter()
+                .map(|t| TxOut {
+                    value: Amount::ZERO,
+                    script_pubkey: ScriptBuf::new_op_return(<&bitcoin::script::PushBytes>::try_from(
+                        &[KEYSTONE_MAGIC, &[*t; 8][..]].concat()[..],
+                    )
+                    .expect("push")),
+                })
+                .collect(),
+        }
+    }
+
+    fn order(t: &TestIndex) -> Vec<(Txid, Vec<u8>)> {
+        t.view().sightings().map(|s| (s.txid, s.payload.clone())).collect()
+    }
+
+    /// Regression (found by `bss chaos --tunnel`, seed 11): sightings were stored by txid, so a
+    /// restarted node read two keystones of one Bitcoin block back in txid order, counted the
+    /// other one of two keystones for the same L2 number, and refused every proposal's anchors.
+    #[test]
+    fn a_reopened_index_holds_sightings_in_block_order_and_every_output() {
+        let chain = mine_chain(None, 2, 1);
+        // Two txs whose block order is the reverse of their txid order, and one tx with two
+        // keystone outputs.
+        let (mut a, mut b) = (keystone_like(1, &[0xa1]), keystone_like(2, &[0xb2]));
+        if a.compute_txid() < b.compute_txid() {
+            std::mem::swap(&mut a, &mut b);
+        }
+        let block = mine_on(&chain[1], vec![a, b, keystone_like(3, &[0xc3, 0xc4])], 1);
+        let mut t = TestIndex::of(&chain);
+        t.connect(&block);
+        let live = order(&t);
+        assert_eq!(live.len(), 4);
+        t.reopen();
+        assert_eq!(order(&t), live, "a restarted node must see the sightings as a live one does");
+        // A reorg removes them all, from storage too.
+        t.disconnect_tip();
+        t.reopen();
+        assert!(order(&t).is_empty());
     }
 }

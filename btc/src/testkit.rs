@@ -64,6 +64,8 @@ pub fn mine_on(parent: &Block, txs: Vec<Transaction>, salt: u8) -> Block {
 /// A Bitcoin index in a fresh temporary store (what the watcher builds in the node's database).
 pub struct TestIndex {
     _dir: tempfile::TempDir,
+    store: bss_storage::Store,
+    start_height: u64,
     pub writer: super::IndexWriter,
 }
 
@@ -72,8 +74,15 @@ impl TestIndex {
         let dir = tempfile::tempdir().expect("tmp");
         let store = bss_storage::Store::open(dir.path().join("db"), false).expect("store");
         let reader = store.reader();
-        let writer = super::IndexWriter::open(super::IndexSink::Direct(store), reader, start_height).expect("index");
-        Self { _dir: dir, writer }
+        let writer =
+            super::IndexWriter::open(super::IndexSink::Direct(store.clone()), reader, start_height).expect("index");
+        Self { _dir: dir, store, start_height, writer }
+    }
+
+    /// Opens the index again from its store, as a restarted node does.
+    pub fn reopen(&mut self) {
+        let sink = super::IndexSink::Direct(self.store.clone());
+        self.writer = super::IndexWriter::open(sink, self.store.reader(), self.start_height).expect("reopen");
     }
 
     /// An index of `blocks` from height 0.

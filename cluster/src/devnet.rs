@@ -350,7 +350,7 @@ fn vault_address(args: &DevnetArgs) -> Option<String> {
 
 /// Gives every operator's keystone address mature coins on a fresh embedded regtest chain:
 /// 3 coinbases each, then 100 blocks so that they can be spent.
-fn fund_submitters(args: &DevnetArgs, btc: &DevnetBitcoin) -> Result<()> {
+pub fn fund_submitters(args: &DevnetArgs, btc: &DevnetBitcoin) -> Result<()> {
     use bitcoincore_rpc::RpcApi;
     if args.bitcoind.is_some() {
         return Ok(());

@@ -112,9 +112,16 @@ impl Executor {
                 check_attributes(&parent.btc, proposed, &view, &link.rules)?;
                 let expected = anchors_for(&view, proposed, &link.keystones);
                 if expected != block.header.anchors {
+                    let at = expected.iter().zip(&block.header.anchors).position(|(a, b)| a != b);
+                    let at = at.unwrap_or(expected.len().min(block.header.anchors.len()));
                     return Err(ExecutorError::Anchors {
                         proposed: block.header.anchors.len(),
                         expected: expected.len(),
+                        difference: format!(
+                            "#{at}: the block has {:?}, this node expects {:?}",
+                            block.header.anchors.get(at),
+                            expected.get(at)
+                        ),
                     });
                 }
                 Ok(())

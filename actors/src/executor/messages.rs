@@ -11,8 +11,8 @@ pub enum ExecutorError {
     Execution(#[from] ExecutionError),
     #[error("BTC attributes refused: {0}")]
     Btc(#[from] crate::btc::AttributeError),
-    #[error("anchors refused: the block records {proposed} keystone sightings, this node's Bitcoin view has {expected} in those blocks")]
-    Anchors { proposed: usize, expected: usize },
+    #[error("anchors refused: the block records {proposed} keystone sightings, this node's Bitcoin view has {expected} in those blocks; first difference: {difference}")]
+    Anchors { proposed: usize, expected: usize, difference: String },
     #[error("block carries Bitcoin headers but this node has no Bitcoin view ([btc] is not configured)")]
     NoBtcView,
     #[error("this node's Bitcoin view does not hold the block's BTC tip at height {height} on its best chain")]

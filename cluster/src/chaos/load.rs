@@ -1,8 +1,11 @@
 //! The background load of a chaos run: signed transfers at a fixed rate, sent every 50 ms as
 //! one JSON-RPC batch to the next operator that answers. Each batch names every sender at most
 //! once, so a tx an operator refuses leaves no later tx of its sender waiting behind a gap: the
-//! sender simply sends that nonce again. Every acknowledged tx is reported.
+//! sender simply sends that nonce again. Every acknowledged tx is reported, with the operator
+//! that took it. While an operator censors sender 0 (`byzantine:censor`), the load keeps away
+//! from it: what counts is whether the honest operators get sender 0's txs committed.
 
+use super::checker::Ack;
 use crate::bench::client::RpcClient;
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{keccak256, Address, TxKind, U256};
@@ -34,13 +37,19 @@ fn transfer(sender: &DevKey, nonce: u64) -> alloy_primitives::Bytes {
     })
 }
 
+/// Tells the load to keep away from an operator (`Some(i)`) or not (`None`); the load answers
+/// on the enclosed channel once no batch goes to that operator any more.
+pub type Avoid = (Option<usize>, mpsc::Sender<()>);
+
 pub fn send_load(
     rpc: Vec<String>,
     keys: Vec<DevKey>,
     rate: f64,
     stop: Arc<AtomicBool>,
-    acked: mpsc::Sender<(usize, u64, String)>,
+    acked: mpsc::Sender<Ack>,
+    avoid: mpsc::Receiver<Avoid>,
 ) {
+    let mut avoided: Option<usize> = None;
     let mut clients: Vec<RpcClient> = rpc.iter().map(|a| RpcClient::with_timeout(a, Duration::from_secs(2))).collect();
     let mut nonces = vec![0u64; keys.len()];
     let mut owed = 0.0f64;
@@ -48,6 +57,10 @@ pub fn send_load(
     let mut target = 0usize;
     let mut next_tick = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        for (which, done) in avoid.try_iter() {
+            avoided = which;
+            let _ = done.send(());
+        }
         owed += rate * TICK.as_secs_f64();
         let n = (owed.floor() as usize).min(keys.len());
         owed -= n as f64;
@@ -67,7 +80,11 @@ pub fn send_load(
             let body = Value::Array(body).to_string();
             // The first operator (round robin) that answers takes the whole batch.
             for k in 0..clients.len() {
-                let c = &mut clients[(target + k) % rpc.len()];
+                let operator = (target + k) % rpc.len();
+                if avoided == Some(operator) {
+                    continue;
+                }
+                let c = &mut clients[operator];
                 let Ok(text) = c.post(&body) else { continue };
                 let Ok(Value::Array(answers)) = serde_json::from_str::<Value>(&text) else { continue };
                 for a in answers {
@@ -77,7 +94,7 @@ pub fn send_load(
                     let error = a["error"]["message"].as_str().unwrap_or_default();
                     // Accepted, or accepted before a crash whose reply was lost: ours all the same.
                     if a.get("result").is_some() || error.contains("already known") {
-                        let _ = acked.send((*s, *nonce, keccak256(raw).to_string()));
+                        let _ = acked.send(Ack { sender: *s, nonce: *nonce, hash: keccak256(raw), operator });
                         nonces[*s] = nonce + 1;
                     } else if error.contains("nonce too low") {
                         // Taken in a batch whose reply was lost and committed since: not

@@ -1,16 +1,23 @@
 //! `bss chaos`: seeded fault-injection runs against local federations. Each run kills, restarts,
-//! pauses (SIGSTOP) and resumes operators, and restarts them Byzantine (`--byzantine MODE`) and
-//! honest again — never more than f faulty at once — under a transaction load, then heals and
-//! checks the invariants: liveness after the heal, one block per height on every operator, and
-//! every acknowledged tx committed. `--runs N` makes a campaign: seeds S … S+N−1, a progress bar,
+//! pauses (SIGSTOP) and resumes operators, cuts, drops and delays their links, skews their
+//! clocks, fills their disks, restarts them Byzantine and honest again, and (with `--tunnel`)
+//! reorgs, stops and slows Bitcoin — never more than f faulty at once unless `--beyond-f` —
+//! under a transaction load, then heals and checks the invariants over the run's history and
+//! every operator's storage read back after it (`checker`): liveness after the heal, one block
+//! per height on every operator ever, every acknowledged tx committed once, superfinal blocks
+//! fixed, and the tunnel invariant. `--runs N` makes a campaign: seeds S … S+N−1, a progress bar,
 //! a table per run, `summary.json` and `timeline.svg` in `--out`; a failing run prints the
 //! command that replays it. Exits non-zero on any violation.
 
 mod btc_faults;
+mod checker;
+mod disk;
+mod inject;
 mod links;
 mod load;
 mod report;
 mod run;
+mod settle;
 mod tunnel;
 
 use clap::Args;
@@ -36,8 +43,9 @@ pub struct ChaosArgs {
     /// Fault kinds, comma separated: kill, pause, partition (one operator isolated), oneway
     /// (one operator's outbound dropped), delay (one operator's links slowed, with jitter), skew
     /// (one operator's clock off: clock_skew within the allowed drift, clock_skew_beyond past it),
-    /// btc (with --tunnel: btc_reorg, btc_down, btc_slow), byzantine (every mode) or
-    /// byzantine:MODE. Default: all of them (btc only with --tunnel).
+    /// disk (one operator's disk full; needs root), btc (with --tunnel: btc_reorg, btc_down,
+    /// btc_slow), byzantine (every mode) or byzantine:MODE. Default: all of them (btc only with
+    /// --tunnel, disk only as root, split only with --beyond-f).
     #[arg(long)]
     faults: Option<String>,
     /// Faults each run injects at least (it runs past --duration if need be). Default: enough
@@ -66,10 +74,11 @@ pub struct ChaosArgs {
     out: PathBuf,
 }
 
-/// The Byzantine modes `byzantine` stands for (`censor` is left out: a censor acknowledges txs
-/// it drops, which the acknowledged-txs check would count against the federation).
-pub const BYZANTINE_MODES: [&str; 6] =
-    ["withhold-votes", "wrong-root", "equivocate", "replay", "forge-qc", "false-lists"];
+/// The Byzantine modes `byzantine` stands for. `censor` censors the load's first sender (a
+/// censor acknowledges that sender's txs and drops them, so the load keeps away from it while it
+/// censors: the check is that the honest operators get them committed).
+pub const BYZANTINE_MODES: [&str; 7] =
+    ["withhold-votes", "wrong-root", "equivocate", "replay", "forge-qc", "false-lists", "censor"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FaultKind {
@@ -90,6 +99,9 @@ pub enum FaultKind {
     ClockSkew {
         beyond: bool,
     },
+    /// One operator's disk full (a tmpfs per operator, so it needs root): it must stop loudly
+    /// and lose nothing.
+    Disk,
     /// The regtest's last 1–6 blocks invalidated (needs `--tunnel`).
     BtcReorg,
     /// The regtest stopped, then started again (needs `--tunnel`).
@@ -118,6 +130,7 @@ impl FaultKind {
             FaultKind::OneWay => "oneway".into(),
             FaultKind::Delay => "delay".into(),
             FaultKind::Split => "split".into(),
+            FaultKind::Disk => "disk".into(),
             FaultKind::ClockSkew { beyond: false } => "clock_skew".into(),
             FaultKind::ClockSkew { beyond: true } => "clock_skew_beyond".into(),
             FaultKind::BtcReorg => "btc_reorg".into(),
@@ -137,6 +150,7 @@ impl FaultKind {
                 "oneway" => out.push(FaultKind::OneWay),
                 "delay" => out.push(FaultKind::Delay),
                 "split" => out.push(FaultKind::Split),
+                "disk" => out.push(FaultKind::Disk),
                 "clock_skew" => out.push(FaultKind::ClockSkew { beyond: false }),
                 "clock_skew_beyond" => out.push(FaultKind::ClockSkew { beyond: true }),
                 "skew" => out.extend([FaultKind::ClockSkew { beyond: false }, FaultKind::ClockSkew { beyond: true }]),
@@ -148,7 +162,7 @@ impl FaultKind {
                 other => match other.strip_prefix("byzantine:") {
                     Some(m) if BYZANTINE_MODES.contains(&m) => out.push(FaultKind::Byzantine(m.into())),
                     _ => bail!(
-                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, split, skew (clock_skew, clock_skew_beyond), btc (btc_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
+                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, split, disk, skew (clock_skew, clock_skew_beyond), btc (btc_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
                         BYZANTINE_MODES.join(", ")
                     ),
                 },
@@ -160,6 +174,13 @@ impl FaultKind {
         }
         Ok(out)
     }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
 }
 
 /// A tiny deterministic generator (xorshift64*), so a seed replays the same schedule.
@@ -183,6 +204,9 @@ impl Rng {
 pub fn run(args: ChaosArgs) -> Result<()> {
     let faults = args.faults.clone().unwrap_or_else(|| {
         let mut all = "kill,pause,partition,oneway,delay,skew,byzantine".to_string();
+        if is_root() {
+            all.push_str(",disk");
+        }
         if args.beyond_f {
             all.push_str(",split");
         }
@@ -265,10 +289,15 @@ pub fn run(args: ChaosArgs) -> Result<()> {
     let checked: u64 = reports.iter().map(|r| r.blocks_checked).sum();
     let acked: usize = reports.iter().map(|r| r.acked_txs).sum();
     println!(
-        "invariants hold: {} fault events over {} run(s), {checked} blocks identical on all {} operators, {acked} acknowledged txs committed (seed {})",
+        "invariants hold: {} fault events over {} run(s); read back from every operator's storage: {checked} blocks identical on all {} operators and every head they served during the run, {acked} acknowledged txs each committed once, no tx twice{} (seed {})",
         reports.iter().map(|r| r.faults.len()).sum::<usize>(),
         reports.len(),
         args.nodes,
+        if summary.superfinal_checked > 0 {
+            format!(", superfinal blocks up to {} unchanged", summary.superfinal_checked)
+        } else {
+            String::new()
+        },
         args.seed
     );
     Ok(())

@@ -25,6 +25,12 @@ pub struct Summary {
     /// With `--tunnel`: withdrawals requested, and tunnel invariant violations.
     pub withdrawals: u64,
     pub tunnel_violations: usize,
+    /// Txs an operator's storage holds more than once (also counted as safety violations).
+    pub duplicated_txs: usize,
+    /// Faults whose victim misbehaved (a full disk that did not stop its operator loudly).
+    pub fault_violations: usize,
+    /// The highest block held superfinal and checked unchanged, over the runs.
+    pub superfinal_checked: u64,
     /// Fault kind (`kill`, `pause`, `byzantine:MODE`) → injections.
     pub faults: BTreeMap<String, usize>,
     /// Fault kind → recovery time percentiles, ms (heal until the operator serves the head).
@@ -63,6 +69,9 @@ pub fn summarize(reports: &[RunReport]) -> Summary {
         acked_txs: reports.iter().map(|r| r.acked_txs).sum(),
         withdrawals: reports.iter().map(|r| r.withdrawals).sum(),
         tunnel_violations: reports.iter().map(|r| r.tunnel_violations.len()).sum(),
+        duplicated_txs: reports.iter().map(|r| r.duplicated_txs).sum(),
+        fault_violations: reports.iter().map(|r| r.fault_violations.len()).sum(),
+        superfinal_checked: reports.iter().map(|r| r.superfinal_checked).max().unwrap_or(0),
         faults,
         recovery_ms,
     }
@@ -85,16 +94,18 @@ pub fn table(reports: &[RunReport], s: &Summary) -> String {
         let violations = r.safety_violations.len()
             + usize::from(r.liveness_violation.is_some())
             + r.lost_acked_txs
-            + r.tunnel_violations.len();
+            + r.tunnel_violations.len()
+            + r.fault_violations.len();
         let _ = writeln!(t, "{:>6}  {:<58} {:>10}  {}", r.seed, kinds.join(" "), violations, rec.join(" "));
-        for v in r.safety_violations.iter().chain(&r.liveness_violation).chain(&r.tunnel_violations) {
+        for v in r.safety_violations.iter().chain(&r.liveness_violation).chain(&r.tunnel_violations).chain(&r.fault_violations)
+        {
             let _ = writeln!(t, "        ! {v}");
         }
     }
     let _ = writeln!(
         t,
-        "{} run(s): {} safety violations, {} liveness violations, {} of {} acknowledged txs lost",
-        s.runs, s.safety_violations, s.liveness_violations, s.lost_acked_txs, s.acked_txs
+        "{} run(s): {} safety violations, {} liveness violations, {} of {} acknowledged txs lost, {} txs committed twice, {} faults mishandled",
+        s.runs, s.safety_violations, s.liveness_violations, s.lost_acked_txs, s.acked_txs, s.duplicated_txs, s.fault_violations
     );
     if s.withdrawals > 0 || s.tunnel_violations > 0 {
         let _ = writeln!(
