@@ -81,11 +81,14 @@ impl IndexWriter {
         let mut positions: HashMap<u64, HashMap<Txid, usize>> = HashMap::new();
         for w in sightings.windows(2).filter(|w| w[0].height == w[1].height) {
             if let Entry::Vacant(e) = positions.entry(w[0].height) {
-                let txids = snap.get(AuxSpace::BtcBlocks, &w[0].height.to_be_bytes())?.map(|raw| StoredBlock::decode(&raw).txids);
+                let txids = snap
+                    .get(AuxSpace::BtcBlocks, &w[0].height.to_be_bytes())?
+                    .map(|raw| StoredBlock::decode(&raw).txids);
                 e.insert(txids.unwrap_or_default().into_iter().enumerate().map(|(i, t)| (t, i)).collect());
             }
         }
-        sightings.sort_by_key(|s| (s.height, positions.get(&s.height).and_then(|p| p.get(&s.txid)).copied().unwrap_or(0)));
+        sightings
+            .sort_by_key(|s| (s.height, positions.get(&s.height).and_then(|p| p.get(&s.txid)).copied().unwrap_or(0)));
         index.sightings.extend(sightings);
         Ok(Self { index, sink, reader })
     }
@@ -296,10 +299,10 @@ mod tests {
                 .iter()
                 .map(|t| TxOut {
                     value: Amount::ZERO,
-                    script_pubkey: ScriptBuf::new_op_return(<&bitcoin::script::PushBytes>::try_from(
-                        &[KEYSTONE_MAGIC, &[*t; 8][..]].concat()[..],
-                    )
-                    .expect("push")),
+                    script_pubkey: ScriptBuf::new_op_return(
+                        <&bitcoin::script::PushBytes>::try_from(&[KEYSTONE_MAGIC, &[*t; 8][..]].concat()[..])
+                            .expect("push"),
+                    ),
                 })
                 .collect(),
         }

@@ -85,7 +85,9 @@ pub fn read_back(db: &Path) -> eyre::Result<StoredChain> {
     let mut parent = genesis.hash();
     chain.hashes.push(parent);
     for n in 1..=head {
-        let Some(header) = r.header(n)? else { eyre::bail!("{}: header {n} missing below the head {head}", db.display()) };
+        let Some(header) = r.header(n)? else {
+            eyre::bail!("{}: header {n} missing below the head {head}", db.display())
+        };
         if header.parent_hash != parent {
             chain.broken_links.push(n);
         }
@@ -131,7 +133,8 @@ pub fn check(chains: &[StoredChain], history: &History, acked: &[Ack]) -> Verdic
         }
     }
     for h in 0..=top {
-        let mut seen: Vec<(usize, B256)> = chains.iter().enumerate().filter_map(|(i, c)| at(c, h).map(|x| (i, x))).collect();
+        let mut seen: Vec<(usize, B256)> =
+            chains.iter().enumerate().filter_map(|(i, c)| at(c, h).map(|x| (i, x))).collect();
         seen.dedup_by_key(|x| x.1);
         if seen.len() > 1 && v.safety.len() < SHOWN {
             v.safety.push(format!("operators' storage disagrees at height {h}: {seen:?}"));

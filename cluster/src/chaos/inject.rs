@@ -8,8 +8,8 @@ use super::disk::Disks;
 use super::links::{Links, Mode};
 use super::load::send_load;
 use super::run::{FaultRecord, RunConfig, RunReport};
-use super::{FaultKind, Rng};
 use super::settle::height;
+use super::{FaultKind, Rng};
 use crate::bench::client::RpcClient;
 use crate::devnet::LocalFederation;
 use eyre::Result;
@@ -47,7 +47,6 @@ fn restart_as(fed: &mut LocalFederation, i: usize, honest_config: &str, modes: &
     fed.restart(i)
 }
 
-
 /// Which faults a run injects: its seed, where it starts in the cycle of kinds, how many at least.
 pub struct Schedule {
     pub seed: u64,
@@ -73,6 +72,8 @@ pub fn inject(
     schedule: Schedule,
 ) -> Result<(RunReport, History, Vec<Ack>)> {
     let Schedule { seed, first_kind, min_injections } = schedule;
+    // Runs side by side (`--parallel`) tell their lines apart by seed.
+    let tag = if cfg.tag_lines { format!("  [{seed}] ") } else { "  ".to_string() };
     let Parts { links, mut btc, disks } = parts;
     // `byzantine:censor` censors the load's first sender.
     let censored = keys.first().map(|k| k.address).unwrap_or_default();
@@ -121,6 +122,8 @@ pub fn inject(
     let mut recovering: Vec<(usize, usize, u64)> = vec![];
     let mut heights = vec![];
     let mut injections = 0;
+    // An injection takes 1.5–4 s and its heal as long again.
+    let give_up = cfg.duration * 2 + Duration::from_secs(60) + Duration::from_secs(8) * min_injections as u32;
     let mut next_event = started + Duration::from_millis(1_500 + rng.below(2_500));
     while started.elapsed() < cfg.duration
         || injections < min_injections
@@ -128,8 +131,10 @@ pub fn inject(
         || btc_fault.is_some()
         || split.is_some()
     {
-        if started.elapsed() > cfg.duration * 4 + Duration::from_secs(60) {
-            break; // a schedule that cannot finish its injections gives up rather than spin
+        // A schedule that cannot finish its injections gives up injecting (and heals what is in
+        // force) rather than spin; one that cannot heal either stops a minute later.
+        if started.elapsed() > give_up + Duration::from_secs(60) {
+            break;
         }
         // Between events: sample the head, and time the recoveries.
         std::thread::sleep(Duration::from_millis(100));
@@ -182,7 +187,7 @@ pub fn inject(
                 faults[k].healed_s = Some(t);
                 btc_recovering = b.target().map(|target| (k, target));
                 btc_fault = None;
-                println!("  {t:6.1}s  heal bitcoin ({})", faults[k].kind);
+                println!("{tag}{t:6.1}s  heal bitcoin ({})", faults[k].kind);
                 continue;
             }
         }
@@ -194,12 +199,13 @@ pub fn inject(
                 let head = (0..n).filter_map(|j| height(&mut clients[j])).max().unwrap_or(0);
                 recovering.extend((0..n).map(|i| (i, k, head)));
                 split = None;
-                println!("  {t:6.1}s  heal the split");
+                println!("{tag}{t:6.1}s  heal the split");
                 continue;
             }
         }
         let faulty: Vec<usize> = (0..n).filter(|i| health[*i] != Health::Up).collect();
-        let done_injecting = started.elapsed() >= cfg.duration && injections >= min_injections;
+        let done_injecting =
+            (started.elapsed() >= cfg.duration && injections >= min_injections) || started.elapsed() > give_up;
         if !faulty.is_empty() && (faulty.len() >= budget || done_injecting || rng.below(2) == 0) {
             let i = faulty[rng.below(faulty.len() as u64) as usize];
             match health[i] {
@@ -210,7 +216,7 @@ pub fn inject(
                 }
                 Health::DiskFull => {
                     if let Some(v) = stopped_loudly(fed, i) {
-                        println!("  {t:6.1}s  ! {v}");
+                        println!("{tag}{t:6.1}s  ! {v}");
                         fault_violations.push(v);
                     }
                     if let Some(d) = disks {
@@ -231,7 +237,7 @@ pub fn inject(
             if let Some(k) = open[i].take() {
                 faults[k].healed_s = Some(t);
                 recovering.push((i, k, head));
-                println!("  {t:6.1}s  heal operator {i} ({})", faults[k].kind);
+                println!("{tag}{t:6.1}s  heal operator {i} ({})", faults[k].kind);
             }
         } else if budget > 0 && !done_injecting {
             let kind = &cfg.kinds[(first_kind + injections) % cfg.kinds.len()];
@@ -241,7 +247,7 @@ pub fn inject(
                     continue;
                 }
                 l.split(Mode::Cut);
-                println!("  {t:6.1}s  split {{0..{}}} | {{{}..{}}}", n / 2 - 1, n / 2, n - 1);
+                println!("{tag}{t:6.1}s  split {{0..{}}} | {{{}..{}}}", n / 2 - 1, n / 2, n - 1);
                 split = Some((faults.len(), Instant::now()));
                 faults.push(FaultRecord::new(kind, None, t));
                 injections += 1;
@@ -264,7 +270,7 @@ pub fn inject(
                         format!("every reply {} ms late", d.as_millis())
                     }
                 };
-                println!("  {t:6.1}s  {} ({what})", kind.label());
+                println!("{tag}{t:6.1}s  {} ({what})", kind.label());
                 btc_fault = Some((faults.len(), Instant::now()));
                 faults.push(FaultRecord::new(kind, None, t));
                 injections += 1;
@@ -324,7 +330,7 @@ pub fn inject(
                     health[i] = Health::Net;
                 }
             }
-            println!("  {t:6.1}s  {} operator {i}", kind.label());
+            println!("{tag}{t:6.1}s  {} operator {i}", kind.label());
             open[i] = Some(faults.len());
             faults.push(FaultRecord::new(kind, Some(i), t));
             injections += 1;

@@ -69,6 +69,10 @@ pub struct ChaosArgs {
     /// hold throughout, and commits must resume within 60 s of the heal.
     #[arg(long)]
     beyond_f: bool,
+    /// Runs side by side (each federation on its own ports, 16 above the previous one's): a
+    /// campaign's runs spend most of their time waiting on heals and Bitcoin blocks.
+    #[arg(long, default_value_t = 1)]
+    parallel: u16,
     /// Where the federations' data and logs, summary.json and timeline.svg go.
     #[arg(long, default_value = "chaos-out")]
     out: PathBuf,
@@ -225,7 +229,11 @@ pub fn run(args: ChaosArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
+    if args.parallel == 0 || args.parallel > 8 {
+        bail!("--parallel must be between 1 and 8");
+    }
     let cfg = run::RunConfig {
+        tag_lines: args.parallel > 1,
         nodes: args.nodes,
         duration: args.duration,
         rate: args.rate,
@@ -259,22 +267,46 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         b
     });
     let mut reports = vec![];
-    for k in 0..args.runs {
-        let seed = args.seed + k;
-        let first_kind = (seed.wrapping_mul(per_run as u64) % kinds.len() as u64) as usize;
-        let r = run::run(&cfg, seed, first_kind, per_run)?;
-        if r.failed() {
-            println!("  run with seed {seed} FAILED — replay: {}", replay_command(&args, &faults, seed, per_run));
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let (runs, first_seed, kind_count) = (args.runs, args.seed, kinds.len() as u64);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<run::RunReport>>();
+    std::thread::scope(|scope| -> Result<()> {
+        for worker in 0..args.parallel.min(args.runs.min(8) as u16) {
+            let (cfg, next, done_tx) = (cfg.clone(), &next, done_tx.clone());
+            let cfg = run::RunConfig { base_port: cfg.base_port.saturating_add(worker * 16), ..cfg };
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if k >= runs {
+                    break;
+                }
+                let seed = first_seed + k;
+                let first_kind = (seed.wrapping_mul(per_run as u64) % kind_count) as usize;
+                let r = run::run(&cfg, seed, first_kind, per_run);
+                let failed = r.is_err();
+                if done_tx.send(r).is_err() || failed {
+                    break;
+                }
+            });
         }
-        if let Some(b) = &bar {
-            b.inc(1);
-            b.set_message(format!(
-                "{} failed",
-                reports.iter().chain([&r]).filter(|x: &&run::RunReport| x.failed()).count()
-            ));
+        drop(done_tx);
+        for r in done_rx {
+            let r = r?;
+            if r.failed() {
+                println!(
+                    "  run with seed {} FAILED — replay: {}",
+                    r.seed,
+                    replay_command(&args, &faults, r.seed, per_run)
+                );
+            }
+            reports.push(r);
+            if let Some(b) = &bar {
+                b.inc(1);
+                b.set_message(format!("{} failed", reports.iter().filter(|x| x.failed()).count()));
+            }
         }
-        reports.push(r);
-    }
+        Ok(())
+    })?;
+    reports.sort_by_key(|r| r.seed);
     if let Some(b) = bar {
         b.finish_and_clear();
     }

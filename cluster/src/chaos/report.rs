@@ -97,7 +97,12 @@ pub fn table(reports: &[RunReport], s: &Summary) -> String {
             + r.tunnel_violations.len()
             + r.fault_violations.len();
         let _ = writeln!(t, "{:>6}  {:<58} {:>10}  {}", r.seed, kinds.join(" "), violations, rec.join(" "));
-        for v in r.safety_violations.iter().chain(&r.liveness_violation).chain(&r.tunnel_violations).chain(&r.fault_violations)
+        for v in r
+            .safety_violations
+            .iter()
+            .chain(&r.liveness_violation)
+            .chain(&r.tunnel_violations)
+            .chain(&r.fault_violations)
         {
             let _ = writeln!(t, "        ! {v}");
         }

@@ -16,7 +16,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// What every run of a campaign shares.
+#[derive(Clone)]
 pub struct RunConfig {
+    /// Prefix every event line with the run's seed (runs go side by side).
+    pub tag_lines: bool,
     pub nodes: usize,
     pub duration: Duration,
     pub rate: f64,
@@ -163,7 +166,7 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
     if chains.len() == cfg.nodes {
         let verdict = checker::check(&chains, &history, &acked);
         if let Some(lost) = &verdict.first_lost {
-            println!("  ! {} acknowledged txs never committed, the first: {lost}", verdict.lost_acked);
+            println!("  [{seed}] ! {} acknowledged txs never committed, the first: {lost}", verdict.lost_acked);
         }
         report.safety_violations.extend(verdict.safety);
         report.lost_acked_txs = verdict.lost_acked;
@@ -183,9 +186,8 @@ fn route_through_links(dev: &DevnetArgs, configs: &[PathBuf]) -> Result<Links> {
         (0..dev.nodes).map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], p2p + i as u16))).collect();
     let links = Links::start(&targets)?;
     for (i, path) in configs.iter().enumerate() {
-        let via: Vec<String> = (0..dev.nodes)
-            .map(|j| format!("\"{}\"", if i == j { targets[j] } else { links.addrs[i][j] }))
-            .collect();
+        let via: Vec<String> =
+            (0..dev.nodes).map(|j| format!("\"{}\"", if i == j { targets[j] } else { links.addrs[i][j] })).collect();
         let text = std::fs::read_to_string(path)?;
         let text: Vec<String> = text
             .lines()
