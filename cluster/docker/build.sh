@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Builds the `bss:latest` image FROM scratch, with no registry: the release binary plus the few
 # shared libraries it links (glibc, libm, libgcc_s) and the dynamic loader, copied from this host.
+#   bash cluster/docker/build.sh                  # builds the release binary first
+#   BSS_BIN=target/debug/bss bash cluster/docker/build.sh   # an image of a binary already built
+#   BSS_IMAGE=bss:test …                          # another tag than bss:latest
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # Git keeps no file modes but the executable bit; nodes refuse key files others can read.
 chmod 600 configs/federation/operator*.key configs/compose/pop*.key
-cargo build --release -p bss-cluster
-bin=target/release/bss
+if [ -n "${BSS_BIN:-}" ]; then
+  bin=$BSS_BIN
+else
+  cargo build --release -p bss-cluster
+  bin=target/release/bss
+fi
 root=target/docker-rootfs
 rm -rf "$root"
 mkdir -p "$root/usr/local/bin" "$root/tmp" "$root/data"
@@ -21,5 +28,6 @@ FROM scratch
 COPY . /
 ENTRYPOINT ["/usr/local/bin/bss"]
 DOCKERFILE
-docker build -q -t bss:latest -f target/docker-rootfs.Dockerfile "$root"
-echo "built bss:latest"
+image=${BSS_IMAGE:-bss:latest}
+docker build -q -t "$image" -f target/docker-rootfs.Dockerfile "$root"
+echo "built $image"

@@ -173,7 +173,8 @@ fn btc_public(secret_hex: &str) -> Result<String> {
     Ok(sk.x_only_public_key(&bitcoin::secp256k1::Secp256k1::signing_only()).0.to_string())
 }
 
-/// Runs a node in an actix system until Ctrl-C (or a fatal error stops the system).
+/// Runs a node in an actix system until Ctrl-C or SIGTERM (what `docker stop` and service
+/// managers send), or until a fatal error stops the system.
 pub fn run_node(cfg: NodeConfig, genesis: node::GenesisConfig, banner: impl FnOnce(&node::NodeHandle)) -> Result<()> {
     let system = actix::System::new();
     let started = system.block_on(async move { node::start(cfg, genesis).await });
@@ -181,8 +182,13 @@ pub fn run_node(cfg: NodeConfig, genesis: node::GenesisConfig, banner: impl FnOn
     banner(&handle);
     system.block_on(async {
         actix::spawn(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!(target: "node", "Ctrl-C: shutting down");
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let signal = tokio::select! {
+                r = tokio::signal::ctrl_c() => r.ok().map(|_| "Ctrl-C"),
+                Some(_) = async { term.as_mut()?.recv().await } => Some("SIGTERM"),
+            };
+            if let Some(signal) = signal {
+                tracing::info!(target: "node", signal, "shutting down");
                 actix::System::current().stop();
             }
         });

@@ -35,6 +35,22 @@ fn an_executor_panic_fails_one_request_and_the_executor_comes_back_with_committe
     assert_eq!(hex_u128(&balance), 10, "both transfers, each once");
 }
 
+/// `docker stop` and service managers send SIGTERM: the node stops cleanly (exit code 0), and a
+/// restart serves the committed chain.
+#[test]
+fn sigterm_stops_the_node_cleanly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut node = Node::start(dir.path(), "");
+    node.wait_for_block(2);
+    let pid = node.pid().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let (code, log) = node.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "SIGTERM is a clean stop; log:\n{log}");
+    assert!(log.contains("SIGTERM") && log.contains("shutting down"), "{log}");
+    node.spawn();
+    assert!(node.block_number() >= 2);
+}
+
 #[test]
 fn a_mempool_panic_stops_the_node_with_exit_code_2() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -5,15 +5,13 @@
 use super::btc_faults::BtcHarness;
 use super::checker::{Ack, History};
 use super::disk::Disks;
-use super::links::{Links, Mode};
+use super::backend::Cluster;
 use super::load::send_load;
 use super::run::{FaultRecord, RunConfig, RunReport};
 use super::settle::height;
 use super::{FaultKind, Rng};
 use crate::bench::client::RpcClient;
-use crate::devnet::LocalFederation;
 use eyre::Result;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -30,12 +28,8 @@ enum Health {
     DiskFull,
 }
 
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
-}
-
 /// Restarts operator `i` with `modes` (empty: honest again), by rewriting its config.
-fn restart_as(fed: &mut LocalFederation, i: usize, honest_config: &str, modes: &[&str]) -> Result<()> {
+fn restart_as(fed: &mut dyn Cluster, i: usize, honest_config: &str, modes: &[&str]) -> Result<()> {
     let text = if modes.is_empty() {
         honest_config.to_string()
     } else {
@@ -43,7 +37,7 @@ fn restart_as(fed: &mut LocalFederation, i: usize, honest_config: &str, modes: &
         // Top-level keys go before the first [section].
         format!("allow_byzantine = true\nbyzantine = [{}]\n{honest_config}", quoted.join(", "))
     };
-    crate::write_secret(&fed.configs[i], &text)?;
+    crate::write_secret(&fed.config(i), &text)?;
     fed.restart(i)
 }
 
@@ -56,7 +50,6 @@ pub struct Schedule {
 
 /// What the faults act on besides the operator processes.
 pub struct Parts<'a> {
-    pub links: Option<&'a Links>,
     pub btc: Option<&'a mut BtcHarness>,
     pub disks: Option<&'a Disks>,
 }
@@ -66,7 +59,7 @@ pub struct Parts<'a> {
 /// acknowledged txs.
 pub fn inject(
     cfg: &RunConfig,
-    fed: &mut LocalFederation,
+    fed: &mut dyn Cluster,
     keys: Vec<bss_actors::hvm::accounts::DevKey>,
     parts: Parts,
     schedule: Schedule,
@@ -74,10 +67,11 @@ pub fn inject(
     let Schedule { seed, first_kind, min_injections } = schedule;
     // Runs side by side (`--parallel`) tell their lines apart by seed.
     let tag = if cfg.tag_lines { format!("  [{seed}] ") } else { "  ".to_string() };
-    let Parts { links, mut btc, disks } = parts;
+    let Parts { mut btc, disks } = parts;
     // `byzantine:censor` censors the load's first sender.
     let censored = keys.first().map(|k| k.address).unwrap_or_default();
-    let n = fed.children.len();
+    let rpc = fed.rpc();
+    let n = rpc.len();
     let f = (n.saturating_sub(1)) / 3;
     // How many may be faulty at once.
     let budget = if cfg.beyond_f { f + 1 } else { f };
@@ -85,15 +79,15 @@ pub fn inject(
     let mut health = vec![Health::Up; n];
     let mut open: Vec<Option<usize>> = vec![None; n]; // index into `faults` of i's open fault
     let honest_configs: Vec<String> =
-        fed.configs.iter().map(std::fs::read_to_string).collect::<std::io::Result<_>>()?;
+        (0..n).map(|i| std::fs::read_to_string(fed.config(i))).collect::<std::io::Result<_>>()?;
     let mut clients: Vec<RpcClient> =
-        fed.rpc.iter().map(|a| RpcClient::with_timeout(a, Duration::from_secs(2))).collect();
+        rpc.iter().map(|a| RpcClient::with_timeout(a, Duration::from_secs(2))).collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let (acked_tx, acked_rx) = mpsc::channel::<Ack>();
     let (avoid_tx, avoid_rx) = mpsc::channel();
     let load = {
-        let (rpc, stop, rate) = (fed.rpc.clone(), stop.clone(), cfg.rate);
+        let (rpc, stop, rate) = (rpc.clone(), stop.clone(), cfg.rate);
         std::thread::spawn(move || send_load(rpc, keys, rate, stop, acked_tx, avoid_rx))
     };
     // Keeps the load away from an operator (or not), once the load has taken it in.
@@ -106,7 +100,7 @@ pub fn inject(
     let mut history = History::default();
     let mut fault_violations = vec![];
     let tunnel = btc.as_ref().map(|b| {
-        let (rpc, stop, url) = (fed.rpc.clone(), stop.clone(), b.url.clone());
+        let (rpc, stop, url) = (rpc.clone(), stop.clone(), b.url.clone());
         std::thread::spawn(move || super::tunnel::drive(rpc, url, stop))
     });
     // The Bitcoin fault in force (fault index, injected at), and one healed and recovering
@@ -192,9 +186,9 @@ pub fn inject(
             }
         }
         // A split heals on its own clock too; then every operator must pass the head again.
-        if let (Some((k, at)), Some(l)) = (split, links) {
+        if let Some((k, at)) = split {
             if at.elapsed() >= Duration::from_millis(2_500) {
-                l.split(Mode::Pass);
+                fed.split(false)?;
                 faults[k].healed_s = Some(t);
                 let head = (0..n).filter_map(|j| height(&mut clients[j])).max().unwrap_or(0);
                 recovering.extend((0..n).map(|i| (i, k, head)));
@@ -224,12 +218,8 @@ pub fn inject(
                     }
                     fed.restart(i)?;
                 }
-                Health::Paused => signal(fed.children[i].id(), "-CONT"),
-                Health::Net => {
-                    if let Some(l) = links {
-                        l.heal(i)
-                    }
-                }
+                Health::Paused => fed.resume(i),
+                Health::Net => fed.heal_links(i)?,
                 Health::Up => {}
             }
             health[i] = Health::Up;
@@ -242,11 +232,10 @@ pub fn inject(
         } else if budget > 0 && !done_injecting {
             let kind = &cfg.kinds[(first_kind + injections) % cfg.kinds.len()];
             if *kind == FaultKind::Split {
-                let Some(l) = links else { eyre::bail!("a split needs the link proxies") };
                 if split.is_some() {
                     continue;
                 }
-                l.split(Mode::Cut);
+                fed.split(true)?;
                 println!("{tag}{t:6.1}s  split {{0..{}}} | {{{}..{}}}", n / 2 - 1, n / 2, n - 1);
                 split = Some((faults.len(), Instant::now()));
                 faults.push(FaultRecord::new(kind, None, t));
@@ -280,11 +269,11 @@ pub fn inject(
             let i = up[rng.below(up.len() as u64) as usize];
             match kind {
                 FaultKind::Kill => {
-                    signal(fed.children[i].id(), "-KILL");
+                    fed.kill(i);
                     health[i] = Health::Killed;
                 }
                 FaultKind::Pause => {
-                    signal(fed.children[i].id(), "-STOP");
+                    fed.pause(i);
                     health[i] = Health::Paused;
                 }
                 FaultKind::Byzantine(mode) if mode == "censor" => {
@@ -310,23 +299,18 @@ pub fn inject(
                 FaultKind::BtcReorg | FaultKind::BtcDown | FaultKind::BtcSlow | FaultKind::Split => {
                     unreachable!("Bitcoin faults and splits are injected above")
                 }
-                FaultKind::Partition | FaultKind::OneWay | FaultKind::Delay => {
-                    let Some(l) = links else { eyre::bail!("link faults need the link proxies") };
-                    for j in (0..n).filter(|j| *j != i) {
-                        match kind {
-                            FaultKind::Partition => {
-                                l.set(i, j, Mode::Cut);
-                                l.set(j, i, Mode::Cut);
-                            }
-                            FaultKind::OneWay => l.set(i, j, Mode::Drop),
-                            _ => {
-                                let delay = Duration::from_millis(100 + rng.below(300));
-                                let jitter = Duration::from_millis(rng.below(100));
-                                l.delay(i, j, delay, jitter);
-                                l.delay(j, i, delay, jitter);
-                            }
-                        }
-                    }
+                FaultKind::Partition => {
+                    fed.isolate(i)?;
+                    health[i] = Health::Net;
+                }
+                FaultKind::OneWay => {
+                    fed.drop_outbound(i)?;
+                    health[i] = Health::Net;
+                }
+                FaultKind::Delay => {
+                    let delay = Duration::from_millis(100 + rng.below(300));
+                    let jitter = Duration::from_millis(rng.below(100));
+                    fed.delay(i, delay, jitter)?;
                     health[i] = Health::Net;
                 }
             }
@@ -367,14 +351,14 @@ pub fn inject(
         fault_violations,
         superfinal_checked: 0,
     };
-    super::settle::settle(fed, &mut clients, &acked, &mut report, &mut recovering, started);
+    super::settle::settle(&rpc, &mut clients, &acked, &mut report, &mut recovering, started);
     if let Some(t) = traffic {
         report.tunnel_violations = t.violations;
         if !t.deposited {
             report.tunnel_violations.push("the tunnel deposit was never sent".into());
         }
         let deadline = Instant::now() + Duration::from_secs(60);
-        if let Some(v) = super::tunnel::check_settled(&fed.rpc, deadline) {
+        if let Some(v) = super::tunnel::check_settled(&rpc, deadline) {
             report.tunnel_violations.push(v);
         }
     }
@@ -390,19 +374,21 @@ pub fn inject(
 
 /// A full disk must stop its operator with the fatal exit code and a "fatal" line in its log
 /// (within 10 s); None if it did.
-fn stopped_loudly(fed: &mut LocalFederation, i: usize) -> Option<String> {
+fn stopped_loudly(fed: &mut dyn Cluster, i: usize) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match fed.children[i].try_wait() {
-            Ok(Some(status)) => {
-                let log = std::fs::read_to_string(&fed.logs[i]).unwrap_or_default();
-                let code = status.code();
-                return (code != Some(bss_storage::fatal::EXIT_FATAL) || !log.contains("fatal")).then(|| {
-                    format!("operator {i} stopped on a full disk with {status} and without a fatal error in its log")
+        match fed.exited(i) {
+            Some(exit) => {
+                let loud = exit.code == Some(bss_storage::fatal::EXIT_FATAL) && exit.log.contains("fatal");
+                return (!loud).then(|| {
+                    format!(
+                        "operator {i} stopped on a full disk with exit code {:?} and without a fatal error in its log",
+                        exit.code
+                    )
                 });
             }
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            _ => return Some(format!("operator {i} kept running for 10 s on a full disk")),
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            None => return Some(format!("operator {i} kept running for 10 s on a full disk")),
         }
     }
 }

@@ -4,7 +4,9 @@
 //! storage holds (`checker`). Violations are reported, not raised, so that a campaign goes on and
 //! counts them.
 
+use super::backend::{Cluster, Processes};
 use super::btc_faults::BtcHarness;
+use super::docker::Containers;
 use super::checker;
 use super::disk::{self, Disks};
 use super::links::{Links, Proxy};
@@ -20,6 +22,8 @@ use std::time::Duration;
 pub struct RunConfig {
     /// Prefix every event line with the run's seed (runs go side by side).
     pub tag_lines: bool,
+    /// `Some(image)`: operators in containers of that image (`--backend docker`).
+    pub docker_image: Option<String>,
     pub nodes: usize,
     pub duration: Duration,
     pub rate: f64,
@@ -141,16 +145,24 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
     if let Some(node) = btc.as_ref().and_then(|b| b.node.as_ref()) {
         devnet::fund_submitters(&dev, node)?;
     }
-    let links = if cfg.kinds.iter().any(|k| LINK_FAULTS.contains(&k.label().as_str())) {
-        Some(route_through_links(&dev, &configs)?)
-    } else {
-        None
+    let mut cluster: Box<dyn Cluster> = match &cfg.docker_image {
+        Some(image) => {
+            let tag = format!("{}-{seed}", cfg.base_port);
+            Box::new(Containers::launch(image, &dev.data_dir, &configs, cfg.base_port, &tag)?)
+        }
+        None => {
+            let links = if cfg.kinds.iter().any(|k| LINK_FAULTS.contains(&k.label().as_str())) {
+                Some(route_through_links(&dev, &configs)?)
+            } else {
+                None
+            };
+            Box::new(Processes { fed: LocalFederation::launch(&dev, &configs)?, links })
+        }
     };
-    let mut fed = LocalFederation::launch(&dev, &configs)?;
     let schedule = super::inject::Schedule { seed, first_kind, min_injections };
-    let parts = super::inject::Parts { links: links.as_ref(), btc: btc.as_mut(), disks: disks.as_ref() };
-    let result = super::inject::inject(cfg, &mut fed, keys, parts, schedule);
-    fed.stop();
+    let parts = super::inject::Parts { btc: btc.as_mut(), disks: disks.as_ref() };
+    let result = super::inject::inject(cfg, cluster.as_mut(), keys, parts, schedule);
+    cluster.stop();
     if let Some(mut b) = btc {
         b.down();
     }

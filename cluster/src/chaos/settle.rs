@@ -4,7 +4,7 @@
 use super::checker::Ack;
 use super::run::RunReport;
 use crate::bench::client::{hex_u64, RpcClient};
-use crate::devnet::{self, LocalFederation};
+use crate::devnet;
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ pub(super) fn height(c: &mut RpcClient) -> Option<u64> {
 /// After the heal: liveness (everyone passes the head seen at the heal within 60 s, and the
 /// recoveries still open are timed), then a wait for the acknowledged txs to commit.
 pub fn settle(
-    fed: &LocalFederation,
+    rpc: &[String],
     clients: &mut [RpcClient],
     acked: &[Ack],
     report: &mut RunReport,
@@ -24,7 +24,7 @@ pub fn settle(
     started: Instant,
 ) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    for addr in &fed.rpc {
+    for addr in rpc {
         if !devnet::wait_healthy(addr, deadline) {
             report.liveness_violation = Some(format!("operator at {addr} did not come back after the heal"));
             return;
