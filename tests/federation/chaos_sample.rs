@@ -1,7 +1,7 @@
 //! A short seeded `bss chaos` run that covers every fault kind (the long campaign is
 //! `bss chaos --runs 200 --duration 20s --seed N`): kills, pauses, network faults through the
 //! harness's link proxies (an operator isolated, its outbound dropped, its links delayed with
-//! jitter), clock skew within and beyond the allowed drift, Bitcoin faults (a reorg, the Bitcoin node down, its RPC slow) and Byzantine
+//! jitter, 5–20 % loss), clock skew within and beyond the allowed drift, Bitcoin faults (a reorg, the Bitcoin node down, its RPC slow) and Byzantine
 //! restarts under
 //! load, then liveness after the heal, one block per height on every operator, every
 //! acknowledged tx committed, and the campaign's summary.json and timeline.svg. A third sample
@@ -48,6 +48,7 @@ fn seeded_chaos_sample_covers_every_fault_kind_and_keeps_the_invariants() {
         "partition",
         "oneway",
         "delay",
+        "loss",
         "clock_skew",
         "clock_skew_beyond",
         "btc_reorg",
@@ -109,7 +110,7 @@ fn beyond_f_chaos_keeps_safety_and_liveness_returns_after_the_heal() {
 
 /// `--backend docker`: the operators in containers of an image built from this very binary, on a
 /// docker network of the run's own; kill, pause, a partition by `docker network disconnect`,
-/// one-way loss and a 2|2 split by iptables in the containers' namespaces, a full disk, a
+/// one-way loss, random packet loss and a 2|2 split by iptables in the containers' namespaces, a full disk, a
 /// Byzantine restart. The checker reads every container's storage back from the bind mount.
 #[test]
 fn docker_backend_chaos_sample_keeps_the_invariants() {
@@ -123,7 +124,7 @@ fn docker_backend_chaos_sample_keeps_the_invariants() {
     assert!(build.status.success(), "image build failed: {}", String::from_utf8_lossy(&build.stderr));
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("chaos");
-    let mut kinds = "kill,pause,partition,oneway,split,byzantine:equivocate".to_string();
+    let mut kinds = "kill,pause,partition,oneway,loss,split,byzantine:equivocate".to_string();
     if running_as_root() {
         kinds.push_str(",disk");
     }

@@ -32,7 +32,9 @@ pub trait Cluster {
     fn drop_outbound(&mut self, i: usize) -> Result<()>;
     /// Operator `i`'s links slowed, both ways.
     fn delay(&mut self, i: usize, delay: Duration, jitter: Duration) -> Result<()>;
-    /// Undoes `isolate`, `drop_outbound` and `delay` for operator `i`.
+    /// `permille` ‰ of what operator `i` sends and receives lost.
+    fn loss(&mut self, i: usize, permille: u64) -> Result<()>;
+    /// Undoes `isolate`, `drop_outbound`, `delay` and `loss` for operator `i`.
     fn heal_links(&mut self, i: usize) -> Result<()>;
     /// The federation cut in two halves (`on`), or whole again.
     fn split(&mut self, on: bool) -> Result<()>;
@@ -97,6 +99,14 @@ impl Cluster for Processes {
         for j in (0..self.fed.rpc.len()).filter(|j| *j != i) {
             l.delay(i, j, delay, jitter);
             l.delay(j, i, delay, jitter);
+        }
+        Ok(())
+    }
+    fn loss(&mut self, i: usize, permille: u64) -> Result<()> {
+        let l = self.links()?;
+        for j in (0..self.fed.rpc.len()).filter(|j| *j != i) {
+            l.loss(i, j, permille);
+            l.loss(j, i, permille);
         }
         Ok(())
     }

@@ -2,8 +2,8 @@
 //! `bss` image (`bash cluster/docker/build.sh`) on a bridge network of the run's own, dialing its
 //! peers by container name; the run directory (configs, keys, data) bind-mounted at /run.
 //! Faults act on the containers: `docker kill`, `docker pause`, `docker network disconnect`
-//! (partition), iptables in the container's network namespace from the host (one-way loss, the
-//! 2|2 split) and `tc netem` there (delay; kernels without sch_netem refuse it up front).
+//! (partition), iptables in the container's network namespace from the host (one-way loss,
+//! random packet loss, the 2|2 split) and `tc netem` there (delay; kernels without sch_netem refuse it up front).
 
 use super::backend::{Cluster, Exit};
 use eyre::{bail, Result, WrapErr};
@@ -100,7 +100,7 @@ impl Containers {
             crate::write_secret(path, &containerize(&std::fs::read_to_string(path)?, &names))?;
             let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
             let port = rpc_base.saturating_add(i as u16);
-            docker(&[
+            let started = docker(&[
                 "run",
                 "-d",
                 "--name",
@@ -117,7 +117,11 @@ impl Containers {
                 "node",
                 "--config",
                 &format!("/run/{file}"),
-            ])?;
+            ]);
+            if let Err(e) = started {
+                c.stop(); // the containers already started, and the network
+                return Err(e);
+            }
             c.rpc.push(format!("127.0.0.1:{port}"));
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -206,6 +210,20 @@ impl Cluster for Containers {
         let (d, j) = (format!("{}ms", delay.as_millis()), format!("{}ms", jitter.as_millis()));
         let Some(pid) = self.pid(i)? else { bail!("operator {i}'s container is not running") };
         in_netns(&pid, &["tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", &d, &j])
+    }
+    fn loss(&mut self, i: usize, permille: u64) -> Result<()> {
+        // Real packet loss on the operator port, both ways; TCP retransmits.
+        let (p, port) = (format!("{:.3}", permille as f64 / 1000.0), P2P_PORT.to_string());
+        let mut rules = vec![];
+        for chain in ["OUTPUT", "INPUT"] {
+            for side in ["--dport", "--sport"] {
+                rules.push(rule(&[
+                    "-A", chain, "-p", "tcp", side, &port, "-m", "statistic", "--mode", "random", "--probability", &p,
+                    "-j", "DROP",
+                ]));
+            }
+        }
+        self.iptables(i, &rules)
     }
     fn heal_links(&mut self, i: usize) -> Result<()> {
         if self.disconnected[i] {

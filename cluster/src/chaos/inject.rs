@@ -307,6 +307,10 @@ pub fn inject(
                     fed.drop_outbound(i)?;
                     health[i] = Health::Net;
                 }
+                FaultKind::Loss => {
+                    fed.loss(i, 50 + rng.below(151))?;
+                    health[i] = Health::Net;
+                }
                 FaultKind::Delay => {
                     let delay = Duration::from_millis(100 + rng.below(300));
                     let jitter = Duration::from_millis(rng.below(100));

@@ -28,6 +28,8 @@ struct Direction {
     mode: AtomicU8,
     delay_ms: AtomicU64,
     jitter_ms: AtomicU64,
+    /// Per thousand chunks, how many are lost and retransmitted (see [`Links::loss`]).
+    loss_permille: AtomicU64,
     /// Bumped on every cut: pumps of older connections stop.
     epoch: AtomicU64,
 }
@@ -85,6 +87,14 @@ impl Links {
         d.jitter_ms.store(jitter.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Loses `permille` ‰ of what `from` sends to `to`, as TCP sees loss: a lost segment
+    /// arrives after a retransmission timeout (200 ms, doubling while the retransmission is lost
+    /// too), and everything behind it waits, in order. (A proxy of a byte stream cannot drop
+    /// bytes without breaking the stream; the operators' TCP would retransmit them.)
+    pub fn loss(&self, from: usize, to: usize, permille: u64) {
+        self.dir(from, to).loss_permille.store(permille.min(900), Ordering::SeqCst);
+    }
+
     /// Sets every link between the two halves {0..n/2} and {n/2..n}, both ways (a split).
     pub fn split(&self, mode: Mode) {
         for a in 0..self.n {
@@ -100,6 +110,7 @@ impl Links {
             for (a, b) in [(i, j), (j, i)] {
                 self.set(a, b, Mode::Pass);
                 self.delay(a, b, Duration::ZERO, Duration::ZERO);
+                self.loss(a, b, 0);
             }
         }
     }
@@ -233,7 +244,19 @@ fn pump(mut from: TcpStream, to: TcpStream, d: Arc<Direction>, other: Arc<Direct
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let extra = if jitter > 0 { seed % (jitter + 1) } else { 0 };
+        let mut extra = if jitter > 0 { seed % (jitter + 1) } else { 0 };
+        let loss = d.loss_permille.load(Ordering::SeqCst);
+        let mut rto = 200;
+        for _ in 0..6 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if seed % 1000 >= loss {
+                break;
+            }
+            extra += rto;
+            rto *= 2;
+        }
         let at = (Instant::now() + Duration::from_millis(delay + extra)).max(last);
         last = at;
         if tx.send((at, buf[..n].to_vec())).is_err() {

@@ -43,7 +43,8 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 1)]
     runs: u64,
     /// Fault kinds, comma separated: kill, pause, partition (one operator isolated), oneway
-    /// (one operator's outbound dropped), delay (one operator's links slowed, with jitter), skew
+    /// (one operator's outbound dropped), delay (one operator's links slowed, with jitter), loss
+    /// (5–20 % of one operator's traffic lost), skew
     /// (one operator's clock off: clock_skew within the allowed drift, clock_skew_beyond past it),
     /// disk (one operator's disk full; needs root), btc (with --tunnel: btc_reorg, btc_down,
     /// btc_slow), byzantine (every mode) or byzantine:MODE. Default: all of them (btc only with
@@ -106,6 +107,8 @@ pub enum FaultKind {
     OneWay,
     /// One operator's links delayed 100–400 ms, with up to 100 ms of jitter.
     Delay,
+    /// 5–20 % of what one operator sends and receives lost.
+    Loss,
     /// The federation split in two halves that cannot reach each other (2|2 of four; needs
     /// `--beyond-f`: neither half has a quorum).
     Split,
@@ -133,7 +136,7 @@ impl FaultKind {
 }
 
 /// The network fault kinds (they need the link proxies).
-pub const LINK_FAULTS: [&str; 4] = ["partition", "oneway", "delay", "split"];
+pub const LINK_FAULTS: [&str; 5] = ["partition", "oneway", "delay", "loss", "split"];
 
 impl FaultKind {
     pub fn label(&self) -> String {
@@ -144,6 +147,7 @@ impl FaultKind {
             FaultKind::Partition => "partition".into(),
             FaultKind::OneWay => "oneway".into(),
             FaultKind::Delay => "delay".into(),
+            FaultKind::Loss => "loss".into(),
             FaultKind::Split => "split".into(),
             FaultKind::Disk => "disk".into(),
             FaultKind::ClockSkew { beyond: false } => "clock_skew".into(),
@@ -164,6 +168,7 @@ impl FaultKind {
                 "partition" => out.push(FaultKind::Partition),
                 "oneway" => out.push(FaultKind::OneWay),
                 "delay" => out.push(FaultKind::Delay),
+                "loss" => out.push(FaultKind::Loss),
                 "split" => out.push(FaultKind::Split),
                 "disk" => out.push(FaultKind::Disk),
                 "clock_skew" => out.push(FaultKind::ClockSkew { beyond: false }),
@@ -177,7 +182,7 @@ impl FaultKind {
                 other => match other.strip_prefix("byzantine:") {
                     Some(m) if BYZANTINE_MODES.contains(&m) => out.push(FaultKind::Byzantine(m.into())),
                     _ => bail!(
-                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, split, disk, skew (clock_skew, clock_skew_beyond), btc (btc_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
+                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, loss, split, disk, skew (clock_skew, clock_skew_beyond), btc (btc_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
                         BYZANTINE_MODES.join(", ")
                     ),
                 },
@@ -218,7 +223,7 @@ impl Rng {
 
 pub fn run(args: ChaosArgs) -> Result<()> {
     let faults = args.faults.clone().unwrap_or_else(|| {
-        let mut all = "kill,pause,partition,oneway,delay,skew,byzantine".to_string();
+        let mut all = "kill,pause,partition,oneway,delay,loss,skew,byzantine".to_string();
         if is_root() {
             all.push_str(",disk");
         }
