@@ -136,7 +136,11 @@ fn docker_backend_chaos_sample_keeps_the_invariants() {
         .output()
         .expect("run bss chaos");
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "bss chaos --backend docker failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "bss chaos --backend docker failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary.json")).expect("json");
     assert_eq!((summary["safety_violations"].clone(), summary["lost_acked_txs"].clone()), (0.into(), 0.into()));

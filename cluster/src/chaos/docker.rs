@@ -50,7 +50,8 @@ pub fn netem_available() -> bool {
 
 /// Checks that docker answers and the image exists, before a run starts.
 pub fn preflight(image: &str) -> Result<()> {
-    docker(&["version", "--format", "{{.Server.Version}}"]).wrap_err("--backend docker needs a running docker engine")?;
+    docker(&["version", "--format", "{{.Server.Version}}"])
+        .wrap_err("--backend docker needs a running docker engine")?;
     docker(&["image", "inspect", "--format", "{{.Id}}", image])
         .wrap_err_with(|| format!("no image {image}: build it with `bash cluster/docker/build.sh`"))?;
     Ok(())
@@ -218,8 +219,20 @@ impl Cluster for Containers {
         for chain in ["OUTPUT", "INPUT"] {
             for side in ["--dport", "--sport"] {
                 rules.push(rule(&[
-                    "-A", chain, "-p", "tcp", side, &port, "-m", "statistic", "--mode", "random", "--probability", &p,
-                    "-j", "DROP",
+                    "-A",
+                    chain,
+                    "-p",
+                    "tcp",
+                    side,
+                    &port,
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                    &p,
+                    "-j",
+                    "DROP",
                 ]));
             }
         }

@@ -2,10 +2,10 @@
 //! once, f + 1 with `--beyond-f`), heal each after a while, time every recovery, and record the
 //! history the checker needs: every head each operator served, every superfinal block.
 
+use super::backend::Cluster;
 use super::btc_faults::BtcHarness;
 use super::checker::{Ack, History};
 use super::disk::Disks;
-use super::backend::Cluster;
 use super::load::send_load;
 use super::run::{FaultRecord, RunConfig, RunReport};
 use super::settle::height;
@@ -80,8 +80,7 @@ pub fn inject(
     let mut open: Vec<Option<usize>> = vec![None; n]; // index into `faults` of i's open fault
     let honest_configs: Vec<String> =
         (0..n).map(|i| std::fs::read_to_string(fed.config(i))).collect::<std::io::Result<_>>()?;
-    let mut clients: Vec<RpcClient> =
-        rpc.iter().map(|a| RpcClient::with_timeout(a, Duration::from_secs(2))).collect();
+    let mut clients: Vec<RpcClient> = rpc.iter().map(|a| RpcClient::with_timeout(a, Duration::from_secs(2))).collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let (acked_tx, acked_rx) = mpsc::channel::<Ack>();

@@ -262,6 +262,12 @@ pub fn run(args: ChaosArgs) -> Result<()> {
     if args.parallel == 0 || args.parallel > 8 {
         bail!("--parallel must be between 1 and 8");
     }
+    // Ports from 32768 up are Linux's ephemeral range: the harness's own proxies and clients take
+    // them at random, and a federation there can find its port taken.
+    let top = u32::from(args.base_port) + 2000 + 16 * u32::from(args.parallel);
+    if top >= 32_768 {
+        println!("note: --base-port {} reaches port {top}, inside the ephemeral range (32768+): a run may find its port taken", args.base_port);
+    }
     let cfg = run::RunConfig {
         tag_lines: args.parallel > 1,
         docker_image: docker.then(|| args.image.clone()),

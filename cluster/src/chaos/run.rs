@@ -6,9 +6,9 @@
 
 use super::backend::{Cluster, Processes};
 use super::btc_faults::BtcHarness;
-use super::docker::Containers;
 use super::checker;
 use super::disk::{self, Disks};
+use super::docker::Containers;
 use super::links::{Links, Proxy};
 use super::{FaultKind, LINK_FAULTS};
 use crate::devnet::{self, DevnetArgs, Extras, LocalFederation};
