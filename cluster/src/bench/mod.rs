@@ -9,6 +9,7 @@ pub mod load;
 mod observe;
 mod procs;
 mod report;
+mod sweep;
 
 use crate::devnet::{self, DevnetArgs, Extras, LocalFederation};
 use alloy_consensus::TxEip1559;
@@ -27,7 +28,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct BenchArgs {
     /// Operators to start (ignored with --rpc).
     #[arg(long, default_value_t = 4)]
@@ -72,6 +73,15 @@ pub struct BenchArgs {
     /// deterministic addresses): does throughput hold as the state grows?
     #[arg(long, default_value_t = 0)]
     accounts: u64,
+    /// Runs per measured point, each on a fresh federation; figures are the median with the
+    /// spread (min–max), in `DIR/scale.json`.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Measure how throughput grows: `nodes=4,7,10` (operators) or `accounts=0,100000,1000000`
+    /// (genesis state size); each value --repeat times. Writes `DIR/scale.json` and
+    /// `DIR/scale.svg`, every run in `DIR/<axis>-<value>/run-<k>`.
+    #[arg(long)]
+    sweep: Option<String>,
     /// Where summary.json, timeline.csv, timeline.svg (and the federation's data) go.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
@@ -82,8 +92,12 @@ fn funding_wei() -> U256 {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    if args.senders == 0 || args.threads == 0 || args.batch == 0 {
-        bail!("--senders, --threads and --batch must be at least 1");
+    if args.senders == 0 || args.threads == 0 || args.batch == 0 || args.repeat == 0 {
+        bail!("--senders, --threads, --batch and --repeat must be at least 1");
+    }
+    let sweep = args.sweep.as_deref().map(sweep::parse).transpose()?;
+    if (sweep.is_some() || args.repeat > 1) && !args.rpc.is_empty() {
+        bail!("--sweep and --repeat start their own federations: leave out --rpc");
     }
     println!("measuring this machine's ceilings…");
     let machine = report::MachineLimits {
@@ -95,6 +109,53 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "  signature recovery {:.0}/s per core, raw revm {:.0} transfers/s",
         machine.sig_recovery_per_sec_per_core, machine.raw_revm_transfers_per_sec
     );
+    if sweep.is_none() && args.repeat == 1 {
+        return run_one(&args, machine).map(|_| ());
+    }
+    let values: Vec<Option<u64>> = match &sweep {
+        Some(s) => s.values.iter().copied().map(Some).collect(),
+        None => vec![None],
+    };
+    let mut points = vec![];
+    for value in values {
+        let mut runs = vec![];
+        for k in 0..args.repeat {
+            let mut a = args.clone();
+            let dir = match (&sweep, value) {
+                (Some(s), Some(v)) => {
+                    match s.axis {
+                        sweep::Axis::Nodes => a.nodes = v as usize,
+                        sweep::Axis::Accounts => a.accounts = v,
+                    }
+                    format!("{}-{v}", s.axis.name())
+                }
+                _ => "repeat".into(),
+            };
+            a.out = args.out.join(dir).join(format!("run-{k}"));
+            println!("\n== {} run {} of {}", value.map_or(String::new(), |v| format!("{v}:")), k + 1, args.repeat);
+            runs.push(run_one(&a, machine.clone())?);
+            // The federation's data (a million-account state is large); the results stay.
+            let _ = std::fs::remove_dir_all(a.out.join("federation"));
+        }
+        points.push(sweep::point(value, &runs));
+    }
+    let axis = sweep.as_ref().map(|s| s.axis);
+    println!("\nmedian of {} run(s) per point, with the spread:", args.repeat);
+    print!("{}", sweep::table(axis, &points));
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(
+        args.out.join("scale.json"),
+        serde_json::to_string_pretty(&json!({ "axis": axis, "repeat": args.repeat, "points": points }))?,
+    )?;
+    if let Some(axis) = axis {
+        std::fs::write(args.out.join("scale.svg"), sweep::svg(axis, &points))?;
+    }
+    println!("results: {}/scale.json{}", args.out.display(), if axis.is_some() { ", scale.svg" } else { "" });
+    Ok(())
+}
+
+/// One measured run: a fresh federation (or the one at --rpc), its summary written to --out.
+fn run_one(args: &BenchArgs, machine: report::MachineLimits) -> Result<report::Summary> {
     let keys = load::sender_keys(args.senders);
 
     let mut federation: Option<LocalFederation> = None;
@@ -126,7 +187,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         args.rpc.clone()
     };
-    let result = bench(&args, &keys, &rpc, federation.as_ref(), machine);
+    let result = bench(args, &keys, &rpc, federation.as_ref(), machine);
     if let Some(mut f) = federation {
         f.stop();
     }
@@ -139,7 +200,7 @@ fn bench(
     rpc: &[String],
     federation: Option<&LocalFederation>,
     machine: report::MachineLimits,
-) -> Result<()> {
+) -> Result<report::Summary> {
     let mut c0 = RpcClient::new(&rpc[0]);
     let chain_id = c0
         .call("eth_chainId", json!([]))
@@ -273,7 +334,7 @@ fn bench(
     report::write_all(&args.out, &summary, &obs.timeline).wrap_err("writing the results")?;
     print!("{}", report::table(&summary));
     println!("results: {}/summary.json, timeline.csv, timeline.svg", args.out.display());
-    Ok(())
+    Ok(summary)
 }
 
 /// Attach mode: the ten dev accounts fund the senders, then we wait for the last funding tx.

@@ -5,14 +5,14 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct NodeUsage {
     pub operator: usize,
     pub cpu_percent: f64,
     pub rss_mib_max: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct MachineLimits {
     pub cores: usize,
     /// Sender recoveries (decode + libsecp256k1 recovery) per second on one core.
@@ -21,7 +21,7 @@ pub struct MachineLimits {
     pub raw_revm_transfers_per_sec: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Summary {
     pub operators: usize,
     pub engine: String,
