@@ -7,6 +7,7 @@
 pub mod client;
 pub mod load;
 mod observe;
+mod phases;
 mod procs;
 mod report;
 mod sweep;
@@ -236,6 +237,9 @@ fn bench(
 
     let pids = federation.map(|f| f.pids()).unwrap_or_default();
     let cpu_start: Vec<_> = pids.iter().map(|p| procs::sample(*p)).collect();
+    // Every operator's phase sums, when we know its process (a started federation).
+    let scraped: &[String] = if pids.is_empty() { &[] } else { rpc };
+    let phases_start = phases::sample(scraped);
     let mut rss_max = vec![0u64; pids.len()];
     let log = Arc::new(SendLog::new(signed.raw.len()));
     let rate_per_lane = args.rate / args.threads as f64;
@@ -300,6 +304,9 @@ fn bench(
             report::NodeUsage { operator: i, cpu_percent: cpu, rss_mib_max: rss_max[i] as f64 / 1024.0 }
         })
         .collect();
+    let phases_end = phases::sample(scraped);
+    let cpu_seconds: Vec<f64> = nodes.iter().map(|n| n.cpu_percent / 100.0 * elapsed).collect();
+    let phase_us_per_tx = phases::profile(&phases_start, &phases_end, &cpu_seconds, obs.committed);
     let mut lat = obs.latencies_ms.clone();
     lat.sort_by(f64::total_cmp);
     let window = obs.last_commit_s.max(1e-3);
@@ -329,6 +336,7 @@ fn bench(
         fraction_of_sig_recovery_limit: committed_tps * rpc.len() as f64
             / (machine.sig_recovery_per_sec_per_core * machine.cores as f64).max(1.0),
         fraction_of_raw_revm: committed_tps / machine.raw_revm_transfers_per_sec.max(1.0),
+        phase_us_per_tx,
         machine,
     };
     report::write_all(&args.out, &summary, &obs.timeline).wrap_err("writing the results")?;

@@ -50,6 +50,8 @@ pub struct Summary {
     pub fraction_of_sig_recovery_limit: f64,
     /// committed_tps ÷ raw revm transfers/s: how close to the execution ceiling.
     pub fraction_of_raw_revm: f64,
+    /// µs per committed tx per operator, by phase (started federations only).
+    pub phase_us_per_tx: Option<super::phases::PhaseProfile>,
 }
 
 pub fn table(s: &Summary) -> String {
@@ -84,6 +86,16 @@ pub fn table(s: &Summary) -> String {
             format!("{:.0} /s  → {:.1}% used", s.machine.raw_revm_transfers_per_sec, 100.0 * s.fraction_of_raw_revm),
         ),
     ];
+    let mut rows = rows;
+    if let Some(p) = &s.phase_us_per_tx {
+        rows.push((
+            "µs per tx per operator: cpu = build +",
+            format!(
+                "{:.1} = {:.1} + validate {:.1} + other {:.1}  (block writes {:.1} µs wall)",
+                p.cpu_us_per_tx, p.build_us_per_tx, p.validate_us_per_tx, p.other_us_per_tx, p.storage_commit_us_per_tx
+            ),
+        ));
+    }
     for (k, v) in rows {
         let _ = writeln!(t, "  {k:<38} {v}");
     }
