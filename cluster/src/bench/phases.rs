@@ -17,7 +17,9 @@ pub struct PhaseSums {
     pub storage_commit: f64,
 }
 
-/// µs per committed tx, averaged over the operators.
+/// µs per committed tx, averaged over the operators. The phases are wall time: on a starved
+/// machine they include waiting for a core, and `other` (CPU less build and validate) is then a
+/// lower bound.
 #[derive(Clone, Debug, Serialize)]
 pub struct PhaseProfile {
     pub cpu_us_per_tx: f64,
@@ -40,9 +42,7 @@ fn get_metrics(addr: &str) -> Option<String> {
 
 /// The value of the series whose line starts with `series` (name and labels, exactly).
 fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse::<f64>().ok()))
-        .unwrap_or(0.0)
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse::<f64>().ok())).unwrap_or(0.0)
 }
 
 pub fn parse(text: &str) -> PhaseSums {

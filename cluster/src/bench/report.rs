@@ -89,10 +89,10 @@ pub fn table(s: &Summary) -> String {
     let mut rows = rows;
     if let Some(p) = &s.phase_us_per_tx {
         rows.push((
-            "µs per tx per operator: cpu = build +",
+            "µs per tx per operator",
             format!(
-                "{:.1} = {:.1} + validate {:.1} + other {:.1}  (block writes {:.1} µs wall)",
-                p.cpu_us_per_tx, p.build_us_per_tx, p.validate_us_per_tx, p.other_us_per_tx, p.storage_commit_us_per_tx
+                "cpu {:.1}; wall: build {:.1}, validate {:.1}, block writes {:.1}; cpu − build − validate {:.1}",
+                p.cpu_us_per_tx, p.build_us_per_tx, p.validate_us_per_tx, p.storage_commit_us_per_tx, p.other_us_per_tx
             ),
         ));
     }
