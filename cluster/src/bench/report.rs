@@ -132,6 +132,26 @@ pub fn nice_step(max: f64, ticks: f64) -> f64 {
     m * magnitude
 }
 
+/// Horizontal grid lines with round-number labels from 0 to `max` every `step`, between `x`
+/// (left, right), at heights `y(value)`.
+pub fn y_grid(g: &mut String, x: (f64, f64), max: f64, step: f64, y: &dyn Fn(f64) -> f64) {
+    let decimals = if step >= 1.0 { 0 } else { 2 };
+    let mut v = 0.0;
+    while v <= max + step / 2.0 {
+        let _ = write!(
+            g,
+            r##"<line x1="{0}" y1="{1:.1}" x2="{2}" y2="{1:.1}" stroke="#ddd"/><text x="{3}" y="{4:.1}" font-size="11" text-anchor="end">{v:.5$}</text>"##,
+            x.0,
+            y(v),
+            x.1,
+            x.0 - 4.0,
+            y(v) + 4.0,
+            decimals,
+        );
+        v += step;
+    }
+}
+
 /// Two stacked line charts: committed tx/s (with the offered rate dashed, when there is one),
 /// and p50/p99 commit latency, per second; round-number ticks on both axes.
 pub fn svg(timeline: &[Second], title: &str, offered: Option<f64>) -> String {
@@ -151,20 +171,7 @@ pub fn svg(timeline: &[Second], title: &str, offered: Option<f64>) -> String {
             top + pad,
             top + h - pad
         );
-        let decimals = if step >= 1.0 { 0 } else { 2 };
-        let mut v = 0.0;
-        while v <= max + step / 2.0 {
-            let _ = write!(
-                g,
-                r##"<line x1="{pad}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#ddd"/><text x="{2}" y="{3:.1}" font-size="11" text-anchor="end">{v:.4$}</text>"##,
-                y(v),
-                w - pad,
-                pad - 4.0,
-                y(v) + 4.0,
-                decimals,
-            );
-            v += step;
-        }
+        y_grid(&mut g, (pad, w - pad), max, step, &y);
         let t_step = nice_step(n - 1.0, 10.0).max(1.0);
         let mut t = 0.0;
         while t <= n - 1.0 {

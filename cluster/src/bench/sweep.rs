@@ -3,7 +3,7 @@
 //! machine is noisy: one run proves little). Writes `scale.json` and `scale.svg` (committed tx/s
 //! and p99 latency against the swept value, medians joined, min–max bars) next to the runs.
 
-use super::report::{nice_step, Summary};
+use super::report::{nice_step, y_grid, Summary};
 use eyre::{bail, Result};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -137,18 +137,7 @@ pub fn svg(axis: Axis, points: &[Point]) -> String {
             h - pad,
             w - pad
         );
-        let mut v = 0.0;
-        while v <= max + step / 2.0 {
-            let _ = write!(
-                g,
-                r##"<line x1="{pad}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#ddd"/><text x="{2}" y="{3:.1}" font-size="11" text-anchor="end">{v:.0}</text>"##,
-                y(v),
-                w - pad,
-                pad - 4.0,
-                y(v) + 4.0
-            );
-            v += step;
-        }
+        y_grid(&mut g, (pad, w - pad), max, step, &y);
         let mut line = vec![];
         for (i, p) in points.iter().enumerate() {
             let s = get(p);
