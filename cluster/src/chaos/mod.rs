@@ -242,6 +242,19 @@ pub fn run(args: ChaosArgs) -> Result<()> {
             bail!("--backend docker does not take --tunnel yet: the embedded regtest and the Bitcoin faults run with --backend process");
         }
         docker::preflight(&args.image)?;
+        let needs_root: Vec<String> = kinds
+            .iter()
+            .filter(|k| {
+                matches!(k, FaultKind::OneWay | FaultKind::Loss | FaultKind::Split | FaultKind::Delay | FaultKind::Disk)
+            })
+            .map(FaultKind::label)
+            .collect();
+        if !needs_root.is_empty() && !is_root() {
+            bail!(
+                "with --backend docker, {} act in the containers' network namespaces or mount disks: run as root, or leave them out of --faults",
+                needs_root.join(", ")
+            );
+        }
         if kinds.contains(&FaultKind::Delay) && !docker::netem_available() {
             if args.faults.is_some() {
                 bail!("delay with --backend docker needs the kernel's netem qdisc (sch_netem), which this kernel lacks: leave delay out, or use --backend process");
