@@ -111,7 +111,9 @@ fn beyond_f_chaos_keeps_safety_and_liveness_returns_after_the_heal() {
 /// `--backend docker`: the operators in containers of an image built from this very binary, on a
 /// docker network of the run's own; kill, pause, a partition by `docker network disconnect`,
 /// one-way loss, random packet loss and a 2|2 split by iptables in the containers' namespaces, a full disk, a
-/// Byzantine restart. The checker reads every container's storage back from the bind mount.
+/// Byzantine restart, and with `--tunnel` a Bitcoin reorg: the containers reach the host's regtest
+/// through a proxy on their network's gateway. The checker reads every container's storage back
+/// from the bind mount.
 #[test]
 fn docker_backend_chaos_sample_keeps_the_invariants() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -126,14 +128,24 @@ fn docker_backend_chaos_sample_keeps_the_invariants() {
     let out = dir.path().join("chaos");
     // Faults in a container's namespace (nsenter: oneway, loss, split) and the disks' tmpfs need
     // root; the docker CLI's own faults do not.
-    let mut kinds = "kill,pause,partition,byzantine:equivocate".to_string();
+    let mut kinds = "kill,pause,partition,byzantine:equivocate,btc_reorg".to_string();
     if running_as_root() {
         kinds.push_str(",oneway,loss,split,disk");
     }
     let run = Command::new(BSS)
-        .args(["chaos", "--backend", "docker", "--image", "bss:chaos-test", "--beyond-f", "--faults", &kinds])
+        .args([
+            "chaos",
+            "--backend",
+            "docker",
+            "--image",
+            "bss:chaos-test",
+            "--beyond-f",
+            "--tunnel",
+            "--faults",
+            &kinds,
+        ])
         .args(["--nodes", "4", "--duration", "10s", "--seed", "21", "--rate", "100"])
-        .args(["--base-port", &free_runs(4, &[0]).to_string(), "--out"])
+        .args(["--base-port", &free_runs(4, &[0, 2000]).to_string(), "--out"])
         .arg(&out)
         .output()
         .expect("run bss chaos");
@@ -150,4 +162,7 @@ fn docker_backend_chaos_sample_keeps_the_invariants() {
         assert!(summary["faults"][kind].as_u64() >= Some(1), "no {kind} fault in the sample:\n{stdout}");
     }
     assert!(stdout.contains("invariants hold"), "{stdout}");
+    // The containers reached the host's regtest: keystones made blocks superfinal.
+    assert!(summary["superfinal_checked"].as_u64() > Some(0), "nothing superfinal:\n{stdout}");
+    assert_eq!(summary["tunnel_violations"], 0, "{stdout}");
 }

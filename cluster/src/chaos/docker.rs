@@ -57,6 +57,27 @@ pub fn preflight(image: &str) -> Result<()> {
     Ok(())
 }
 
+fn names(tag: &str, nodes: usize) -> Vec<String> {
+    (0..nodes).map(|i| format!("bss-chaos-{tag}-{i}")).collect()
+}
+
+fn network_name(tag: &str) -> String {
+    format!("bss-chaos-{tag}")
+}
+
+/// Creates the run's network (removing the leftovers of a run cut short); returns the address
+/// of the host on it (its gateway), where containers reach services the host runs.
+pub fn create_network(tag: &str, nodes: usize) -> Result<std::net::IpAddr> {
+    for n in names(tag, nodes) {
+        let _ = docker(&["rm", "-f", &n]);
+    }
+    let network = network_name(tag);
+    let _ = docker(&["network", "rm", &network]);
+    docker(&["network", "create", &network])?;
+    let gateway = docker(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", &network])?;
+    gateway.parse().map_err(|e| eyre::eyre!("network {network}: gateway {gateway:?}: {e}"))
+}
+
 /// Rewrites a devnet config for a container: listen on all interfaces at the container ports,
 /// dial peers by container name.
 fn containerize(text: &str, names: &[String]) -> String {
@@ -81,14 +102,11 @@ impl Containers {
     /// Starts one container per config in `run_dir`; operator i's RPC is published on
     /// 127.0.0.1:(rpc_base + i).
     pub fn launch(image: &str, run_dir: &Path, configs: &[PathBuf], rpc_base: u16, tag: &str) -> Result<Self> {
-        let names: Vec<String> = (0..configs.len()).map(|i| format!("bss-chaos-{tag}-{i}")).collect();
-        let network = format!("bss-chaos-{tag}");
-        // Leftovers of a run cut short.
-        for n in &names {
-            let _ = docker(&["rm", "-f", n]);
+        let names = names(tag, configs.len());
+        let network = network_name(tag);
+        if docker(&["network", "inspect", &network]).is_err() {
+            create_network(tag, configs.len())?;
         }
-        let _ = docker(&["network", "rm", &network]);
-        docker(&["network", "create", &network])?;
         let run_dir = run_dir.canonicalize()?;
         let mut c = Containers {
             names: names.clone(),

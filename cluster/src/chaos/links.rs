@@ -126,7 +126,13 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(target: SocketAddr) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::start_on([127, 0, 0, 1].into(), target)
+    }
+
+    /// A proxy listening on `ip` (the docker backend's containers reach the host at its
+    /// address on their network).
+    pub fn start_on(ip: std::net::IpAddr, target: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0))?;
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let (requests, replies) = (Arc::new(Direction::default()), Arc::new(Direction::default()));

@@ -238,9 +238,6 @@ pub fn run(args: ChaosArgs) -> Result<()> {
     let mut kinds = FaultKind::parse_list(&faults)?;
     let docker = args.backend == "docker";
     if docker {
-        if args.tunnel {
-            bail!("--backend docker does not take --tunnel yet: the embedded regtest and the Bitcoin faults run with --backend process");
-        }
         docker::preflight(&args.image)?;
         let needs_root: Vec<String> = kinds
             .iter()

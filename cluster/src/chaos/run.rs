@@ -114,6 +114,7 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
     std::fs::create_dir_all(&dev.data_dir)?;
     dev.fresh = false;
     let disks = if cfg.kinds.contains(&FaultKind::Disk) { Some(Disks::mount(&dev.data_dir, cfg.nodes)?) } else { None };
+    let docker_tag = format!("{}-{seed}", cfg.base_port);
     let keys = super::load::senders(cfg.rate);
     let mut extras = Extras {
         alloc: keys.iter().map(|k| (k.address, alloy_primitives::U256::from(10u128.pow(22)))).collect(),
@@ -126,9 +127,13 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
         dev.btc_port = cfg.base_port.saturating_add(2000);
         dev.btc_block_interval = Duration::from_secs(1);
         let b = devnet::DevnetBitcoin::start(&dev)?;
-        // Operators reach it through a proxy that `btc_slow` can slow down.
+        // Operators reach it through a proxy that `btc_slow` can slow down; containers at the
+        // host's address on their network.
         let direct = std::net::SocketAddr::from(([127, 0, 0, 1], dev.btc_port));
-        let proxy = Proxy::start(direct)?;
+        let proxy = match &cfg.docker_image {
+            Some(_) => Proxy::start_on(super::docker::create_network(&docker_tag, cfg.nodes)?, direct)?,
+            None => Proxy::start(direct)?,
+        };
         // The L2 view lags the Bitcoin tip by the deepest reorg `btc_reorg` makes: a deeper one
         // can orphan a certified block's Bitcoin tip (README, threat model).
         extras.btc = b
@@ -146,10 +151,7 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
         devnet::fund_submitters(&dev, node)?;
     }
     let mut cluster: Box<dyn Cluster> = match &cfg.docker_image {
-        Some(image) => {
-            let tag = format!("{}-{seed}", cfg.base_port);
-            Box::new(Containers::launch(image, &dev.data_dir, &configs, cfg.base_port, &tag)?)
-        }
+        Some(image) => Box::new(Containers::launch(image, &dev.data_dir, &configs, cfg.base_port, &docker_tag)?),
         None => {
             let links = if cfg.kinds.iter().any(|k| LINK_FAULTS.contains(&k.label().as_str())) {
                 Some(route_through_links(&dev, &configs)?)
