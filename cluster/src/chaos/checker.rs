@@ -38,6 +38,8 @@ pub struct Ack {
 pub struct History {
     pub heads: Vec<Observation>,
     pub superfinal: Vec<Observation>,
+    /// Each operator's last recorded head height: a head is recorded once, when it changes.
+    last_head: std::collections::BTreeMap<usize, u64>,
 }
 
 fn block_hash(c: &mut RpcClient, tag: serde_json::Value) -> Option<(u64, B256)> {
@@ -49,7 +51,7 @@ impl History {
     /// Records operator `i`'s head (one RPC call); returns its height.
     pub fn sample_head(&mut self, t: f64, operator: usize, c: &mut RpcClient) -> Option<u64> {
         let (height, hash) = block_hash(c, json!("latest"))?;
-        if self.heads.last().is_none_or(|o| (o.operator, o.height) != (operator, height)) {
+        if self.last_head.insert(operator, height) != Some(height) {
             self.heads.push(Observation { t, operator, height, hash });
         }
         Some(height)
@@ -206,7 +208,11 @@ mod tests {
     #[test]
     fn agreeing_chains_pass_and_every_kind_of_divergence_is_caught() {
         let good = [chain(&[1, 2, 3], &[(9, &[2])]), chain(&[1, 2], &[(9, &[2])])];
-        let history = History { heads: vec![seen(0, 3, 3), seen(1, 2, 2)], superfinal: vec![seen(0, 2, 2)] };
+        let history = History {
+            heads: vec![seen(0, 3, 3), seen(1, 2, 2)],
+            superfinal: vec![seen(0, 2, 2)],
+            ..Default::default()
+        };
         let v = check(&good, &history, &[ack(9)]);
         assert!(v.safety.is_empty() && v.lost_acked == 0 && v.common_height == 2, "{v:?}");
 
