@@ -116,14 +116,6 @@ impl StorageHandle {
         rx.await.map_err(|_| StorageError::ServiceStopped)?
     }
 
-    /// Records an accepted transaction so it survives a crash of this process. Resolves once
-    /// written (process-crash durable; not fsynced).
-    pub async fn journal_tx(&self, hash: B256, raw: Bytes) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Journal { add: vec![(hash, raw)], remove: vec![], reply: Some(tx) }).await?;
-        rx.await.map_err(|_| StorageError::ServiceStopped)?
-    }
-
     /// Journals several accepted transactions in one write.
     pub async fn journal_txs(&self, txs: Vec<(B256, Bytes)>) -> Result<()> {
         if txs.is_empty() {

@@ -183,6 +183,32 @@ fn deploy_call_logs_bad_txs_and_supervision() {
     let (_, text) = http(node.addr, "POST", "/", &batch).expect("batch");
     let arr: Value = serde_json::from_str(&text).expect("batch json");
     assert_eq!(arr.as_array().expect("array").len(), 2);
+    // Submissions in a batch are admitted together, but every call keeps its own answer and
+    // place: out-of-order nonces both land, a read after them sees them, bad ones fail alone.
+    let dev1 = key(DEV1);
+    let (first, second) =
+        (signed_transfer(&dev1, 0, Address::repeat_byte(5), 1), signed_transfer(&dev1, 1, Address::repeat_byte(5), 1));
+    let call = |id: u64, method: &str, params: Value| json!({"jsonrpc":"2.0","id":id,"method":method,"params":params});
+    let batch = json!([
+        call(1, "eth_sendRawTransaction", json!([second])),
+        call(2, "eth_sendRawTransaction", json!([first])),
+        call(3, "eth_getTransactionCount", json!([dev1.address, "pending"])),
+        call(4, "eth_sendRawTransaction", json!(["0x02c001"])),
+        call(5, "eth_sendRawTransaction", json!([first])),
+        call(6, "eth_chainId", json!([])),
+    ]);
+    let (_, text) = http(node.addr, "POST", "/", &batch.to_string()).expect("submission batch");
+    let answers: Vec<Value> = serde_json::from_str(&text).expect("batch json");
+    let ids: Vec<u64> = answers.iter().map(|a| a["id"].as_u64().expect("id")).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6], "{text}");
+    let hash = |i: usize| answers[i]["result"].as_str().unwrap_or_else(|| panic!("answer {i} is no hash: {text}"));
+    let (h_second, h_first) = (hash(0), hash(1));
+    assert_eq!(answers[2]["result"], json!("0x2"), "{text}");
+    assert!(answers[3]["error"]["message"].as_str().expect("error").contains("could not be decoded"), "{text}");
+    assert!(answers[4]["error"]["message"].as_str().expect("error").contains("already known"), "{text}");
+    assert_eq!(answers[5]["result"], json!(format!("{CHAIN_ID:#x}")), "{text}");
+    node.wait_for_receipt(h_first);
+    node.wait_for_receipt(h_second);
 
     // The dashboard page is served on the RPC port.
     let (status, page) = http(node.addr, "GET", "/dashboard", "").expect("dashboard");
@@ -200,6 +226,7 @@ fn deploy_call_logs_bad_txs_and_supervision() {
         "bss_execution_seconds",
         "bss_rpc_requests_total",
         "bss_mempool_size",
+        "bss_mempool_admission_group_size",
     ] {
         assert!(m.contains(name), "metric {name} missing from /metrics");
     }

@@ -1,6 +1,7 @@
 //! Admission of a raw transaction, shared by JSON-RPC and gossip: decode, recover the sender
 //! (libsecp256k1, on a blocking thread), stateless checks, then the mempool's own rules.
 
+use super::grouping::{AdmissionGroups, GroupError};
 use super::messages::MempoolHandle;
 use super::pool::SenderState;
 use crate::hvm::{ChainSpec, SignedTx, TxError};
@@ -17,6 +18,8 @@ pub enum AdmitError {
     Storage(#[from] bss_storage::StorageError),
     #[error("the mempool is not running")]
     Unavailable,
+    #[error("journal: {0}")]
+    Journal(String),
     /// A Byzantine test mode (`censor:ADDR`) drops this sender's txs while acknowledging them.
     #[error("censored")]
     Censored(B256),
@@ -31,6 +34,18 @@ pub struct TxIngress {
     pub journal: Option<bss_storage::StorageHandle>,
     /// Senders this operator censors (Byzantine test mode only; empty otherwise).
     pub censored: Arc<HashSet<Address>>,
+    /// Where single admissions meet to reach the mempool and the journal together.
+    pub groups: AdmissionGroups,
+}
+
+impl From<GroupError> for AdmitError {
+    fn from(e: GroupError) -> Self {
+        match e {
+            GroupError::Rejected(e) => Self::Rejected(e),
+            GroupError::Unavailable => Self::Unavailable,
+            GroupError::Journal(e) => Self::Journal(e),
+        }
+    }
 }
 
 impl TxIngress {
@@ -45,7 +60,8 @@ impl TxIngress {
     }
 
     /// Checks a transaction and offers it to the mempool. Decoding and sender recovery (~30 µs)
-    /// run on the caller's thread: callers are RPC workers, not the consensus arbiter.
+    /// run on the caller's thread: callers are RPC workers, not the consensus arbiter. Admissions
+    /// that arrive together share one mempool message and one journal write (`grouping`).
     pub async fn admit(&self, raw: Bytes) -> Result<(B256, Arc<SignedTx>), AdmitError> {
         let tx = Arc::new(self.check(&raw)?);
         if self.censored.contains(&tx.sender) {
@@ -53,10 +69,7 @@ impl TxIngress {
         }
         let account = self.reader.account(&tx.sender)?.unwrap_or_default();
         let state = SenderState { nonce: account.nonce, balance: account.balance };
-        let hash = self.mempool.add(tx.clone(), state).await.map_err(|_| AdmitError::Unavailable)??;
-        if let Some(j) = &self.journal {
-            j.journal_tx(hash, tx.raw.clone()).await?;
-        }
+        let hash = self.groups.admit(tx.clone(), state).await?;
         Ok((hash, tx))
     }
 

@@ -4,6 +4,7 @@
 
 mod actor;
 mod gossip;
+mod grouping;
 mod ingress;
 mod messages;
 mod metrics;
@@ -13,6 +14,7 @@ mod tests;
 
 pub use actor::MempoolActor;
 pub use gossip::GossipAdmission;
+pub use grouping::AdmissionGroups;
 pub use ingress::{AdmitError, TxIngress};
 pub use messages::MempoolHandle;
 pub use pool::{Inserted, Pool, PoolConfig, SenderState};

@@ -21,7 +21,7 @@ mod storage;
 use crate::chain::{ChainActor, ChainConfig, ChainHandle, ChainParts};
 use crate::executor::ExecutorService;
 use crate::hvm::Genesis;
-use crate::mempool::{GossipAdmission, MempoolActor, MempoolHandle, TxIngress};
+use crate::mempool::{AdmissionGroups, GossipAdmission, MempoolActor, MempoolHandle, TxIngress};
 use crate::network::NetworkHandle;
 use actix::prelude::*;
 use bss_storage::StorageError;
@@ -150,6 +150,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         mempool: mempool.clone(),
         journal: Some(storage.clone()),
         censored: byzantine.censored.clone(),
+        groups: AdmissionGroups::start(mempool.clone(), Some(storage.clone())),
     };
 
     let guard = btc

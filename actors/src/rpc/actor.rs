@@ -1,7 +1,9 @@
+use super::batch::GroupedSubmissions;
 use super::context::RpcContext;
 use super::http_routes::HttpRoutesLayer;
 use super::messages::InjectFault;
 use actix::prelude::*;
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::RpcModule;
 use std::net::SocketAddr;
@@ -37,6 +39,9 @@ impl RpcActor {
     }
 }
 
+/// The largest JSON-RPC response (a batch's answers together).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
 async fn serve(ctx: RpcContext) -> std::io::Result<(ServerHandle, SocketAddr)> {
     let cfg = ctx.cfg.clone();
     let metrics = ctx.metrics.clone();
@@ -48,7 +53,7 @@ async fn serve(ctx: RpcContext) -> std::io::Result<(ServerHandle, SocketAddr)> {
     super::subscriptions::register(&mut module)?;
     let server_cfg = ServerConfig::builder()
         .max_request_body_size(cfg.max_request_bytes)
-        .max_response_body_size(64 * 1024 * 1024)
+        .max_response_body_size(MAX_RESPONSE_BYTES as u32)
         .max_connections(cfg.max_connections)
         .max_subscriptions_per_connection(cfg.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(cfg.max_batch_requests))
@@ -56,10 +61,16 @@ async fn serve(ctx: RpcContext) -> std::io::Result<(ServerHandle, SocketAddr)> {
     // A restarted actor may race the old listener's close: retry briefly on AddrInUse.
     let mut attempt = 0;
     let server = loop {
-        let builder = Server::builder().set_config(server_cfg.clone()).set_http_middleware(
-            tower::ServiceBuilder::new()
-                .layer(HttpRoutesLayer { metrics: metrics.clone(), cfg: Arc::new(cfg.clone()) }),
-        );
+        let builder = Server::builder()
+            .set_config(server_cfg.clone())
+            .set_http_middleware(
+                tower::ServiceBuilder::new()
+                    .layer(HttpRoutesLayer { metrics: metrics.clone(), cfg: Arc::new(cfg.clone()) }),
+            )
+            .set_rpc_middleware(
+                RpcServiceBuilder::new()
+                    .layer_fn(|inner| GroupedSubmissions { inner, max_response_bytes: MAX_RESPONSE_BYTES }),
+            );
         match builder.build(cfg.addr).await {
             Ok(s) => break s,
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < 20 => {

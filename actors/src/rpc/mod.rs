@@ -6,6 +6,7 @@
 //! runtime; under its supervisor a crash of the actor rebuilds it and rebinds the port.
 
 mod actor;
+mod batch;
 mod bss;
 mod censorship;
 pub mod context;
