@@ -448,6 +448,16 @@ impl LocalFederation {
         Ok(())
     }
 
+    /// Stops operator `i` and deletes its data directory (start it again with `restart`).
+    pub fn wipe(&mut self, i: usize) -> Result<()> {
+        let _ = self.children[i].kill();
+        let _ = self.children[i].wait();
+        let (cfg, _) = NodeConfig::load(&self.configs[i])?;
+        std::fs::remove_dir_all(&cfg.data_dir)
+            .wrap_err_with(|| format!("wiping operator {i}'s data at {}", cfg.data_dir.display()))?;
+        Ok(())
+    }
+
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(|c| c.id()).collect()
     }

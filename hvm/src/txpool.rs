@@ -36,6 +36,14 @@ pub struct PoolConfig {
     pub max_nonce_gap: u64,
     /// Fee increase, in percent, a replacement must pay on both fee cap and tip. Default 10.
     pub price_bump_percent: u128,
+    /// Executable transactions in the pool past which JSON-RPC submissions wait for blocks to
+    /// drain it (backpressure: a client that sends faster than the federation commits is slowed
+    /// instead of every accepted tx queueing for longer). Default 8,192.
+    pub admission_backlog: usize,
+    /// Longest a submission waits for the backlog to drain before it is admitted anyway.
+    /// Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub admission_wait: Duration,
 }
 
 impl Default for PoolConfig {
@@ -48,6 +56,8 @@ impl Default for PoolConfig {
             queued_ttl: Duration::from_secs(600),
             max_nonce_gap: 4_096,
             price_bump_percent: 10,
+            admission_backlog: 8_192,
+            admission_wait: Duration::from_secs(5),
         }
     }
 }

@@ -6,18 +6,42 @@
 //! Nothing waits to fill a group: the task takes whatever is queued when it is free, so one
 //! lone transaction goes alone, and under load the groups grow while the previous one is being
 //! written.
+//!
+//! Backpressure: while the pool holds `admission_backlog` executable transactions or more, the
+//! next group waits (at most `admission_wait`) for blocks to drain it; callers wait with it, so a
+//! client sending faster than the federation commits is slowed, and what is accepted is committed
+//! within a bounded time instead of queueing without end. Gossip from peers never waits here.
+//! Senders' committed nonces and balances are read after the wait, so blocks committed meanwhile
+//! are seen.
 
 use super::messages::MempoolHandle;
 use super::pool::SenderState;
 use crate::hvm::{SignedTx, TxError};
-use alloy_primitives::{Bytes, B256};
+use alloy_primitives::{Address, Bytes, B256};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Admissions waiting for the group task; callers past this wait for room (backpressure).
 const QUEUE: usize = 16_384;
 /// Most admissions in one group (one mempool message, one journal write).
 const MAX_GROUP: usize = 2_048;
+
+/// How often a waiting group looks at the pool's backlog again.
+const BACKLOG_POLL: Duration = Duration::from_millis(10);
+
+/// When submissions wait for the pool to drain.
+#[derive(Clone, Copy, Debug)]
+pub struct Backpressure {
+    /// Executable txs in the pool at or past which the next group waits.
+    pub backlog: usize,
+    /// The longest one group waits.
+    pub max_wait: Duration,
+}
+
+/// Reads a sender's committed nonce and balance (the store in a node; a fixed state in tests).
+pub type SenderStates = Arc<dyn Fn(&Address) -> Result<SenderState, String> + Send + Sync>;
 
 /// Why a grouped admission was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +52,21 @@ pub enum GroupError {
     Unavailable,
     #[error("journal: {0}")]
     Journal(String),
+    #[error("reading the sender's account: {0}")]
+    State(String),
 }
 
 struct Waiting {
     tx: Arc<SignedTx>,
-    state: SenderState,
     reply: oneshot::Sender<Result<B256, GroupError>>,
+}
+
+/// What the group task talks to.
+pub struct GroupParts {
+    pub mempool: MempoolHandle,
+    pub journal: Option<bss_storage::StorageHandle>,
+    pub states: SenderStates,
+    pub backpressure: Backpressure,
 }
 
 /// Cloneable handle to the group task.
@@ -44,30 +77,53 @@ pub struct AdmissionGroups {
 
 impl AdmissionGroups {
     /// Starts the group task on the current runtime.
-    pub fn start(mempool: MempoolHandle, journal: Option<bss_storage::StorageHandle>) -> Self {
+    pub fn start(parts: GroupParts) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(rx, mempool, journal));
+        tokio::spawn(run(rx, parts));
         Self { tx }
     }
 
     /// Offers one checked transaction; answers once it is in the mempool and journaled.
-    pub async fn admit(&self, tx: Arc<SignedTx>, state: SenderState) -> Result<B256, GroupError> {
+    pub async fn admit(&self, tx: Arc<SignedTx>) -> Result<B256, GroupError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Waiting { tx, state, reply }).await.map_err(|_| GroupError::Unavailable)?;
+        self.tx.send(Waiting { tx, reply }).await.map_err(|_| GroupError::Unavailable)?;
         answer.await.map_err(|_| GroupError::Unavailable)?
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Waiting>, mempool: MempoolHandle, journal: Option<bss_storage::StorageHandle>) {
+fn answer_all(group: &mut Vec<Waiting>, e: impl Fn() -> GroupError) {
+    for w in group.drain(..) {
+        let _ = w.reply.send(Err(e()));
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Waiting>, parts: GroupParts) {
+    let GroupParts { mempool, journal, states, backpressure } = parts;
     let sizes = metrics::histogram!("bss_mempool_admission_group_size");
+    let waits = metrics::histogram!("bss_mempool_admission_wait_seconds");
     let mut group = Vec::new();
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         sizes.record(group.len() as f64);
-        let offered = group.iter().map(|w| (w.tx.clone(), w.state)).collect();
-        let Ok(results) = mempool.add_many(offered).await else {
-            for w in group.drain(..) {
-                let _ = w.reply.send(Err(GroupError::Unavailable));
+        let waited = wait_for_room(&mempool, backpressure).await;
+        if !waited.is_zero() {
+            waits.record(waited.as_secs_f64());
+        }
+        let txs: Vec<Arc<SignedTx>> = group.iter().map(|w| w.tx.clone()).collect();
+        let read = states.clone();
+        // Store reads stay off this runtime's thread (it is the node's main arbiter).
+        let offered = match tokio::task::spawn_blocking(move || with_states(txs, &*read)).await {
+            Ok(Ok(offered)) => offered,
+            Ok(Err(e)) => {
+                answer_all(&mut group, || GroupError::State(e.clone()));
+                continue;
             }
+            Err(_) => {
+                answer_all(&mut group, || GroupError::Unavailable);
+                continue;
+            }
+        };
+        let Ok(results) = mempool.add_many(offered).await else {
+            answer_all(&mut group, || GroupError::Unavailable);
             continue;
         };
         let accepted: Vec<(B256, Bytes)> =
@@ -86,4 +142,37 @@ async fn run(mut rx: mpsc::Receiver<Waiting>, mempool: MempoolHandle, journal: O
             let _ = w.reply.send(answer);
         }
     }
+}
+
+/// Each tx with its sender's committed state, each sender read once.
+fn with_states(
+    txs: Vec<Arc<SignedTx>>,
+    read: &(dyn Fn(&Address) -> Result<SenderState, String> + Send + Sync),
+) -> Result<Vec<(Arc<SignedTx>, SenderState)>, String> {
+    let mut seen: HashMap<Address, SenderState> = HashMap::new();
+    txs.into_iter()
+        .map(|tx| {
+            let state = match seen.get(&tx.sender) {
+                Some(s) => *s,
+                None => *seen.entry(tx.sender).or_insert(read(&tx.sender)?),
+            };
+            Ok((tx, state))
+        })
+        .collect()
+}
+
+/// Waits while the pool's executable backlog is at or past the mark, at most `max_wait`.
+async fn wait_for_room(mempool: &MempoolHandle, bp: Backpressure) -> Duration {
+    let started = tokio::time::Instant::now();
+    let mut waited = Duration::ZERO;
+    while started.elapsed() < bp.max_wait {
+        match mempool.status().await {
+            Ok((pending, _)) if pending >= bp.backlog => {
+                tokio::time::sleep(BACKLOG_POLL).await;
+                waited = started.elapsed();
+            }
+            _ => break,
+        }
+    }
+    waited
 }

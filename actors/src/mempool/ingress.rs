@@ -44,6 +44,7 @@ impl From<GroupError> for AdmitError {
             GroupError::Rejected(e) => Self::Rejected(e),
             GroupError::Unavailable => Self::Unavailable,
             GroupError::Journal(e) => Self::Journal(e),
+            GroupError::State(e) => Self::Journal(format!("reading the sender's account: {e}")),
         }
     }
 }
@@ -67,9 +68,7 @@ impl TxIngress {
         if self.censored.contains(&tx.sender) {
             return Err(AdmitError::Censored(tx.hash));
         }
-        let account = self.reader.account(&tx.sender)?.unwrap_or_default();
-        let state = SenderState { nonce: account.nonce, balance: account.balance };
-        let hash = self.groups.admit(tx.clone(), state).await?;
+        let hash = self.groups.admit(tx.clone()).await?;
         Ok((hash, tx))
     }
 

@@ -33,3 +33,49 @@ async fn admits_selects_in_nonce_order_replaces_only_with_a_bump_and_forgets_com
     pool.drop_invalid(vec![transfer(2, 3).hash]);
     assert_eq!(pool.status().await.expect("status"), (0, 0));
 }
+
+/// Submissions wait while the pool's executable backlog is at the mark, go on as soon as a
+/// commit drains it, and never wait longer than `max_wait` (time is tokio's paused clock).
+#[actix::test]
+async fn submissions_wait_for_a_full_backlog_to_drain_and_never_longer_than_the_cap() {
+    use super::{AdmissionGroups, Backpressure, GroupParts};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    tokio::time::pause();
+    let pool = MempoolHandle::new(MempoolActor::new(Default::default()).start());
+    let max_wait = Duration::from_secs(60);
+    // The sender's committed nonce, as the store would serve it.
+    let committed = Arc::new(AtomicU64::new(0));
+    let nonce = committed.clone();
+    let groups = AdmissionGroups::start(GroupParts {
+        mempool: pool.clone(),
+        journal: None,
+        states: Arc::new(move |_| {
+            Ok(SenderState { nonce: nonce.load(Ordering::SeqCst), balance: U256::from(10u128.pow(20)) })
+        }),
+        backpressure: Backpressure { backlog: 2, max_wait },
+    });
+    for n in [0, 1] {
+        groups.admit(transfer(n, 3)).await.expect("room in the backlog");
+    }
+    // Nothing drains the pool: the third waits the whole cap, then goes in anyway.
+    let started = tokio::time::Instant::now();
+    groups.admit(transfer(2, 3)).await.expect("admitted after the cap");
+    assert!(started.elapsed() >= max_wait, "admitted after {:?} with a full backlog", started.elapsed());
+    assert_eq!(pool.status().await.expect("status"), (3, 0));
+    // A commit a second from now drains it: the fourth goes in then, long before the cap, and
+    // is executable (its sender's state is read after the wait, at nonce 3).
+    let sender = transfer(0, 3).sender;
+    let drain = pool.clone();
+    actix::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        committed.store(3, Ordering::SeqCst);
+        drain.committed(1, vec![(sender, 3)]);
+    });
+    let started = tokio::time::Instant::now();
+    groups.admit(transfer(3, 3)).await.expect("admitted once drained");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_secs(2), "waited {waited:?}");
+    assert_eq!(pool.status().await.expect("status"), (1, 0));
+}

@@ -21,7 +21,9 @@ mod storage;
 use crate::chain::{ChainActor, ChainConfig, ChainHandle, ChainParts};
 use crate::executor::ExecutorService;
 use crate::hvm::Genesis;
-use crate::mempool::{AdmissionGroups, GossipAdmission, MempoolActor, MempoolHandle, TxIngress};
+use crate::mempool::{
+    AdmissionGroups, Backpressure, GossipAdmission, GroupParts, MempoolActor, MempoolHandle, SenderStates, TxIngress,
+};
 use crate::network::NetworkHandle;
 use actix::prelude::*;
 use bss_storage::StorageError;
@@ -150,7 +152,12 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         mempool: mempool.clone(),
         journal: Some(storage.clone()),
         censored: byzantine.censored.clone(),
-        groups: AdmissionGroups::start(mempool.clone(), Some(storage.clone())),
+        groups: AdmissionGroups::start(GroupParts {
+            mempool: mempool.clone(),
+            journal: Some(storage.clone()),
+            states: sender_states(reader.clone()),
+            backpressure: Backpressure { backlog: cfg.mempool.admission_backlog, max_wait: cfg.mempool.admission_wait },
+        }),
     };
 
     let guard = btc
@@ -258,6 +265,14 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     });
     let (rpc, rpc_addr) = rpc::start(parts).await?;
     Ok(NodeHandle { rpc_addr, p2p_addr, operator_index: id.index, operators: id.operators.len(), chain, mempool, rpc })
+}
+
+/// Senders' committed nonces and balances, from the store.
+fn sender_states(reader: bss_storage::StoreReader) -> SenderStates {
+    std::sync::Arc::new(move |a| {
+        let account = reader.account(a).map_err(|e| e.to_string())?.unwrap_or_default();
+        Ok(crate::mempool::SenderState { nonce: account.nonce, balance: account.balance })
+    })
 }
 
 /// Transactions acknowledged before a restart come back into the mempool (and are gossiped

@@ -4,6 +4,7 @@
 //! tx/s, gas/s, blocks/s, commit latency percentiles, rejected txs, per-operator CPU and RSS,
 //! next to this machine's ceilings (signature recovery and raw revm).
 
+mod catchup;
 pub mod client;
 pub mod load;
 mod observe;
@@ -83,6 +84,10 @@ pub struct BenchArgs {
     /// `DIR/scale.svg`, every run in `DIR/<axis>-<value>/run-<k>`.
     #[arg(long)]
     sweep: Option<String>,
+    /// After the load, stop the last operator, wipe its data and start it again: how fast it
+    /// syncs the chain back (blocks/s and tx/s, in the table and summary.json).
+    #[arg(long)]
+    catch_up: bool,
     /// Where summary.json, timeline.csv, timeline.svg (and the federation's data) go.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
@@ -188,12 +193,28 @@ fn run_one(args: &BenchArgs, machine: report::MachineLimits) -> Result<report::S
     } else {
         args.rpc.clone()
     };
-    let result = bench(args, &keys, &rpc, federation.as_ref(), machine);
+    let mut result = bench(args, &keys, &rpc, federation.as_ref(), machine);
+    if let (Ok(summary), Some(fed), true) = (&mut result, &mut federation, args.catch_up) {
+        match catchup::measure(fed, CATCH_UP_TIMEOUT) {
+            Ok(c) => {
+                println!(
+                    "  wiped operator {} caught up: {} blocks ({} txs) in {:.2} s: {:.0} blocks/s, {:.0} tx/s",
+                    c.operator, c.blocks, c.txs, c.seconds, c.blocks_per_s, c.txs_per_s
+                );
+                summary.catch_up = Some(c);
+                report::write_summary(&args.out, summary)?;
+            }
+            Err(e) => result = Err(e),
+        }
+    }
     if let Some(mut f) = federation {
         f.stop();
     }
     result
 }
+
+/// How long a wiped operator may take to sync the chain back (`--catch-up`).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn bench(
     args: &BenchArgs,
@@ -338,6 +359,7 @@ fn bench(
         fraction_of_raw_revm: committed_tps / machine.raw_revm_transfers_per_sec.max(1.0),
         phase_us_per_tx,
         machine,
+        catch_up: None,
     };
     report::write_all(&args.out, &summary, &obs.timeline).wrap_err("writing the results")?;
     print!("{}", report::table(&summary));

@@ -52,6 +52,8 @@ pub struct Summary {
     pub fraction_of_raw_revm: f64,
     /// µs per committed tx per operator, by phase (started federations only).
     pub phase_us_per_tx: Option<super::phases::PhaseProfile>,
+    /// `--catch-up`: a wiped operator syncing the chain back.
+    pub catch_up: Option<super::catchup::CatchUp>,
 }
 
 pub fn table(s: &Summary) -> String {
@@ -98,6 +100,18 @@ pub fn table(s: &Summary) -> String {
     }
     for (k, v) in rows {
         let _ = writeln!(t, "  {k:<38} {v}");
+    }
+    if let Some(c) = &s.catch_up {
+        let _ = writeln!(
+            t,
+            "  {:<38} {} blocks ({} txs) in {:.2} s: {:.0} blocks/s, {:.0} tx/s",
+            format!("wiped operator {} catch-up", c.operator),
+            c.blocks,
+            c.txs,
+            c.seconds,
+            c.blocks_per_s,
+            c.txs_per_s
+        );
     }
     for n in &s.nodes {
         let _ =
@@ -223,9 +237,13 @@ pub fn svg(timeline: &[Second], title: &str, offered: Option<f64>) -> String {
     )
 }
 
-pub fn write_all(dir: &Path, s: &Summary, timeline: &[Second]) -> std::io::Result<()> {
+pub fn write_summary(dir: &Path, s: &Summary) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(s).map_err(std::io::Error::other)?)?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(s).map_err(std::io::Error::other)?)
+}
+
+pub fn write_all(dir: &Path, s: &Summary, timeline: &[Second]) -> std::io::Result<()> {
+    write_summary(dir, s)?;
     std::fs::write(dir.join("timeline.csv"), csv(timeline))?;
     let title = format!("bss bench: {} operators, {:?}, {:.0} tx/s committed", s.operators, s.kind, s.committed_tps);
     std::fs::write(dir.join("timeline.svg"), svg(timeline, &title, s.target_rate))?;
