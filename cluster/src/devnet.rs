@@ -448,14 +448,24 @@ impl LocalFederation {
         Ok(())
     }
 
-    /// Stops operator `i` and deletes its data directory (start it again with `restart`).
+    /// Stops operator `i` and deletes its chain database, keeping its operator key (start it
+    /// again with `restart`).
     pub fn wipe(&mut self, i: usize) -> Result<()> {
         let _ = self.children[i].kill();
         let _ = self.children[i].wait();
         let (cfg, _) = NodeConfig::load(&self.configs[i])?;
-        std::fs::remove_dir_all(&cfg.data_dir)
-            .wrap_err_with(|| format!("wiping operator {i}'s data at {}", cfg.data_dir.display()))?;
+        let db = cfg.data_dir.join("db");
+        std::fs::remove_dir_all(&db).wrap_err_with(|| format!("wiping operator {i}'s chain at {}", db.display()))?;
         Ok(())
+    }
+
+    /// Fails when operator `i`'s process has exited.
+    pub fn check_running(&mut self, i: usize) -> Result<()> {
+        match self.children[i].try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => bail!("operator {i} exited ({status}); see {}", self.logs[i].display()),
+            Err(e) => bail!("operator {i}: {e}"),
+        }
     }
 
     pub fn pids(&self) -> Vec<u32> {

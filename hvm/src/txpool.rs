@@ -325,11 +325,25 @@ impl Pool {
     /// Executable transactions, best tip first, each sender's in nonce order, at most `max_gas`
     /// worth of gas limits and `max_count` transactions.
     pub fn select(&self, base_fee: u64, max_gas: u64, max_count: usize) -> Vec<Arc<SignedTx>> {
+        self.select_after(base_fee, max_gas, max_count, &HashMap::new())
+    }
+
+    /// Like `select`, for a block built on uncommitted blocks: `after` holds the next nonce of
+    /// each sender those blocks already advanced, and each such sender's txs start there (the
+    /// ones below are in the chain being built on, and would only take the new block's room).
+    pub fn select_after(
+        &self,
+        base_fee: u64,
+        max_gas: u64,
+        max_count: usize,
+        after: &HashMap<Address, u64>,
+    ) -> Vec<Arc<SignedTx>> {
         let mut heap = BinaryHeap::new();
         for (sender, q) in &self.senders {
-            if let Some(p) = q.txs.get(&q.next_nonce) {
+            let first = after.get(sender).map_or(q.next_nonce, |n| q.next_nonce.max(*n));
+            if let Some(p) = q.txs.get(&first) {
                 if let Some(tip) = p.tx.effective_tip(base_fee) {
-                    heap.push((tip, Reverse(p.tx.hash), *sender, q.next_nonce));
+                    heap.push((tip, Reverse(p.tx.hash), *sender, first));
                 }
             }
         }
@@ -590,6 +604,28 @@ mod tests {
         let sel = p.select(1, 21_000, 100);
         assert_eq!(sel.len(), 1);
         assert_eq!(sel[0].sender, b.address);
+    }
+
+    #[test]
+    fn selection_on_uncommitted_blocks_starts_past_their_nonces() {
+        let (a, b) = (DevKey::from_seed(1), DevKey::from_seed(2));
+        let mut p = Pool::new(PoolConfig::default());
+        for n in 0..4 {
+            p.insert(tx(&a, n, 1), rich()).expect("insert");
+        }
+        p.insert(tx(&b, 0, 1), rich()).expect("insert");
+        // An uncommitted parent carried a's nonces 0 and 1: a block on it starts at 2, with
+        // its whole gas for txs the parent does not hold.
+        let after = HashMap::from([(a.address, 2)]);
+        let sel = p.select_after(1, 3 * 21_000, 100, &after);
+        let picked: Vec<(Address, u64)> = sel.iter().map(|t| (t.sender, t.nonce())).collect();
+        assert_eq!(picked.len(), 3, "{picked:?}");
+        assert!(
+            picked.contains(&(a.address, 2)) && picked.contains(&(a.address, 3)) && picked.contains(&(b.address, 0))
+        );
+        // A nonce below what the pool already knows committed changes nothing.
+        let stale = HashMap::from([(b.address, 0)]);
+        assert_eq!(p.select_after(1, u64::MAX, 100, &stale).len(), 5);
     }
 
     #[test]

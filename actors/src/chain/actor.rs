@@ -183,6 +183,22 @@ async fn wait_for_btc_tip(view: Option<&BtcView>, block: &Block, waits: &metrics
     }
 }
 
+/// Senders' next nonces after the uncommitted `layers` (oldest first): where a block built on
+/// them takes each sender's txs from.
+fn nonces_after(layers: &[Arc<ExecutedBlock>]) -> HashMap<Address, u64> {
+    let mut after = HashMap::new();
+    for layer in layers {
+        // Every account the layer left behind, with its nonce (for non-senders it is unchanged,
+        // and the pool takes the larger of it and what it knows).
+        for (address, account) in &layer.changes.accounts {
+            if let Some(account) = account {
+                after.insert(*address, account.nonce);
+            }
+        }
+    }
+    after
+}
+
 /// The mempool is a critical part: a node that cannot reach it would propose empty blocks
 /// while its users' transactions wait. It stops instead.
 fn mempool_gone() -> ! {
@@ -229,7 +245,10 @@ impl Handler<Propose> for ChainActor {
         let waits = self.metrics.btc_view_waits.clone();
         let fut = async move {
             let layers = layers_for(chain, &executor, view.as_ref(), &waits).await?;
-            let Ok(candidates) = mempool.select(base_fee, gas_limit, max_txs).await else { mempool_gone() };
+            let after = nonces_after(&layers);
+            let Ok(candidates) = mempool.select_after(base_fee, gas_limit, max_txs, after).await else {
+                mempool_gone()
+            };
             let built = executor.build(parent_hash, layers.clone(), fields, candidates).await?;
             Ok::<_, ExecutorError>((layers, built))
         };

@@ -105,7 +105,7 @@ impl Handler<Select> for MempoolActor {
     type Result = MessageResult<Select>;
 
     fn handle(&mut self, msg: Select, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.pool.select(msg.base_fee, msg.max_gas, msg.max_count))
+        MessageResult(self.pool.select_after(msg.base_fee, msg.max_gas, msg.max_count, &msg.after))
     }
 }
 

@@ -3,6 +3,7 @@ use super::pool::SenderState;
 use crate::hvm::{SignedTx, TxError};
 use actix::prelude::*;
 use alloy_primitives::{Address, B256};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Message)]
@@ -23,6 +24,8 @@ pub struct Select {
     pub base_fee: u64,
     pub max_gas: u64,
     pub max_count: usize,
+    /// Senders' next nonces after the uncommitted blocks the new block is built on.
+    pub after: HashMap<Address, u64>,
 }
 
 /// A block committed: its height and the senders' next nonces after it.
@@ -100,7 +103,18 @@ impl MempoolHandle {
         max_gas: u64,
         max_count: usize,
     ) -> Result<Vec<Arc<SignedTx>>, MempoolGone> {
-        self.addr.send(Select { base_fee, max_gas, max_count }).await.map_err(|_| MempoolGone)
+        self.select_after(base_fee, max_gas, max_count, HashMap::new()).await
+    }
+
+    /// Candidates for a block built on uncommitted blocks (see `Pool::select_after`).
+    pub async fn select_after(
+        &self,
+        base_fee: u64,
+        max_gas: u64,
+        max_count: usize,
+        after: HashMap<Address, u64>,
+    ) -> Result<Vec<Arc<SignedTx>>, MempoolGone> {
+        self.addr.send(Select { base_fee, max_gas, max_count, after }).await.map_err(|_| MempoolGone)
     }
 
     pub fn committed(&self, height: u64, advanced: Vec<(Address, u64)>) {

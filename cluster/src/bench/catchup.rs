@@ -1,5 +1,5 @@
-//! `bss bench --catch-up`: after the load, the last operator is stopped, its data directory
-//! wiped, and started again; it syncs the whole chain from its peers (certified blocks,
+//! `bss bench --catch-up`: after the load, the last operator is stopped, its chain database
+//! wiped (its key kept), and started again; it syncs the whole chain from its peers (certified blocks,
 //! re-executed). Measured: how long from its start until it serves the head the others served
 //! when it was wiped, in blocks/s and tx/s.
 
@@ -47,6 +47,7 @@ pub fn measure(fed: &mut LocalFederation, timeout: Duration) -> Result<CatchUp> 
     fed.restart(operator)?;
     let mut wiped = RpcClient::new(&fed.rpc[operator]);
     while head(&mut wiped).is_none_or(|h| h < blocks) {
+        fed.check_running(operator)?;
         if started.elapsed() > timeout {
             bail!("operator {operator} did not reach block {blocks} within {timeout:?}");
         }
