@@ -220,11 +220,14 @@ impl Executor {
             let hash = alloy_primitives::keccak256(raw);
             match known.get(&hash) {
                 Some(t) => txs.push(t.clone()),
-                None => txs.push(Arc::new(SignedTx::decode(raw).map_err(|e| ExecutionError::Undecodable {
-                    number: block.number(),
-                    index,
-                    reason: e.to_string(),
-                })?)),
+                None => {
+                    self.metrics.unknown_proposal_txs.increment(1);
+                    txs.push(Arc::new(SignedTx::decode(raw).map_err(|e| ExecutionError::Undecodable {
+                        number: block.number(),
+                        index,
+                        reason: e.to_string(),
+                    })?))
+                }
             }
         }
         let (state, parent, acc) = self.state_at(&block.header.parent_hash, layers)?;

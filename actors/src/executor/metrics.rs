@@ -9,6 +9,9 @@ const EXECUTION_HELP: &str = "Time to execute a block: building a proposal or re
 pub struct ExecutorMetrics {
     pub build_seconds: Histogram,
     pub validate_seconds: Histogram,
+    /// Transactions of proposals this node validated that its pool did not hold (decoded and
+    /// their senders recovered during validation, on the critical path).
+    pub unknown_proposal_txs: Counter,
     pub restarts: Counter,
 }
 
@@ -17,6 +20,12 @@ impl ExecutorMetrics {
         Self {
             build_seconds: histogram_of(EXECUTION, "kind", "build", EXECUTION_HELP),
             validate_seconds: histogram_of(EXECUTION, "kind", "validate", EXECUTION_HELP),
+            unknown_proposal_txs: counter_of(
+                "bss_validate_unknown_txs_total",
+                "source",
+                "proposal",
+                "Transactions of validated proposals that this node's pool did not hold (recovered while validating)",
+            ),
             restarts: counter_of(
                 "bss_actor_restarts_total",
                 "actor",
