@@ -152,10 +152,11 @@ fn with_states(
     let mut seen: HashMap<Address, SenderState> = HashMap::new();
     txs.into_iter()
         .map(|tx| {
-            let state = match seen.get(&tx.sender) {
-                Some(s) => *s,
-                None => *seen.entry(tx.sender).or_insert(read(&tx.sender)?),
-            };
+            if let Some(state) = seen.get(&tx.sender) {
+                return Ok((tx, *state));
+            }
+            let state = read(&tx.sender)?;
+            seen.insert(tx.sender, state);
             Ok((tx, state))
         })
         .collect()

@@ -18,8 +18,9 @@ pub enum AdmitError {
     Storage(#[from] bss_storage::StorageError),
     #[error("the mempool is not running")]
     Unavailable,
-    #[error("journal: {0}")]
-    Journal(String),
+    /// The group's journal write or store read failed.
+    #[error(transparent)]
+    Group(GroupError),
     /// A Byzantine test mode (`censor:ADDR`) drops this sender's txs while acknowledging them.
     #[error("censored")]
     Censored(B256),
@@ -43,8 +44,7 @@ impl From<GroupError> for AdmitError {
         match e {
             GroupError::Rejected(e) => Self::Rejected(e),
             GroupError::Unavailable => Self::Unavailable,
-            GroupError::Journal(e) => Self::Journal(e),
-            GroupError::State(e) => Self::Journal(format!("reading the sender's account: {e}")),
+            other => Self::Group(other),
         }
     }
 }
@@ -81,8 +81,8 @@ impl TxIngress {
                 .filter_map(|raw| this.check(raw).ok())
                 .filter(|tx| !this.censored.contains(&tx.sender))
                 .map(|tx| {
-                    let account = this.reader.account(&tx.sender)?.unwrap_or_default();
-                    Ok((Arc::new(tx), SenderState { nonce: account.nonce, balance: account.balance }))
+                    let state = sender_state(&this.reader, &tx.sender)?;
+                    Ok((Arc::new(tx), state))
                 })
                 .collect::<Result<Vec<_>, bss_storage::StorageError>>()
         })
@@ -98,4 +98,10 @@ impl TxIngress {
         }
         Ok(n)
     }
+}
+
+/// A sender's committed nonce and balance, as the store holds them (zero for a new account).
+pub fn sender_state(reader: &StoreReader, sender: &Address) -> Result<SenderState, bss_storage::StorageError> {
+    let account = reader.account(sender)?.unwrap_or_default();
+    Ok(SenderState { nonce: account.nonce, balance: account.balance })
 }

@@ -15,6 +15,6 @@ mod tests;
 pub use actor::MempoolActor;
 pub use gossip::GossipAdmission;
 pub use grouping::{AdmissionGroups, Backpressure, GroupParts, SenderStates};
-pub use ingress::{AdmitError, TxIngress};
+pub use ingress::{sender_state, AdmitError, TxIngress};
 pub use messages::MempoolHandle;
 pub use pool::{Inserted, Pool, PoolConfig, SenderState};

@@ -269,10 +269,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
 
 /// Senders' committed nonces and balances, from the store.
 fn sender_states(reader: bss_storage::StoreReader) -> SenderStates {
-    std::sync::Arc::new(move |a| {
-        let account = reader.account(a).map_err(|e| e.to_string())?.unwrap_or_default();
-        Ok(crate::mempool::SenderState { nonce: account.nonce, balance: account.balance })
-    })
+    std::sync::Arc::new(move |a| crate::mempool::sender_state(&reader, a).map_err(|e| e.to_string()))
 }
 
 /// Transactions acknowledged before a restart come back into the mempool (and are gossiped

@@ -63,3 +63,13 @@ pub fn measure(fed: &mut LocalFederation, timeout: Duration) -> Result<CatchUp> 
         txs_per_s: txs as f64 / seconds,
     })
 }
+
+impl std::fmt::Display for CatchUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} blocks ({} txs) in {:.2} s: {:.0} blocks/s, {:.0} tx/s",
+            self.blocks, self.txs, self.seconds, self.blocks_per_s, self.txs_per_s
+        )
+    }
+}

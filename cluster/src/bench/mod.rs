@@ -197,10 +197,7 @@ fn run_one(args: &BenchArgs, machine: report::MachineLimits) -> Result<report::S
     if let (Ok(summary), Some(fed), true) = (&mut result, &mut federation, args.catch_up) {
         match catchup::measure(fed, CATCH_UP_TIMEOUT) {
             Ok(c) => {
-                println!(
-                    "  wiped operator {} caught up: {} blocks ({} txs) in {:.2} s: {:.0} blocks/s, {:.0} tx/s",
-                    c.operator, c.blocks, c.txs, c.seconds, c.blocks_per_s, c.txs_per_s
-                );
+                println!("  wiped operator {} caught up: {c}", c.operator);
                 summary.catch_up = Some(c);
                 report::write_summary(&args.out, summary)?;
             }

@@ -102,16 +102,7 @@ pub fn table(s: &Summary) -> String {
         let _ = writeln!(t, "  {k:<38} {v}");
     }
     if let Some(c) = &s.catch_up {
-        let _ = writeln!(
-            t,
-            "  {:<38} {} blocks ({} txs) in {:.2} s: {:.0} blocks/s, {:.0} tx/s",
-            format!("wiped operator {} catch-up", c.operator),
-            c.blocks,
-            c.txs,
-            c.seconds,
-            c.blocks_per_s,
-            c.txs_per_s
-        );
+        let _ = writeln!(t, "  {:<38} {c}", format!("wiped operator {} catch-up", c.operator));
     }
     for n in &s.nodes {
         let _ =
