@@ -51,6 +51,29 @@ pub struct StateChanges {
     pub state_accumulator: Vec<u8>,
 }
 
+impl StateChanges {
+    /// The changes of consecutive blocks as one: for every account, slot and code the last
+    /// block's value; the last block's accumulator.
+    pub fn merge<'a>(runs: impl IntoIterator<Item = &'a StateChanges>) -> StateChanges {
+        let mut accounts = std::collections::BTreeMap::new();
+        let mut storage = std::collections::BTreeMap::new();
+        let mut codes = std::collections::BTreeMap::new();
+        let mut state_accumulator = Vec::new();
+        for c in runs {
+            accounts.extend(c.accounts.iter().cloned());
+            storage.extend(c.storage.iter().map(|(a, s, v)| ((*a, *s), *v)));
+            codes.extend(c.codes.iter().cloned());
+            state_accumulator.clone_from(&c.state_accumulator);
+        }
+        StateChanges {
+            accounts: accounts.into_iter().collect(),
+            storage: storage.into_iter().map(|((a, s), v)| (a, s, v)).collect(),
+            codes: codes.into_iter().collect(),
+            state_accumulator,
+        }
+    }
+}
+
 /// Everything one committed block writes, applied atomically.
 #[derive(Clone, Debug)]
 pub struct CommitBatch {

@@ -14,10 +14,15 @@ use tokio::sync::oneshot;
 use tracing::{error, info_span};
 
 enum Command {
-    Commit(Box<CommitBatch>, oneshot::Sender<Result<()>>),
+    /// Consecutive blocks, written in one atomic batch.
+    Commit(Vec<CommitBatch>, oneshot::Sender<Result<()>>),
     PutSafety(SafetyData, oneshot::Sender<Result<()>>),
     PutPending(Box<bss_consensus::Block>, oneshot::Sender<Result<()>>),
-    Journal { add: Vec<(B256, Bytes)>, remove: Vec<B256>, reply: Option<oneshot::Sender<Result<()>>> },
+    Journal {
+        add: Vec<(B256, Bytes)>,
+        remove: Vec<B256>,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
     Aux(crate::AuxBatch, oneshot::Sender<Result<()>>),
 }
 
@@ -40,19 +45,21 @@ impl StorageService {
 }
 
 fn run(store: Store, mut rx: mpsc::Receiver<Command>) {
-    let commit_seconds =
-        bss_consensus::telemetry::histogram("bss_storage_commit_seconds", "Time to write one block's atomic batch");
+    let commit_seconds = bss_consensus::telemetry::histogram(
+        "bss_storage_commit_seconds",
+        "Time to write one atomic batch of committed blocks (one block, or a sync page)",
+    );
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
-            Command::Commit(batch, reply) => {
-                let number = batch.block.number();
-                let span = info_span!(target: "storage", "commit", number);
+            Command::Commit(blocks, reply) => {
+                let number = blocks.last().map_or(0, |b| b.block.number());
+                let span = info_span!(target: "storage", "commit", number, blocks = blocks.len());
                 let _g = span.enter();
                 let started = Instant::now();
-                let res = store.commit(&batch);
+                let res = store.commit(&blocks);
                 commit_seconds.record(started.elapsed().as_secs_f64());
                 if let Err(e) = &res {
-                    error!(target: "storage", number, error = %e, "block commit failed");
+                    error!(target: "storage", number, blocks = blocks.len(), error = %e, "block commit failed");
                 }
                 let _ = reply.send(res);
             }
@@ -97,8 +104,14 @@ impl StorageHandle {
 
     /// Commits a block atomically. Resolves once the batch is written.
     pub async fn commit(&self, batch: CommitBatch) -> Result<()> {
+        self.commit_many(vec![batch]).await
+    }
+
+    /// Commits consecutive blocks, the first on the head, in one atomic write (block sync
+    /// commits a page at a time). Resolves once the batch is written.
+    pub async fn commit_many(&self, blocks: Vec<CommitBatch>) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Commit(Box::new(batch), tx)).await?;
+        self.send(Command::Commit(blocks, tx)).await?;
         rx.await.map_err(|_| StorageError::ServiceStopped)?
     }
 
@@ -165,7 +178,7 @@ impl StorageHandle {
     /// Blocking variant for callers outside any async runtime (tests, benchmarks, tools).
     pub fn commit_blocking(&self, batch: CommitBatch) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.tx.blocking_send(Command::Commit(Box::new(batch), tx)).map_err(|_| StorageError::ServiceStopped)?;
+        self.tx.blocking_send(Command::Commit(vec![batch], tx)).map_err(|_| StorageError::ServiceStopped)?;
         rx.blocking_recv().map_err(|_| StorageError::ServiceStopped)?
     }
 }

@@ -88,25 +88,44 @@ impl Store {
             return Ok(());
         }
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
-        self.write_block(&mut batch, &genesis.block, None, None, None, &genesis.changes)?;
+        self.write_block(&mut batch, &genesis.block, None, None, None)?;
+        self.write_state(&mut batch, &genesis.changes)?;
+        batch.insert(&self.meta, keys::META_HEAD, keys::number(genesis.block.number()).to_vec());
         batch.insert(&self.meta, keys::META_CHAIN_ID, chain_id.to_be_bytes().to_vec());
         batch.insert(&self.meta, keys::META_GENESIS, hash.to_vec());
         batch.commit()?;
         Ok(())
     }
 
-    pub(crate) fn commit(&self, c: &CommitBatch) -> Result<()> {
+    /// Writes consecutive committed blocks, the first on the current head, in one atomic batch
+    /// (one fsync however many). Their state changes are merged, later blocks winning, so every
+    /// key is written once.
+    pub(crate) fn commit(&self, blocks: &[CommitBatch]) -> Result<()> {
+        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else { return Ok(()) };
         let head = self.reader().head_number()?;
-        if Some(c.block.number()) != head.map(|h| h + 1) {
-            return Err(StorageError::OutOfOrder { head: head.unwrap_or(0), got: c.block.number() });
+        for (i, c) in (0u64..).zip(blocks) {
+            if Some(c.block.number()) != head.map(|h| h + 1 + i) {
+                return Err(StorageError::OutOfOrder { head: head.map_or(0, |h| h + i), got: c.block.number() });
+            }
         }
         let mut batch = self.db.batch().durability(self.commit_durability);
-        self.write_block(&mut batch, &c.block, Some(&c.certificate), Some(&c.body), Some(&c.receipts), &c.changes)?;
-        if let Some(proof) = &c.proof {
+        for c in blocks {
+            self.write_block(&mut batch, &c.block, Some(&c.certificate), Some(&c.body), Some(&c.receipts))?;
+        }
+        let merged;
+        let changes = if blocks.len() == 1 {
+            &first.changes
+        } else {
+            merged = crate::records::StateChanges::merge(blocks.iter().map(|c| &c.changes));
+            &merged
+        };
+        self.write_state(&mut batch, changes)?;
+        batch.insert(&self.meta, keys::META_HEAD, keys::number(last.block.number()).to_vec());
+        if let Some(proof) = blocks.iter().rev().find_map(|c| c.proof.as_ref()) {
             batch.insert(&self.meta, keys::META_COMMIT_PROOF, enc("commit proof", proof)?);
         }
         // Pending blocks at or below the committed height are settled.
-        let upto = keys::number(c.block.number() + 1);
+        let upto = keys::number(last.block.number() + 1);
         for guard in self.pending.range(..upto.to_vec()) {
             let key = guard.key()?;
             batch.remove(&self.pending, key);
@@ -122,7 +141,6 @@ impl Store {
         certificate: Option<&bss_consensus::Certificate>,
         body: Option<&crate::BlockBody>,
         receipts: Option<&Vec<crate::ReceiptRecord>>,
-        changes: &crate::StateChanges,
     ) -> Result<()> {
         let n = keys::number(block.number());
         let hash = block.hash();
@@ -142,6 +160,11 @@ impl Store {
         if let Some(receipts) = receipts {
             batch.insert(&self.receipts, n, enc("receipts", receipts)?);
         }
+        Ok(())
+    }
+
+    /// The state after a block (or a run of blocks): accounts, slots, code, accumulator.
+    fn write_state(&self, batch: &mut fjall::OwnedWriteBatch, changes: &crate::StateChanges) -> Result<()> {
         for (addr, acct) in &changes.accounts {
             match acct {
                 Some(a) => batch.insert(&self.accounts, addr.to_vec(), enc("account", a)?),
@@ -160,7 +183,6 @@ impl Store {
             batch.insert(&self.code, h.to_vec(), code.to_vec());
         }
         batch.insert(&self.meta, keys::META_STATE_ACC, changes.state_accumulator.clone());
-        batch.insert(&self.meta, keys::META_HEAD, n.to_vec());
         Ok(())
     }
 

@@ -131,3 +131,53 @@ fn h1_hash(store: &Store) -> B256 {
 fn tokio_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().build().expect("runtime")
 }
+
+#[test]
+fn a_run_of_blocks_commits_in_one_batch_with_the_last_values_winning() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let g = genesis();
+    let store = Store::open(dir.path(), true).expect("open");
+    store.init_genesis(9, &g).expect("genesis");
+    let handle = StorageService::spawn(store.clone(), 4).expect("service");
+    let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+    let acct = |nonce| Some(AccountRecord { nonce, balance: U256::from(7), code_hash: B256::ZERO });
+    let b1 = batch(
+        1,
+        g.block.hash(),
+        StateChanges {
+            accounts: vec![(a, acct(1)), (b, acct(1))],
+            storage: vec![(a, U256::from(1), U256::from(5)), (a, U256::from(2), U256::from(6))],
+            state_accumulator: vec![1],
+            ..Default::default()
+        },
+    );
+    let b2 = batch(
+        2,
+        b1.block.hash(),
+        StateChanges {
+            accounts: vec![(a, acct(2)), (b, None)],
+            storage: vec![(a, U256::from(1), U256::ZERO)],
+            state_accumulator: vec![2],
+            ..Default::default()
+        },
+    );
+    let mut b3 = batch(3, b2.block.hash(), StateChanges { state_accumulator: vec![3], ..Default::default() });
+    b3.proof = Some(bss_consensus::CommitProof { child: header(4, B256::ZERO), child_qc: b3.certificate.clone() });
+    // A run that does not start on the head, or has a gap, is refused whole.
+    let rt = tokio_rt();
+    let gap = rt.block_on(handle.commit_many(vec![b1.clone(), b3.clone()]));
+    assert!(matches!(gap, Err(StorageError::OutOfOrder { head: 1, got: 3 })), "{gap:?}");
+    assert_eq!(store.reader().head_number().expect("head"), Some(0));
+    rt.block_on(handle.commit_many(vec![b1, b2, b3])).expect("commit 1..=3");
+    let r = store.reader();
+    assert_eq!(r.head_number().expect("head"), Some(3));
+    assert_eq!(r.account(&a).expect("a").map(|x| x.nonce), Some(2));
+    assert_eq!(r.account(&b).expect("b"), None, "deleted by the later block");
+    assert_eq!(r.storage_slots(&a).expect("slots"), vec![(U256::from(2), U256::from(6))]);
+    assert_eq!(r.state_accumulator().expect("acc"), Some(vec![3]));
+    assert_eq!(r.commit_proof().expect("proof").map(|p| p.child.number), Some(4));
+    for n in 1..=3 {
+        assert!(r.committed_block(n).expect("block").is_some(), "block {n}");
+        assert_eq!(r.tx_location(&B256::with_last_byte(n as u8)).expect("tx"), Some((n, 0)));
+    }
+}

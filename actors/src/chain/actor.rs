@@ -328,71 +328,91 @@ impl Handler<Commit> for ChainActor {
     type Result = AtomicResponse<Self, Result<(), ChainError>>;
 
     fn handle(&mut self, msg: Commit, _: &mut Self::Context) -> Self::Result {
-        let Commit { block, certificate, proof } = msg;
+        let done = |r| AtomicResponse::new(Box::pin(actix::fut::ready(r)));
         if let Some(why) = &self.halted {
-            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(ChainError::Halted(why.clone())))));
+            return done(Err(ChainError::Halted(why.clone())));
         }
-        if block.number() <= self.head.number {
+        let mut todo = Vec::with_capacity(msg.blocks.len());
+        for c in msg.blocks {
+            if c.block.number() > self.head.number {
+                todo.push(c);
+                continue;
+            }
             // Already committed (hotstuff-rs may announce a block twice). A *different* block
             // certified at a committed height means the federation forked: never go on.
-            if self.committed_at(block.number()) != Some(block.hash()) {
+            if self.committed_at(c.block.number()) != Some(c.block.hash()) {
                 crate::fatal::stop(
                     "chain",
                     format!(
                         "a certificate for block {} conflicts with the committed block at that height",
-                        block.hash()
+                        c.block.hash()
                     ),
                 );
             }
-            return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(()))));
         }
+        let Some(first) = todo.first() else { return done(Ok(())) };
         if let Some(guard) = &mut self.cfg.guard {
-            if let Err(why) = guard.check(&[&block.header]) {
+            let headers: Vec<&BlockHeader> = todo.iter().map(|c| &c.block.header).collect();
+            if let Err(why) = guard.check(&headers) {
                 let e = self.halt(why);
-                return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e))));
+                return done(Err(e));
             }
         }
-        let hash = block.hash();
-        let number = block.number();
-        let known = self.pending.result(&hash);
-        // Its ancestry matters only when it was never executed here.
-        let chain = if known.is_none() { self.chain_to(&block.header.parent_hash) } else { vec![] };
+        let known: Vec<Option<Arc<ExecutedBlock>>> =
+            todo.iter().map(|c| self.pending.result(&c.block.hash())).collect();
+        // The ancestry matters only when some block was never executed here.
+        let chain =
+            if known.iter().any(Option::is_none) { self.chain_to(&first.block.header.parent_hash) } else { vec![] };
         let (executor, storage) = (self.executor.clone(), self.storage.clone());
         let view = self.cfg.btc.as_ref().map(|(l, _)| l.view.clone());
         let waits = self.metrics.btc_view_waits.clone();
         let fut = async move {
-            let executed = match known {
-                Some(e) => e,
-                None => {
-                    let layers = layers_for(chain, &executor, view.as_ref(), &waits).await?;
-                    wait_for_btc_tip(view.as_ref(), &block, &waits).await;
-                    executor.execute_certified(layers, block).await?
-                }
-            };
-            Ok::<_, ExecutorError>(executed)
+            let mut executed: Vec<Arc<ExecutedBlock>> = Vec::with_capacity(todo.len());
+            let mut base: Option<Vec<Arc<ExecutedBlock>>> = None;
+            let mut chain = Some(chain);
+            for (c, known) in todo.iter().zip(known) {
+                let e = match known {
+                    Some(e) => e,
+                    None => {
+                        let failed = |e| (c.block.number(), c.block.hash(), e);
+                        if let Some(chain) = chain.take() {
+                            base = Some(layers_for(chain, &executor, view.as_ref(), &waits).await.map_err(failed)?);
+                        }
+                        let mut layers = base.clone().unwrap_or_default();
+                        layers.extend(executed.iter().cloned());
+                        wait_for_btc_tip(view.as_ref(), &c.block, &waits).await;
+                        executor.execute_certified(layers, c.block.clone()).await.map_err(failed)?
+                    }
+                };
+                executed.push(e);
+            }
+            Ok::<_, (u64, B256, ExecutorError)>((todo, executed))
         };
         AtomicResponse::new(Box::pin(fut.into_actor(self).then(move |res, act, _| {
-            let executed = match res {
-                Ok(e) => e,
-                Err(e) => crate::fatal::stop(
+            let (todo, executed) = match res {
+                Ok(x) => x,
+                Err((number, hash, e)) => crate::fatal::stop(
                     "chain",
                     format!("block {number} ({hash}) is certified but does not execute here: {e}"),
                 ),
             };
-            let batch = executed.commit_batch(certificate, proof);
-            let storage = storage.clone();
+            let batches =
+                todo.into_iter().zip(&executed).map(|(c, e)| e.commit_batch(c.certificate, c.proof)).collect();
             async move {
-                if let Err(e) = storage.commit(batch).await {
-                    crate::fatal::stop("storage", format!("committing block {number}: {e}"));
+                if let Err(e) = storage.commit_many(batches).await {
+                    let last = executed.last().map_or(0, |e| e.block.number());
+                    crate::fatal::stop("storage", format!("committing blocks up to {last}: {e}"));
                 }
                 executed
             }
             .into_actor(act)
             .map(|executed, act, _| {
-                act.head = executed.block.header.clone();
+                for e in &executed {
+                    act.head = e.block.header.clone();
+                    announce_commit(e, &act.mempool, &act.commits, &act.metrics);
+                }
                 act.pending.prune(act.head.number);
                 act.metrics.pending_blocks.set(act.pending.len() as f64);
-                announce_commit(&executed, &act.mempool, &act.commits, &act.metrics);
                 Ok(())
             })
         })))

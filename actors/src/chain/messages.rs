@@ -51,14 +51,22 @@ pub struct Validate {
     pub proposal: bool,
 }
 
-/// `block` is final: execute it if needed, write it, announce it. Commits run one at a time, in
-/// the order they were sent; a block at or below the head is already committed and skipped.
-#[derive(Message)]
-#[rtype(result = "Result<(), ChainError>")]
-pub struct Commit {
+/// A block that is final, with its certificate (and, on the last of a run, the proof of its
+/// commit that syncing peers are shown).
+#[derive(Clone, Debug)]
+pub struct Certified {
     pub block: Block,
     pub certificate: Certificate,
     pub proof: Option<CommitProof>,
+}
+
+/// `blocks` (consecutive, oldest first) are final: execute those not executed yet, write them in
+/// one atomic batch, announce each. Commits run one at a time, in the order they were sent; a
+/// block at or below the head is already committed and skipped.
+#[derive(Message)]
+#[rtype(result = "Result<(), ChainError>")]
+pub struct Commit {
+    pub blocks: Vec<Certified>,
 }
 
 /// Cloneable, typed handle to the chain service.
@@ -89,12 +97,17 @@ impl ChainHandle {
         certificate: Certificate,
         proof: Option<CommitProof>,
     ) -> Result<(), ChainError> {
-        self.addr.send(Commit { block, certificate, proof }).await.map_err(|_| ChainError::Gone)?
+        self.commit_many(vec![Certified { block, certificate, proof }]).await
+    }
+
+    /// Commits consecutive final blocks in one storage write (block sync: one fsync a run).
+    pub async fn commit_many(&self, blocks: Vec<Certified>) -> Result<(), ChainError> {
+        self.addr.send(Commit { blocks }).await.map_err(|_| ChainError::Gone)?
     }
 
     /// Queues a commit without waiting for it (commits keep their order).
     pub fn commit_later(&self, block: Block, certificate: Certificate) {
-        self.addr.do_send(Commit { block, certificate, proof: None });
+        self.addr.do_send(Commit { blocks: vec![Certified { block, certificate, proof: None }] });
     }
 
     /// A stream of committed blocks from now on. Slow readers skip (lagged), never block commits.

@@ -21,4 +21,4 @@ pub mod pending;
 mod tests;
 
 pub use actor::{now_ms, ChainActor, ChainConfig, ChainParts};
-pub use messages::{ChainError, ChainHandle, Commit, CommittedBlock, Propose, Validate};
+pub use messages::{Certified, ChainError, ChainHandle, Commit, CommittedBlock, Propose, Validate};

@@ -1,5 +1,5 @@
 use super::messages::{FromNetwork, SyncedBlocks};
-use crate::chain::{ChainError, ChainHandle};
+use crate::chain::{Certified, ChainError, ChainHandle};
 use crate::mempool::MempoolHandle;
 use crate::network::NetworkHandle;
 use actix::prelude::*;
@@ -13,6 +13,10 @@ use bss_storage::StorageHandle;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 use tracing::{debug, error, info};
+
+/// Most consecutive commits handed to the chain service at once. Executing a block on a run
+/// of uncommitted ones reads through each of them, so a run stays short.
+const MAX_COMMIT_RUN: usize = 32;
 
 /// Drives the native HotStuff engine: feeds it inputs and carries out its effects, in order.
 /// Building, validating and committing blocks are the chain service's; this actor only keeps
@@ -165,8 +169,22 @@ impl ConsensusActor {
                 }
                 Effect::Commit { block, certificate, proof } => {
                     self.busy = true;
+                    // A run of commits (a sync page) goes to storage in one write.
+                    let mut run = vec![Certified { block, certificate, proof }];
+                    while run.len() < MAX_COMMIT_RUN {
+                        match self.queue.pop_front() {
+                            Some(Effect::Commit { block, certificate, proof }) => {
+                                run.push(Certified { block, certificate, proof })
+                            }
+                            Some(other) => {
+                                self.queue.push_front(other);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
                     let chain = self.chain.clone();
-                    let fut = async move { chain.commit(block, certificate, proof).await };
+                    let fut = async move { chain.commit_many(run).await };
                     ctx.wait(fut.into_actor(self).map(|res, act, ctx| {
                         match res {
                             Ok(()) => {}

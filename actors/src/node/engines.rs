@@ -37,7 +37,7 @@ fn start_network(p: &mut EngineParts<'_>, engine: EngineRoute) -> Result<Option<
     let Some(listener) = p.listener.take() else { return Ok(None) };
     let routes = Routes {
         engine,
-        sync: SyncServer::spawn(p.opened.reader.clone(), p.cfg.network.sync_batch)?,
+        sync: SyncServer::spawn(p.opened.reader.clone(), p.cfg.network.sync_batch, p.cfg.network.max_frame_bytes / 2)?,
         gossip: p.gossip.clone(),
         tunnel: p.tunnel.clone(),
     };

@@ -18,13 +18,14 @@ struct Request {
 pub struct SyncServer;
 
 impl SyncServer {
-    /// Starts the page builder thread; `batch` is the most blocks in one page.
-    pub fn spawn(reader: StoreReader, batch: u32) -> std::io::Result<SyncServerHandle> {
+    /// Starts the page builder thread; `batch` is the most blocks in one page, `max_bytes` the
+    /// most bytes of blocks.
+    pub fn spawn(reader: StoreReader, batch: u32, max_bytes: usize) -> std::io::Result<SyncServerHandle> {
         let (tx, rx) = sync_channel(QUEUE);
         let page_seconds = histogram("bss_sync_page_seconds", "Time to read one block sync page from storage");
         std::thread::Builder::new()
             .name("bss-sync-server".into())
-            .spawn(move || serve(reader, batch, rx, page_seconds))?;
+            .spawn(move || serve(reader, (batch, max_bytes), rx, page_seconds))?;
         let busy = counter_of(
             "bss_network_dropped_total",
             "reason",
@@ -35,10 +36,10 @@ impl SyncServer {
     }
 }
 
-fn serve(reader: StoreReader, batch: u32, rx: Receiver<Request>, page_seconds: Histogram) {
+fn serve(reader: StoreReader, (batch, max_bytes): (u32, usize), rx: Receiver<Request>, page_seconds: Histogram) {
     while let Ok(Request { from, from_number, reply }) = rx.recv() {
         let started = std::time::Instant::now();
-        match page(&reader, from_number, batch) {
+        match page(&reader, from_number, batch, max_bytes) {
             Ok(Some(msg)) => {
                 page_seconds.record(started.elapsed().as_secs_f64());
                 reply.send_wire(from, msg);

@@ -135,11 +135,18 @@ impl SendLog {
     }
 }
 
+/// Longest gap between two batches of one lane at a target rate.
+const PACE: Duration = Duration::from_millis(250);
+
 /// One sender thread: its lane's txs, in order, in JSON-RPC batches, to one operator.
 pub fn send_lane(rpc: String, signed: Arc<Signed>, lane: usize, batch: usize, rate_per_lane: f64, log: Arc<SendLog>) {
     let mut client = RpcClient::new(&rpc);
     let mine: Vec<usize> = (0..signed.raw.len()).filter(|i| signed.lane[*i] == lane).collect();
     let mut sent_here = 0usize;
+    // At a target rate a batch holds at most PACE's worth of the lane's txs, so that a low rate
+    // is spread over the run instead of leaving in one batch at the start.
+    let batch =
+        if rate_per_lane > 0.0 { batch.min((rate_per_lane * PACE.as_secs_f64()).ceil() as usize) } else { batch };
     for chunk in mine.chunks(batch.max(1)) {
         if log.stop.load(Ordering::Relaxed) {
             break;

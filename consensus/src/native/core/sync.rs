@@ -129,16 +129,21 @@ impl NativeEngine {
         }
         let more = more || !headers.is_empty();
         info!(target: "consensus::native", from, blocks = blocks.len(), to = last.0.number(), more, "synced committed blocks");
+        for (block, _) in &blocks {
+            self.mark_committed(&block.header);
+        }
+        if more {
+            // The next page travels while this one is executed and written.
+            self.request_sync(from, fx);
+        }
         let n = blocks.len();
         for (i, (block, cert)) in blocks.into_iter().enumerate() {
-            self.mark_committed(&block.header);
             self.qcs.insert(block.hash(), cert.clone());
             let proof = (i + 1 == n).then(|| proof.clone());
             fx.push(Effect::Commit { block, certificate: cert, proof });
         }
         self.prune();
         if more {
-            self.request_sync(from, fx);
             return;
         }
         self.process_qc(&proof.child_qc, fx);
