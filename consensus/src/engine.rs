@@ -62,6 +62,12 @@ pub enum Input<M> {
         from: u16,
         message: M,
     },
+    /// The transport (re)connected to operator `peer`. It may be ahead of this node (this node
+    /// restarted or was cut off), so the engine may ask it for committed blocks right away
+    /// instead of waiting for its next proposal.
+    PeerConnected {
+        peer: u16,
+    },
     /// Committed blocks a peer sent for block sync, with the proof that the last one is
     /// committed. The engine verifies every certificate before anything is applied.
     Synced {

@@ -1,4 +1,4 @@
-use super::messages::{FromNetwork, SyncedBlocks};
+use super::messages::{FromNetwork, PeerConnected, SyncedBlocks};
 use crate::chain::{Certified, ChainError, ChainHandle};
 use crate::mempool::MempoolHandle;
 use crate::network::NetworkHandle;
@@ -247,6 +247,14 @@ impl Handler<FromNetwork> for ConsensusActor {
 
     fn handle(&mut self, msg: FromNetwork, ctx: &mut Self::Context) {
         self.input(Input::Message { from: msg.from, message: msg.message }, ctx);
+    }
+}
+
+impl Handler<PeerConnected> for ConsensusActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerConnected, ctx: &mut Self::Context) {
+        self.input(Input::PeerConnected { peer: msg.peer }, ctx);
     }
 }
 

@@ -11,6 +11,13 @@ pub struct FromNetwork {
     pub message: NativeMessage,
 }
 
+/// The network connected to operator `peer` (it may be ahead: ask it for blocks).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PeerConnected {
+    pub peer: u16,
+}
+
 /// Committed blocks a peer sent in answer to a sync request (verified by the engine).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -39,6 +46,10 @@ impl ConsensusHandle {
 
     pub fn deliver(&self, from: u16, message: NativeMessage) -> Result<(), ConsensusBusy> {
         self.addr.try_send(FromNetwork { from, message }).map_err(|_| ConsensusBusy)
+    }
+
+    pub fn peer_connected(&self, peer: u16) -> Result<(), ConsensusBusy> {
+        self.addr.try_send(PeerConnected { peer }).map_err(|_| ConsensusBusy)
     }
 
     pub fn synced(&self, msg: SyncedBlocks) -> Result<(), ConsensusBusy> {

@@ -234,6 +234,11 @@ impl Handler<Connected> for NetworkActor {
     fn handle(&mut self, msg: Connected, _: &mut Self::Context) {
         self.peers.insert(msg.peer, (msg.conn, msg.queue, msg.queued_bytes));
         self.metrics.peers.set(self.peers.len() as f64);
+        if let EngineRoute::Native(c) = &self.routes.engine {
+            if c.peer_connected(msg.peer).is_err() {
+                self.metrics.dropped_consensus_busy.increment(1);
+            }
+        }
     }
 }
 

@@ -737,6 +737,7 @@ impl Engine for NativeEngine {
                     NativeMessage::Block(b) => self.on_fetched(from, *b, &mut fx),
                 }
             }
+            Input::PeerConnected { peer } => self.request_sync(peer, &mut fx),
             Input::Synced { from, blocks, headers, proof, more } => {
                 self.on_synced(from, blocks, headers, proof, more, &mut fx)
             }

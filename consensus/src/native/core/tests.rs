@@ -111,3 +111,21 @@ fn a_normal_path_proposal_without_2f1_lists_is_refused() {
     let fx = e.handle(Input::Message { from: leader, message: proposal(&s, leader, round, &head, &head_qc) });
     assert!(!validates(&fx), "a proposal on a QC of the previous round with no lists was taken");
 }
+
+#[test]
+fn a_connected_peer_is_asked_for_blocks_past_the_head_once_at_a_time() {
+    let s = signers();
+    let (mut e, head, _) = replica(&s, 41, 0);
+    e.handle(Input::Start);
+    let asks = |fx: &[Effect<NativeMessage>]| -> Vec<(u16, u64)> {
+        fx.iter()
+            .filter_map(|f| match f {
+                Effect::RequestSync { peer, from_number } => Some((*peer, *from_number)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(asks(&e.handle(Input::PeerConnected { peer: 2 })), vec![(2, head.number + 1)]);
+    // One request at a time: a second connection while it is out asks nothing.
+    assert!(asks(&e.handle(Input::PeerConnected { peer: 3 })).is_empty());
+}
