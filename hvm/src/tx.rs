@@ -59,6 +59,9 @@ pub struct SignedTx {
     pub sender: Address,
 }
 
+/// Fewer transactions than this are decoded on the calling thread.
+const PARALLEL_DECODE_MIN: usize = 64;
+
 impl SignedTx {
     /// Decodes EIP-2718 bytes (legacy, EIP-2930, EIP-1559) and recovers the sender.
     pub fn decode(raw: &[u8]) -> Result<Self, TxError> {
@@ -73,6 +76,28 @@ impl SignedTx {
         }
         let sender = recover_sender(&envelope)?;
         Ok(Self { hash: *envelope.tx_hash(), envelope, raw: Bytes::copy_from_slice(raw), sender })
+    }
+
+    /// [`SignedTx::decode`] of many transactions, in order, spread over the machine's cores when
+    /// there are enough to pay for the threads (a synced block's txs, which no pool held).
+    pub fn decode_many(raws: &[&[u8]]) -> Vec<Result<Self, TxError>> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 || raws.len() < PARALLEL_DECODE_MIN {
+            return raws.iter().map(|r| Self::decode(r)).collect();
+        }
+        let chunk = raws.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = raws
+                .chunks(chunk)
+                .map(|part| s.spawn(move || part.iter().map(|r| Self::decode(r)).collect::<Vec<_>>()))
+                .collect();
+            parts
+                .into_iter()
+                .zip(raws.chunks(chunk))
+                // A decode cannot panic on any input; if a helper did, its share is redone here.
+                .flat_map(|(h, part)| h.join().unwrap_or_else(|_| part.iter().map(|r| Self::decode(r)).collect()))
+                .collect()
+        })
     }
 
     /// Decodes a committed transaction whose sender was recovered when its block was executed
@@ -182,4 +207,43 @@ pub fn recover_sender(envelope: &TxEnvelope) -> Result<Address, TxError> {
     let pk = SECP256K1.recover_ecdsa(msg, &rsig).map_err(|_| TxError::InvalidSender)?;
     let uncompressed = pk.serialize_uncompressed();
     Ok(Address::from_slice(&keccak256(&uncompressed[1..])[12..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::DevKey;
+    use alloy_consensus::TxEip1559;
+    use alloy_primitives::TxKind;
+
+    #[test]
+    fn decode_many_keeps_order_and_each_error_in_place_on_any_number_of_threads() {
+        for n in [3usize, PARALLEL_DECODE_MIN * 3 + 1] {
+            let raws: Vec<Bytes> = (0..n as u64)
+                .map(|i| {
+                    if i % 17 == 5 {
+                        return Bytes::from_static(b"\x02garbage");
+                    }
+                    DevKey::from_seed(i % 7).sign_raw(TxEip1559 {
+                        chain_id: 7,
+                        nonce: i,
+                        gas_limit: 21_000,
+                        max_fee_per_gas: 1,
+                        to: TxKind::Call(Address::ZERO),
+                        ..Default::default()
+                    })
+                })
+                .collect();
+            let slices: Vec<&[u8]> = raws.iter().map(|r| r.as_ref()).collect();
+            let many = SignedTx::decode_many(&slices);
+            assert_eq!(many.len(), n);
+            for (raw, got) in raws.iter().zip(&many) {
+                match (SignedTx::decode(raw), got) {
+                    (Ok(a), Ok(b)) => assert_eq!((a.hash, a.sender), (b.hash, b.sender)),
+                    (Err(_), Err(_)) => {}
+                    (a, b) => panic!("decode {a:?} but decode_many {b:?}"),
+                }
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use crate::btc::{check_attributes, next_attributes, BtcLink};
 use crate::hvm::btc_precompiles::{btc_at, BtcAt};
 use crate::hvm::execute::ProposalFields;
 use crate::hvm::lthash::LtHash;
-use crate::hvm::{BlockBuilder, ChainSpec, ExecutedBlock, ExecutionError, LayeredState, SignedTx};
+use crate::hvm::{BlockBuilder, ChainSpec, ExecutedBlock, ExecutionError, LayeredState, SignedTx, TxError};
 use crate::pop::finality::anchors_for;
 use alloy_primitives::B256;
 use bss_consensus::{Block, BlockHeader, Mint};
@@ -215,20 +215,25 @@ impl Executor {
         let _g = span.enter();
         let started = Instant::now();
         let known: HashMap<B256, Arc<SignedTx>> = known.into_iter().map(|t| (t.hash, t)).collect();
+        let held: Vec<Option<Arc<SignedTx>>> =
+            block.transactions.iter().map(|raw| known.get(&alloy_primitives::keccak256(raw)).cloned()).collect();
+        // What no pool held is decoded and its sender recovered here, on every core.
+        let unknown: Vec<&[u8]> =
+            block.transactions.iter().zip(&held).filter(|(_, h)| h.is_none()).map(|(raw, _)| raw.as_ref()).collect();
+        self.metrics.unknown_proposal_txs.increment(unknown.len() as u64);
+        let mut decoded = SignedTx::decode_many(&unknown).into_iter();
         let mut txs = Vec::with_capacity(block.transactions.len());
-        for (index, raw) in block.transactions.iter().enumerate() {
-            let hash = alloy_primitives::keccak256(raw);
-            match known.get(&hash) {
-                Some(t) => txs.push(t.clone()),
-                None => {
-                    self.metrics.unknown_proposal_txs.increment(1);
-                    txs.push(Arc::new(SignedTx::decode(raw).map_err(|e| ExecutionError::Undecodable {
-                        number: block.number(),
-                        index,
-                        reason: e.to_string(),
-                    })?))
-                }
-            }
+        for (index, held) in held.into_iter().enumerate() {
+            let decode = match held {
+                Some(t) => Ok(t),
+                None => decoded.next().unwrap_or(Err(TxError::Decode("not decoded".into()))).map(Arc::new),
+            };
+            let tx = decode.map_err(|e| ExecutionError::Undecodable {
+                number: block.number(),
+                index,
+                reason: e.to_string(),
+            })?;
+            txs.push(tx);
         }
         let (state, parent, acc) = self.state_at(&block.header.parent_hash, layers)?;
         if check_btc {
