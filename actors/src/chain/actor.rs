@@ -1,14 +1,14 @@
-use super::messages::{ChainError, ChainHandle, Commit, CommittedBlock, Propose, Validate};
+use super::messages::{Certified, ChainError, ChainHandle, Commit, CommittedBlock, Propose, Validate};
 use super::metrics::ChainMetrics;
 use super::pending::{Entry, PendingBlocks};
 use crate::btc::{BtcLink, BtcView};
 use crate::executor::{ExecutorError, ExecutorHandle};
 use crate::hvm::execute::ProposalFields;
 use crate::hvm::fees::next_base_fee;
-use crate::hvm::ExecutedBlock;
+use crate::hvm::{ExecutedBlock, SignedTx};
 use crate::mempool::MempoolHandle;
 use actix::prelude::*;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, Bytes, B256};
 use bss_consensus::{Block, BlockHeader};
 use bss_storage::{StorageHandle, StoreReader};
 use std::collections::HashMap;
@@ -149,12 +149,29 @@ async fn layers_for(
             Some(x) => x,
             None => {
                 wait_for_btc_tip(btc, &e.block, waits).await;
-                executor.execute_certified(layers.clone(), e.block).await?
+                executor.execute_certified(layers.clone(), e.block, vec![]).await?
             }
         };
         layers.push(executed);
     }
     Ok(layers)
+}
+
+/// The transactions of the blocks in `run` not executed here yet (`executed` is None), decoded
+/// and their senders recovered on every core at once, one list per such block (a sync page's
+/// blocks come from no pool). Undecodable ones are left out: executing the block reports them.
+async fn decode_unexecuted(run: &[Certified], executed: &[Option<Arc<ExecutedBlock>>]) -> Vec<Vec<Arc<SignedTx>>> {
+    let blocks: Vec<Vec<Bytes>> =
+        run.iter().zip(executed).filter(|(_, e)| e.is_none()).map(|(c, _)| c.block.transactions.clone()).collect();
+    let decode = move || {
+        let raws: Vec<&[u8]> = blocks.iter().flatten().map(|r| r.as_ref()).collect();
+        let mut all = SignedTx::decode_many(&raws).into_iter();
+        let per_block: Vec<Vec<Arc<SignedTx>>> =
+            blocks.iter().map(|b| all.by_ref().take(b.len()).filter_map(Result::ok).map(Arc::new).collect()).collect();
+        per_block
+    };
+    // A decode cannot panic; if the blocking pool is gone, the executor decodes them itself.
+    tokio::task::spawn_blocking(decode).await.unwrap_or_default()
 }
 
 /// How often a certified block still waiting for its Bitcoin tip is reported.
@@ -311,7 +328,7 @@ impl Handler<Validate> for ChainActor {
                 executor.validate(layers.clone(), block, known).await?
             } else {
                 wait_for_btc_tip(view.as_ref(), &block, &waits).await;
-                executor.execute_certified(layers.clone(), block).await?
+                executor.execute_certified(layers.clone(), block, vec![]).await?
             };
             Ok::<_, ExecutorError>((layers, executed))
         };
@@ -367,6 +384,7 @@ impl Handler<Commit> for ChainActor {
         let view = self.cfg.btc.as_ref().map(|(l, _)| l.view.clone());
         let waits = self.metrics.btc_view_waits.clone();
         let fut = async move {
+            let mut decoded = decode_unexecuted(&todo, &known).await.into_iter();
             let mut executed: Vec<Arc<ExecutedBlock>> = Vec::with_capacity(todo.len());
             let mut base: Option<Vec<Arc<ExecutedBlock>>> = None;
             let mut chain = Some(chain);
@@ -374,6 +392,7 @@ impl Handler<Commit> for ChainActor {
                 let e = match known {
                     Some(e) => e,
                     None => {
+                        let txs = decoded.next().unwrap_or_default();
                         let failed = |e| (c.block.number(), c.block.hash(), e);
                         if let Some(chain) = chain.take() {
                             base = Some(layers_for(chain, &executor, view.as_ref(), &waits).await.map_err(failed)?);
@@ -381,7 +400,7 @@ impl Handler<Commit> for ChainActor {
                         let mut layers = base.clone().unwrap_or_default();
                         layers.extend(executed.iter().cloned());
                         wait_for_btc_tip(view.as_ref(), &c.block, &waits).await;
-                        executor.execute_certified(layers, c.block.clone()).await.map_err(failed)?
+                        executor.execute_certified(layers, c.block.clone(), txs).await.map_err(failed)?
                     }
                 };
                 executed.push(e);

@@ -90,8 +90,9 @@ impl ExecutorHandle {
         &self,
         layers: Vec<Arc<ExecutedBlock>>,
         block: Block,
+        known: Vec<Arc<SignedTx>>,
     ) -> Result<Arc<ExecutedBlock>, ExecutorError> {
-        self.ask(|reply| Request::Validate { layers, block, known: vec![], check_btc: false, reply }).await
+        self.ask(|reply| Request::Validate { layers, block, known, check_btc: false, reply }).await
     }
 
     /// Makes the executor thread panic (fault injection).
