@@ -15,6 +15,7 @@ pub mod config;
 pub mod config_tunnel;
 mod engines;
 pub mod identity;
+mod memory;
 mod rpc;
 mod storage;
 
@@ -114,6 +115,10 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     let p2p_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
 
     let opened = storage::open(&cfg, &genesis)?;
+    // A large genesis (millions of accounts) is built, hashed and written once at start: hand
+    // the memory that took back to the system instead of carrying it for the node's life.
+    drop(genesis);
+    memory::release_freed();
     let (reader, storage) = (opened.reader.clone(), opened.storage.clone());
     info!(target: "node", operator = id.index, operators = id.operators.len(), engine = %cfg.consensus.engine, "starting");
 
