@@ -18,3 +18,16 @@ pub fn release_freed() {
         tracing::debug!(target: "node", released = released == 1, "returned freed heap memory to the system");
     }
 }
+
+/// How often a running node hands freed memory back.
+pub const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Releases freed memory every `every` on a thread of its own, for the process's life. Bursts
+/// (a large proposal, a sync page, a flush) otherwise leave their peak resident in the arenas.
+pub fn release_periodically(every: std::time::Duration) -> std::io::Result<()> {
+    std::thread::Builder::new().name("bss-memory".into()).spawn(move || loop {
+        std::thread::sleep(every);
+        release_freed();
+    })?;
+    Ok(())
+}

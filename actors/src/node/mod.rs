@@ -119,6 +119,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     // the memory that took back to the system instead of carrying it for the node's life.
     drop(genesis);
     memory::release_freed();
+    memory::release_periodically(memory::RELEASE_EVERY)?;
     let (reader, storage) = (opened.reader.clone(), opened.storage.clone());
     info!(target: "node", operator = id.index, operators = id.operators.len(), engine = %cfg.consensus.engine, "starting");
 

@@ -7,6 +7,9 @@ use bss_consensus::{Block, BlockHeader, Certificate, SafetyData};
 use bss_storage::{StorageError, StorageHandle, StorageService, Store, StoreReader};
 use tracing::info;
 
+/// A fresh store whose genesis holds more accounts than this is reopened once it is written.
+const REOPEN_AFTER_GENESIS: usize = 10_000;
+
 /// What the rest of the node starts from.
 pub struct Opened {
     pub reader: StoreReader,
@@ -23,10 +26,17 @@ pub fn open(cfg: &NodeConfig, genesis: &Genesis) -> Result<Opened, NodeError> {
     let db_path = cfg.data_dir.join("db");
     let storage_err = |source| NodeError::Storage { path: db_path.display().to_string(), source };
     std::fs::create_dir_all(&cfg.data_dir)?;
-    let store = Store::open(&db_path, cfg.storage.fsync).map_err(storage_err)?;
+    let mut store = Store::open(&db_path, cfg.storage.fsync).map_err(storage_err)?;
+    let fresh = store.reader().chain_id().map_err(storage_err)?.is_none();
     let (genesis_batch, _) = genesis.build();
     let genesis_hash = genesis_batch.block.hash();
     store.init_genesis(genesis.spec.chain_id, &genesis_batch).map_err(storage_err)?;
+    if fresh && genesis_batch.changes.accounts.len() > REOPEN_AFTER_GENESIS {
+        // fjall keeps what one huge batch wrote in memory (~200 MB for a million accounts)
+        // until much later; reopening the freshly written store lets all of it go.
+        drop(store);
+        store = Store::open(&db_path, cfg.storage.fsync).map_err(storage_err)?;
+    }
     let reader = store.reader();
     let head_number = reader.head_number().map_err(storage_err)?.unwrap_or(0);
     let missing = || storage_err(StorageError::Corrupt { keyspace: "headers", reason: "head header missing".into() });
