@@ -47,7 +47,7 @@ pub struct Mint {
 }
 
 /// The L2 block header. Its hash is keccak256 of its canonical bincode encoding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockHeader {
     pub chain_id: u64,
     pub number: u64,

@@ -70,29 +70,11 @@ pub fn page(
 mod tests {
     use super::*;
     use alloy_primitives::{Bytes, B256};
-    use bss_consensus::{Block, BtcAttributes, Certificate};
+    use bss_consensus::{Block, Certificate};
     use bss_storage::{BlockBody, CommitBatch, GenesisBatch, StateChanges, StorageService, Store};
 
     fn header(number: u64, parent: B256) -> BlockHeader {
-        BlockHeader {
-            chain_id: 9,
-            number,
-            parent_hash: parent,
-            round: number,
-            proposer: 0,
-            timestamp_ms: number,
-            transactions_root: B256::ZERO,
-            receipts_root: B256::ZERO,
-            state_root: B256::ZERO,
-            gas_used: 0,
-            gas_limit: 30_000_000,
-            base_fee: 1,
-            btc: BtcAttributes::default(),
-            anchors: vec![],
-            inclusion: vec![],
-            forced: vec![],
-            mints: vec![],
-        }
+        BlockHeader { chain_id: 9, number, parent_hash: parent, round: number, ..Default::default() }
     }
 
     /// A store holding blocks 1..=n of ten 1 KiB "transactions" each, on consecutive rounds.
