@@ -25,6 +25,10 @@ use std::sync::Arc;
 
 pub use super::state::BlockDiff;
 
+/// Blocks with fewer transactions than this build their tries on the executing thread (a thread
+/// costs more than the tries of an empty block: sync of near-empty chains spent its time there).
+const PARALLEL_TRIES_MIN: usize = 64;
+
 /// The EVM rules bss runs.
 pub const SPEC: SpecId = SpecId::CANCUN;
 
@@ -454,16 +458,22 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         }
         header.forced = outcomes;
         let ws = &mut evm.ctx.journaled_state.database;
-        // The two tries depend only on the transactions and receipts: build them on a second
-        // core while this one turns the write set into the diff and the new state commitment.
-        let (finished, roots) = std::thread::scope(|s| {
-            let tries = s.spawn(|| {
-                let envelopes: Vec<&TxEnvelope> = included.iter().map(|t| &t.envelope).collect();
-                (calculate_transaction_root(&envelopes), receipts_root(&included, &receipts))
-            });
-            let finished = ws.finish(self.parent_acc, number);
-            (finished, tries.join())
-        });
+        let tries = || {
+            let envelopes: Vec<&TxEnvelope> = included.iter().map(|t| &t.envelope).collect();
+            (calculate_transaction_root(&envelopes), receipts_root(&included, &receipts))
+        };
+        // The two tries depend only on the transactions and receipts: for a block worth a thread,
+        // build them on a second core while this one turns the write set into the diff and the
+        // new state commitment.
+        let (finished, roots) = if included.len() < PARALLEL_TRIES_MIN {
+            (ws.finish(self.parent_acc, number), Ok(tries()))
+        } else {
+            std::thread::scope(|s| {
+                let tries = s.spawn(tries);
+                let finished = ws.finish(self.parent_acc, number);
+                (finished, tries.join())
+            })
+        };
         let (diff, changes, acc) = finished?;
         let (transactions_root, receipts_root) =
             roots.map_err(|_| ExecutionError::Evm("computing the block tries panicked".into()))?;

@@ -62,6 +62,13 @@ pub struct SignedTx {
 /// Fewer transactions than this are decoded on the calling thread.
 const PARALLEL_DECODE_MIN: usize = 64;
 
+/// The cores this process may use, read once (on Linux the standard library reads cgroup files
+/// on every call).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 impl SignedTx {
     /// Decodes EIP-2718 bytes (legacy, EIP-2930, EIP-1559) and recovers the sender.
     pub fn decode(raw: &[u8]) -> Result<Self, TxError> {
@@ -81,10 +88,10 @@ impl SignedTx {
     /// [`SignedTx::decode`] of many transactions, in order, spread over the machine's cores when
     /// there are enough to pay for the threads (a synced block's txs, which no pool held).
     pub fn decode_many(raws: &[&[u8]]) -> Vec<Result<Self, TxError>> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads < 2 || raws.len() < PARALLEL_DECODE_MIN {
+        if raws.len() < PARALLEL_DECODE_MIN || cores() < 2 {
             return raws.iter().map(|r| Self::decode(r)).collect();
         }
+        let threads = cores();
         let chunk = raws.len().div_ceil(threads);
         std::thread::scope(|s| {
             let parts: Vec<_> = raws
