@@ -100,6 +100,13 @@ impl Store {
     /// Writes consecutive committed blocks, the first on the current head, in one atomic batch
     /// (one fsync however many). Their state changes are merged, later blocks winning, so every
     /// key is written once.
+    /// Writes the accounts keyspace's memtable to disk and waits until it is flushed (after one
+    /// huge batch, such as a million-account genesis, which would otherwise stay in memory).
+    pub fn flush_accounts(&self) -> Result<()> {
+        self.accounts.rotate_memtable_and_wait()?;
+        Ok(())
+    }
+
     pub(crate) fn commit(&self, blocks: &[CommitBatch]) -> Result<()> {
         let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else { return Ok(()) };
         let head = self.reader().head_number()?;

@@ -33,7 +33,8 @@ pub fn open(cfg: &NodeConfig, genesis: &Genesis) -> Result<Opened, NodeError> {
     store.init_genesis(genesis.spec.chain_id, &genesis_batch).map_err(storage_err)?;
     if fresh && genesis_batch.changes.accounts.len() > REOPEN_AFTER_GENESIS {
         // fjall keeps what one huge batch wrote in memory (~200 MB for a million accounts)
-        // until much later; reopening the freshly written store lets all of it go.
+        // until much later; flushing it and reopening the fresh store lets all of it go.
+        store.flush_accounts().map_err(storage_err)?;
         drop(store);
         store = Store::open(&db_path, cfg.storage.fsync).map_err(storage_err)?;
     }
