@@ -88,10 +88,10 @@ impl SignedTx {
     /// [`SignedTx::decode`] of many transactions, in order, spread over the machine's cores when
     /// there are enough to pay for the threads (a synced block's txs, which no pool held).
     pub fn decode_many(raws: &[&[u8]]) -> Vec<Result<Self, TxError>> {
-        if raws.len() < PARALLEL_DECODE_MIN || cores() < 2 {
+        let threads = cores();
+        if raws.len() < PARALLEL_DECODE_MIN || threads < 2 {
             return raws.iter().map(|r| Self::decode(r)).collect();
         }
-        let threads = cores();
         let chunk = raws.len().div_ceil(threads);
         std::thread::scope(|s| {
             let parts: Vec<_> = raws

@@ -73,8 +73,9 @@ impl Store {
         StoreReader { store: self.clone() }
     }
 
-    /// Writes genesis into an empty store, or checks that a non-empty one has the same chain.
-    pub fn init_genesis(&self, chain_id: u64, genesis: &GenesisBatch) -> Result<()> {
+    /// Writes genesis into an empty store (true), or checks that a non-empty one has the same
+    /// chain (false).
+    pub fn init_genesis(&self, chain_id: u64, genesis: &GenesisBatch) -> Result<bool> {
         let reader = self.reader();
         let hash = genesis.block.hash();
         if let Some(found) = reader.chain_id()? {
@@ -85,7 +86,7 @@ impl Store {
             if stored != hash {
                 return Err(StorageError::WrongGenesis { expected: hash.to_string(), found: stored.to_string() });
             }
-            return Ok(());
+            return Ok(false);
         }
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         self.write_block(&mut batch, &genesis.block, None, None, None)?;
@@ -94,12 +95,9 @@ impl Store {
         batch.insert(&self.meta, keys::META_CHAIN_ID, chain_id.to_be_bytes().to_vec());
         batch.insert(&self.meta, keys::META_GENESIS, hash.to_vec());
         batch.commit()?;
-        Ok(())
+        Ok(true)
     }
 
-    /// Writes consecutive committed blocks, the first on the current head, in one atomic batch
-    /// (one fsync however many). Their state changes are merged, later blocks winning, so every
-    /// key is written once.
     /// Writes the accounts keyspace's memtable to disk and waits until it is flushed (after one
     /// huge batch, such as a million-account genesis, which would otherwise stay in memory).
     pub fn flush_accounts(&self) -> Result<()> {
@@ -107,6 +105,9 @@ impl Store {
         Ok(())
     }
 
+    /// Writes consecutive committed blocks, the first on the current head, in one atomic batch
+    /// (one fsync however many). Their state changes are merged, later blocks winning, so every
+    /// key is written once.
     pub(crate) fn commit(&self, blocks: &[CommitBatch]) -> Result<()> {
         let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else { return Ok(()) };
         let head = self.reader().head_number()?;

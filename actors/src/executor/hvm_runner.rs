@@ -226,7 +226,7 @@ impl Executor {
         for (index, held) in held.into_iter().enumerate() {
             let decode = match held {
                 Some(t) => Ok(t),
-                None => decoded.next().unwrap_or(Err(TxError::Decode("not decoded".into()))).map(Arc::new),
+                None => decoded.next().unwrap_or_else(|| Err(TxError::Decode("not decoded".into()))).map(Arc::new),
             };
             let tx = decode.map_err(|e| ExecutionError::Undecodable {
                 number: block.number(),

@@ -27,11 +27,10 @@ pub fn open(cfg: &NodeConfig, genesis: &Genesis) -> Result<Opened, NodeError> {
     let storage_err = |source| NodeError::Storage { path: db_path.display().to_string(), source };
     std::fs::create_dir_all(&cfg.data_dir)?;
     let mut store = Store::open(&db_path, cfg.storage.fsync).map_err(storage_err)?;
-    let fresh = store.reader().chain_id().map_err(storage_err)?.is_none();
     let (genesis_batch, _) = genesis.build();
     let genesis_hash = genesis_batch.block.hash();
-    store.init_genesis(genesis.spec.chain_id, &genesis_batch).map_err(storage_err)?;
-    if fresh && genesis_batch.changes.accounts.len() > REOPEN_AFTER_GENESIS {
+    let written = store.init_genesis(genesis.spec.chain_id, &genesis_batch).map_err(storage_err)?;
+    if written && genesis_batch.changes.accounts.len() > REOPEN_AFTER_GENESIS {
         // fjall keeps what one huge batch wrote in memory (~200 MB for a million accounts)
         // until much later; flushing it and reopening the fresh store lets all of it go.
         store.flush_accounts().map_err(storage_err)?;
