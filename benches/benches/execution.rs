@@ -67,6 +67,7 @@ fn ratio(kind: Kind, blocks: usize) -> (f64, f64) {
     for txs in prepared.clone() {
         n += chain.execute_and_commit(txs);
     }
+    chain.wait_written();
     let bss = n as f64 / started.elapsed().as_secs_f64();
     let token = matches!(kind, Kind::Erc20).then_some(chain.workload.token);
     let mut raw = RawRevm::new(&chain.workload.senders, token);
@@ -90,7 +91,7 @@ fn main() {
     c.final_summary();
     println!("\nexecute-and-commit vs raw revm ({SENDERS} txs per block, fsync on):");
     for (name, kind) in [("ETH transfers", Kind::Eth), ("ERC-20-style transfers", Kind::Erc20)] {
-        let (bss, revm) = ratio(kind, 10);
+        let (bss, revm) = ratio(kind, 30);
         println!("  {name:24} bss {bss:>9.0} tx/s   raw revm {revm:>9.0} tx/s   ratio {:.2}x", bss / revm);
     }
 }

@@ -9,7 +9,7 @@ use bss_hvm::accounts::DevKey;
 use bss_hvm::execute::{tx_env, ProposalFields};
 use bss_hvm::lthash::LtHash;
 use bss_hvm::{BlockBuilder, ChainSpec, ExecutedBlock, Genesis, LayeredState, SignedTx};
-use bss_storage::{StorageHandle, StorageService, Store, StoreReader};
+use bss_storage::{StorageHandle, StorageService, Store, StoreReader, Written};
 use revm::database::{CacheDB, EmptyDB};
 use revm::state::AccountInfo;
 use revm::{Context, ExecuteCommitEvm, MainBuilder, MainContext};
@@ -71,6 +71,12 @@ pub struct Chain {
     pub storage: StorageHandle,
     pub head: BlockHeader,
     pub acc: LtHash,
+    /// The changes of the last two blocks, the state layers of the next one: the one before
+    /// the head is written (the node's executor keeps a written head's changes the same way),
+    /// the head may still be being written (as the node's chain service goes on meanwhile).
+    pub layers: std::collections::VecDeque<Arc<bss_hvm::execute::BlockDiff>>,
+    /// The head's write, if storage has not confirmed it yet.
+    pub writing: Option<Written>,
     pub workload: Workload,
     pub next_nonce: u64,
 }
@@ -113,6 +119,8 @@ impl Chain {
             storage,
             head: batch.block.header,
             acc,
+            layers: Default::default(),
+            writing: None,
             workload,
             next_nonce: 0,
         };
@@ -151,7 +159,7 @@ impl Chain {
 
     /// Builds and executes one block on the head through the node's own block builder.
     pub fn build(&self, txs: Vec<Arc<SignedTx>>) -> ExecutedBlock {
-        let state = LayeredState { base: self.reader.clone(), layers: vec![] };
+        let state = LayeredState { base: self.reader.clone(), layers: self.layers.iter().cloned().collect() };
         let fields = ProposalFields {
             round: self.head.round + 1,
             proposer: 0,
@@ -169,8 +177,10 @@ impl Chain {
         executed
     }
 
-    /// Commits an executed block through the storage service and makes it the head.
-    pub fn commit(&mut self, executed: &ExecutedBlock) {
+    /// Hands an executed block to the storage service and makes it the head, once the block
+    /// before it is written (so at most one write is in flight, as in the node).
+    pub fn queue(&mut self, executed: &ExecutedBlock) {
+        self.wait_written();
         let h = &executed.block.header;
         let certificate = Certificate {
             chain_id: CHAIN_ID,
@@ -179,15 +189,33 @@ impl Chain {
             signatures: vec![],
             hotstuff_rs: None,
         };
-        self.storage.commit_blocking(executed.commit_batch(certificate, None)).unwrap();
+        self.writing =
+            Some(self.storage.queue_commit_blocking(vec![executed.commit_batch(certificate, None)]).unwrap());
         self.head = executed.block.header.clone();
         self.acc = executed.accumulator.clone();
+        if self.layers.len() == 2 {
+            self.layers.pop_front();
+        }
+        self.layers.push_back(executed.diff.clone());
     }
 
-    /// Builds, executes and commits one block; returns its transaction count.
+    /// Waits until storage has written the head.
+    pub fn wait_written(&mut self) {
+        if let Some(w) = self.writing.take() {
+            w.wait().unwrap();
+        }
+    }
+
+    /// Commits an executed block and waits until it is written.
+    pub fn commit(&mut self, executed: &ExecutedBlock) {
+        self.queue(executed);
+        self.wait_written();
+    }
+
+    /// Builds and executes one block and queues its commit; returns its transaction count.
     pub fn execute_and_commit(&mut self, txs: Vec<Arc<SignedTx>>) -> usize {
         let executed = self.build(txs);
-        self.commit(&executed);
+        self.queue(&executed);
         executed.block.transactions.len()
     }
 }

@@ -18,7 +18,7 @@ mod store;
 pub use aux::{AuxBatch, AuxSnapshot, AuxSpace, AuxWriter};
 pub use reader::StoreReader;
 pub use records::{AccountRecord, BlockBody, CommitBatch, GenesisBatch, LogRecord, ReceiptRecord, StateChanges};
-pub use service::{StorageHandle, StorageService};
+pub use service::{StorageHandle, StorageService, Written};
 pub use store::Store;
 
 /// Storage errors. Any error on a write path is fatal to the node.

@@ -110,9 +110,23 @@ impl StorageHandle {
     /// Commits consecutive blocks, the first on the head, in one atomic write (block sync
     /// commits a page at a time). Resolves once the batch is written.
     pub async fn commit_many(&self, blocks: Vec<CommitBatch>) -> Result<()> {
+        self.queue_commit(blocks).await?.await
+    }
+
+    /// Queues consecutive blocks for one atomic write, after everything queued before them, and
+    /// resolves once they are queued; the [`Written`] it returns resolves once they are written.
+    /// So a caller goes on (executing the next block) while storage writes this run.
+    pub async fn queue_commit(&self, blocks: Vec<CommitBatch>) -> Result<Written> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Commit(blocks, tx)).await?;
-        rx.await.map_err(|_| StorageError::ServiceStopped)?
+        Ok(Written(rx))
+    }
+
+    /// `queue_commit` for callers outside any async runtime (benchmarks, tools).
+    pub fn queue_commit_blocking(&self, blocks: Vec<CommitBatch>) -> Result<Written> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.blocking_send(Command::Commit(blocks, tx)).map_err(|_| StorageError::ServiceStopped)?;
+        Ok(Written(rx))
     }
 
     /// Persists consensus safety data durably (fsync). Resolves once it is on disk.
@@ -177,8 +191,24 @@ impl StorageHandle {
 
     /// Blocking variant for callers outside any async runtime (tests, benchmarks, tools).
     pub fn commit_blocking(&self, batch: CommitBatch) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.blocking_send(Command::Commit(vec![batch], tx)).map_err(|_| StorageError::ServiceStopped)?;
-        rx.blocking_recv().map_err(|_| StorageError::ServiceStopped)?
+        self.queue_commit_blocking(vec![batch])?.wait()
+    }
+}
+
+/// A queued commit: resolves (or [`Written::wait`] returns) once storage has written it.
+pub struct Written(oneshot::Receiver<Result<()>>);
+
+impl Written {
+    /// Blocks until the write is done (outside any async runtime).
+    pub fn wait(self) -> Result<()> {
+        self.0.blocking_recv().map_err(|_| StorageError::ServiceStopped)?
+    }
+}
+
+impl std::future::Future for Written {
+    type Output = Result<()>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| r.map_err(|_| StorageError::ServiceStopped)?)
     }
 }

@@ -11,10 +11,10 @@ use actix::prelude::*;
 use alloy_primitives::{Address, Bytes, B256};
 use bss_consensus::{Block, BlockHeader};
 use bss_storage::{StorageHandle, StoreReader};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 use tracing::{debug, error, info, warn};
 
 pub fn now_ms() -> u64 {
@@ -65,6 +65,12 @@ pub struct ChainActor {
     reader: StoreReader,
     commits: broadcast::Sender<CommittedBlock>,
     head: BlockHeader,
+    /// Blocks handed to storage whose write is not confirmed yet (number → hash). `head` moves,
+    /// and commits are announced, once they are written; meanwhile blocks execute on them.
+    in_flight: BTreeMap<u64, B256>,
+    /// Fires once the last queued write has been handled here: each write's handling waits for
+    /// the one before, so the head only moves forward and blocks are announced in order.
+    last_write: Option<oneshot::Receiver<()>>,
     pending: PendingBlocks,
     /// Set when the fork guard refused the chain: nothing more is committed.
     halted: Option<String>,
@@ -83,6 +89,8 @@ impl ChainActor {
             reader: p.reader,
             commits: commits.clone(),
             head: p.head,
+            in_flight: BTreeMap::new(),
+            last_write: None,
             pending: PendingBlocks::default(),
             halted: None,
             metrics: ChainMetrics::register(),
@@ -110,10 +118,18 @@ impl ChainActor {
         }
     }
 
-    /// The hash of the committed block at `number`.
+    /// The highest block committed or handed to storage.
+    fn committed_top(&self) -> u64 {
+        self.in_flight.keys().next_back().map_or(self.head.number, |n| (*n).max(self.head.number))
+    }
+
+    /// The hash of the committed (or handed to storage) block at `number`.
     fn committed_at(&self, number: u64) -> Option<B256> {
         if number == self.head.number {
             return Some(self.head.hash());
+        }
+        if let Some(hash) = self.in_flight.get(&number) {
+            return Some(*hash);
         }
         match self.reader.header(number) {
             Ok(h) => h.map(|h| h.hash()),
@@ -298,11 +314,11 @@ impl Handler<Validate> for ChainActor {
             let ahead_ms = block.header.timestamp_ms - now;
             return Box::pin(actix::fut::ready(Err(ChainError::ClockAhead { ahead_ms })));
         }
-        if block.number() <= self.head.number {
+        if block.number() <= self.committed_top() {
             // Only the block committed at that height is valid there.
             return Box::pin(actix::fut::ready(match self.committed_at(block.number()) {
                 Some(h) if h == hash => Ok(()),
-                _ => Err(ChainError::BelowHead { number: block.number(), head: self.head.number }),
+                _ => Err(ChainError::BelowHead { number: block.number(), head: self.committed_top() }),
             }));
         }
         if self.pending.result(&hash).is_some() {
@@ -354,8 +370,9 @@ impl Handler<Commit> for ChainActor {
             return done(Err(ChainError::Halted(why.clone())));
         }
         let mut todo = Vec::with_capacity(msg.blocks.len());
+        let top = self.committed_top();
         for c in msg.blocks {
-            if c.block.number() > self.head.number {
+            if c.block.number() > top {
                 todo.push(c);
                 continue;
             }
@@ -419,26 +436,55 @@ impl Handler<Commit> for ChainActor {
                     format!("block {number} ({hash}) is certified but does not execute here: {e}"),
                 ),
             };
-            let batches =
+            let batches: Vec<_> =
                 todo.into_iter().zip(&executed).map(|(c, e)| e.commit_batch(c.certificate, c.proof)).collect();
-            async move {
-                if let Err(e) = storage.commit_many(batches).await {
-                    let last = executed.last().map_or(0, |e| e.block.number());
-                    crate::fatal::stop("storage", format!("committing blocks up to {last}: {e}"));
-                }
-                executed
+            for e in &executed {
+                act.in_flight.insert(e.block.number(), e.block.hash());
+                // Blocks certified elsewhere (block sync) were never pending here: they must
+                // be, for the next blocks to execute on them until they are written.
+                act.pending.executed(e.clone());
             }
-            .into_actor(act)
-            .map(|executed, act, _| {
-                for e in &executed {
-                    act.head = e.block.header.clone();
-                    announce_commit(e, &act.mempool, &act.commits, &act.metrics);
-                }
-                act.pending.prune(act.head.number);
-                act.metrics.pending_blocks.set(act.pending.len() as f64);
+            // Storage writes the run while this service goes on (the next blocks execute on
+            // these, which stay pending until written); the head moves once they are written.
+            async move { storage.queue_commit(batches).await }.into_actor(act).map(move |queued, act, ctx| {
+                let last = executed.last().map_or(0, |e| e.block.number());
+                let failed = move |e: bss_storage::StorageError| -> ! {
+                    crate::fatal::stop("storage", format!("committing blocks up to {last}: {e}"))
+                };
+                let written = queued.unwrap_or_else(|e| failed(e));
+                let before = act.last_write.take();
+                let (handled, after) = oneshot::channel();
+                act.last_write = Some(after);
+                let in_order = async move {
+                    if let Some(before) = before {
+                        let _ = before.await;
+                    }
+                    written.await
+                };
+                ctx.spawn(in_order.into_actor(act).map(move |res, act, _| {
+                    if let Err(e) = res {
+                        failed(e);
+                    }
+                    act.written(&executed);
+                    let _ = handled.send(());
+                }));
                 Ok(())
             })
         })))
+    }
+}
+
+impl ChainActor {
+    /// Blocks storage has written, in order: the head moves and they are announced.
+    fn written(&mut self, executed: &[Arc<ExecutedBlock>]) {
+        for e in executed {
+            debug_assert!(e.block.number() > self.head.number, "writes are handled in order");
+            self.head = e.block.header.clone();
+            self.in_flight.remove(&e.block.number());
+            announce_commit(e, &self.mempool, &self.commits, &self.metrics);
+        }
+        self.pending.prune(self.head.number);
+        self.metrics.pending_blocks.set(self.pending.len() as f64);
     }
 }
 

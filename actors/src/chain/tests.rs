@@ -110,8 +110,58 @@ async fn certified_blocks_it_never_saw_are_executed_from_their_ancestors() {
     let g = fixture();
     // `b` arrives by block sync with `a` as its ancestor: validated as certified, then committed.
     g.chain.validate(b.clone(), vec![a.clone()], false).await.expect("synced block executes");
+    let mut commits = g.chain.subscribe();
     g.chain.commit(a.clone(), cert(&a), None).await.expect("commit a");
     g.chain.commit(b.clone(), cert(&b), None).await.expect("commit b");
+    // A commit returns once storage has it queued; it is announced once written, in order.
+    assert_eq!(commits.recv().await.expect("a announced").hash, a.hash());
+    assert_eq!(commits.recv().await.expect("b announced").hash, b.hash());
     assert_eq!(g.reader.head_number().expect("head"), Some(2));
     assert_eq!(g.reader.header(2).expect("read").map(|h| h.hash()), Some(b.hash()));
+}
+
+#[actix::test]
+async fn the_next_block_builds_on_a_commit_storage_is_still_writing_and_each_is_announced_once() {
+    let f = fixture();
+    let mut commits = f.chain.subscribe();
+    let a = f.chain.propose(1, f.genesis.clone(), vec![], vec![]).await.expect("a");
+    f.chain.commit(a.clone(), cert(&a), None).await.expect("commit a");
+    // Written or still queued, `a` is committed: a repeat of its commit changes nothing, a
+    // rival at its height is refused, and the next block builds on it.
+    f.chain.commit(a.clone(), cert(&a), None).await.expect("repeat");
+    let mut rival = a.clone();
+    rival.header.round += 1;
+    match f.chain.validate(rival, vec![], false).await {
+        Err(ChainError::BelowHead { number: 1, .. }) => {}
+        other => panic!("a rival of a block being committed was not refused: {other:?}"),
+    }
+    let b = f.chain.propose(2, a.header.clone(), vec![], vec![]).await.expect("b on a");
+    assert_eq!((b.number(), b.header.parent_hash), (2, a.hash()));
+    f.chain.commit(b.clone(), cert(&b), None).await.expect("commit b");
+    assert_eq!(commits.recv().await.expect("a announced").hash, a.hash());
+    assert_eq!(commits.recv().await.expect("b announced").hash, b.hash());
+    assert!(commits.try_recv().is_err(), "each block is announced once");
+    assert_eq!(f.reader.head_number().expect("head"), Some(2));
+}
+
+#[actix::test]
+async fn a_certified_block_executes_on_a_certified_parent_still_being_written() {
+    let f = fixture();
+    let a = f.chain.propose(1, f.genesis.clone(), vec![], vec![]).await.expect("a");
+    let b = f.chain.propose(2, a.header.clone(), vec![], vec![]).await.expect("b");
+    let c = f.chain.propose(3, b.header.clone(), vec![], vec![]).await.expect("c");
+    // A fresh service that never saw them gets their commits back to back (block sync): each
+    // executes on the one before while storage may still be writing it.
+    let g = fixture();
+    let mut commits = g.chain.subscribe();
+    let (ra, rb, rc) = tokio::join!(
+        g.chain.commit(a.clone(), cert(&a), None),
+        g.chain.commit(b.clone(), cert(&b), None),
+        g.chain.commit(c.clone(), cert(&c), None)
+    );
+    (ra.expect("commit a"), rb.expect("commit b"), rc.expect("commit c"));
+    for block in [&a, &b, &c] {
+        assert_eq!(commits.recv().await.expect("announced").hash, block.hash());
+    }
+    assert_eq!(g.reader.head_number().expect("head"), Some(3));
 }

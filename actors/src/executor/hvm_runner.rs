@@ -4,6 +4,7 @@ use crate::btc::deposit::mints_due;
 use crate::btc::inbox::{forced_due, ForcedTx};
 use crate::btc::{check_attributes, next_attributes, BtcLink};
 use crate::hvm::btc_precompiles::{btc_at, BtcAt};
+use crate::hvm::execute::BlockDiff;
 use crate::hvm::execute::ProposalFields;
 use crate::hvm::lthash::LtHash;
 use crate::hvm::{BlockBuilder, ChainSpec, ExecutedBlock, ExecutionError, LayeredState, SignedTx, TxError};
@@ -12,19 +13,29 @@ use alloy_primitives::B256;
 use bss_consensus::{Block, BlockHeader, Mint};
 use bss_storage::{StorageError, StoreReader};
 use metrics::Histogram;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{debug, info_span, warn};
 
-/// The hVM over committed state: builds and re-executes blocks. Its only state is the committed
-/// head (header and state accumulator), reloaded from storage whenever storage moves on.
+/// How many of the blocks executed here last keep their changes in memory.
+const RECENT_DIFFS: usize = 8;
+
+/// The hVM over committed state: builds and re-executes blocks. Its state is the committed head
+/// (header and state accumulator), reloaded from storage whenever storage moves on, and the
+/// changes of the last blocks it executed.
 pub struct Executor {
     spec: ChainSpec,
     reader: StoreReader,
     btc: Option<BtcLink>,
     head: BlockHeader,
     head_acc: LtHash,
+    /// Changes of the blocks executed here last, oldest first. Once one of them is the committed
+    /// head, blocks on it read through its changes first: what the head touched (its senders,
+    /// their balances and token slots) is what the next blocks touch again, and a map lookup
+    /// costs far less than a store read. It is consistent: the store holds the head, and
+    /// everything committed after the head is in the layers above it.
+    recent: VecDeque<Arc<BlockDiff>>,
     metrics: ExecutorMetrics,
 }
 
@@ -37,7 +48,7 @@ impl Executor {
         metrics: ExecutorMetrics,
     ) -> Result<Self, StorageError> {
         let (head, head_acc) = Self::committed_head(&reader)?;
-        Ok(Self { spec, reader, btc, head, head_acc, metrics })
+        Ok(Self { spec, reader, btc, head, head_acc, recent: VecDeque::new(), metrics })
     }
 
     /// The committed head and its state accumulator. They are two reads; a commit landing
@@ -83,8 +94,13 @@ impl Executor {
     ) -> Result<(LayeredState, BlockHeader, LtHash), ExecutorError> {
         self.refresh()?;
         let head_hash = self.head.hash();
+        let warm: Vec<Arc<BlockDiff>> =
+            self.recent.iter().rev().find(|d| d.hash == head_hash).cloned().into_iter().collect();
+        if !warm.is_empty() {
+            self.metrics.warm_layer_hits.increment(1);
+        }
         if *parent == head_hash {
-            let state = LayeredState { base: self.reader.clone(), layers: vec![] };
+            let state = LayeredState { base: self.reader.clone(), layers: warm };
             return Ok((state, self.head.clone(), self.head_acc.clone()));
         }
         let end = layers.iter().position(|l| l.block.hash() == *parent).ok_or(ExecutorError::UnknownParent(*parent))?;
@@ -99,8 +115,15 @@ impl Executor {
             expected = l.block.hash();
         }
         let tip = live.last().ok_or(ExecutorError::UnknownParent(*parent))?;
-        let state = LayeredState { base: self.reader.clone(), layers: live.iter().map(|l| l.diff.clone()).collect() };
+        let layers = warm.into_iter().chain(live.iter().map(|l| l.diff.clone())).collect();
+        let state = LayeredState { base: self.reader.clone(), layers };
         Ok((state, tip.block.header.clone(), tip.accumulator.clone()))
+    }
+
+    /// Whether blocks on the committed head read through its changes kept here.
+    #[cfg(test)]
+    pub(super) fn head_is_warm(&mut self) -> bool {
+        self.refresh().is_ok() && self.recent.iter().any(|d| d.hash == self.head.hash())
     }
 
     /// Checks a proposal's BTC attributes against its parent and this node's Bitcoin view.
@@ -169,10 +192,15 @@ impl Executor {
         at
     }
 
-    fn record(executed: ExecutedBlock, started: Instant, kind: &'static str, h: &Histogram) -> Arc<ExecutedBlock> {
+    fn record(&mut self, executed: ExecutedBlock, started: Instant, kind: &'static str) -> Arc<ExecutedBlock> {
         let secs = started.elapsed().as_secs_f64();
+        let h: &Histogram = if kind == "build" { &self.metrics.build_seconds } else { &self.metrics.validate_seconds };
         h.record(secs);
         debug!(target: "executor", kind, number = executed.block.number(), txs = executed.block.transactions.len(), secs, "executed");
+        if self.recent.len() == RECENT_DIFFS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(executed.diff.clone());
         Arc::new(executed)
     }
 
@@ -200,7 +228,7 @@ impl Executor {
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&fields.btc))
             .build(&fields, candidates)?;
-        Ok(Self::record(executed, started, "build", &self.metrics.build_seconds))
+        Ok(self.record(executed, started, "build"))
     }
 
     /// Re-executes `block` on its parent; `known` are already decoded transactions by hash.
@@ -243,6 +271,6 @@ impl Executor {
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&block.header.btc))
             .validate(block, txs, &mints, &forced)?;
-        Ok(Self::record(executed, started, "validate", &self.metrics.validate_seconds))
+        Ok(self.record(executed, started, "validate"))
     }
 }

@@ -12,6 +12,8 @@ pub struct ExecutorMetrics {
     /// Transactions of proposals this node validated that its pool did not hold (decoded and
     /// their senders recovered during validation, on the critical path).
     pub unknown_proposal_txs: Counter,
+    /// Blocks executed with the committed head's own changes as their bottom layer.
+    pub warm_layer_hits: Counter,
     pub restarts: Counter,
 }
 
@@ -25,6 +27,12 @@ impl ExecutorMetrics {
                 "source",
                 "proposal",
                 "Transactions of validated proposals that this node's pool did not hold (recovered while validating)",
+            ),
+            warm_layer_hits: counter_of(
+                "bss_executor_warm_layer_total",
+                "layer",
+                "head",
+                "Blocks executed on the committed head's changes kept in memory (their reads of what the head touched skip the store)",
             ),
             restarts: counter_of(
                 "bss_actor_restarts_total",
