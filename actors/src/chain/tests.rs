@@ -159,7 +159,9 @@ async fn a_certified_block_executes_on_a_certified_parent_still_being_written() 
         g.chain.commit(b.clone(), cert(&b), None),
         g.chain.commit(c.clone(), cert(&c), None)
     );
-    (ra.expect("commit a"), rb.expect("commit b"), rc.expect("commit c"));
+    ra.expect("commit a");
+    rb.expect("commit b");
+    rc.expect("commit c");
     for block in [&a, &b, &c] {
         assert_eq!(commits.recv().await.expect("announced").hash, block.hash());
     }
