@@ -192,16 +192,20 @@ impl Executor {
         at
     }
 
-    fn record(&mut self, executed: ExecutedBlock, started: Instant, kind: &'static str) -> Arc<ExecutedBlock> {
+    fn record(executed: ExecutedBlock, started: Instant, kind: &'static str, h: &Histogram) -> Arc<ExecutedBlock> {
         let secs = started.elapsed().as_secs_f64();
-        let h: &Histogram = if kind == "build" { &self.metrics.build_seconds } else { &self.metrics.validate_seconds };
         h.record(secs);
         debug!(target: "executor", kind, number = executed.block.number(), txs = executed.block.transactions.len(), secs, "executed");
+        Arc::new(executed)
+    }
+
+    /// Keeps a block's changes among the recent ones.
+    fn keep(&mut self, executed: Arc<ExecutedBlock>) -> Arc<ExecutedBlock> {
         if self.recent.len() == RECENT_DIFFS {
             self.recent.pop_front();
         }
         self.recent.push_back(executed.diff.clone());
-        Arc::new(executed)
+        executed
     }
 
     /// Builds a block on `parent` (the committed head or the last of `layers`).
@@ -228,7 +232,7 @@ impl Executor {
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&fields.btc))
             .build(&fields, candidates)?;
-        Ok(self.record(executed, started, "build"))
+        Ok(self.keep(Self::record(executed, started, "build", &self.metrics.build_seconds)))
     }
 
     /// Re-executes `block` on its parent; `known` are already decoded transactions by hash.
@@ -271,6 +275,6 @@ impl Executor {
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_btc(self.btc_at(&block.header.btc))
             .validate(block, txs, &mints, &forced)?;
-        Ok(self.record(executed, started, "validate"))
+        Ok(self.keep(Self::record(executed, started, "validate", &self.metrics.validate_seconds)))
     }
 }
