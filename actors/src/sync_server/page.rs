@@ -66,6 +66,18 @@ pub fn page(
     Ok(Some(WireMessage::SyncResponse { blocks, headers, proof, more: last < head }))
 }
 
+/// What a request from `from` gets: its page, or an empty last page when there is nothing to
+/// send (the requester is not ahead of us, or no evidence is at hand). Without an answer the
+/// requester would wait out a round timeout before asking anyone again.
+pub fn answer(reader: &StoreReader, from: u64, batch: u32, max_bytes: usize) -> Result<WireMessage, StorageError> {
+    Ok(page(reader, from, batch, max_bytes)?.unwrap_or(WireMessage::SyncResponse {
+        blocks: vec![],
+        headers: vec![],
+        proof: None,
+        more: false,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +138,12 @@ mod tests {
         let (blocks, more) = blocks_in(page(&reader, 10, 64, usize::MAX).expect("page"));
         assert_eq!((blocks, more), ((10..=12).collect(), false));
         assert!(page(&reader, 13, 64, usize::MAX).expect("page").is_none(), "nothing past the head");
+        // A request past the head is still answered: an empty last page.
+        match answer(&reader, 13, 64, usize::MAX).expect("answer") {
+            WireMessage::SyncResponse { blocks, headers, proof: None, more: false } => {
+                assert!(blocks.is_empty() && headers.is_empty())
+            }
+            other => panic!("expected an empty last page, got {other:?}"),
+        }
     }
 }

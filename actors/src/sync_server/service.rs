@@ -1,4 +1,5 @@
-use super::page::page;
+use super::page::answer;
+use crate::network::wire::WireMessage;
 use crate::network::NetworkHandle;
 use crate::telemetry::{counter_of, histogram};
 use bss_storage::StoreReader;
@@ -39,12 +40,14 @@ impl SyncServer {
 fn serve(reader: StoreReader, (batch, max_bytes): (u32, usize), rx: Receiver<Request>, page_seconds: Histogram) {
     while let Ok(Request { from, from_number, reply }) = rx.recv() {
         let started = std::time::Instant::now();
-        match page(&reader, from_number, batch, max_bytes) {
-            Ok(Some(msg)) => {
+        match answer(&reader, from_number, batch, max_bytes) {
+            Ok(msg) => {
+                if matches!(&msg, WireMessage::SyncResponse { blocks, .. } if blocks.is_empty()) {
+                    debug!(target: "sync", from, from_number, "nothing to serve: an empty last page");
+                }
                 page_seconds.record(started.elapsed().as_secs_f64());
                 reply.send_wire(from, msg);
             }
-            Ok(None) => debug!(target: "sync", from, from_number, "nothing to serve"),
             Err(e) => warn!(target: "sync", from, from_number, error = %e, "cannot serve a sync request"),
         }
     }

@@ -128,4 +128,7 @@ fn a_connected_peer_is_asked_for_blocks_past_the_head_once_at_a_time() {
     assert_eq!(asks(&e.handle(Input::PeerConnected { peer: 2 })), vec![(2, head.number + 1)]);
     // One request at a time: a second connection while it is out asks nothing.
     assert!(asks(&e.handle(Input::PeerConnected { peer: 3 })).is_empty());
+    // The peer was not ahead: its empty answer frees the next request at once.
+    e.handle(Input::Synced { from: 2, blocks: vec![], headers: vec![], proof: None, more: false });
+    assert_eq!(asks(&e.handle(Input::PeerConnected { peer: 3 })), vec![(3, head.number + 1)]);
 }
