@@ -142,6 +142,18 @@ impl ChainActor {
         self.pending.chain_to(hash, &self.head.hash())
     }
 
+    /// Blocks storage has written, in order: the head moves and they are announced.
+    fn written(&mut self, executed: &[Arc<ExecutedBlock>]) {
+        for e in executed {
+            debug_assert!(e.block.number() > self.head.number, "writes are handled in order");
+            self.head = e.block.header.clone();
+            self.in_flight.remove(&e.block.number());
+            announce_commit(e, &self.mempool, &self.commits, &self.metrics);
+        }
+        self.pending.prune(self.head.number);
+        self.metrics.pending_blocks.set(self.pending.len() as f64);
+    }
+
     fn remember(&mut self, executed: Vec<Arc<ExecutedBlock>>) {
         let head = self.head.number;
         for e in executed.into_iter().filter(|e| e.block.number() > head) {
@@ -471,20 +483,6 @@ impl Handler<Commit> for ChainActor {
                 Ok(())
             })
         })))
-    }
-}
-
-impl ChainActor {
-    /// Blocks storage has written, in order: the head moves and they are announced.
-    fn written(&mut self, executed: &[Arc<ExecutedBlock>]) {
-        for e in executed {
-            debug_assert!(e.block.number() > self.head.number, "writes are handled in order");
-            self.head = e.block.header.clone();
-            self.in_flight.remove(&e.block.number());
-            announce_commit(e, &self.mempool, &self.commits, &self.metrics);
-        }
-        self.pending.prune(self.head.number);
-        self.metrics.pending_blocks.set(self.pending.len() as f64);
     }
 }
 

@@ -70,11 +70,9 @@ pub fn page(
 /// send (the requester is not ahead of us, or no evidence is at hand). Without an answer the
 /// requester would wait out a round timeout before asking anyone again.
 pub fn answer(reader: &StoreReader, from: u64, batch: u32, max_bytes: usize) -> Result<WireMessage, StorageError> {
-    Ok(page(reader, from, batch, max_bytes)?.unwrap_or(WireMessage::SyncResponse {
-        blocks: vec![],
-        headers: vec![],
-        proof: None,
-        more: false,
+    Ok(page(reader, from, batch, max_bytes)?.unwrap_or_else(|| {
+        tracing::debug!(target: "sync", from, "nothing to serve: an empty last page");
+        WireMessage::SyncResponse { blocks: vec![], headers: vec![], proof: None, more: false }
     }))
 }
 

@@ -1,11 +1,10 @@
 use super::page::answer;
-use crate::network::wire::WireMessage;
 use crate::network::NetworkHandle;
 use crate::telemetry::{counter_of, histogram};
 use bss_storage::StoreReader;
 use metrics::{Counter, Histogram};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use tracing::{debug, warn};
+use tracing::warn;
 
 /// Requests waiting for the page builder.
 const QUEUE: usize = 4;
@@ -42,9 +41,6 @@ fn serve(reader: StoreReader, (batch, max_bytes): (u32, usize), rx: Receiver<Req
         let started = std::time::Instant::now();
         match answer(&reader, from_number, batch, max_bytes) {
             Ok(msg) => {
-                if matches!(&msg, WireMessage::SyncResponse { blocks, .. } if blocks.is_empty()) {
-                    debug!(target: "sync", from, from_number, "nothing to serve: an empty last page");
-                }
                 page_seconds.record(started.elapsed().as_secs_f64());
                 reply.send_wire(from, msg);
             }
