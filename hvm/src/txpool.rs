@@ -177,6 +177,11 @@ impl Pool {
         self.by_hash.get(hash).cloned()
     }
 
+    /// Every transaction held, in no particular order.
+    pub fn txs(&self) -> impl Iterator<Item = &Arc<SignedTx>> {
+        self.by_hash.values()
+    }
+
     /// The next nonce the sender would use counting pooled txs (eth_getTransactionCount "pending").
     pub fn pending_nonce(&self, sender: &Address) -> Option<u64> {
         self.senders.get(sender).map(|q| q.run_end.max(q.next_nonce))

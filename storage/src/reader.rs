@@ -186,12 +186,20 @@ impl StoreReader {
         Ok(out)
     }
 
-    /// Journaled mempool transactions (raw), to re-admit after a restart.
+    /// Journaled mempool transactions (raw), to re-admit after a restart: both generations,
+    /// each transaction once, without those already committed.
     pub fn journaled_txs(&self) -> Result<Vec<Bytes>> {
+        let snapshot = self.store.db.snapshot();
+        let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for guard in self.store.db.snapshot().iter(&self.store.mempool) {
-            let (_, v) = guard.into_inner()?;
-            out.push(Bytes::copy_from_slice(&v));
+        for journal in &self.store.journals {
+            for guard in snapshot.iter(journal) {
+                let (k, v) = guard.into_inner()?;
+                if !seen.insert(k.clone()) || snapshot.contains_key(&self.store.tx_index, &k)? {
+                    continue;
+                }
+                out.push(Bytes::copy_from_slice(&v));
+            }
         }
         Ok(out)
     }

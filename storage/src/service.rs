@@ -11,7 +11,7 @@ use bss_consensus::SafetyData;
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::sync::oneshot;
-use tracing::{error, info_span};
+use tracing::{debug, error, info_span};
 
 enum Command {
     /// Consecutive blocks, written in one atomic batch.
@@ -24,6 +24,8 @@ enum Command {
         reply: Option<oneshot::Sender<Result<()>>>,
     },
     Aux(crate::AuxBatch, oneshot::Sender<Result<()>>),
+    /// A new mempool journal generation holding the live pool.
+    RotateJournal(Vec<(B256, Bytes)>, oneshot::Sender<Result<()>>),
 }
 
 /// Typed handle to the storage thread. Cloneable; the thread stops when every handle is gone.
@@ -49,6 +51,13 @@ fn run(store: Store, mut rx: mpsc::Receiver<Command>) {
         "bss_storage_commit_seconds",
         "Time to write one atomic batch of committed blocks (one block, or a sync page)",
     );
+    let rotations = bss_consensus::telemetry::counter(
+        "bss_mempool_journal_rotations_total",
+        "Mempool journal generations started (committed transactions leave the journal a generation at a time)",
+    );
+    // The mempool journal's active generation. Either is right after a restart: both are read
+    // back, and the next rotation keeps this one whole.
+    let mut journal = 0;
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
             Command::Commit(blocks, reply) => {
@@ -64,13 +73,24 @@ fn run(store: Store, mut rx: mpsc::Receiver<Command>) {
                 let _ = reply.send(res);
             }
             Command::Journal { add, remove, reply } => {
-                let res = store.journal(&add, &remove);
+                let res = store.journal(journal, &add, &remove);
                 if let Err(e) = &res {
                     error!(target: "storage", error = %e, "mempool journal write failed");
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(res);
                 }
+            }
+            Command::RotateJournal(live, reply) => {
+                let res = store.rotate_journal(journal, &live).map(|next| {
+                    journal = next;
+                    rotations.increment(1);
+                    debug!(target: "storage", live = live.len(), generation = next, "mempool journal rotated");
+                });
+                if let Err(e) = &res {
+                    error!(target: "storage", error = %e, "mempool journal rotation failed");
+                }
+                let _ = reply.send(res);
             }
             Command::PutPending(block, reply) => {
                 let res = store.put_pending(&block);
@@ -150,6 +170,16 @@ impl StorageHandle {
         }
         let (tx, rx) = oneshot::channel();
         self.send(Command::Journal { add: txs, remove: vec![], reply: Some(tx) }).await?;
+        rx.await.map_err(|_| StorageError::ServiceStopped)?
+    }
+
+    /// Starts a new mempool journal generation holding `live`, the pool as it is now; the
+    /// generation before the current one is dropped whole. Resolves once written. The caller
+    /// waits for one rotation to finish before it snapshots the pool for the next: what was
+    /// journaled into the current generation before this rotation is then in that snapshot.
+    pub async fn rotate_journal(&self, live: Vec<(B256, Bytes)>) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::RotateJournal(live, tx)).await?;
         rx.await.map_err(|_| StorageError::ServiceStopped)?
     }
 

@@ -25,8 +25,10 @@ pub struct Store {
     pub(crate) code: Keyspace,
     /// Blocks this replica persisted before voting for them, by number ‖ hash; pruned on commit.
     pub(crate) pending: Keyspace,
-    /// Transactions accepted into the mempool and not yet committed (hash → raw).
-    pub(crate) mempool: Keyspace,
+    /// The mempool journal (hash → raw) in two generations: accepted transactions go into the
+    /// active one, and a rotation rewrites the live pool into the other and makes it active
+    /// (see [`Store::rotate_journal`]). Commits leave the journal alone.
+    pub(crate) journals: [Keyspace; 2],
     /// `Some(mode)`: fsync mode for block commits; safety data is always synced.
     pub(crate) commit_durability: Option<PersistMode>,
     /// Services' keyspaces, in `AuxSpace::ALL` order.
@@ -57,7 +59,7 @@ impl Store {
             slots: ks("slots")?,
             code: ks("code")?,
             pending: ks("pending")?,
-            mempool: ks("mempool")?,
+            journals: [ks("mempool")?, ks("mempool_b")?],
             commit_durability: Some(if fsync { PersistMode::SyncAll } else { PersistMode::Buffer }),
             aux: crate::aux::AuxSpace::ALL.iter().map(|s| ks(s.name())).collect::<std::result::Result<_, _>>()?,
             db,
@@ -159,7 +161,6 @@ impl Store {
         }
         if let Some(body) = body {
             for (i, h) in body.tx_hashes.iter().enumerate() {
-                batch.remove(&self.mempool, h.to_vec());
                 let idx = u32::try_from(i).unwrap_or(u32::MAX);
                 batch.insert(&self.tx_index, h.to_vec(), keys::tx_location(block.number(), idx).to_vec());
             }
@@ -203,20 +204,45 @@ impl Store {
         Ok(())
     }
 
+    /// Journals accepted transactions into the `active` generation and forgets `remove` from
+    /// both.
     pub(crate) fn journal(
         &self,
+        active: usize,
         add: &[(alloy_primitives::B256, alloy_primitives::Bytes)],
         remove: &[alloy_primitives::B256],
     ) -> Result<()> {
         let mut batch = self.db.batch();
         for (h, raw) in add {
-            batch.insert(&self.mempool, h.to_vec(), raw.to_vec());
+            batch.insert(&self.journals[active % 2], h.to_vec(), raw.to_vec());
         }
         for h in remove {
-            batch.remove(&self.mempool, h.to_vec());
+            for journal in &self.journals {
+                batch.remove(journal, h.to_vec());
+            }
         }
         batch.commit()?;
         Ok(())
+    }
+
+    /// Starts a new journal generation holding `live` (the pool as it is now) and returns its
+    /// index, the new active one. The generation replaced is the one before `active`: `active`
+    /// itself is kept whole until the next rotation, so a transaction journaled into it just
+    /// before this rotation, and not yet in `live`, is still on disk. Committed transactions
+    /// leave the journal this way, a generation at a time, instead of one tombstone each.
+    pub(crate) fn rotate_journal(
+        &self,
+        active: usize,
+        live: &[(alloy_primitives::B256, alloy_primitives::Bytes)],
+    ) -> Result<usize> {
+        let next = (active + 1) % 2;
+        self.journals[next].clear()?;
+        let mut batch = self.db.batch();
+        for (h, raw) in live {
+            batch.insert(&self.journals[next], h.to_vec(), raw.to_vec());
+        }
+        batch.commit()?;
+        Ok(next)
     }
 
     pub(crate) fn put_safety(&self, safety: &SafetyData) -> Result<()> {

@@ -181,3 +181,45 @@ fn a_run_of_blocks_commits_in_one_batch_with_the_last_values_winning() {
         assert_eq!(r.tx_location(&B256::with_last_byte(n as u8)).expect("tx"), Some((n, 0)));
     }
 }
+
+/// The mempool journal keeps two generations. A rotation writes the live pool into a fresh
+/// generation and drops the one before the current whole: what was journaled into the current
+/// one just before the rotation survives it, and a committed transaction is gone two rotations
+/// later without a tombstone of its own. Re-admission reads each transaction once, without
+/// the committed ones.
+#[test]
+fn the_mempool_journal_drops_committed_transactions_a_generation_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio_rt();
+    let tx = |n: u8| (B256::with_last_byte(n), Bytes::from(vec![n; 3]));
+    let journaled = |store: &Store| {
+        let mut raws: Vec<u8> = store.reader().journaled_txs().expect("journal").iter().map(|r| r[0]).collect();
+        raws.sort();
+        raws
+    };
+    {
+        let store = Store::open(dir.path(), false).expect("open");
+        store.init_genesis(9, &genesis()).expect("genesis");
+        let storage = StorageService::spawn(store.clone(), 4).expect("service");
+        rt.block_on(storage.journal_txs(vec![tx(1), tx(2), tx(3)])).expect("journal");
+        // Block 1 commits tx 1 (its body's only hash): re-admission skips it from now on.
+        storage.commit_blocking(batch(1, genesis().block.hash(), StateChanges::default())).expect("commit");
+        assert_eq!(journaled(&store), vec![2, 3]);
+        // The pool holds 3 now; 2 left it. 2 stays on disk until the next rotation.
+        rt.block_on(storage.rotate_journal(vec![tx(3)])).expect("rotate");
+        rt.block_on(storage.journal_txs(vec![tx(4)])).expect("journal");
+        assert_eq!(journaled(&store), vec![2, 3, 4]);
+        rt.block_on(storage.rotate_journal(vec![tx(4)])).expect("rotate");
+        assert_eq!(journaled(&store), vec![3, 4], "the generation before the current one is dropped");
+        rt.block_on(storage.rotate_journal(vec![tx(4)])).expect("rotate");
+        assert_eq!(journaled(&store), vec![4]);
+    }
+    // After a restart both generations are read back, each transaction once.
+    let store = Store::open(dir.path(), false).expect("reopen");
+    assert_eq!(journaled(&store), vec![4]);
+    let storage = StorageService::spawn(store.clone(), 4).expect("service");
+    // A stale transaction is forgotten from both generations (commands are written in order).
+    storage.unjournal(vec![tx(4).0]);
+    rt.block_on(storage.journal_txs(vec![tx(5)])).expect("journal");
+    assert_eq!(journaled(&store), vec![5]);
+}

@@ -1,3 +1,4 @@
+use super::journal::JournalGenerations;
 use super::messages::{
     AddMany, AddTx, Committed, Drop, Due, GetMany, GetTx, InjectPanic, PendingNonce, Select, Status,
 };
@@ -7,16 +8,41 @@ use crate::hvm::{SignedTx, TxError};
 use actix::prelude::*;
 use alloy_primitives::B256;
 use std::sync::Arc;
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
 
 pub struct MempoolActor {
     pool: Pool,
     metrics: MempoolMetrics,
+    journal: Option<JournalGenerations>,
 }
 
 impl MempoolActor {
     pub fn new(cfg: PoolConfig) -> Self {
-        Self { pool: Pool::new(cfg), metrics: MempoolMetrics::register() }
+        Self { pool: Pool::new(cfg), metrics: MempoolMetrics::register(), journal: None }
+    }
+
+    /// Starts a new journal generation in `storage` after every `min` accepted transactions
+    /// (or four times the pool, whichever is more), so committed ones leave the journal a
+    /// generation at a time.
+    pub fn with_journal(mut self, storage: bss_storage::StorageHandle, min: usize) -> Self {
+        self.journal = Some(JournalGenerations::new(storage, min));
+        self
+    }
+
+    /// Counts accepted transactions towards the next journal generation, and starts it when due.
+    fn journal_accepted(&mut self, n: usize, ctx: &mut Context<Self>) {
+        let Some(journal) = self.journal.as_mut() else { return };
+        let Some(live) = journal.accepted(n, &self.pool) else { return };
+        let storage = journal.storage.clone();
+        ctx.spawn(async move { storage.rotate_journal(live).await }.into_actor(self).map(|res, act, _| {
+            if let Some(j) = act.journal.as_mut() {
+                j.rotated();
+            }
+            // Storage logs the failure; both generations stay as they were, nothing is lost.
+            if let Err(e) = res {
+                warn!(target: "mempool", error = %e, "journal rotation failed");
+            }
+        }));
     }
 
     fn report(&self) {
@@ -88,16 +114,22 @@ impl MempoolActor {
 impl Handler<AddTx> for MempoolActor {
     type Result = Result<B256, TxError>;
 
-    fn handle(&mut self, msg: AddTx, _: &mut Self::Context) -> Self::Result {
-        self.add(msg.tx, msg.state)
+    fn handle(&mut self, msg: AddTx, ctx: &mut Self::Context) -> Self::Result {
+        let res = self.add(msg.tx, msg.state);
+        if res.is_ok() {
+            self.journal_accepted(1, ctx);
+        }
+        res
     }
 }
 
 impl Handler<AddMany> for MempoolActor {
     type Result = MessageResult<AddMany>;
 
-    fn handle(&mut self, msg: AddMany, _: &mut Self::Context) -> Self::Result {
-        MessageResult(msg.0.into_iter().map(|(tx, state)| self.add(tx, state)).collect())
+    fn handle(&mut self, msg: AddMany, ctx: &mut Self::Context) -> Self::Result {
+        let results: Vec<_> = msg.0.into_iter().map(|(tx, state)| self.add(tx, state)).collect();
+        self.journal_accepted(results.iter().filter(|r| r.is_ok()).count(), ctx);
+        MessageResult(results)
     }
 }
 

@@ -79,3 +79,39 @@ async fn submissions_wait_for_a_full_backlog_to_drain_and_never_longer_than_the_
     assert!(waited >= Duration::from_secs(1) && waited < Duration::from_secs(2), "waited {waited:?}");
     assert_eq!(pool.status().await.expect("status"), (1, 0));
 }
+
+/// The pool starts journal generations as it accepts transactions: every transaction it holds
+/// is journaled at every moment, and the committed ones leave the journal a generation at a
+/// time, so the journal stays bounded under a steady flow (here: 96 accepted, 4 held).
+#[actix::test]
+async fn the_journal_rotates_as_transactions_are_accepted_and_always_holds_the_pool() {
+    let (_dir, store, _) = crate::testkit::genesis_store();
+    let reader = store.reader();
+    let storage = bss_storage::StorageService::spawn(store, 16).expect("storage");
+    let pool = MempoolHandle::new(MempoolActor::new(Default::default()).with_journal(storage.clone(), 16).start());
+    let rich = SenderState { nonce: 0, balance: U256::from(10u128.pow(20)) };
+    let sender = transfer(0, 3).sender;
+    let journaled = || -> std::collections::HashSet<alloy_primitives::B256> {
+        reader.journaled_txs().expect("journal").iter().map(alloy_primitives::keccak256).collect()
+    };
+    for n in 0..96u64 {
+        let tx = transfer(n, 3);
+        // As admission does: into the pool, then into the journal before the acknowledgement.
+        pool.add(tx.clone(), SenderState { nonce: n.saturating_sub(3), ..rich })
+            .await
+            .expect("running")
+            .expect("admitted");
+        storage.journal_txs(vec![(tx.hash, tx.raw.clone())]).await.expect("journaled");
+        // Blocks commit all but the last four.
+        pool.committed(n, vec![(sender, n.saturating_sub(3))]);
+        for held in (n.saturating_sub(3)..=n).map(|k| transfer(k, 3).hash) {
+            assert!(journaled().contains(&held), "tx {n}: a pooled tx is missing from the journal");
+        }
+    }
+    // Two generations of at least 16 each, and what was accepted while a rotation ran.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while journaled().len() > 40 {
+        assert!(std::time::Instant::now() < deadline, "the journal kept {} of 96 txs", journaled().len());
+        tokio::task::yield_now().await;
+    }
+}

@@ -149,8 +149,9 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     };
     let executor = ExecutorService::spawn(spec.clone(), reader.clone(), btc.clone(), 64)?;
     let pool_cfg = cfg.mempool.clone();
+    let journal = storage.clone();
     let mempool = MempoolHandle::new(MempoolActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-        MempoolActor::new(pool_cfg)
+        MempoolActor::new(pool_cfg).with_journal(journal, crate::mempool::GENERATION_MIN)
     }));
     let ingress = TxIngress {
         spec: spec.clone(),
