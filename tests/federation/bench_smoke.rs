@@ -27,6 +27,11 @@ fn bss_bench_writes_a_summary() {
     assert!(summary["machine"]["raw_revm_transfers_per_sec"].as_f64().unwrap_or(0.0) > 0.0);
     assert_eq!(summary["committed"], summary["sent"], "not everything sent was committed: {summary}");
     assert!(summary["committed_tps"].as_f64().unwrap_or(0.0) > 0.0);
+    // The fee market is read off every block: 300 tx/s is far below the target gas, so the base
+    // fee stays at its floor (1 gwei) and never prices the load out.
+    let base_fee = summary["base_fee_gwei_max"].as_f64().unwrap_or(0.0);
+    assert!((1.0..100.0).contains(&base_fee), "base fee {base_fee} gwei: {summary}");
+    assert_eq!(summary["blocks_priced_out"], 0, "{summary}");
     assert!(out.join("timeline.svg").exists() && out.join("timeline.csv").exists());
     assert!(stdout.contains("committed tx/s"), "{stdout}");
 }

@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The fee cap of every transaction the bench signs (100 gwei). Blocks whose base fee is above
+/// it cannot carry the load: the bench counts them (`Observed::priced_out_blocks`).
+pub const MAX_FEE_PER_GAS: u128 = 100_000_000_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TxKindArg {
@@ -78,7 +82,7 @@ pub fn presign(
                                 chain_id,
                                 nonce: first_nonce[i] + round as u64,
                                 gas_limit: gas,
-                                max_fee_per_gas: 100_000_000_000,
+                                max_fee_per_gas: MAX_FEE_PER_GAS,
                                 max_priority_fee_per_gas: 1_000,
                                 to: TxKind::Call(target),
                                 value,

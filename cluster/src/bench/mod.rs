@@ -357,6 +357,8 @@ fn bench(
         phase_us_per_tx,
         machine,
         catch_up: None,
+        base_fee_gwei_max: obs.base_fee_max as f64 / 1e9,
+        blocks_priced_out: obs.priced_out_blocks,
     };
     report::write_all(&args.out, &summary, &obs.timeline).wrap_err("writing the results")?;
     print!("{}", report::table(&summary));
@@ -384,7 +386,7 @@ fn fund(
                 chain_id,
                 nonce,
                 gas_limit: 21_000,
-                max_fee_per_gas: 100_000_000_000,
+                max_fee_per_gas: load::MAX_FEE_PER_GAS,
                 max_priority_fee_per_gas: 1_000,
                 to: TxKind::Call(k.address),
                 value: U256::from(10u128.pow(20)),
@@ -406,7 +408,7 @@ fn deploy_token(c: &mut RpcClient, dev: &bss_actors::hvm::accounts::DevKey, chai
         chain_id,
         nonce,
         gas_limit: 300_000,
-        max_fee_per_gas: 100_000_000_000,
+        max_fee_per_gas: load::MAX_FEE_PER_GAS,
         max_priority_fee_per_gas: 1_000,
         to: TxKind::Create,
         input: deploy_initcode(&token_runtime()),

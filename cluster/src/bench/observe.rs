@@ -30,6 +30,10 @@ pub struct Observed {
     pub first_commit_s: Option<f64>,
     pub last_commit_s: f64,
     pub foreign_txs: u64,
+    /// The highest base fee seen, wei.
+    pub base_fee_max: u64,
+    /// Blocks whose base fee was above the load's fee cap: none of its txs could be in them.
+    pub priced_out_blocks: u64,
 }
 
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -64,6 +68,11 @@ pub fn watch(
                 per_second.resize(sec + 1, (0, 0, 0, Vec::new()));
             }
             let gas = hex_u64(&block["gasUsed"]).unwrap_or(0);
+            let base_fee = hex_u64(&block["baseFeePerGas"]).unwrap_or(0);
+            obs.base_fee_max = obs.base_fee_max.max(base_fee);
+            if u128::from(base_fee) > super::load::MAX_FEE_PER_GAS {
+                obs.priced_out_blocks += 1;
+            }
             per_second[sec].1 += gas;
             per_second[sec].2 += 1;
             obs.blocks += 1;

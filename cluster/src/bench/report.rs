@@ -54,6 +54,11 @@ pub struct Summary {
     pub phase_us_per_tx: Option<super::phases::PhaseProfile>,
     /// `--catch-up`: a wiped operator syncing the chain back.
     pub catch_up: Option<super::catchup::CatchUp>,
+    /// The highest base fee of the blocks watched, gwei.
+    pub base_fee_gwei_max: f64,
+    /// Blocks whose base fee was above the load's fee cap (100 gwei): the fee market, not the
+    /// federation, held the load back in them.
+    pub blocks_priced_out: u64,
 }
 
 pub fn table(s: &Summary) -> String {
@@ -98,8 +103,26 @@ pub fn table(s: &Summary) -> String {
             ),
         ));
     }
+    rows.push((
+        "fee market",
+        format!(
+            "base fee peaked at {:.2} gwei; {} block(s) above the load's {} gwei cap",
+            s.base_fee_gwei_max,
+            s.blocks_priced_out,
+            super::load::MAX_FEE_PER_GAS / 1_000_000_000
+        ),
+    ));
     for (k, v) in rows {
         let _ = writeln!(t, "  {k:<38} {v}");
+    }
+    if s.blocks_priced_out > 0 {
+        let _ = writeln!(
+            t,
+            "  ! the base fee priced the load out of {} block(s): the offered gas is above the chain's target \
+             (half the block gas limit), so EIP-1559 holds it to the target — this run measured the fee \
+             market, not the federation; raise --gas-limit to measure the federation",
+            s.blocks_priced_out
+        );
     }
     if let Some(c) = &s.catch_up {
         let _ = writeln!(t, "  {:<38} {c}", format!("wiped operator {} catch-up", c.operator));
