@@ -1,6 +1,6 @@
 use super::journal::JournalGenerations;
 use super::messages::{
-    AddMany, AddTx, Committed, Drop, Due, GetMany, GetTx, InjectPanic, PendingNonce, Select, Status,
+    AddMany, AddTx, Committed, Drop, Due, GetMany, GetTx, InjectPanic, JournalReadmitted, PendingNonce, Select, Status,
 };
 use super::metrics::MempoolMetrics;
 use super::pool::{Inserted, Pool, PoolConfig};
@@ -23,7 +23,8 @@ impl MempoolActor {
 
     /// Starts a new journal generation in `storage` after every `min` accepted transactions
     /// (or four times the pool, whichever is more), so committed ones leave the journal a
-    /// generation at a time.
+    /// generation at a time; the first once the journal read back at start-up is re-admitted
+    /// ([`MempoolHandle::journal_readmitted`](super::MempoolHandle::journal_readmitted)).
     pub fn with_journal(mut self, storage: bss_storage::StorageHandle, min: usize) -> Self {
         self.journal = Some(JournalGenerations::new(storage, min));
         self
@@ -138,6 +139,16 @@ impl Handler<Select> for MempoolActor {
 
     fn handle(&mut self, msg: Select, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.pool.select_after(msg.base_fee, msg.max_gas, msg.max_count, &msg.after))
+    }
+}
+
+impl Handler<JournalReadmitted> for MempoolActor {
+    type Result = ();
+
+    fn handle(&mut self, _: JournalReadmitted, _: &mut Self::Context) {
+        if let Some(j) = self.journal.as_mut() {
+            j.readmitted();
+        }
     }
 }
 

@@ -17,14 +17,22 @@ const POOL_MULTIPLE: usize = 4;
 pub struct JournalGenerations {
     pub storage: StorageHandle,
     /// Accepted transactions between rotations, at least.
-    pub min: usize,
+    min: usize,
     accepted: usize,
     rotating: bool,
+    /// Until the journal read back at start-up is re-admitted, no generation is dropped: one
+    /// may hold acknowledged transactions that are not back in the pool yet.
+    readmitting: bool,
 }
 
 impl JournalGenerations {
     pub fn new(storage: StorageHandle, min: usize) -> Self {
-        Self { storage, min, accepted: 0, rotating: false }
+        Self { storage, min, accepted: 0, rotating: false, readmitting: true }
+    }
+
+    /// The journal read back at start-up is in the pool again.
+    pub fn readmitted(&mut self) {
+        self.readmitting = false;
     }
 
     /// Counts `n` accepted transactions; returns the live pool to rotate into when a new
@@ -32,7 +40,7 @@ impl JournalGenerations {
     pub fn accepted(&mut self, n: usize, pool: &Pool) -> Option<Vec<(B256, Bytes)>> {
         self.accepted = self.accepted.saturating_add(n);
         let due = self.min.max(pool.len().saturating_mul(POOL_MULTIPLE));
-        if self.rotating || self.accepted < due {
+        if self.rotating || self.readmitting || self.accepted < due {
             return None;
         }
         self.accepted = 0;

@@ -66,6 +66,11 @@ pub struct GetMany(pub Vec<B256>);
 #[rtype(result = "Option<u64>")]
 pub struct PendingNonce(pub Address);
 
+/// The journal read back at start-up is re-admitted: journal generations may rotate from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct JournalReadmitted;
+
 /// (executable, queued) counts.
 #[derive(Message)]
 #[rtype(result = "(usize, usize)")]
@@ -124,6 +129,12 @@ impl MempoolHandle {
     /// This operator's inclusion list for the block at `upcoming`.
     pub async fn due(&self, upcoming: u64, deadline: u64, max: usize) -> Result<Vec<Arc<SignedTx>>, MempoolGone> {
         self.addr.send(Due { upcoming, deadline, max }).await.map_err(|_| MempoolGone)
+    }
+
+    /// The journal read back at start-up is re-admitted (or was empty): until then no journal
+    /// generation is dropped, since one may hold transactions not yet back in the pool.
+    pub fn journal_readmitted(&self) {
+        self.addr.do_send(JournalReadmitted);
     }
 
     pub fn drop_invalid(&self, hashes: Vec<B256>) {

@@ -256,7 +256,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         }
         _ => None,
     };
-    readmit_journal(&reader, ingress.clone(), network.clone(), storage.clone())
+    readmit_journal(&reader, ingress.clone(), network.clone(), storage.clone(), mempool.clone())
         .map_err(|source| NodeError::Storage { path: cfg.data_dir.display().to_string(), source })?;
 
     let parts = rpc::RpcParts::new(rpc::RpcDeps {
@@ -280,15 +280,18 @@ fn sender_states(reader: bss_storage::StoreReader) -> SenderStates {
 }
 
 /// Transactions acknowledged before a restart come back into the mempool (and are gossiped
-/// again); those that can no longer be included are forgotten.
+/// again); those that can no longer be included are forgotten. The mempool starts journal
+/// generations only once this is done.
 fn readmit_journal(
     reader: &bss_storage::StoreReader,
     ingress: TxIngress,
     network: Option<NetworkHandle>,
     storage: bss_storage::StorageHandle,
+    mempool: MempoolHandle,
 ) -> Result<(), StorageError> {
     let txs = reader.journaled_txs()?;
     if txs.is_empty() {
+        mempool.journal_readmitted();
         return Ok(());
     }
     info!(target: "node", count = txs.len(), "re-admitting journaled transactions");
@@ -305,6 +308,7 @@ fn readmit_journal(
             }
         }
         storage.unjournal(stale);
+        mempool.journal_readmitted();
     });
     Ok(())
 }
