@@ -13,7 +13,7 @@ use tracing::{debug, trace, warn};
 pub struct MempoolActor {
     pool: Pool,
     metrics: MempoolMetrics,
-    journal: Option<JournalGenerations>,
+    journal: Option<(bss_storage::StorageHandle, JournalGenerations)>,
 }
 
 impl MempoolActor {
@@ -21,23 +21,27 @@ impl MempoolActor {
         Self { pool: Pool::new(cfg), metrics: MempoolMetrics::register(), journal: None }
     }
 
-    /// Starts a new journal generation in `storage` after every `min` accepted transactions
-    /// (or four times the pool, whichever is more), so committed ones leave the journal a
-    /// generation at a time; the first once the journal read back at start-up is re-admitted
+    /// Starts a new journal generation in `storage` after every `min` accepted transactions or
+    /// `min_bytes` accepted bytes (or four times the pool's transactions, twice its bytes,
+    /// whichever is more), so committed ones leave the journal a generation at a time; the
+    /// first once the journal read back at start-up is re-admitted
     /// ([`MempoolHandle::journal_readmitted`](super::MempoolHandle::journal_readmitted)).
-    pub fn with_journal(mut self, storage: bss_storage::StorageHandle, min: usize) -> Self {
-        self.journal = Some(JournalGenerations::new(storage, min));
+    pub fn with_journal(mut self, storage: bss_storage::StorageHandle, min: usize, min_bytes: usize) -> Self {
+        self.journal = Some((storage, JournalGenerations::new(min, min_bytes)));
         self
     }
 
     /// Counts accepted transactions towards the next journal generation, and starts it when due.
-    fn journal_accepted(&mut self, n: usize, ctx: &mut Context<Self>) {
-        let Some(journal) = self.journal.as_mut() else { return };
-        let Some(live) = journal.accepted(n, &self.pool) else { return };
-        let storage = journal.storage.clone();
+    fn journal_accepted(&mut self, n: usize, bytes: usize, ctx: &mut Context<Self>) {
+        let Some((storage, generations)) = self.journal.as_mut() else { return };
+        if !generations.accepted(n, bytes, self.pool.len(), self.pool.bytes()) {
+            return;
+        }
+        let live: Vec<_> = self.pool.txs().map(|t| (t.hash, t.raw.clone())).collect();
+        let storage = storage.clone();
         ctx.spawn(async move { storage.rotate_journal(live).await }.into_actor(self).map(|res, act, _| {
-            if let Some(j) = act.journal.as_mut() {
-                j.rotated();
+            if let Some((_, g)) = act.journal.as_mut() {
+                g.rotated();
             }
             // Storage logs the failure; both generations stay as they were, nothing is lost.
             if let Err(e) = res {
@@ -116,9 +120,10 @@ impl Handler<AddTx> for MempoolActor {
     type Result = Result<B256, TxError>;
 
     fn handle(&mut self, msg: AddTx, ctx: &mut Self::Context) -> Self::Result {
+        let bytes = msg.tx.raw.len();
         let res = self.add(msg.tx, msg.state);
         if res.is_ok() {
-            self.journal_accepted(1, ctx);
+            self.journal_accepted(1, bytes, ctx);
         }
         res
     }
@@ -128,8 +133,21 @@ impl Handler<AddMany> for MempoolActor {
     type Result = MessageResult<AddMany>;
 
     fn handle(&mut self, msg: AddMany, ctx: &mut Self::Context) -> Self::Result {
-        let results: Vec<_> = msg.0.into_iter().map(|(tx, state)| self.add(tx, state)).collect();
-        self.journal_accepted(results.iter().filter(|r| r.is_ok()).count(), ctx);
+        let (mut accepted, mut bytes) = (0, 0);
+        let results = msg
+            .0
+            .into_iter()
+            .map(|(tx, state)| {
+                let len = tx.raw.len();
+                let res = self.add(tx, state);
+                if res.is_ok() {
+                    accepted += 1;
+                    bytes += len;
+                }
+                res
+            })
+            .collect();
+        self.journal_accepted(accepted, bytes, ctx);
         MessageResult(results)
     }
 }
@@ -146,8 +164,8 @@ impl Handler<JournalReadmitted> for MempoolActor {
     type Result = ();
 
     fn handle(&mut self, _: JournalReadmitted, _: &mut Self::Context) {
-        if let Some(j) = self.journal.as_mut() {
-            j.readmitted();
+        if let Some((_, g)) = self.journal.as_mut() {
+            g.readmitted();
         }
     }
 }

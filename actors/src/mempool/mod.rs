@@ -17,6 +17,6 @@ pub use actor::MempoolActor;
 pub use gossip::GossipAdmission;
 pub use grouping::{AdmissionGroups, Backpressure, GroupParts, SenderStates};
 pub use ingress::{sender_state, AdmitError, TxIngress};
-pub use journal::GENERATION_MIN;
+pub use journal::{GENERATION_MIN, GENERATION_MIN_BYTES};
 pub use messages::MempoolHandle;
 pub use pool::{Inserted, Pool, PoolConfig, SenderState};

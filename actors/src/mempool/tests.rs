@@ -89,7 +89,8 @@ async fn the_journal_rotates_as_transactions_are_accepted_and_always_holds_the_p
     let (_dir, store, _) = crate::testkit::genesis_store();
     let reader = store.reader();
     let storage = bss_storage::StorageService::spawn(store, 16).expect("storage");
-    let pool = MempoolHandle::new(MempoolActor::new(Default::default()).with_journal(storage.clone(), 16).start());
+    let pool =
+        MempoolHandle::new(MempoolActor::new(Default::default()).with_journal(storage.clone(), 16, 1 << 30).start());
     let rich = SenderState { nonce: 0, balance: U256::from(10u128.pow(20)) };
     let sender = transfer(0, 3).sender;
     let journaled = || -> std::collections::HashSet<alloy_primitives::B256> {

@@ -151,7 +151,11 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     let pool_cfg = cfg.mempool.clone();
     let journal = storage.clone();
     let mempool = MempoolHandle::new(MempoolActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-        MempoolActor::new(pool_cfg).with_journal(journal, crate::mempool::GENERATION_MIN)
+        MempoolActor::new(pool_cfg).with_journal(
+            journal,
+            crate::mempool::GENERATION_MIN,
+            crate::mempool::GENERATION_MIN_BYTES,
+        )
     }));
     let ingress = TxIngress {
         spec: spec.clone(),
