@@ -56,7 +56,8 @@ fn run(store: Store, mut rx: mpsc::Receiver<Command>) {
         "Mempool journal generations started (committed transactions leave the journal a generation at a time)",
     );
     // The mempool journal's active generation. Either is right after a restart: both are read
-    // back, and the next rotation keeps this one whole.
+    // back, and the mempool asks for no rotation (which clears the other) until they are
+    // re-admitted.
     let mut journal = 0;
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {

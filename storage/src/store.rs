@@ -213,9 +213,7 @@ impl Store {
         remove: &[alloy_primitives::B256],
     ) -> Result<()> {
         let mut batch = self.db.batch();
-        for (h, raw) in add {
-            batch.insert(&self.journals[active % 2], h.to_vec(), raw.to_vec());
-        }
+        self.put_journaled(&mut batch, active, add);
         for h in remove {
             for journal in &self.journals {
                 batch.remove(journal, h.to_vec());
@@ -238,11 +236,20 @@ impl Store {
         let next = (active + 1) % 2;
         self.journals[next].clear()?;
         let mut batch = self.db.batch();
-        for (h, raw) in live {
-            batch.insert(&self.journals[next], h.to_vec(), raw.to_vec());
-        }
+        self.put_journaled(&mut batch, next, live);
         batch.commit()?;
         Ok(next)
+    }
+
+    fn put_journaled(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        generation: usize,
+        txs: &[(alloy_primitives::B256, alloy_primitives::Bytes)],
+    ) {
+        for (h, raw) in txs {
+            batch.insert(&self.journals[generation % 2], h.to_vec(), raw.to_vec());
+        }
     }
 
     pub(crate) fn put_safety(&self, safety: &SafetyData) -> Result<()> {
