@@ -121,3 +121,62 @@ async fn the_journal_rotates_as_transactions_are_accepted_and_always_holds_the_p
         tokio::task::yield_now().await;
     }
 }
+
+/// Gossip takes a sender this node recovered while validating (handed over by hash) instead of
+/// recovering it again, and recovers every other transaction's sender from its signature. The
+/// handed-over sender here is deliberately not the signer, so the pool shows which path ran.
+#[actix::test]
+async fn gossip_takes_a_sender_recovered_while_validating_instead_of_recovering_it() {
+    use super::{AdmissionGroups, Backpressure, GossipAdmission, GroupParts, TxIngress};
+    use crate::hvm::accounts::DevKey;
+    use crate::testkit::{dev0, genesis_store, spec, CHAIN_ID};
+    use alloy_consensus::TxEip1559;
+    use alloy_primitives::{keccak256, Address, TxKind};
+    use std::time::{Duration, Instant};
+
+    let (_dir, store, _) = genesis_store();
+    let reader = store.reader();
+    let mempool = MempoolHandle::new(MempoolActor::new(Default::default()).start());
+    let states_reader = reader.clone();
+    let ingress = TxIngress {
+        spec: spec(),
+        reader: reader.clone(),
+        mempool: mempool.clone(),
+        journal: None,
+        censored: Default::default(),
+        groups: AdmissionGroups::start(GroupParts {
+            mempool: mempool.clone(),
+            journal: None,
+            states: std::sync::Arc::new(move |a| super::sender_state(&states_reader, a).map_err(|e| e.to_string())),
+            backpressure: Backpressure { backlog: 1_000, max_wait: Duration::from_secs(1) },
+        }),
+    };
+    let gossip = GossipAdmission::start(ingress);
+    // Signed by an unfunded key: recovered honestly, the pool refuses it (no funds).
+    let unfunded = DevKey::from_seed(77);
+    let sign = |nonce| {
+        unfunded.sign_raw(TxEip1559 {
+            chain_id: CHAIN_ID,
+            nonce,
+            gas_limit: 21_000,
+            max_fee_per_gas: 1_000_000,
+            max_priority_fee_per_gas: 3,
+            to: TxKind::Call(Address::with_last_byte(9)),
+            ..Default::default()
+        })
+    };
+    let (handed, plain) = (sign(0), sign(1));
+    gossip.recovered(vec![(keccak256(&handed), dev0().address)]);
+    assert!(gossip.try_admit(vec![handed.clone(), plain.clone()]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        if let Some(tx) = mempool.get(keccak256(&handed)).await.expect("running") {
+            break tx;
+        }
+        assert!(Instant::now() < deadline, "the handed-over transaction never reached the pool");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(got.sender, dev0().address, "the sender handed over was taken, not recovered");
+    assert!(mempool.get(keccak256(&plain)).await.expect("running").is_none(), "recovered: the unfunded signer");
+    assert_eq!(mempool.status().await.expect("status"), (1, 0));
+}
