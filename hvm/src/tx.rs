@@ -72,13 +72,6 @@ fn cores() -> usize {
 impl SignedTx {
     /// Decodes EIP-2718 bytes (legacy, EIP-2930, EIP-1559) and recovers the sender.
     pub fn decode(raw: &[u8]) -> Result<Self, TxError> {
-        Self::decode_with(raw, None)
-    }
-
-    /// [`SignedTx::decode`], taking the sender from `recovered` instead of recovering it when
-    /// that names these very bytes (`(keccak256(raw), sender)`, as this node recovered it
-    /// before). Any other hash is ignored and the sender recovered as usual.
-    pub fn decode_with(raw: &[u8], recovered: Option<(B256, Address)>) -> Result<Self, TxError> {
         let mut buf = raw;
         let envelope = TxEnvelope::decode_2718(&mut buf).map_err(|e| TxError::Decode(e.to_string()))?;
         if !buf.is_empty() {
@@ -88,12 +81,8 @@ impl SignedTx {
             TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_) | TxEnvelope::Eip1559(_) => {}
             _ => return Err(TxError::TypeNotSupported),
         }
-        let hash = *envelope.tx_hash();
-        let sender = match recovered {
-            Some((h, sender)) if h == hash => sender,
-            _ => recover_sender(&envelope)?,
-        };
-        Ok(Self { hash, envelope, raw: Bytes::copy_from_slice(raw), sender })
+        let sender = recover_sender(&envelope)?;
+        Ok(Self { hash: *envelope.tx_hash(), envelope, raw: Bytes::copy_from_slice(raw), sender })
     }
 
     /// [`SignedTx::decode`] of many transactions, in order, spread over the machine's cores when
@@ -263,27 +252,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn a_sender_recovered_before_is_taken_only_for_the_very_same_bytes() {
-        let key = DevKey::from_seed(3);
-        let raw = key.sign_raw(TxEip1559 {
-            chain_id: 7,
-            nonce: 1,
-            gas_limit: 21_000,
-            max_fee_per_gas: 1,
-            to: TxKind::Call(Address::ZERO),
-            ..Default::default()
-        });
-        let hash = keccak256(&raw);
-        let other = Address::repeat_byte(0xaa);
-        // The hash of these bytes: the sender given is taken, no recovery.
-        assert_eq!(SignedTx::decode_with(&raw, Some((hash, other))).expect("decodes").sender, other);
-        // Any other hash: the sender is recovered from the signature.
-        let got = SignedTx::decode_with(&raw, Some((B256::repeat_byte(1), other))).expect("decodes");
-        assert_eq!((got.hash, got.sender), (hash, key.address));
-        // Bytes that do not decode stay an error whatever sender is offered.
-        assert!(SignedTx::decode_with(b"\x02garbage", Some((keccak256(b"\x02garbage"), other))).is_err());
     }
 }

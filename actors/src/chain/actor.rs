@@ -6,12 +6,12 @@ use crate::executor::{ExecutorError, ExecutorHandle};
 use crate::hvm::execute::ProposalFields;
 use crate::hvm::fees::next_base_fee;
 use crate::hvm::{ExecutedBlock, SignedTx};
-use crate::mempool::{GossipAdmission, MempoolHandle};
+use crate::mempool::MempoolHandle;
 use actix::prelude::*;
 use alloy_primitives::{Address, Bytes, B256};
 use bss_consensus::{Block, BlockHeader};
 use bss_storage::{StorageHandle, StoreReader};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, oneshot};
@@ -55,9 +55,6 @@ pub struct ChainParts {
     pub reader: StoreReader,
     /// The committed head at start.
     pub head: BlockHeader,
-    /// Where the senders recovered while validating proposals go, so that gossip bringing the
-    /// same transactions later does not recover them again.
-    pub gossip: Option<GossipAdmission>,
 }
 
 pub struct ChainActor {
@@ -66,7 +63,6 @@ pub struct ChainActor {
     mempool: MempoolHandle,
     storage: StorageHandle,
     reader: StoreReader,
-    gossip: Option<GossipAdmission>,
     commits: broadcast::Sender<CommittedBlock>,
     head: BlockHeader,
     /// Blocks handed to storage whose write is not confirmed yet (number → hash). `head` moves,
@@ -91,7 +87,6 @@ impl ChainActor {
             mempool: p.mempool,
             storage: p.storage,
             reader: p.reader,
-            gossip: p.gossip,
             commits: commits.clone(),
             head: p.head,
             in_flight: BTreeMap::new(),
@@ -188,13 +183,6 @@ async fn layers_for(
         layers.push(executed);
     }
     Ok(layers)
-}
-
-/// The (hash, sender) of the transactions of `executed` that were not among `held`: their
-/// senders were recovered while validating it.
-fn recovered_here(executed: &ExecutedBlock, held: &HashSet<B256>) -> Vec<(B256, Address)> {
-    let body = &executed.body;
-    body.tx_hashes.iter().zip(&body.senders).filter(|(h, _)| !held.contains(*h)).map(|(h, s)| (*h, *s)).collect()
 }
 
 /// The transactions of the blocks in `run` not executed here yet (`executed` is None), decoded
@@ -356,7 +344,6 @@ impl Handler<Validate> for ChainActor {
         let mut chain = self.chain_to(&hash);
         chain.pop(); // the block itself, executed below
         let (executor, mempool, btc) = (self.executor.clone(), self.mempool.clone(), self.cfg.btc.clone());
-        let gossip = self.gossip.clone();
         let waits = self.metrics.btc_view_waits.clone();
         let fut = async move {
             let view = btc.as_ref().map(|(l, _)| l.view.clone());
@@ -370,12 +357,7 @@ impl Handler<Validate> for ChainActor {
                 // Transactions this node already holds were decoded and recovered on admission.
                 let hashes = block.transactions.iter().map(alloy_primitives::keccak256).collect();
                 let Ok(known) = mempool.get_many(hashes).await else { mempool_gone() };
-                let held: HashSet<B256> = known.iter().map(|t| t.hash).collect();
-                let executed = executor.validate(layers.clone(), block, known).await?;
-                if let Some(gossip) = gossip {
-                    gossip.recovered(recovered_here(&executed, &held));
-                }
-                executed
+                executor.validate(layers.clone(), block, known).await?
             } else {
                 wait_for_btc_tip(view.as_ref(), &block, &waits).await;
                 executor.execute_certified(layers.clone(), block, vec![]).await?

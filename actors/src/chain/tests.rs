@@ -19,10 +19,6 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    fixture_with(None)
-}
-
-fn fixture_with(gossip: Option<crate::mempool::GossipAdmission>) -> Fixture {
     let (dir, store, genesis) = genesis_store();
     let reader = store.reader();
     let storage = StorageService::spawn(store, 16).expect("storage");
@@ -45,7 +41,6 @@ fn fixture_with(gossip: Option<crate::mempool::GossipAdmission>) -> Fixture {
         storage,
         reader: reader.clone(),
         head: genesis.clone(),
-        gossip,
     });
     Fixture { _dir: dir, chain, mempool, reader, genesis }
 }
@@ -171,30 +166,4 @@ async fn a_certified_block_executes_on_a_certified_parent_still_being_written() 
         assert_eq!(commits.recv().await.expect("announced").hash, block.hash());
     }
     assert_eq!(g.reader.head_number().expect("head"), Some(3));
-}
-
-/// Validating a proposal whose transactions the pool did not hold recovers their senders; they
-/// go to gossip admission (by hash), so the same transactions arriving by gossip later are not
-/// recovered again. Transactions the pool held are not handed over.
-#[actix::test]
-async fn senders_recovered_while_validating_a_proposal_go_to_gossip_admission() {
-    use crate::mempool::{GossipAdmission, GossipInbound};
-    let f = fixture();
-    let state = SenderState { nonce: 0, balance: U256::from(10u128.pow(20)) };
-    let (held, unheld) = (transfer(0, 3), transfer(1, 3));
-    for tx in [&held, &unheld] {
-        f.mempool.add(tx.clone(), state).await.expect("mempool").expect("admitted");
-    }
-    let block = f.chain.propose(1, f.genesis.clone(), vec![], vec![]).await.expect("proposal");
-    assert_eq!(block.transactions.len(), 2);
-    // Another operator, whose pool holds only the first of the two.
-    let (gossip, mut inbound) = GossipAdmission::probe();
-    let g = fixture_with(Some(gossip));
-    g.mempool.add(held.clone(), state).await.expect("mempool").expect("admitted");
-    g.chain.validate(block, vec![], true).await.expect("valid");
-    match inbound.try_recv() {
-        Ok(GossipInbound::Recovered(senders)) => assert_eq!(senders, vec![(unheld.hash, unheld.sender)]),
-        other => panic!("the recovered sender was not handed over: {other:?}"),
-    }
-    assert!(inbound.try_recv().is_err(), "one hand-over per proposal");
 }

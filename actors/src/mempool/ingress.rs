@@ -52,13 +52,7 @@ impl From<GroupError> for AdmitError {
 impl TxIngress {
     /// Everything that needs no mempool: decoding, signature, chain id, fees, gas, size.
     pub fn check(&self, raw: &[u8]) -> Result<SignedTx, TxError> {
-        self.check_with(raw, None)
-    }
-
-    /// [`TxIngress::check`], with the sender this node recovered for these bytes before, if any
-    /// (see [`SignedTx::decode_with`]).
-    pub fn check_with(&self, raw: &[u8], recovered: Option<(B256, Address)>) -> Result<SignedTx, TxError> {
-        let tx = SignedTx::decode_with(raw, recovered)?;
+        let tx = SignedTx::decode(raw)?;
         tx.check_stateless(self.spec.chain_id, self.spec.gas_limit, self.spec.max_tx_size)?;
         if tx.max_fee_per_gas() < u128::from(self.spec.min_base_fee) {
             return Err(TxError::FeeCapTooLow { fee_cap: tx.max_fee_per_gas(), base_fee: self.spec.min_base_fee });
@@ -79,13 +73,12 @@ impl TxIngress {
     }
 
     /// Admits a batch (gossip): decoding on one blocking task, one mempool message, one journal
-    /// write. Each raw tx may come with its sender as recovered here before (hash, sender).
-    /// Returns how many were accepted.
-    pub async fn admit_many(&self, raws: Vec<(Bytes, Option<(B256, Address)>)>) -> Result<usize, AdmitError> {
+    /// write. Returns how many were accepted.
+    pub async fn admit_many(&self, raws: Vec<Bytes>) -> Result<usize, AdmitError> {
         let this = self.clone();
         let checked = tokio::task::spawn_blocking(move || {
             raws.iter()
-                .filter_map(|(raw, recovered)| this.check_with(raw, *recovered).ok())
+                .filter_map(|raw| this.check(raw).ok())
                 .filter(|tx| !this.censored.contains(&tx.sender))
                 .map(|tx| {
                     let state = sender_state(&this.reader, &tx.sender)?;

@@ -9,15 +9,12 @@ mod ingress;
 mod journal;
 mod messages;
 mod metrics;
-mod recovered;
 pub use bss_hvm::txpool as pool;
 #[cfg(test)]
 mod tests;
 
 pub use actor::MempoolActor;
 pub use gossip::GossipAdmission;
-#[cfg(test)]
-pub(crate) use gossip::Inbound as GossipInbound;
 pub use grouping::{AdmissionGroups, Backpressure, GroupParts, SenderStates};
 pub use ingress::{sender_state, AdmitError, TxIngress};
 pub use journal::{GENERATION_MIN, GENERATION_MIN_BYTES};

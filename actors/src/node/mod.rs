@@ -181,7 +181,6 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             tracing::warn!(target: "node", "the Bitcoin node did not answer within 30s; starting without its keystones (the stored chain is checked once it does)");
         }
     }
-    let gossip = GossipAdmission::start(ingress.clone());
     let chain = ChainActor::start(ChainParts {
         cfg: ChainConfig {
             operator_index: id.index,
@@ -199,7 +198,6 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         storage: storage.clone(),
         reader: reader.clone(),
         head: opened.head.clone(),
-        gossip: Some(gossip.clone()),
     });
 
     // The tunnel's inbox is drawn into the network's routes; its service starts once the
@@ -217,7 +215,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         id: &id,
         opened,
         chain: chain.clone(),
-        gossip,
+        gossip: GossipAdmission::start(ingress.clone()),
         listener,
         mempool: mempool.clone(),
         byzantine: byzantine.clone(),
