@@ -40,3 +40,8 @@ pub fn parse_u64(v: &[u8]) -> Option<u64> {
 pub fn parse_b256(v: &[u8]) -> Option<B256> {
     (v.len() == 32).then(|| B256::from_slice(v))
 }
+
+/// The sequence number of a mempool journal key; None for the older hash-keyed entries.
+pub fn journal_seq(key: &[u8]) -> Option<u64> {
+    parse_u64(key)
+}

@@ -16,7 +16,7 @@ mod service;
 mod store;
 
 pub use aux::{AuxBatch, AuxSnapshot, AuxSpace, AuxWriter};
-pub use reader::StoreReader;
+pub use reader::{JournalKey, JournaledTx, StoreReader};
 pub use records::{AccountRecord, BlockBody, CommitBatch, GenesisBatch, LogRecord, ReceiptRecord, StateChanges};
 pub use service::{StorageHandle, StorageService, Written};
 pub use store::Store;

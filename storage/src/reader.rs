@@ -186,21 +186,52 @@ impl StoreReader {
         Ok(out)
     }
 
-    /// Journaled mempool transactions (raw), to re-admit after a restart: both generations,
-    /// each transaction once, without those already committed.
-    pub fn journaled_txs(&self) -> Result<Vec<Bytes>> {
+    /// Journaled mempool transactions, to re-admit after a restart: both generations, each
+    /// transaction once, without those already committed.
+    pub fn journaled_txs(&self) -> Result<Vec<JournaledTx>> {
         let snapshot = self.store.db.snapshot();
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::new();
+        // Where each hash read so far went in `out` (None: committed, left out).
+        let mut seen: std::collections::HashMap<B256, Option<usize>> = std::collections::HashMap::new();
+        let mut out: Vec<JournaledTx> = Vec::new();
         for journal in &self.store.journals {
             for guard in snapshot.iter(journal) {
                 let (k, v) = guard.into_inner()?;
-                if !seen.insert(k.clone()) || snapshot.contains_key(&self.store.tx_index, &k)? {
+                let (hash, raw) = match keys::journal_seq(&k) {
+                    // hash ‖ raw under a sequence number
+                    Some(_) => (v.get(..32).and_then(keys::parse_b256), v.get(32..)),
+                    // the older format: hash → raw
+                    None => (keys::parse_b256(&k), Some(&v[..])),
+                };
+                let (Some(hash), Some(raw)) = (hash, raw) else { return Err(corrupt("mempool journal")) };
+                let key = JournalKey(k.to_vec());
+                if let Some(at) = seen.get(&hash) {
+                    // Also in the other generation (a rotation rewrote it): one more key.
+                    if let Some(tx) = at.and_then(|i| out.get_mut(i)) {
+                        tx.keys.push(key);
+                    }
                     continue;
                 }
-                out.push(Bytes::copy_from_slice(&v));
+                if snapshot.contains_key(&self.store.tx_index, hash)? {
+                    seen.insert(hash, None);
+                    continue;
+                }
+                seen.insert(hash, Some(out.len()));
+                out.push(JournaledTx { keys: vec![key], hash, raw: Bytes::copy_from_slice(raw) });
             }
         }
         Ok(out)
     }
+}
+
+/// Where a journaled transaction is on disk (to forget it with `StorageHandle::unjournal`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalKey(pub(crate) Vec<u8>);
+
+/// A transaction read back from the mempool journal.
+#[derive(Clone, Debug)]
+pub struct JournaledTx {
+    /// Every entry holding it: a rotation may have rewritten it into the other generation.
+    pub keys: Vec<JournalKey>,
+    pub hash: B256,
+    pub raw: Bytes,
 }

@@ -20,7 +20,7 @@ enum Command {
     PutPending(Box<bss_consensus::Block>, oneshot::Sender<Result<()>>),
     Journal {
         add: Vec<(B256, Bytes)>,
-        remove: Vec<B256>,
+        remove: Vec<crate::JournalKey>,
         reply: Option<oneshot::Sender<Result<()>>>,
     },
     Aux(crate::AuxBatch, oneshot::Sender<Result<()>>),
@@ -186,11 +186,11 @@ impl StorageHandle {
 
     /// Forgets transactions that can no longer be included (fire and forget; when the queue is
     /// full the command waits on a task of its own, so the caller never blocks).
-    pub fn unjournal(&self, hashes: Vec<B256>) {
-        if hashes.is_empty() {
+    pub fn unjournal(&self, keys: Vec<crate::JournalKey>) {
+        if keys.is_empty() {
             return;
         }
-        let cmd = Command::Journal { add: vec![], remove: hashes, reply: None };
+        let cmd = Command::Journal { add: vec![], remove: keys, reply: None };
         if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
             let tx = self.tx.clone();
             match tokio::runtime::Handle::try_current() {

@@ -193,7 +193,7 @@ fn the_mempool_journal_drops_committed_transactions_a_generation_at_a_time() {
     let rt = tokio_rt();
     let tx = |n: u8| (B256::with_last_byte(n), Bytes::from(vec![n; 3]));
     let journaled = |store: &Store| {
-        let mut raws: Vec<u8> = store.reader().journaled_txs().expect("journal").iter().map(|r| r[0]).collect();
+        let mut raws: Vec<u8> = store.reader().journaled_txs().expect("journal").iter().map(|t| t.raw[0]).collect();
         raws.sort();
         raws
     };
@@ -217,9 +217,18 @@ fn the_mempool_journal_drops_committed_transactions_a_generation_at_a_time() {
     // After a restart both generations are read back, each transaction once.
     let store = Store::open(dir.path(), false).expect("reopen");
     assert_eq!(journaled(&store), vec![4]);
+    // An entry in the format journals had before sequence keys (hash → raw) is read back too.
+    store.journals[0].insert(tx(6).0.to_vec(), tx(6).1.to_vec()).expect("legacy entry");
     let storage = StorageService::spawn(store.clone(), 4).expect("service");
-    // A stale transaction is forgotten from both generations (commands are written in order).
-    storage.unjournal(vec![tx(4).0]);
+    // New entries go after the ones on disk; none is overwritten.
     rt.block_on(storage.journal_txs(vec![tx(5)])).expect("journal");
-    assert_eq!(journaled(&store), vec![5]);
+    assert_eq!(journaled(&store), vec![4, 5, 6]);
+    // Stale transactions are forgotten from both generations by the key they were read under
+    // (commands are written in order).
+    let read = store.reader().journaled_txs().expect("journal");
+    storage.unjournal(read.iter().filter(|t| t.raw[0] != 5).flat_map(|t| t.keys.clone()).collect());
+    rt.block_on(storage.journal_txs(vec![tx(7)])).expect("journal");
+    assert_eq!(journaled(&store), vec![5, 7]);
+    let hashes: Vec<B256> = store.reader().journaled_txs().expect("journal").iter().map(|t| t.hash).collect();
+    assert!(hashes.contains(&tx(5).0) && hashes.contains(&tx(7).0), "each read back under its own hash");
 }

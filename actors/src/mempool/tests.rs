@@ -94,7 +94,7 @@ async fn the_journal_rotates_as_transactions_are_accepted_and_always_holds_the_p
     let rich = SenderState { nonce: 0, balance: U256::from(10u128.pow(20)) };
     let sender = transfer(0, 3).sender;
     let journaled = || -> std::collections::HashSet<alloy_primitives::B256> {
-        reader.journaled_txs().expect("journal").iter().map(alloy_primitives::keccak256).collect()
+        reader.journaled_txs().expect("journal").iter().map(|t| t.hash).collect()
     };
     for n in 0..96u64 {
         if n == 40 {

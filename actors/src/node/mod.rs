@@ -301,14 +301,14 @@ fn readmit_journal(
     info!(target: "node", count = txs.len(), "re-admitting journaled transactions");
     actix::spawn(async move {
         let mut stale = Vec::new();
-        for raw in txs {
-            match ingress.admit(raw.clone()).await {
+        for tx in txs {
+            match ingress.admit(tx.raw.clone()).await {
                 Ok(_) => {
                     if let Some(n) = &network {
-                        n.gossip(raw);
+                        n.gossip(tx.raw);
                     }
                 }
-                Err(_) => stale.push(alloy_primitives::keccak256(&raw)),
+                Err(_) => stale.extend(tx.keys),
             }
         }
         storage.unjournal(stale);
