@@ -232,3 +232,23 @@ fn the_mempool_journal_drops_committed_transactions_a_generation_at_a_time() {
     let hashes: Vec<B256> = store.reader().journaled_txs().expect("journal").iter().map(|t| t.hash).collect();
     assert!(hashes.contains(&tx(5).0) && hashes.contains(&tx(7).0), "each read back under its own hash");
 }
+
+/// Journal entries are keyed by a sequence number that continues after a restart from the
+/// highest on disk: a restarted node's first entries overwrite none of those it must re-admit.
+#[test]
+fn the_journal_sequence_continues_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio_rt();
+    let tx = |n: u8| (B256::with_last_byte(n), Bytes::from(vec![n; 3]));
+    let journaled = |store: &Store| {
+        let mut raws: Vec<u8> = store.reader().journaled_txs().expect("journal").iter().map(|t| t.raw[0]).collect();
+        raws.sort();
+        raws
+    };
+    for (round, expected) in [(1u8, vec![1]), (2, vec![1, 2]), (3, vec![1, 2, 3])] {
+        let store = Store::open(dir.path(), false).expect("open");
+        let storage = StorageService::spawn(store.clone(), 4).expect("service");
+        rt.block_on(storage.journal_txs(vec![tx(round)])).expect("journal");
+        assert_eq!(journaled(&store), expected, "after restart {round}");
+    }
+}
