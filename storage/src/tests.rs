@@ -182,6 +182,18 @@ fn a_run_of_blocks_commits_in_one_batch_with_the_last_values_winning() {
     }
 }
 
+/// A journal entry whose raw bytes are `[n; 3]` under hash `n`.
+fn journal_tx(n: u8) -> (B256, Bytes) {
+    (B256::with_last_byte(n), Bytes::from(vec![n; 3]))
+}
+
+/// The first byte of every transaction the journal reads back, sorted.
+fn journaled(store: &Store) -> Vec<u8> {
+    let mut raws: Vec<u8> = store.reader().journaled_txs().expect("journal").iter().map(|t| t.raw[0]).collect();
+    raws.sort();
+    raws
+}
+
 /// The mempool journal keeps two generations. A rotation writes the live pool into a fresh
 /// generation and drops the one before the current whole: what was journaled into the current
 /// one just before the rotation survives it, and a committed transaction is gone two rotations
@@ -191,46 +203,43 @@ fn a_run_of_blocks_commits_in_one_batch_with_the_last_values_winning() {
 fn the_mempool_journal_drops_committed_transactions_a_generation_at_a_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio_rt();
-    let tx = |n: u8| (B256::with_last_byte(n), Bytes::from(vec![n; 3]));
-    let journaled = |store: &Store| {
-        let mut raws: Vec<u8> = store.reader().journaled_txs().expect("journal").iter().map(|t| t.raw[0]).collect();
-        raws.sort();
-        raws
-    };
     {
         let store = Store::open(dir.path(), false).expect("open");
         store.init_genesis(9, &genesis()).expect("genesis");
         let storage = StorageService::spawn(store.clone(), 4).expect("service");
-        rt.block_on(storage.journal_txs(vec![tx(1), tx(2), tx(3)])).expect("journal");
+        rt.block_on(storage.journal_txs(vec![journal_tx(1), journal_tx(2), journal_tx(3)])).expect("journal");
         // Block 1 commits tx 1 (its body's only hash): re-admission skips it from now on.
         storage.commit_blocking(batch(1, genesis().block.hash(), StateChanges::default())).expect("commit");
         assert_eq!(journaled(&store), vec![2, 3]);
         // The pool holds 3 now; 2 left it. 2 stays on disk until the next rotation.
-        rt.block_on(storage.rotate_journal(vec![tx(3)])).expect("rotate");
-        rt.block_on(storage.journal_txs(vec![tx(4)])).expect("journal");
+        rt.block_on(storage.rotate_journal(vec![journal_tx(3)])).expect("rotate");
+        rt.block_on(storage.journal_txs(vec![journal_tx(4)])).expect("journal");
         assert_eq!(journaled(&store), vec![2, 3, 4]);
-        rt.block_on(storage.rotate_journal(vec![tx(4)])).expect("rotate");
+        rt.block_on(storage.rotate_journal(vec![journal_tx(4)])).expect("rotate");
         assert_eq!(journaled(&store), vec![3, 4], "the generation before the current one is dropped");
-        rt.block_on(storage.rotate_journal(vec![tx(4)])).expect("rotate");
+        rt.block_on(storage.rotate_journal(vec![journal_tx(4)])).expect("rotate");
         assert_eq!(journaled(&store), vec![4]);
     }
     // After a restart both generations are read back, each transaction once.
     let store = Store::open(dir.path(), false).expect("reopen");
     assert_eq!(journaled(&store), vec![4]);
     // An entry in the format journals had before sequence keys (hash → raw) is read back too.
-    store.journals[0].insert(tx(6).0.to_vec(), tx(6).1.to_vec()).expect("legacy entry");
+    store.journals[0].insert(journal_tx(6).0.to_vec(), journal_tx(6).1.to_vec()).expect("legacy entry");
     let storage = StorageService::spawn(store.clone(), 4).expect("service");
     // New entries go after the ones on disk; none is overwritten.
-    rt.block_on(storage.journal_txs(vec![tx(5)])).expect("journal");
+    rt.block_on(storage.journal_txs(vec![journal_tx(5)])).expect("journal");
     assert_eq!(journaled(&store), vec![4, 5, 6]);
     // Stale transactions are forgotten from both generations by the key they were read under
     // (commands are written in order).
     let read = store.reader().journaled_txs().expect("journal");
     storage.unjournal(read.iter().filter(|t| t.raw[0] != 5).flat_map(|t| t.keys.clone()).collect());
-    rt.block_on(storage.journal_txs(vec![tx(7)])).expect("journal");
+    rt.block_on(storage.journal_txs(vec![journal_tx(7)])).expect("journal");
     assert_eq!(journaled(&store), vec![5, 7]);
     let hashes: Vec<B256> = store.reader().journaled_txs().expect("journal").iter().map(|t| t.hash).collect();
-    assert!(hashes.contains(&tx(5).0) && hashes.contains(&tx(7).0), "each read back under its own hash");
+    assert!(
+        hashes.contains(&journal_tx(5).0) && hashes.contains(&journal_tx(7).0),
+        "each read back under its own hash"
+    );
 }
 
 /// Journal entries are keyed by a sequence number that continues after a restart from the
@@ -239,16 +248,10 @@ fn the_mempool_journal_drops_committed_transactions_a_generation_at_a_time() {
 fn the_journal_sequence_continues_after_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio_rt();
-    let tx = |n: u8| (B256::with_last_byte(n), Bytes::from(vec![n; 3]));
-    let journaled = |store: &Store| {
-        let mut raws: Vec<u8> = store.reader().journaled_txs().expect("journal").iter().map(|t| t.raw[0]).collect();
-        raws.sort();
-        raws
-    };
     for (round, expected) in [(1u8, vec![1]), (2, vec![1, 2]), (3, vec![1, 2, 3])] {
         let store = Store::open(dir.path(), false).expect("open");
         let storage = StorageService::spawn(store.clone(), 4).expect("service");
-        rt.block_on(storage.journal_txs(vec![tx(round)])).expect("journal");
+        rt.block_on(storage.journal_txs(vec![journal_tx(round)])).expect("journal");
         assert_eq!(journaled(&store), expected, "after restart {round}");
     }
 }
