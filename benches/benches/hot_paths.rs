@@ -7,6 +7,7 @@ use alloy_primitives::{Address, B256, U256};
 use bss_benches::{Chain, Kind};
 use bss_consensus::certificate::{vote_message, SigBytes};
 use bss_consensus::{Certificate, OperatorSet, OperatorSigner};
+use bss_hvm::leaf_cache::LeafCache;
 use bss_hvm::lthash::{account_value, Leaf, LtHash};
 use bss_hvm::txpool::{Pool, PoolConfig, SenderState};
 use bss_hvm::SignedTx;
@@ -73,6 +74,36 @@ fn state_root(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The executor's steady state: block k moves 1,200 accounts from nonce k to k + 1, so it
+    // removes the 1,200 leaves block k - 1 added (remembered) and adds 1,200 new ones.
+    let block = |k: u64| -> Vec<(bool, Leaf)> {
+        (0..1_200u64)
+            .flat_map(|i| {
+                let a = Address::from_word(B256::from(U256::from(i)));
+                let leaf = |nonce: u64| Leaf::Account(a, account_value(nonce, &U256::from(i), &B256::ZERO));
+                [(false, leaf(k)), (true, leaf(k + 1))]
+            })
+            .collect()
+    };
+    let cache = LeafCache::default();
+    let mut acc = LtHash::default();
+    acc.apply_cached(&block(0)[..], &cache);
+    let mut k = 0;
+    g.bench_function("lthash_apply_2400_leaves_half_remembered", |b| {
+        b.iter_batched(
+            || {
+                k += 1;
+                block(k)
+            },
+            |leaves| {
+                acc.apply_cached(&leaves, &cache);
+                acc.root()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let used = cache.take_use();
+    assert_eq!(used.expanded, used.remembered + 2_400, "every removal but block 0's remembered: {used:?}");
     g.finish();
 }
 

@@ -25,6 +25,13 @@ fn main() {
             chain.commit(&e);
             commit += t.elapsed();
         }
-        println!("{name}: build {:?}/block, commit {:?}/block", build / blocks, commit / blocks);
+        let leaves = chain.leaf_cache.take_use();
+        println!(
+            "{name}: build {:?}/block, commit {:?}/block; state leaves: {} remembered, {} expanded",
+            build / blocks,
+            commit / blocks,
+            leaves.remembered,
+            leaves.expanded
+        );
     }
 }

@@ -79,6 +79,8 @@ pub struct Chain {
     pub writing: Option<Written>,
     pub workload: Workload,
     pub next_nonce: u64,
+    /// The state leaves' remembered expansions, as the node's executor keeps them.
+    pub leaf_cache: bss_hvm::leaf_cache::LeafCache,
 }
 
 fn spec() -> ChainSpec {
@@ -123,6 +125,7 @@ impl Chain {
             writing: None,
             workload,
             next_nonce: 0,
+            leaf_cache: Default::default(),
         };
         if let Kind::Erc20 = kind {
             // The first sender deploys the token; everyone else's nonces stay aligned by a
@@ -172,7 +175,10 @@ impl Chain {
             skip_mints: false,
             omit_senders: Default::default(),
         };
-        let executed = BlockBuilder::new(&self.spec, &state, &self.head, &self.acc).build(&fields, txs).unwrap();
+        let executed = BlockBuilder::new(&self.spec, &state, &self.head, &self.acc)
+            .with_leaf_cache(&self.leaf_cache)
+            .build(&fields, txs)
+            .unwrap();
         assert!(executed.rejected.is_empty(), "rejected: {:?}", executed.rejected);
         executed
     }

@@ -5,6 +5,7 @@ use super::btc_precompiles::{BtcAt, HvmPrecompiles};
 use super::chain::ChainSpec;
 use super::fees::next_base_fee;
 use super::hbtc::{mint_calldata, ALREADY_MINTED, HBTC_ADDRESS, SYSTEM_ADDRESS};
+use super::leaf_cache::LeafCache;
 use super::lthash::LtHash;
 use super::state::{StateError, StateSource};
 use super::tx::SignedTx;
@@ -115,6 +116,8 @@ pub struct BlockBuilder<'a, S: StateSource> {
     parent_acc: &'a LtHash,
     /// The Bitcoin view as of this block's BTC tip, for the hVM precompiles.
     btc: Option<BtcAt>,
+    /// Expansions of the leaves recent blocks added (the executor's; None: expand them all).
+    leaf_cache: Option<&'a LeafCache>,
 }
 
 /// The revm transaction environment of a signed transaction. `chain_id` is used only for a tx
@@ -165,7 +168,14 @@ enum Mode {
 
 impl<'a, S: StateSource> BlockBuilder<'a, S> {
     pub fn new(spec: &'a ChainSpec, state: &'a S, parent: &'a BlockHeader, parent_acc: &'a LtHash) -> Self {
-        Self { spec, state, parent, parent_acc, btc: None }
+        Self { spec, state, parent, parent_acc, btc: None, leaf_cache: None }
+    }
+
+    /// Remove and add state leaves with the expansions `cache` remembers, and remember this
+    /// block's (README "Design notes": the state commitment).
+    pub fn with_leaf_cache(mut self, cache: &'a LeafCache) -> Self {
+        self.leaf_cache = Some(cache);
+        self
     }
 
     /// The Bitcoin view the hVM precompiles read (as of the block's BTC tip).
@@ -466,11 +476,11 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         // build them on a second core while this one turns the write set into the diff and the
         // new state commitment.
         let (finished, roots) = if included.len() < PARALLEL_TRIES_MIN {
-            (ws.finish(self.parent_acc, number), Ok(tries()))
+            (ws.finish(self.parent_acc, number, self.leaf_cache), Ok(tries()))
         } else {
             std::thread::scope(|s| {
                 let tries = s.spawn(tries);
-                let finished = ws.finish(self.parent_acc, number);
+                let finished = ws.finish(self.parent_acc, number, self.leaf_cache);
                 (finished, tries.join())
             })
         };

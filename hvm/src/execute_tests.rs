@@ -3,6 +3,7 @@
 
 use super::accounts::DevKey;
 use super::execute::{BlockBuilder, ExecutedBlock, ExecutionError, ProposalFields};
+use super::leaf_cache::LeafCache;
 use super::lthash::{account_value, LtHash};
 use super::{ChainSpec, Genesis, LayeredState, SignedTx};
 use alloy_consensus::TxEip1559;
@@ -95,6 +96,12 @@ pub(crate) fn build(n: &Node, txs: Vec<Arc<SignedTx>>) -> ExecutedBlock {
     BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).build(&fields(n), txs).expect("build")
 }
 
+/// [`build`] as the node's executor does it: with the expansions of recent leaves remembered.
+fn build_remembering(n: &Node, txs: Vec<Arc<SignedTx>>, cache: &LeafCache) -> ExecutedBlock {
+    let state = LayeredState { base: n.reader.clone(), layers: vec![] };
+    BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).with_leaf_cache(cache).build(&fields(n), txs).expect("build")
+}
+
 pub(crate) fn validate(n: &Node, e: &ExecutedBlock, txs: Vec<Arc<SignedTx>>) -> Result<ExecutedBlock, ExecutionError> {
     let state = LayeredState { base: n.reader.clone(), layers: vec![] };
     BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).validate(&e.block, txs, &[], &[])
@@ -151,8 +158,10 @@ fn replicas_agree_and_incremental_root_equals_full_recompute() {
             tx(&k[1], 1, TxKind::Call(k[3].address), Bytes::new(), 7),
         ],
     ];
+    // The builder remembers leaf expansions (as the node's executor does), the replica does not.
+    let cache = LeafCache::default();
     for txs in blocks {
-        let built = build(&a, txs.clone());
+        let built = build_remembering(&a, txs.clone(), &cache);
         assert!(built.rejected.is_empty(), "{:?}", built.rejected);
         assert!(built.receipts.iter().all(|r| r.success));
         let checked = validate(&b, &built, txs).expect("replica accepts");
@@ -163,6 +172,7 @@ fn replicas_agree_and_incremental_root_equals_full_recompute() {
     }
     assert_eq!(a.reader.storage(&contract, &U256::from(2)).expect("slot"), U256::from(2));
     assert_eq!(a.reader.storage(&contract, &U256::ZERO).expect("slot"), U256::ZERO);
+    assert!(cache.take_use().remembered >= 4, "k[0], k[1] and the contract's slot were removed from memory");
 }
 
 #[test]

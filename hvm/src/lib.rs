@@ -14,6 +14,7 @@ pub mod chain;
 pub mod execute;
 pub mod fees;
 pub mod hbtc;
+pub mod leaf_cache;
 pub mod limits;
 pub mod lthash;
 pub mod state;

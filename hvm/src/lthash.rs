@@ -14,6 +14,9 @@ use alloy_primitives::{keccak256, Address, B256, U256};
 pub const LANES: usize = 1024;
 pub const BYTES: usize = LANES * 2;
 
+/// One leaf's expansion: what it adds to (or removes from) the accumulator.
+pub type Lanes = [u16; LANES];
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct LtHash {
     lanes: Box<[u16; LANES]>,
@@ -32,6 +35,13 @@ impl Default for LtHash {
 }
 
 fn expand(domain: u8, key: &[u8], value: &[u8]) -> [u16; LANES] {
+    let mut out = [0u16; LANES];
+    expand_to(domain, key, value, &mut out);
+    out
+}
+
+/// [`expand`] into `out`, which it overwrites.
+fn expand_to(domain: u8, key: &[u8], value: &[u8], out: &mut Lanes) {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&[domain]);
     hasher.update(&(key.len() as u32).to_be_bytes());
@@ -39,11 +49,9 @@ fn expand(domain: u8, key: &[u8], value: &[u8]) -> [u16; LANES] {
     hasher.update(value);
     let mut bytes = [0u8; BYTES];
     hasher.finalize_xof().fill(&mut bytes);
-    let mut out = [0u16; LANES];
-    for (i, lane) in out.iter_mut().enumerate() {
-        *lane = u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+    for (lane, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *lane = u16::from_le_bytes([pair[0], pair[1]]);
     }
-    out
 }
 
 const ACCOUNT: u8 = 1;
@@ -74,13 +82,13 @@ impl LtHash {
         self.lanes.iter().flat_map(|l| l.to_le_bytes()).collect()
     }
 
-    fn add(&mut self, leaf: &[u16; LANES]) {
+    pub(crate) fn add(&mut self, leaf: &Lanes) {
         for (a, b) in self.lanes.iter_mut().zip(leaf) {
             *a = a.wrapping_add(*b);
         }
     }
 
-    fn sub(&mut self, leaf: &[u16; LANES]) {
+    pub(crate) fn sub(&mut self, leaf: &Lanes) {
         for (a, b) in self.lanes.iter_mut().zip(leaf) {
             *a = a.wrapping_sub(*b);
         }
@@ -109,30 +117,37 @@ impl LtHash {
 }
 
 /// One leaf of the state, to add to or remove from the commitment.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Leaf {
     Account(Address, [u8; 72]),
     Slot(Address, U256, U256),
 }
 
 impl Leaf {
-    fn expand(&self) -> [u16; LANES] {
+    pub(crate) fn expand(&self) -> Lanes {
+        let mut out = [0u16; LANES];
+        self.expand_to(&mut out);
+        out
+    }
+
+    /// This leaf's expansion, written over `out`.
+    pub(crate) fn expand_to(&self, out: &mut Lanes) {
         match self {
-            Leaf::Account(a, v) => expand(ACCOUNT, a.as_slice(), v),
-            Leaf::Slot(a, s, v) => expand(SLOT, &slot_key(a, s), &v.to_be_bytes::<32>()),
+            Leaf::Account(a, v) => expand_to(ACCOUNT, a.as_slice(), v, out),
+            Leaf::Slot(a, s, v) => expand_to(SLOT, &slot_key(a, s), &v.to_be_bytes::<32>(), out),
         }
     }
 }
 
 /// Below this many leaves one thread is faster than two.
-const PARALLEL_MIN: usize = 256;
+pub(crate) const PARALLEL_MIN: usize = 256;
 
 impl LtHash {
-    fn merge(&mut self, other: &LtHash) {
+    pub(crate) fn merge(&mut self, other: &LtHash) {
         self.add(&other.lanes);
     }
 
-    fn apply_seq(&mut self, leaves: &[(bool, Leaf)]) {
+    pub(crate) fn apply_seq(&mut self, leaves: &[(bool, Leaf)]) {
         for (add, leaf) in leaves {
             let lanes = leaf.expand();
             if *add {

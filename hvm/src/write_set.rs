@@ -2,6 +2,7 @@
 //! cached with their original values), writes stay here until [`WriteSet::finish`] turns them into
 //! the block's diff, storage changes and updated state commitment.
 
+use super::leaf_cache::LeafCache;
 use super::lthash::{account_value, Leaf, LtHash};
 use super::state::{BlockDiff, StateError, StateSource};
 use alloy_primitives::{Address, Bytes, B256, U256};
@@ -65,11 +66,13 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
         self.base.all_slots(address)
     }
 
-    /// Turns the writes into (diff for later blocks, storage changes, new accumulator).
+    /// Turns the writes into (diff for later blocks, storage changes, new accumulator), taking
+    /// the leaves' expansions from `cache` where it remembers them.
     pub fn finish(
         &mut self,
         parent_acc: &LtHash,
         number: u64,
+        cache: Option<&LeafCache>,
     ) -> Result<(BlockDiff, StateChanges, LtHash), StateError> {
         let mut leaves: Vec<(bool, Leaf)> = Vec::new();
         let accounts = std::mem::take(&mut self.accounts);
@@ -112,7 +115,10 @@ impl<'a, S: StateSource> WriteSet<'a, S> {
             final_slots.insert((*addr, *slot), *new);
         }
         let mut acc = parent_acc.clone();
-        acc.apply(&leaves);
+        match cache {
+            Some(cache) => acc.apply_cached(&leaves, cache),
+            None => acc.apply(&leaves),
+        }
         let codes = std::mem::take(&mut self.codes);
         let mut code_list: Vec<(B256, Bytes)> = codes.iter().map(|(h, c)| (*h, c.clone())).collect();
         code_list.sort_by_key(|(h, _)| *h);

@@ -6,6 +6,7 @@ use crate::btc::{check_attributes, next_attributes, BtcLink};
 use crate::hvm::btc_precompiles::{btc_at, BtcAt};
 use crate::hvm::execute::BlockDiff;
 use crate::hvm::execute::ProposalFields;
+use crate::hvm::leaf_cache::LeafCache;
 use crate::hvm::lthash::LtHash;
 use crate::hvm::{BlockBuilder, ChainSpec, ExecutedBlock, ExecutionError, LayeredState, SignedTx, TxError};
 use crate::pop::finality::anchors_for;
@@ -36,6 +37,9 @@ pub struct Executor {
     /// costs far less than a store read. It is consistent: the store holds the head, and
     /// everything committed after the head is in the layers above it.
     recent: VecDeque<Arc<BlockDiff>>,
+    /// Expansions of the state leaves the last two blocks executed here added: the next block
+    /// removes most of them again (`bss_hvm::leaf_cache`).
+    leaf_cache: LeafCache,
     metrics: ExecutorMetrics,
 }
 
@@ -48,7 +52,16 @@ impl Executor {
         metrics: ExecutorMetrics,
     ) -> Result<Self, StorageError> {
         let (head, head_acc) = Self::committed_head(&reader)?;
-        Ok(Self { spec, reader, btc, head, head_acc, recent: VecDeque::new(), metrics })
+        Ok(Self {
+            spec,
+            reader,
+            btc,
+            head,
+            head_acc,
+            recent: VecDeque::new(),
+            leaf_cache: LeafCache::default(),
+            metrics,
+        })
     }
 
     /// The committed head and its state accumulator. They are two reads; a commit landing
@@ -201,6 +214,9 @@ impl Executor {
 
     /// Keeps a block's changes among the recent ones.
     fn keep(&mut self, executed: Arc<ExecutedBlock>) -> Arc<ExecutedBlock> {
+        let used = self.leaf_cache.take_use();
+        self.metrics.leaves_remembered.increment(used.remembered);
+        self.metrics.leaves_expanded.increment(used.expanded);
         if self.recent.len() == RECENT_DIFFS {
             self.recent.pop_front();
         }
@@ -230,6 +246,7 @@ impl Executor {
             fields.mints.clear();
         }
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
+            .with_leaf_cache(&self.leaf_cache)
             .with_btc(self.btc_at(&fields.btc))
             .build(&fields, candidates)?;
         Ok(self.keep(Self::record(executed, started, "build", &self.metrics.build_seconds)))
@@ -273,6 +290,7 @@ impl Executor {
         }
         let (mints, forced) = self.due(&block.header.btc)?;
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
+            .with_leaf_cache(&self.leaf_cache)
             .with_btc(self.btc_at(&block.header.btc))
             .validate(block, txs, &mints, &forced)?;
         Ok(self.keep(Self::record(executed, started, "validate", &self.metrics.validate_seconds)))

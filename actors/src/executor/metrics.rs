@@ -2,6 +2,9 @@ use crate::telemetry::{counter_of, histogram_of};
 use metrics::{Counter, Histogram};
 
 const EXECUTION: &str = "bss_execution_seconds";
+const LEAVES: &str = "bss_state_leaves_total";
+const LEAVES_HELP: &str =
+    "State leaves added to or removed from the commitment, by whether their expansion was remembered from a recent block";
 const EXECUTION_HELP: &str = "Time to execute a block: building a proposal or re-executing one";
 
 /// The executor's metrics.
@@ -14,6 +17,10 @@ pub struct ExecutorMetrics {
     pub unknown_proposal_txs: Counter,
     /// Blocks executed with the committed head's own changes as their bottom layer.
     pub warm_layer_hits: Counter,
+    /// State leaves added to or removed from the commitment with a remembered expansion.
+    pub leaves_remembered: Counter,
+    /// State leaves expanded (32 blake3 output blocks each).
+    pub leaves_expanded: Counter,
     pub restarts: Counter,
 }
 
@@ -34,6 +41,8 @@ impl ExecutorMetrics {
                 "head",
                 "Blocks executed on the committed head's changes kept in memory (their reads of what the head touched skip the store)",
             ),
+            leaves_remembered: counter_of(LEAVES, "expansion", "remembered", LEAVES_HELP),
+            leaves_expanded: counter_of(LEAVES, "expansion", "computed", LEAVES_HELP),
             restarts: counter_of(
                 "bss_actor_restarts_total",
                 "actor",
