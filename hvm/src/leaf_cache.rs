@@ -12,7 +12,7 @@
 
 use crate::lthash::{Lanes, Leaf, LtHash, LANES, PARALLEL_MIN};
 use alloy_primitives::map::HashMap;
-use std::sync::Mutex;
+use std::cell::RefCell;
 
 /// Most expansions one generation keeps (2 KiB each). A block of ~3,000 transfers adds ~3,600.
 pub const GENERATION_CAP: usize = 4_096;
@@ -24,12 +24,12 @@ pub struct CacheUse {
     pub expanded: u64,
 }
 
-/// The expansions the last two blocks applied added. One executor owns it; the lock is only
-/// taken by the thread applying a block. Its buffers are kept from block to block and
+/// The expansions the last two blocks applied added. One executor owns it (it is not shared
+/// between threads). Its buffers are kept from block to block and
 /// expansions are written straight into them, so a block neither allocates nor copies them.
 #[derive(Default)]
 pub struct LeafCache {
-    inner: Mutex<Inner>,
+    inner: RefCell<Inner>,
 }
 
 #[derive(Default)]
@@ -93,20 +93,14 @@ impl Inner {
 }
 
 impl LeafCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // It holds only finished expansions: what a panicking thread left is still right.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// How many leaves were remembered and how many expanded since the last call.
     pub fn take_use(&self) -> CacheUse {
-        std::mem::take(&mut self.lock().used)
+        self.inner.try_borrow_mut().map(|mut g| std::mem::take(&mut g.used)).unwrap_or_default()
     }
 
     /// How many expansions it remembers now.
     pub fn len(&self) -> usize {
-        let g = self.lock();
-        g.newest.used + g.older.used
+        self.inner.try_borrow().map(|g| g.newest.used + g.older.used).unwrap_or_default()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -122,7 +116,10 @@ impl LtHash {
     /// as it is; the rest are expanded (on two threads when there are many), and the expansions
     /// of the added leaves become the cache's newest generation.
     pub fn apply_cached(&mut self, leaves: &[(bool, Leaf)], cache: &LeafCache) {
-        let mut guard = cache.lock();
+        // Only a call from within this one could find it borrowed; without it, expand them all.
+        let Ok(mut guard) = cache.inner.try_borrow_mut() else {
+            return self.apply(leaves);
+        };
         let inner = &mut *guard;
         let (mut adds, mut removes): (Vec<&Leaf>, Vec<&Leaf>) = (Vec::new(), Vec::new());
         for (add, leaf) in leaves {
