@@ -25,8 +25,8 @@ pub struct CacheUse {
 }
 
 /// The expansions the last two blocks applied added. One executor owns it (it is not shared
-/// between threads). Its buffers are kept from block to block and
-/// expansions are written straight into them, so a block neither allocates nor copies them.
+/// between threads). Its buffers are kept from block to block and expansions are written
+/// straight into them, so a block neither allocates nor copies them.
 #[derive(Default)]
 pub struct LeafCache {
     inner: RefCell<Inner>,
@@ -106,6 +106,13 @@ impl LeafCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Expansion slots it holds on to, used or not.
+    #[cfg(test)]
+    fn retained_slots(&self) -> usize {
+        let g = self.inner.borrow();
+        g.newest.lanes.len() + g.older.lanes.len() + g.next.lanes.len() + g.work.len()
+    }
 }
 
 /// One leaf to expand, and the slot its expansion goes to.
@@ -149,6 +156,11 @@ impl LtHash {
         let slots = inner.next.lanes[first..first + kept].iter_mut().chain(inner.work[..unkept].iter_mut());
         let mut jobs: Vec<Job> = signs.zip(slots).map(|((add, leaf), slot)| (add, leaf, slot)).collect();
         self.merge(&expand_jobs(&mut jobs));
+        // A block of far more changes than usual leaves no lasting buffer behind.
+        if inner.work.len() > GENERATION_CAP {
+            inner.work.truncate(GENERATION_CAP);
+            inner.work.shrink_to_fit();
+        }
         for (i, leaf) in adds.iter().take(kept).enumerate() {
             inner.next.index.insert((*leaf).clone(), first + i);
         }
@@ -263,5 +275,20 @@ mod tests {
         let mut plain = LtHash::default();
         plain.apply(&leaves);
         assert_eq!(acc, plain);
+    }
+
+    #[test]
+    fn a_block_of_many_changes_leaves_at_most_four_generations_of_slots_behind() {
+        let cache = LeafCache::default();
+        let slot = |i: u64, v: u64| Leaf::Slot(Address::ZERO, U256::from(i), U256::from(v));
+        let n = 3 * GENERATION_CAP as u64;
+        let leaves: Vec<(bool, Leaf)> = (0..n).flat_map(|i| [(false, slot(i, 1)), (true, slot(i, 2))]).collect();
+        let mut acc = LtHash::default();
+        acc.apply_cached(&leaves, &cache);
+        let mut plain = LtHash::default();
+        plain.apply(&leaves);
+        assert_eq!(acc, plain);
+        assert_eq!(cache.take_use(), CacheUse { remembered: 0, expanded: 2 * n });
+        assert!(cache.retained_slots() <= 4 * GENERATION_CAP, "{} slots kept", cache.retained_slots());
     }
 }
