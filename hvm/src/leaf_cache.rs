@@ -10,7 +10,7 @@
 //! blocks added and subtracts those. An expansion depends only on its leaf, so a remembered one
 //! is right whichever block, or fork, added it.
 
-use crate::lthash::{Lanes, Leaf, LtHash, LANES, PARALLEL_MIN};
+use crate::lthash::{sum_in_halves, Lanes, Leaf, LtHash, LANES};
 use alloy_primitives::map::HashMap;
 use std::cell::RefCell;
 
@@ -172,30 +172,14 @@ impl LtHash {
 /// Expands every job's leaf into its slot and returns their sum (added minus removed), on two
 /// threads when there are enough.
 fn expand_jobs(jobs: &mut [Job]) -> LtHash {
-    let expand = |part: &mut [Job]| {
+    sum_in_halves(jobs, |part| {
         let mut sum = LtHash::default();
         for (add, leaf, slot) in part.iter_mut() {
             leaf.expand_to(slot);
-            if *add {
-                sum.add(slot)
-            } else {
-                sum.sub(slot)
-            }
+            sum.change(*add, slot);
         }
         sum
-    };
-    if jobs.len() < PARALLEL_MIN {
-        return expand(jobs);
-    }
-    let half = jobs.len() / 2;
-    let (left, right) = jobs.split_at_mut(half);
-    let (mut sum, other) = std::thread::scope(|s| {
-        let helper = s.spawn(|| expand(right));
-        (expand(left), helper.join())
-    });
-    // Expanding cannot panic; if the helper did, its half is redone here.
-    sum.merge(&other.unwrap_or_else(|_| expand(&mut jobs[half..])));
-    sum
+    })
 }
 
 #[cfg(test)]

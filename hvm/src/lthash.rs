@@ -140,46 +140,51 @@ impl Leaf {
 }
 
 /// Below this many leaves one thread is faster than two.
-pub(crate) const PARALLEL_MIN: usize = 256;
+const PARALLEL_MIN: usize = 256;
 
 impl LtHash {
     pub(crate) fn merge(&mut self, other: &LtHash) {
         self.add(&other.lanes);
     }
 
-    pub(crate) fn apply_seq(&mut self, leaves: &[(bool, Leaf)]) {
-        for (add, leaf) in leaves {
-            let lanes = leaf.expand();
-            if *add {
-                self.add(&lanes)
-            } else {
-                self.sub(&lanes)
-            }
+    /// Adds (`add`) or removes one leaf's expansion.
+    pub(crate) fn change(&mut self, add: bool, lanes: &Lanes) {
+        if add {
+            self.add(lanes)
+        } else {
+            self.sub(lanes)
         }
     }
 
     /// Applies many leaf changes (`true` adds, `false` removes). The accumulator is a sum, so
     /// the leaves are expanded on two threads and the partial sums added.
     pub fn apply(&mut self, leaves: &[(bool, Leaf)]) {
-        if leaves.len() < PARALLEL_MIN {
-            return self.apply_seq(leaves);
-        }
-        let (left, right) = leaves.split_at(leaves.len() / 2);
-        let other = std::thread::scope(|s| {
-            let handle = s.spawn(|| {
-                let mut part = LtHash::default();
-                part.apply_seq(right);
-                part
-            });
-            self.apply_seq(left);
-            handle.join()
-        });
-        match other {
-            Ok(part) => self.merge(&part),
-            // The helper cannot panic on plain arithmetic; if it did, redo its half here.
-            Err(_) => self.apply_seq(right),
-        }
+        let mut refs: Vec<&(bool, Leaf)> = leaves.iter().collect();
+        self.merge(&sum_in_halves(&mut refs, |part| {
+            let mut sum = LtHash::default();
+            for (add, leaf) in part.iter() {
+                sum.change(*add, &leaf.expand());
+            }
+            sum
+        }));
     }
+}
+
+/// `sum` of `items`, computed on two threads (a half each, partial sums added) when there are
+/// enough to pay for the second thread.
+pub(crate) fn sum_in_halves<T: Send>(items: &mut [T], sum: impl Fn(&mut [T]) -> LtHash + Sync) -> LtHash {
+    if items.len() < PARALLEL_MIN {
+        return sum(items);
+    }
+    let half = items.len() / 2;
+    let (left, right) = items.split_at_mut(half);
+    let (mut total, other) = std::thread::scope(|s| {
+        let helper = s.spawn(|| sum(right));
+        (sum(left), helper.join())
+    });
+    // Summing expansions cannot panic; if the helper did, its half is redone here.
+    total.merge(&other.unwrap_or_else(|_| sum(&mut items[half..])));
+    total
 }
 
 fn slot_key(addr: &Address, slot: &U256) -> [u8; 52] {
@@ -230,7 +235,9 @@ mod tests {
         let mut par = LtHash::default();
         par.apply(&leaves);
         let mut seq = LtHash::default();
-        seq.apply_seq(&leaves);
+        for (add, leaf) in &leaves {
+            seq.change(*add, &leaf.expand());
+        }
         assert_eq!(par, seq);
     }
 
