@@ -2,6 +2,11 @@
 //! raw headers extending its parent's tip (or, after a Bitcoin reorg, from the fork point). The
 //! leader chooses them from its watcher's view; replicas check linkage, proof of work, and that
 //! the tip is on their own watcher's best chain at least `confirmations_lag` blocks deep.
+//!
+//! The view only moves forward: headers that do not extend the parent's tip are valid only when
+//! that tip has left the replica's best chain, and then only from the fork point. And a leader
+//! must move it: a proposal that adds no headers while the replica's own view is more than
+//! `stale_slack` blocks past the parent's tip is refused (README "Threat model").
 
 use super::index::BtcIndex;
 use alloy_primitives::{Bytes, B256};
@@ -22,7 +27,17 @@ pub struct BtcRules {
     /// Confirmations (in an L2 block's Bitcoin view) after which a forced tx is due
     /// (`censorship.forced_confirmations`).
     pub forced_confirmations: u64,
+    /// A voter's own policy, not a rule of the chain: how many Bitcoin blocks its view may be
+    /// past the parent's tip before it refuses a proposal that adds no headers
+    /// (`btc.stale_view_slack`, default [`DEFAULT_STALE_SLACK`]).
+    pub stale_slack: u64,
 }
+
+/// Default of `stale_slack`: three Bitcoin blocks. Watchers poll on their own clocks and the
+/// leader's may be a block or two behind a voter's; three blocks (half an hour on mainnet) is
+/// well above that skew and well below the six-block deposit and forced-tx depths a frozen view
+/// would hold back.
+pub const DEFAULT_STALE_SLACK: u64 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttributeError {
@@ -40,6 +55,12 @@ pub enum AttributeError {
     BadStart { height: u64, start: u64 },
     #[error("BTC tip {tip_height} is fewer than {lag} confirmations deep (this node's best: {best:?})")]
     TooShallow { tip_height: u64, lag: u64, best: Option<u64> },
+    #[error("BTC headers restart at {first}, below the parent's tip {parent_tip}, which is still on this node's best chain (the view only moves forward)")]
+    Rewind { first: u64, parent_tip: u64 },
+    #[error("BTC headers restart at {first} after a Bitcoin reorg, but the parent's tip forked off at {fork:?}: they must start right after the fork point")]
+    NotFromForkPoint { first: u64, fork: Option<u64> },
+    #[error("the block adds no BTC headers while this node's view reaches {target}, more than {slack} past the parent's tip {parent_tip}")]
+    Stale { parent_tip: u64, target: u64, slack: u64 },
     #[error("BTC tip field ({height}, {hash}) does not match the last header")]
     TipMismatch { height: u64, hash: B256 },
 }
@@ -106,10 +127,14 @@ pub fn check_attributes(
     rules: &BtcRules,
 ) -> Result<(), AttributeError> {
     if proposed.headers.is_empty() {
-        return if proposed.tip_height == parent.tip_height && proposed.tip_hash == parent.tip_hash {
-            Ok(())
-        } else {
-            Err(AttributeError::TipMismatch { height: proposed.tip_height, hash: proposed.tip_hash })
+        if proposed.tip_height != parent.tip_height || proposed.tip_hash != parent.tip_hash {
+            return Err(AttributeError::TipMismatch { height: proposed.tip_height, hash: proposed.tip_hash });
+        }
+        return match stale_by(parent, view, rules) {
+            Some(target) => {
+                Err(AttributeError::Stale { parent_tip: parent.tip_height, target, slack: rules.stale_slack })
+            }
+            None => Ok(()),
         };
     }
     if proposed.headers.len() > MAX_HEADERS {
@@ -149,16 +174,23 @@ pub fn check_attributes(
     let first_height = proposed.tip_height + 1 - n;
     let extends_parent =
         tip_hash(parent).is_some_and(|t| headers[0].prev_blockhash == t && first_height == parent.tip_height + 1);
-    let valid_start = match tip_hash(parent) {
-        None => first_height == rules.start_height,
-        Some(_) => {
-            extends_parent
-                || (first_height > rules.start_height
-                    && view.is_on_best_chain(first_height - 1, &headers[0].prev_blockhash))
+    match tip_hash(parent) {
+        None if first_height != rules.start_height => {
+            return Err(AttributeError::BadStart { height: first_height, start: rules.start_height })
         }
-    };
-    if !valid_start {
-        return Err(AttributeError::BadStart { height: first_height, start: rules.start_height });
+        None => {}
+        Some(_) if extends_parent => {}
+        Some(tip) if view.is_on_best_chain(parent.tip_height, &tip) => {
+            return Err(AttributeError::Rewind { first: first_height, parent_tip: parent.tip_height })
+        }
+        Some(tip) => {
+            // Bitcoin reorganised under the parent's tip: restart right after the fork point
+            // (the checks below put the new headers on this node's best chain).
+            let fork = fork_height(view, tip);
+            if fork.is_none_or(|f| first_height != f + 1) {
+                return Err(AttributeError::NotFromForkPoint { first: first_height, fork });
+            }
+        }
     }
     for (i, h) in headers.iter().enumerate() {
         let height = first_height + i as u64;
@@ -174,6 +206,17 @@ pub fn check_attributes(
         });
     }
     Ok(())
+}
+
+/// `Some(target)` when this node's view reaches `target` (its best minus the lag), more than
+/// `stale_slack` Bitcoin blocks past `parent`'s tip: a child that adds no headers is stale.
+pub fn stale_by(parent: &BtcAttributes, view: &BtcIndex, rules: &BtcRules) -> Option<u64> {
+    let target = view.best_height()?.checked_sub(rules.confirmations_lag)?;
+    let ahead = match tip_hash(parent) {
+        None => target.checked_sub(rules.start_height)?.checked_add(1)?,
+        Some(_) => target.checked_sub(parent.tip_height)?,
+    };
+    (ahead > rules.stale_slack).then_some(target)
 }
 
 /// Whether the view has what `check_attributes` needs to judge `proposed` (used to wait a
@@ -194,7 +237,13 @@ mod tests {
     use crate::testkit::{mine_chain, TestIndex};
 
     fn rules(lag: u64) -> BtcRules {
-        BtcRules { network: Network::Regtest, confirmations_lag: lag, start_height: 0, forced_confirmations: 6 }
+        BtcRules {
+            network: Network::Regtest,
+            confirmations_lag: lag,
+            start_height: 0,
+            forced_confirmations: 6,
+            stale_slack: DEFAULT_STALE_SLACK,
+        }
     }
 
     fn view_of(blocks: &[bitcoin::Block]) -> BtcIndex {
@@ -216,6 +265,14 @@ mod tests {
         let third = next_attributes(&second, &view, &rules(2));
         assert!(third.headers.is_empty() && third.tip_hash == second.tip_hash);
         check_attributes(&second, &third, &view, &rules(2)).expect("unchanged is valid");
+        // Unchanged while the view is within the slack of the parent's tip: valid. Past it: stale.
+        let unchanged = BtcAttributes { headers: vec![], ..first.clone() };
+        check_attributes(&first, &unchanged, &view, &rules(2)).expect("two blocks behind, slack 3");
+        let empty = BtcAttributes::default();
+        assert_eq!(
+            check_attributes(&empty, &empty, &view, &rules(2)),
+            Err(AttributeError::Stale { parent_tip: 0, target: 7, slack: 3 })
+        );
         // A replica whose view is shallower refuses until its watcher catches up.
         assert!(matches!(check_attributes(&first, &second, &view, &rules(3)), Err(AttributeError::TooShallow { .. })));
     }
@@ -258,6 +315,61 @@ mod tests {
             ),
             Err(AttributeError::Malformed(0))
         ));
+    }
+
+    /// Issue 31, item 2: tip 3 after tip 7 while 7 is still on the best chain is refused.
+    #[test]
+    fn the_view_never_moves_backwards_while_the_parents_tip_is_on_the_best_chain() {
+        let blocks = mine_chain(None, 12, 1);
+        let view = view_of(&blocks);
+        let upto = |last: u64| BtcAttributes {
+            tip_height: last,
+            tip_hash: to_b256(blocks[last as usize].block_hash()),
+            headers: (last.saturating_sub(MAX_HEADERS as u64 - 1)..=last)
+                .map(|h| raw(&blocks[h as usize].header))
+                .collect(),
+        };
+        let seven = upto(7);
+        let rewound = BtcAttributes {
+            tip_height: 3,
+            tip_hash: to_b256(blocks[3].block_hash()),
+            headers: vec![raw(&blocks[2].header), raw(&blocks[3].header)],
+        };
+        assert_eq!(
+            check_attributes(&seven, &rewound, &view, &rules(0)),
+            Err(AttributeError::Rewind { first: 2, parent_tip: 7 })
+        );
+        // Re-sending the parent's own last headers is a rewind too.
+        let again = BtcAttributes { tip_height: 7, tip_hash: seven.tip_hash, headers: vec![raw(&blocks[7].header)] };
+        assert_eq!(
+            check_attributes(&seven, &again, &view, &rules(0)),
+            Err(AttributeError::Rewind { first: 7, parent_tip: 7 })
+        );
+        check_attributes(&seven, &next_attributes(&seven, &view, &rules(0)), &view, &rules(0)).expect("forward");
+    }
+
+    #[test]
+    fn after_a_reorg_the_headers_restart_exactly_at_the_fork_point() {
+        let blocks = mine_chain(None, 6, 1);
+        let mut index = TestIndex::of(&blocks);
+        let before = next_attributes(&BtcAttributes::default(), &index.view(), &rules(0));
+        index.disconnect_tip();
+        index.disconnect_tip();
+        let branch = mine_chain(Some(&blocks[3]), 4, 7);
+        for b in &branch {
+            index.connect(b);
+        }
+        let view = index.view();
+        // From height 3 (below the fork point 3 + 1): a rewind dressed as a reorg.
+        let early = BtcAttributes {
+            tip_height: 5,
+            tip_hash: to_b256(branch[1].block_hash()),
+            headers: vec![raw(&blocks[3].header), raw(&branch[0].header), raw(&branch[1].header)],
+        };
+        assert_eq!(
+            check_attributes(&before, &early, &view, &rules(0)),
+            Err(AttributeError::NotFromForkPoint { first: 3, fork: Some(3) })
+        );
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub mod vault;
 pub mod view;
 pub mod withdrawal;
 
-pub use attributes::{check_attributes, next_attributes, view_ready, AttributeError, BtcRules};
+pub use attributes::{
+    check_attributes, next_attributes, stale_by, view_ready, AttributeError, BtcRules, DEFAULT_STALE_SLACK,
+};
 pub use index::BtcIndex;
 pub use index_writer::{IndexError, IndexSink, IndexWriter};
 pub use source::{BitcoinSource, CoreRpc, Credentials};

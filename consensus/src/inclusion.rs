@@ -62,13 +62,18 @@ pub fn list_message(chain_id: u64, parent: &B256, txs: &[Bytes]) -> Vec<u8> {
 
 impl InclusionList {
     /// Signs `txs` (cut to the list bounds, oldest first) as `signer`'s list for `parent`'s child.
+    /// A tx that would take the list over its byte bound is left out and costs the ones after
+    /// it nothing: one oversized tx cannot empty a list.
     pub fn sign(signer: &OperatorSigner, operator: u16, chain_id: u64, parent: &B256, mut txs: Vec<Bytes>) -> Self {
-        txs.truncate(MAX_LIST_TXS);
         let mut total = 0usize;
-        txs.retain(|t| {
-            total = total.saturating_add(t.len());
-            total <= MAX_LIST_BYTES
+        txs.retain(|t| match total.checked_add(t.len()).filter(|sum| *sum <= MAX_LIST_BYTES) {
+            Some(sum) => {
+                total = sum;
+                true
+            }
+            None => false,
         });
+        txs.truncate(MAX_LIST_TXS);
         let signature = SigBytes(signer.sign(&list_message(chain_id, parent, &txs)));
         Self { operator, txs, signature }
     }
@@ -219,6 +224,14 @@ mod tests {
         assert_eq!(signed.txs.len(), MAX_LIST_TXS);
         let big = InclusionList::sign(&s[0], 0, 7, &parent, vec![Bytes::from(vec![0u8; MAX_LIST_BYTES + 1])]);
         assert!(big.txs.is_empty());
+        // An oversized tx first leaves the rest of the list alone, and a full list still cuts
+        // at the byte bound.
+        let mut mixed = vec![Bytes::from(vec![0u8; 100 * 1024]), tx(1), tx(2)];
+        mixed.extend((0..3).map(|_| Bytes::from(vec![3u8; 30 * 1024])));
+        let kept = InclusionList::sign(&s[0], 0, 7, &parent, mixed);
+        assert_eq!(kept.txs.len(), 4, "tx(1), tx(2) and two of the 30 KiB txs");
+        assert_eq!(&kept.txs[..2], &[tx(1), tx(2)]);
+        kept.verify(7, &parent, &set).expect("within bounds");
         let mut over = signed.clone();
         over.txs.push(tx(99));
         assert!(matches!(over.verify(7, &parent, &set), Err(InclusionError::TooManyTxs(0, 17))));

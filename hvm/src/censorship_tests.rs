@@ -112,3 +112,65 @@ fn listed_txs_out_of_nonce_order_are_still_all_included() {
         assert!(built.block.transactions.contains(&t.raw), "nonce {} missing", t.nonce());
     }
 }
+
+/// The poisoned list (issue 31, item 1): X is a fresh sender with no ETH (nonce 0) that Z pays,
+/// Z is the attacker's sender at nonce k+1, and W (nonce k) reaches every mempool but no list.
+/// Builder: X fails, Z fails, W runs as a candidate, then the retries must run Z *and then X*,
+/// or voters find that X succeeds appended and refuse every honest leader's block.
+#[test]
+fn a_poisoned_list_that_enables_its_own_txs_in_a_chain_is_answered_by_the_builder() {
+    let n = node();
+    let parent = n.head.hash();
+    let attacker = &keys()[2];
+    let fresh = super::accounts::DevKey::from_seed(0x5eed_0031);
+    let x = tx(&fresh, 0, TxKind::Call(Address::repeat_byte(9)), Bytes::new(), 1);
+    let z = tx(attacker, 1, TxKind::Call(fresh.address), Bytes::new(), 10u64.pow(15));
+    let w = transfer(2, 0);
+    let mut f = fields(&n);
+    f.inclusion = vec![list(vec![x.raw.clone(), z.raw.clone()], &parent)];
+    let state = LayeredState { base: n.reader.clone(), layers: vec![] };
+    let built = BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).build(&f, vec![w.clone()]).expect("build");
+    let carried: Vec<_> = built.block.transactions.clone();
+    assert_eq!(carried, vec![w.raw.clone(), z.raw.clone(), x.raw.clone()], "W, then Z, then X (which Z funded)");
+    let txs: Vec<Arc<SignedTx>> = carried.iter().map(|r| Arc::new(SignedTx::decode(r).expect("decode"))).collect();
+    validate(&n, &built, txs).expect("voters accept the honest block");
+}
+
+mod fixpoint {
+    //! Whatever lists and candidates it is given, an honest builder's block passes the voters'
+    //! conditional-inclusion check: builder and voters can never disagree on a list.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+        #[test]
+        fn honest_builds_always_validate(
+            listed in proptest::collection::vec((0usize..6, 0u64..4, 0usize..6, 0u64..3), 0..10),
+            offered in proptest::collection::vec((0usize..6, 0u64..4), 0..8),
+        ) {
+            let n = node();
+            let parent = n.head.hash();
+            // Keys 0..3 are funded, 4 and 5 start empty; a listed transfer of value v·10^15
+            // from a to b may fund b's own listed txs.
+            let all: Vec<super::super::accounts::DevKey> =
+                keys().into_iter().chain([0x31u64, 0x32].map(super::super::accounts::DevKey::from_seed)).collect();
+            let mk = |from: usize, nonce: u64, to: usize, value: u64| {
+                tx(&all[from], nonce, TxKind::Call(all[to].address), Bytes::new(), value * 10u64.pow(15))
+            };
+            let raws: Vec<Bytes> = listed.iter().map(|&(a, k, b, v)| mk(a, k, b, v).raw.clone()).collect();
+            let candidates: Vec<Arc<SignedTx>> = offered.iter().map(|&(a, k)| mk(a, k, (a + 1) % 6, 0)).collect();
+            let mut f = fields(&n);
+            f.inclusion = vec![list(raws, &parent)];
+            let state = LayeredState { base: n.reader.clone(), layers: vec![] };
+            let built = BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).build(&f, candidates).expect("build");
+            let txs: Vec<Arc<SignedTx>> =
+                built.block.transactions.iter().map(|r| Arc::new(SignedTx::decode(r).expect("decode"))).collect();
+            prop_assert!(validate(&n, &built, txs).is_ok());
+        }
+    }
+}

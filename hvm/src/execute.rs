@@ -162,7 +162,12 @@ pub(crate) fn block_env(header: &BlockHeader, beneficiary: Address) -> BlockEnv 
 }
 
 enum Mode {
-    Build,
+    /// Leader: `retry` are the listed txs, tried again after the candidates until a pass
+    /// includes none of them (a fixpoint), so that every one left out fails appended to the
+    /// final block — exactly what voters check.
+    Build {
+        retry: Vec<Arc<SignedTx>>,
+    },
     Validate,
 }
 
@@ -229,8 +234,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         let skip: std::collections::HashSet<B256> = listed.iter().map(|t| t.hash).collect();
         let mut items: Vec<Item> = listed.iter().cloned().map(Item::Listed).collect();
         items.extend(candidates.into_iter().filter(|t| !skip.contains(&t.hash)).map(Item::Candidate));
-        items.extend(listed.into_iter().map(Item::Listed));
-        self.run(header, &fields.mints, &fields.forced, items, Mode::Build)
+        self.run(header, &fields.mints, &fields.forced, items, Mode::Build { retry: listed })
     }
 
     /// Replica: re-executes `block` and checks every derived header field against its own
@@ -313,7 +317,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
         mints: &[Mint],
         forced: &[ForcedTx],
         items: Vec<Item>,
-        mode: Mode,
+        mut mode: Mode,
     ) -> Result<ExecutedBlock, ExecutionError> {
         let number = header.number;
         let ws = WriteSet::new(self.state);
@@ -323,6 +327,22 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             .with_cfg(cfg_env(self.spec.chain_id))
             .build_mainnet()
             .with_precompiles(HvmPrecompiles::new(SPEC, self.btc.clone()));
+        // One transaction against the block so far, not yet committed: Err(reason) when it
+        // is invalid there (the block goes on); a storage or EVM failure ends the block.
+        macro_rules! attempt {
+            ($tx:expr) => {{
+                let tx: &SignedTx = $tx;
+                match tx.check_stateless(self.spec.chain_id, header.gas_limit, self.spec.max_tx_size) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(()) => match evm.transact(tx_env(tx, self.spec.chain_id)) {
+                        Ok(r) => Ok(r),
+                        Err(EVMError::Database(e)) => return Err(e.into()),
+                        Err(EVMError::Transaction(e)) => Err(invalid_reason(&e)),
+                        Err(e) => return Err(ExecutionError::Evm(e.to_string())),
+                    },
+                }
+            }};
+        }
         let mut included: Vec<Arc<SignedTx>> = Vec::new();
         let mut receipts: Vec<ReceiptRecord> = Vec::new();
         let mut rejected = Vec::new();
@@ -383,6 +403,10 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             outcomes.push(ForcedOutcome { btc_txid: f.btc_txid, btc_height: f.btc_height, tx_hash: hash, skipped });
         }
         let forced_included = included.len();
+        let retry = match mode {
+            Mode::Build { ref mut retry } => std::mem::take(retry),
+            Mode::Validate => vec![],
+        };
         let mut items = items.into_iter();
         if matches!(mode, Mode::Validate) {
             for expected in included.iter() {
@@ -416,15 +440,7 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             }
             // Block validity, not just admission: a leader's block may carry txs no mempool saw
             // (another chain's, unprotected by EIP-155, fee fields out of order, oversized).
-            let outcome = match tx.check_stateless(self.spec.chain_id, header.gas_limit, self.spec.max_tx_size) {
-                Err(e) => Err(e.to_string()),
-                Ok(()) => match evm.transact(tx_env(&tx, self.spec.chain_id)) {
-                    Ok(r) => Ok(r),
-                    Err(EVMError::Database(e)) => return Err(e.into()),
-                    Err(EVMError::Transaction(e)) => Err(invalid_reason(&e)),
-                    Err(e) => return Err(ExecutionError::Evm(e.to_string())),
-                },
-            };
+            let outcome = attempt!(&tx);
             let result = match (outcome, building) {
                 (Ok(r), _) => r,
                 // A listed tx that fails here may succeed after later txs: retried at the end.
@@ -449,8 +465,41 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             included_hashes.insert(tx.hash);
             included.push(tx);
         }
+        // The builder's fixpoint: a listed tx that failed may succeed once another listed tx
+        // (or a candidate) ran, and that one may enable a third. Each pass that includes
+        // something shrinks the set, so there are at most `retry.len()` passes, each of cheap
+        // refusals (nonce, funds, fit) but for what it includes.
+        let mut pending: Vec<Arc<SignedTx>> =
+            retry.into_iter().filter(|t| !included_hashes.contains(&t.hash)).collect();
+        loop {
+            let before = pending.len();
+            let mut left = Vec::with_capacity(pending.len());
+            for tx in pending {
+                if tx.gas_limit() > header.gas_limit - cumulative {
+                    left.push(tx);
+                    continue;
+                }
+                match attempt!(&tx) {
+                    Err(_) => left.push(tx),
+                    Ok(result) => {
+                        evm.commit(result.state);
+                        cumulative += result.result.tx_gas_used();
+                        if cumulative > header.gas_limit {
+                            return Err(ExecutionError::GasLimit { number, used: cumulative, limit: header.gas_limit });
+                        }
+                        receipts.push(receipt_record(&tx, &result.result, cumulative, header.base_fee));
+                        included_hashes.insert(tx.hash);
+                        included.push(tx);
+                    }
+                }
+            }
+            pending = left;
+            if pending.len() == before {
+                break;
+            }
+        }
         // Conditional inclusion: every listed tx left out must fail appended to the block. (A
-        // builder retried its listed txs at the end; voters judge what it left out.)
+        // builder retried its listed txs until nothing changed; voters judge what it left out.)
         let judged = if matches!(mode, Mode::Validate) { obligations(&header.inclusion) } else { vec![] };
         for raw in judged {
             let Ok(tx) = SignedTx::decode(&raw) else { continue };

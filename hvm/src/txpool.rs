@@ -10,6 +10,7 @@
 
 use crate::{SignedTx, TxError};
 use alloy_primitives::{Address, B256, U256};
+use bss_consensus::inclusion::MAX_LIST_BYTES;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -386,12 +387,16 @@ impl Pool {
 
     /// Executable txs held since a committed height `h` with `h + deadline ≤ upcoming`: those the
     /// block at height `upcoming` must carry by this operator's account (its inclusion list).
-    /// Oldest first, each sender's in nonce order, at most `max`. O(senders).
+    /// Oldest first, each sender's in nonce order, at most `max`; none over the list byte bound.
+    /// O(senders).
     pub fn due(&self, upcoming: u64, deadline: u64, max: usize) -> Vec<Arc<SignedTx>> {
         let mut out: Vec<(u64, Address, u64, Arc<SignedTx>)> = Vec::new();
         for (sender, q) in &self.senders {
             for (nonce, p) in q.txs.range(q.next_nonce..q.run_end).take(max) {
-                if p.height.saturating_add(deadline) > upcoming {
+                // A tx too large for any list is never listed (README "Censorship resistance":
+                // it is still included by leaders that choose it, or forced through Bitcoin), and
+                // the sender's later txs cannot run before it.
+                if p.height.saturating_add(deadline) > upcoming || p.tx.raw.len() > MAX_LIST_BYTES {
                     break;
                 }
                 out.push((p.height, *sender, *nonce, p.tx.clone()));
@@ -679,5 +684,26 @@ mod due_tests {
         assert_eq!(due, vec![0], "a's nonce 2 waits behind a gap; b is younger");
         assert_eq!(p.due(20, 8, 16).len(), 2);
         assert_eq!(p.due(20, 8, 1)[0].sender, a.address, "oldest first when cut");
+    }
+
+    #[test]
+    fn a_tx_too_large_for_any_list_is_never_due_nor_are_its_senders_later_ones() {
+        let (big, small) = (DevKey::from_seed(23), DevKey::from_seed(24));
+        let rich = SenderState { nonce: 0, balance: U256::from(10u64).pow(U256::from(20u64)) };
+        let mut p = Pool::new(PoolConfig::default());
+        let oversized = big.sign_raw(TxEip1559 {
+            chain_id: 1,
+            gas_limit: 2_000_000,
+            max_fee_per_gas: 10_000,
+            to: TxKind::Call(Address::repeat_byte(1)),
+            input: vec![1u8; MAX_LIST_BYTES + 1].into(),
+            ..Default::default()
+        });
+        p.insert(Arc::new(SignedTx::decode(&oversized).expect("decode")), rich)
+            .expect("admitted: it may still be included");
+        p.insert(tx(&big, 1), rich).expect("behind it");
+        p.insert(tx(&small, 0), rich).expect("small");
+        let due: Vec<Address> = p.due(100, 8, 16).iter().map(|t| t.sender).collect();
+        assert_eq!(due, vec![small.address]);
     }
 }

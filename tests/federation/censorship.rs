@@ -27,6 +27,8 @@ struct Censored {
     refused: f64,
     /// Blocks whose header embeds inclusion lists of 2f+1 operators.
     with_lists: u64,
+    /// Entries of embedded lists that name one of the censored sender's txs.
+    listed_x: usize,
     /// Worst delay, in blocks, from the committed height at sending to the including block.
     max_delay: u64,
 }
@@ -40,8 +42,68 @@ const PIPELINE: u64 = 2;
 /// another, must each commit within `deadline` (+ the pipeline) blocks of the committed height
 /// when sent.
 fn censored_sender(deadline: u64, censors: &[usize], to: usize) -> Censored {
+    censored_sender_beside(deadline, censors, to, false)
+}
+
+/// An outsider's tx that is due for as long as it is held and too big for any list: 100 KiB of
+/// calldata, a gas limit of the whole block and no tip, so it never fits behind another tx, sent
+/// from a low address so that it sorts first among due txs. Kept due by `keep_poisoned`.
+fn poison(key: &DevKey, nonce: u64) -> alloy_primitives::Bytes {
+    key.sign_raw(alloy_consensus::TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit: 30_000_000,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: 0,
+        to: alloy_primitives::TxKind::Call(Address::with_last_byte(0x66)),
+        input: vec![0x5a; 100 * 1024].into(),
+        ..Default::default()
+    })
+}
+
+/// Until `stop`: after every block, two small txs from `filler` (so that no block is empty and
+/// the poison never fits) and, if the poison was included after all, its next nonce.
+fn keep_poisoned(
+    rpc: std::net::SocketAddr,
+    filler: DevKey,
+    low: DevKey,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let call = |method: &str, params: serde_json::Value| {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+            http(rpc, "POST", "/", &body).ok().and_then(|(_, t)| serde_json::from_str::<serde_json::Value>(&t).ok())
+        };
+        let (mut filler_nonce, mut poison_nonce, mut included) = (1u64, 0u64, 0u64);
+        call("eth_sendRawTransaction", json!([poison(&low, 0)]));
+        let mut seen = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let at = wait_until("the next block", Duration::from_secs(30), || {
+                let n = call("eth_blockNumber", json!([])).map(|v| hex_u64(&v["result"]))?;
+                (n > seen).then_some(n)
+            });
+            seen = at;
+            for _ in 0..2 {
+                call(
+                    "eth_sendRawTransaction",
+                    json!([signed_transfer(&filler, filler_nonce, Address::with_last_byte(0x67), 1)]),
+                );
+                filler_nonce += 1;
+            }
+            let hash = alloy_primitives::keccak256(poison(&low, poison_nonce)).to_string();
+            if call("eth_getTransactionReceipt", json!([hash])).is_some_and(|r| !r["result"].is_null()) {
+                included += 1;
+                poison_nonce += 1;
+                call("eth_sendRawTransaction", json!([poison(&low, poison_nonce)]));
+            }
+        }
+        included
+    })
+}
+
+fn censored_sender_beside(deadline: u64, censors: &[usize], to: usize, poisoned: bool) -> Censored {
     let dir = tempfile::tempdir().expect("tmp");
-    let keys = derive_accounts(DEV_MNEMONIC, 2).expect("keys");
+    let keys = derive_accounts(DEV_MNEMONIC, 3).expect("keys");
     let x = &keys[1];
     let mode = format!("censor:{}", x.address);
     let byzantine: Vec<(usize, &str)> = censors.iter().map(|c| (*c, mode.as_str())).collect();
@@ -50,6 +112,19 @@ fn censored_sender(deadline: u64, censors: &[usize], to: usize) -> Censored {
     fed.wait_all_at_least(&all, 2, Duration::from_secs(60));
     let info = fed.nodes[1].rpc("bss_nodeInfo", json!([]));
     assert_eq!(info["inclusionDeadline"], json!(deadline));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poisoner = poisoned.then(|| {
+        // The lowest of a few thousand addresses, funded by the filler's first tx.
+        let low = (0..4096u64).map(|i| DevKey::from_seed(0x10_0000 + i)).min_by_key(|k| k.address).expect("keys");
+        let fund = signed_transfer(&keys[2], 0, low.address, 1_000_000_000_000_000_000);
+        let h = fed.nodes[to].rpc("eth_sendRawTransaction", json!([fund]));
+        fed.nodes[to].wait_for_receipt(h.as_str().expect("hash"));
+        let handle = keep_poisoned(fed.nodes[to].addr, keys[2].clone(), low, stop.clone());
+        // Let the poison fall due before the censored sender starts.
+        let now = fed.nodes[to].block_number();
+        fed.nodes[to].wait_for_block(now + deadline + 2);
+        handle
+    });
 
     // The censor acknowledges X's tx and forgets it: never gossiped, never proposed.
     let dropped = fed.nodes[censors[0]].rpc("eth_sendRawTransaction", json!([transfer(x, 0)]));
@@ -100,6 +175,25 @@ fn censored_sender(deadline: u64, censors: &[usize], to: usize) -> Censored {
             assert!(!from_x, "block {n}, proposed by the censor, carries a tx from the censored sender");
         }
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let x_hashes: std::collections::HashSet<alloy_primitives::B256> =
+        (0..20).map(|nonce| alloy_primitives::keccak256(transfer(x, nonce))).collect();
+    let mut listed_x = 0;
+    for n in first_block.unwrap_or(1)..=last {
+        let cert = fed.nodes[to].rpc("bss_getCertificate", json!([n]));
+        let raw = hex::decode(cert["header"].as_str().expect("header")).expect("hex");
+        let header: bss_consensus::BlockHeader = bss_consensus::codec::decode(&raw).expect("header");
+        listed_x += header
+            .inclusion
+            .iter()
+            .flat_map(|l| &l.txs)
+            .filter(|t| x_hashes.contains(&alloy_primitives::keccak256(t)))
+            .count();
+    }
+    if let Some(handle) = poisoner {
+        let included = handle.join().expect("poisoner");
+        eprintln!("poison txs included in spite of the fillers: {included}");
+    }
     delays.sort_unstable();
     let refused: f64 = (0..4)
         .filter(|i| !censors.contains(i))
@@ -114,7 +208,7 @@ fn censored_sender(deadline: u64, censors: &[usize], to: usize) -> Censored {
         delays[delays.len() - 1],
         last + 1 - first_block.unwrap_or(1)
     );
-    Censored { refused, with_lists, max_delay: delays[delays.len() - 1] }
+    Censored { refused, with_lists, listed_x, max_delay: delays[delays.len() - 1] }
 }
 
 #[test]
@@ -132,6 +226,15 @@ fn two_censors_leading_back_to_back_get_their_omissions_refused() {
     // are more than f, but lists from any 2f+1 operators still include an honest one.
     let run = censored_sender(1, &[0, 1], 2);
     assert!(run.refused > 0.0, "the censor's omissions were never refused");
+}
+
+#[test]
+fn one_oversized_due_tx_does_not_empty_the_honest_lists() {
+    // With a one-block deadline every tx of the censored sender is listed while it waits. Before
+    // the fix, one due tx over the list's byte bound that sorted first dropped every tx after it
+    // from every honest list, so the censor's blocks passed (issue 31, item 4).
+    let run = censored_sender_beside(1, &[0], 2, true);
+    assert!(run.listed_x > 0, "no honest list named a tx of the censored sender beside the oversized one");
 }
 
 #[test]
@@ -156,4 +259,41 @@ fn an_operator_claiming_false_omissions_does_not_stop_commits() {
     let refused = metric(&fed.nodes[3].metrics(), "bss_consensus_refused_proposals_total");
     assert!(refused > 0.0, "the false-lists operator never refused a block");
     eprintln!("false-lists operator refused {refused} proposals; honest operators committed 30 blocks past it");
+}
+
+#[test]
+fn a_poisoned_inclusion_list_does_not_stop_honest_leaders() {
+    // Operator 0 runs `list-txs:FILE`: its lists name X (a fresh sender with no ETH, nonce 0)
+    // and Z (its own funded sender at nonce 1, paying X's sender), and it votes normally. W
+    // (the same sender, nonce 0) reaches every mempool but no list. A builder that retries its
+    // listed txs only once runs Z after W and leaves X out although X succeeds appended: every
+    // honest leader's block is refused, for good (played on a devnet at 916cb2f).
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys = derive_accounts(DEV_MNEMONIC, 4).expect("keys");
+    let attacker = &keys[3];
+    let fresh = DevKey::from_seed(0x5eed_0031);
+    let x = signed_transfer(&fresh, 0, Address::with_last_byte(0x78), 1);
+    let z = signed_transfer(attacker, 1, fresh.address, 1_000_000_000_000_000);
+    let w = signed_transfer(attacker, 0, Address::with_last_byte(0x79), 1);
+    let file = dir.path().join("poison.txt");
+    std::fs::write(&file, format!("{x}\n{z}\n")).expect("list file");
+    let mode = format!("list-txs:{}", file.display());
+    let fed = Federation::start_byzantine(dir.path(), 4, &consensus(8), "", |_, _, _| None, &[(0, mode.as_str())]);
+    let honest = [1, 2, 3];
+    fed.wait_all_at_least(&[0, 1, 2, 3], 3, Duration::from_secs(60));
+    for node in &fed.nodes {
+        node.rpc("eth_sendRawTransaction", json!([w]));
+    }
+    let x_hash = alloy_primitives::keccak256(&x).to_string();
+    let receipt = fed.nodes[1].wait_for_receipt(&x_hash);
+    assert_eq!(receipt["status"], json!("0x1"), "X, funded only by the listed Z, commits");
+    let start = fed.nodes[1].block_number();
+    fed.wait_all_at_least(&honest, start + 15, Duration::from_secs(90));
+    fed.assert_same_chain(&honest, start + 15);
+    let refused: f64 =
+        honest.iter().map(|i| metric(&fed.nodes[*i].metrics(), "bss_consensus_refused_proposals_total")).sum();
+    eprintln!(
+        "poisoned list: X committed in block {}; honest operators refused {refused} proposals",
+        hex_u64(&receipt["blockNumber"])
+    );
 }

@@ -57,6 +57,8 @@ pub struct ListSource {
     pub deadline: u64,
     /// Byzantine `false-lists` test mode: list made-up txs and refuse blocks without them.
     pub false_lists: bool,
+    /// Byzantine `list-txs:FILE` test mode: list the txs FILE names, and vote normally.
+    pub list_file: Option<std::path::PathBuf>,
 }
 
 impl ListSource {
@@ -64,6 +66,11 @@ impl ListSource {
     async fn due_after(&self, block: &Block) -> Vec<Bytes> {
         if self.false_lists {
             return crate::node::byzantine::false_claims(self.chain_id, block.number());
+        }
+        if let Some(file) = &self.list_file {
+            let mut txs = crate::node::byzantine::listed_in(file);
+            txs.truncate(MAX_LIST_TXS);
+            return txs;
         }
         let Ok(due) = self.mempool.due(block.number() + 1, self.deadline, MAX_LIST_TXS + 8).await else {
             return vec![];

@@ -53,6 +53,7 @@ pub fn start_watcher(
         confirmations_lag: b.confirmations_lag,
         start_height: b.start_height,
         forced_confirmations,
+        stale_slack: b.stale_view_slack,
     };
     if let Some(t) = &tunnel {
         info!(target: "node", vault = %t.vault.address(network), threshold = t.vault.threshold(), "tunnel vault");

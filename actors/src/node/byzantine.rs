@@ -6,6 +6,9 @@
 //!   them); otherwise follows the protocol. May be repeated.
 //! * `false-lists` — claims omissions: its inclusion lists name made-up txs, and it refuses to
 //!   vote for any block that does not carry them;
+//! * `list-txs:FILE` — its inclusion lists name the raw txs in FILE (one hex tx per line, read
+//!   again at each vote), whatever its mempool holds; it votes normally. This is the poisoned
+//!   list a Byzantine operator would send (README "Threat model");
 //! * `skip-mints` — its proposals leave out the hBTC mints due (replicas refuse them);
 //! * `clock-skew:MS` — not misbehaviour but a broken clock: this operator's clock runs MS
 //!   milliseconds ahead (or behind, negative) for its proposals' timestamps and its drift check;
@@ -23,6 +26,8 @@ use std::sync::Arc;
 pub struct Byzantine {
     pub censored: Arc<HashSet<Address>>,
     pub false_lists: bool,
+    /// `list-txs:FILE`: the file whose txs this operator's lists name.
+    pub list_file: Option<std::path::PathBuf>,
     pub skip_mints: bool,
     pub clock_skew_ms: i64,
     pub wire: crate::consensus::byzantine::WireModes,
@@ -37,6 +42,7 @@ impl Byzantine {
         }
         let mut censored = HashSet::new();
         let mut false_lists = false;
+        let mut list_file = None;
         let mut skip_mints = false;
         let mut clock_skew_ms = 0i64;
         let mut wire = crate::consensus::byzantine::WireModes::default();
@@ -47,6 +53,9 @@ impl Byzantine {
                         ConfigError::Invalid(format!("byzantine mode {m:?}: {addr:?} is not a 0x-prefixed address"))
                     })?;
                     censored.insert(a);
+                }
+                Some(("list-txs", file)) if !file.trim().is_empty() => {
+                    list_file = Some(std::path::PathBuf::from(file.trim()));
                 }
                 Some(("clock-skew", ms)) => {
                     clock_skew_ms = ms.trim().parse().ok().filter(|v: &i64| v.unsigned_abs() <= 3_600_000).ok_or_else(|| {
@@ -62,18 +71,47 @@ impl Byzantine {
                 None if m == "forge-qc" => wire.forge_qc = true,
                 _ => {
                     return Err(ConfigError::Invalid(format!(
-                        "unknown byzantine mode {m:?}; known: censor:0xADDR, clock-skew:MS, false-lists, skip-mints, withhold-votes, \
+                        "unknown byzantine mode {m:?}; known: censor:0xADDR, clock-skew:MS, false-lists, list-txs:FILE, skip-mints, withhold-votes, \
                          wrong-root, equivocate, replay, forge-qc"
                     )))
                 }
             }
         }
-        Ok(Self { censored: Arc::new(censored), false_lists, skip_mints, clock_skew_ms, wire })
+        Ok(Self { censored: Arc::new(censored), false_lists, list_file, skip_mints, clock_skew_ms, wire })
     }
 
     pub fn is_active(&self) -> bool {
-        !self.censored.is_empty() || self.false_lists || self.skip_mints || self.clock_skew_ms != 0 || self.wire.any()
+        !self.censored.is_empty()
+            || self.false_lists
+            || self.list_file.is_some()
+            || self.skip_mints
+            || self.clock_skew_ms != 0
+            || self.wire.any()
     }
+}
+
+/// `list-txs:FILE`: the raw txs FILE names, one hex string (0x optional) per line; blank lines
+/// and `#` comments are skipped, and so is a line that is not hex (logged). A file that cannot
+/// be read gives an empty list.
+pub fn listed_in(file: &std::path::Path) -> Vec<Bytes> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(target: "byzantine", file = %file.display(), error = %e, "list-txs: cannot read the file");
+            return vec![];
+        }
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| match hex::decode(l.trim_start_matches("0x")) {
+            Ok(raw) => Some(Bytes::from(raw)),
+            Err(e) => {
+                tracing::warn!(target: "byzantine", line = l, error = %e, "list-txs: not a hex tx");
+                None
+            }
+        })
+        .collect()
 }
 
 /// The made-up txs a `false-lists` operator claims the child of block `number` omits: bytes that
@@ -110,5 +148,17 @@ mod tests {
         let wire = Byzantine::parse(&["equivocate".into(), "forge-qc".into()], true).expect("wire modes");
         assert!(wire.wire.equivocate && wire.wire.forge_qc && !wire.wire.replay && wire.is_active());
         assert!(!Byzantine::parse(&[], false).expect("none").is_active());
+        let listing = Byzantine::parse(&["list-txs:/tmp/poison.txt".into()], true).expect("list-txs");
+        assert_eq!(listing.list_file.as_deref(), Some(std::path::Path::new("/tmp/poison.txt")));
+        assert!(Byzantine::parse(&["list-txs:".into()], true).is_err());
+    }
+
+    #[test]
+    fn list_files_are_read_line_by_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("list.txt");
+        std::fs::write(&file, "# poison\n0x01ff\n\n02\nnot hex\n").expect("write");
+        assert_eq!(listed_in(&file), vec![Bytes::from(vec![1, 0xff]), Bytes::from(vec![2])]);
+        assert!(listed_in(&dir.path().join("missing")).is_empty());
     }
 }

@@ -260,6 +260,9 @@ pub struct BtcSection {
     /// it. Default 3s.
     #[serde(with = "humantime_serde")]
     pub catch_up_wait: Duration,
+    /// This voter refuses a proposal that adds no Bitcoin headers while its own view is more
+    /// than this many blocks past the parent's tip (a leader must move the view). Default 3.
+    pub stale_view_slack: u64,
 }
 
 impl Default for BtcSection {
@@ -274,6 +277,7 @@ impl Default for BtcSection {
             start_height: 0,
             poll_interval: Duration::from_millis(500),
             catch_up_wait: Duration::from_secs(3),
+            stale_view_slack: bss_btc::DEFAULT_STALE_SLACK,
         }
     }
 }

@@ -95,6 +95,7 @@ pub fn start_native(mut p: EngineParts<'_>) -> Result<Option<NetworkHandle>, Nod
             chain_id: p.chain_id,
             deadline: p.cfg.consensus.inclusion_deadline,
             false_lists: p.byzantine.false_lists,
+            list_file: p.byzantine.list_file.clone(),
         },
         misbehaviour: p.byzantine.wire.any().then(|| {
             crate::consensus::byzantine::Misbehaviour::new(
