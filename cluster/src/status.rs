@@ -82,6 +82,14 @@ pub fn run(args: StatusArgs) -> Result<()> {
                 if w["connected"] == true { "connected" } else { "DISCONNECTED" },
                 w["confirmationsLag"]
             );
+            if w["viewStale"] == true {
+                println!(
+                    "            STALE VIEW: the L2 is live but its Bitcoin view is {} blocks behind this watcher \
+                     (more than the slack of {}); leaders are not moving it — deposits, forced txs and \
+                     payouts wait, and the hVM answers for an old Bitcoin",
+                    w["viewBehind"], w["staleViewSlack"]
+                );
+            }
         }
         _ => println!("bitcoin     — (no [btc] section)"),
     }

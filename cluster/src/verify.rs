@@ -288,6 +288,50 @@ pub(crate) fn fold_branch(leaf: sha256d::Hash, branch: &[sha256d::Hash], mut ind
 }
 
 /// Checks that `tx` spends a coin paying one of the keystone keys (P2TR key path).
+/// Whether the federation's agreed Bitcoin view keeps up with Bitcoin: the L2 head (its
+/// certificate checked) names a tip on the Bitcoin node's best chain, at most the lag plus a
+/// voter's stale slack below its best. A live L2 whose view is stale is what a colluding
+/// supermajority that freezes the view looks like from outside: this link is the evidence.
+fn check_view_fresh(l2: &mut L2, btc_rpc: &str, set: &OperatorSet) -> Result<String> {
+    let head = l2.call("eth_blockNumber", json!([])).and_then(|v| {
+        let s = v.as_str().unwrap_or_default().trim_start_matches("0x").to_string();
+        u64::from_str_radix(&s, 16).map_err(|e| eyre!("eth_blockNumber: {e}"))
+    })?;
+    let Fetched { header, cert, .. } = l2.block(head)?;
+    check_certificate(&header, cert.as_ref(), set)?;
+    let lag = l2.call("bss_btcTip", json!([]))?["watcher"]["confirmationsLag"].as_u64().unwrap_or(1);
+    let btc = BtcUrl::parse(btc_rpc)?.client()?;
+    let best = btc.get_block_count().map_err(|e| eyre!("getblockcount: {e}"))?;
+    let tip = &header.btc;
+    if tip.tip_hash == B256::ZERO {
+        bail!("head #{head} has no Bitcoin view at all (Bitcoin best #{best})");
+    }
+    let on_best = btc.get_block_hash(tip.tip_height).map(|h| B256::from(h.to_byte_array()) == tip.tip_hash);
+    if !matches!(on_best, Ok(true)) {
+        bail!("head #{head}'s Bitcoin tip #{} is not on this Bitcoin node's best chain", tip.tip_height);
+    }
+    let allowed = lag + bss_actors::btc::DEFAULT_STALE_SLACK;
+    let behind = best.saturating_sub(tip.tip_height);
+    let age_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+        .saturating_sub(header.timestamp_ms)
+        / 1000;
+    if behind > allowed {
+        bail!(
+            "the L2 is live (head #{head}, {age_s} s old) while its Bitcoin view is stale: tip #{} is {behind} blocks below \
+             Bitcoin's best #{best} (more than the lag {lag} + slack {})",
+            tip.tip_height,
+            bss_actors::btc::DEFAULT_STALE_SLACK
+        );
+    }
+    Ok(format!(
+        "head #{head} sees Bitcoin #{} ({behind} below the best #{best}, within lag + slack {allowed})",
+        tip.tip_height
+    ))
+}
+
 fn check_writer(btc: &bitcoincore_rpc::Client, tx: &bitcoin::Transaction, keys: &[String]) -> Result<String> {
     let writers = keys
         .iter()
@@ -343,6 +387,7 @@ pub(crate) fn verify_block(number: u64, rpc: &str, btc_rpc: Option<&str>, trust:
     );
     r.check("commit certificate", check_certificate(&header, cert.as_ref(), &set));
     let Some(btc_rpc) = btc_rpc else { return };
+    r.check("bitcoin view fresh", check_view_fresh(&mut l2, btc_rpc, &set));
 
     // 2. The keystone that covers it.
     let finality = match l2.call("bss_getFinality", json!([number])) {

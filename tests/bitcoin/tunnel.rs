@@ -484,3 +484,52 @@ fn verify_walks_the_chain_of_trust_and_fails_on_any_tampered_link() {
     let (ok, out) = verify(&["withdrawal", "0", "--rpc", &format!("http://{proxy}"), "--btc-rpc", &btc_url]);
     assert!(!ok && out.contains("burn"), "tampered receipts passed:\n{out}");
 }
+
+/// Issue 31, item 2: operator 0 runs `btc-rewind:5` — every block it leads restarts the Bitcoin
+/// headers five heights below its parent's tip. Honest voters refuse those blocks: along the
+/// committed chain the Bitcoin tip never goes down, the view keeps up with Bitcoin, and a
+/// deposit mints.
+#[test]
+fn a_leader_rewinding_the_bitcoin_view_is_refused_and_deposits_still_mint() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let btc = Regtest::start_in(dir.path());
+    let c = btc.client("u", "p");
+    let miner = Key::new(7, Kind::P2wpkh);
+    c.generate_to_address(4, &miner.address()).expect("mine");
+    c.generate_to_address(100, &Key::new(3, Kind::P2wpkh).address()).expect("mature");
+    let (fed, vault) = start_with(dir.path(), btc.addr, &[(0, "btc-rewind:5")]);
+    let all = [0usize, 1, 2, 3];
+    fed.wait_all_at_least(&all, 2, Duration::from_secs(60));
+    let erin = Address::repeat_byte(0xe1);
+    let deposit = coinbase_spend(&c, &miner, 1, deposit_outputs(&vault, 55_000, &erin));
+    let txid = c.send_raw_transaction(&deposit).expect("deposit");
+    // Mine well past the rewind depth while operator 0 leads every fourth round.
+    for _ in 0..CONFIRMATIONS + 8 {
+        mine_and_follow(&c, &fed, &all);
+    }
+    let minted = wait_until("the deposit to mint", Duration::from_secs(60), || {
+        let v = fed.nodes[1].rpc("bss_getDeposit", json!([txid.to_string()]));
+        (v["status"] == json!("minted")).then_some(v)
+    });
+    let head = fed.nodes[1].block_number();
+    fed.wait_all_at_least(&all, head, Duration::from_secs(60));
+    fed.assert_same_chain(&all, head);
+    let mut tip = 0u64;
+    for n in 1..=head {
+        let cert = fed.nodes[2].rpc("bss_getCertificate", json!([n]));
+        let raw = hex::decode(cert["header"].as_str().expect("header")).expect("hex");
+        let header: bss_consensus::BlockHeader = bss_consensus::codec::decode(&raw).expect("header");
+        assert!(
+            header.btc.tip_height >= tip,
+            "block {n} moved the Bitcoin view from {tip} back to {}",
+            header.btc.tip_height
+        );
+        tip = header.btc.tip_height;
+    }
+    let best = c.get_block_count().expect("count");
+    assert!(tip + 1 + bss_actors::btc::DEFAULT_STALE_SLACK >= best, "the view ({tip}) fell behind Bitcoin ({best})");
+    assert_eq!(hbtc_balance(&fed.nodes[3], erin), 55_000);
+    let refused: f64 = (1..4).map(|i| metric(&fed.nodes[i].metrics(), "bss_consensus_refused_proposals_total")).sum();
+    assert!(refused > 0.0, "no rewinding proposal was ever refused");
+    eprintln!("btc-rewind: minted in block {}; honest operators refused {refused} proposals", minted["l2Block"]);
+}

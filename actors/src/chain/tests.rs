@@ -22,7 +22,7 @@ fn fixture() -> Fixture {
     let (dir, store, genesis) = genesis_store();
     let reader = store.reader();
     let storage = StorageService::spawn(store, 16).expect("storage");
-    let executor = ExecutorService::spawn(spec(), reader.clone(), None, 16).expect("executor");
+    let executor = ExecutorService::spawn(spec(), reader.clone(), None, 16, None).expect("executor");
     let mempool = MempoolHandle::new(MempoolActor::new(Default::default()).start());
     let chain = ChainActor::start(ChainParts {
         cfg: ChainConfig {

@@ -41,6 +41,8 @@ pub struct Executor {
     /// removes most of them again (`bss_hvm::leaf_cache`).
     leaf_cache: LeafCache,
     metrics: ExecutorMetrics,
+    /// Byzantine test mode `btc-rewind:N` (None on an honest operator).
+    btc_rewind: Option<u64>,
 }
 
 impl Executor {
@@ -61,7 +63,15 @@ impl Executor {
             recent: VecDeque::new(),
             leaf_cache: LeafCache::default(),
             metrics,
+            btc_rewind: None,
         })
+    }
+
+    /// Byzantine `btc-rewind:N`: the blocks this executor builds restart their Bitcoin headers
+    /// N heights below the parent's tip (`crate::node::byzantine::rewound_attributes`).
+    pub fn with_btc_rewind(mut self, n: Option<u64>) -> Self {
+        self.btc_rewind = n;
+        self
     }
 
     /// The committed head and its state accumulator. They are two reads; a commit landing
@@ -238,7 +248,10 @@ impl Executor {
         let (state, parent, acc) = self.state_at(parent, layers)?;
         if let Some(link) = &self.btc {
             let view = link.view.current();
-            fields.btc = next_attributes(&parent.btc, &view, &link.rules);
+            fields.btc = match self.btc_rewind {
+                Some(n) => crate::node::byzantine::rewound_attributes(&parent.btc, &view, &link.rules, n),
+                None => next_attributes(&parent.btc, &view, &link.rules),
+            };
             fields.anchors = anchors_for(&view, &fields.btc, &link.keystones);
         }
         (fields.mints, fields.forced) = self.due(&fields.btc)?;

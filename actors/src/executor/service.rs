@@ -17,18 +17,27 @@ impl ExecutorService {
         reader: StoreReader,
         btc: Option<BtcLink>,
         queue: usize,
+        btc_rewind: Option<u64>,
     ) -> std::io::Result<ExecutorHandle> {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        std::thread::Builder::new().name("bss-executor".into()).spawn(move || supervise(spec, reader, btc, rx))?;
+        std::thread::Builder::new()
+            .name("bss-executor".into())
+            .spawn(move || supervise(spec, reader, btc, btc_rewind, rx))?;
         Ok(ExecutorHandle { tx })
     }
 }
 
-fn supervise(spec: ChainSpec, reader: StoreReader, btc: Option<BtcLink>, mut rx: mpsc::Receiver<Request>) {
+fn supervise(
+    spec: ChainSpec,
+    reader: StoreReader,
+    btc: Option<BtcLink>,
+    btc_rewind: Option<u64>,
+    mut rx: mpsc::Receiver<Request>,
+) {
     let metrics = ExecutorMetrics::register();
     loop {
         let executor = match Executor::load(spec.clone(), reader.clone(), btc.clone(), metrics.clone()) {
-            Ok(e) => e,
+            Ok(e) => e.with_btc_rewind(btc_rewind),
             Err(e) => crate::fatal::stop("executor", format!("cannot load the committed head: {e}")),
         };
         match catch_unwind(AssertUnwindSafe(|| serve(executor, &mut rx))) {

@@ -8,7 +8,7 @@ use alloy_primitives::B256;
 #[actix::test]
 async fn a_panic_fails_only_the_request_in_flight_and_the_next_one_is_served() {
     let (_dir, store, genesis) = genesis_store();
-    let executor = ExecutorService::spawn(spec(), store.reader(), None, 4).expect("executor");
+    let executor = ExecutorService::spawn(spec(), store.reader(), None, 4, None).expect("executor");
     let parent = genesis.hash();
     let before = executor.build(parent, vec![], fields(1), vec![]).await.expect("built");
     executor.inject_panic();

@@ -9,6 +9,8 @@
 //! * `list-txs:FILE` — its inclusion lists name the raw txs in FILE (one hex tx per line, read
 //!   again at each vote), whatever its mempool holds; it votes normally. This is the poisoned
 //!   list a Byzantine operator would send (README "Threat model");
+//! * `btc-rewind:N` — every block it leads restarts the Bitcoin headers N heights below its
+//!   parent's tip (moving the agreed view backwards; honest voters refuse it);
 //! * `skip-mints` — its proposals leave out the hBTC mints due (replicas refuse them);
 //! * `clock-skew:MS` — not misbehaviour but a broken clock: this operator's clock runs MS
 //!   milliseconds ahead (or behind, negative) for its proposals' timestamps and its drift check;
@@ -29,6 +31,8 @@ pub struct Byzantine {
     /// `list-txs:FILE`: the file whose txs this operator's lists name.
     pub list_file: Option<std::path::PathBuf>,
     pub skip_mints: bool,
+    /// `btc-rewind:N`: how far below its parent's Bitcoin tip each block it leads restarts.
+    pub btc_rewind: Option<u64>,
     pub clock_skew_ms: i64,
     pub wire: crate::consensus::byzantine::WireModes,
 }
@@ -44,6 +48,7 @@ impl Byzantine {
         let mut false_lists = false;
         let mut list_file = None;
         let mut skip_mints = false;
+        let mut btc_rewind = None;
         let mut clock_skew_ms = 0i64;
         let mut wire = crate::consensus::byzantine::WireModes::default();
         for m in modes {
@@ -56,6 +61,11 @@ impl Byzantine {
                 }
                 Some(("list-txs", file)) if !file.trim().is_empty() => {
                     list_file = Some(std::path::PathBuf::from(file.trim()));
+                }
+                Some(("btc-rewind", n)) => {
+                    btc_rewind = Some(n.trim().parse().ok().filter(|n: &u64| (1..=1_000).contains(n)).ok_or_else(|| {
+                        ConfigError::Invalid(format!("byzantine mode {m:?}: expected btc-rewind:N with 1 ≤ N ≤ 1000"))
+                    })?);
                 }
                 Some(("clock-skew", ms)) => {
                     clock_skew_ms = ms.trim().parse().ok().filter(|v: &i64| v.unsigned_abs() <= 3_600_000).ok_or_else(|| {
@@ -71,13 +81,13 @@ impl Byzantine {
                 None if m == "forge-qc" => wire.forge_qc = true,
                 _ => {
                     return Err(ConfigError::Invalid(format!(
-                        "unknown byzantine mode {m:?}; known: censor:0xADDR, clock-skew:MS, false-lists, list-txs:FILE, skip-mints, withhold-votes, \
+                        "unknown byzantine mode {m:?}; known: censor:0xADDR, clock-skew:MS, false-lists, list-txs:FILE, btc-rewind:N, skip-mints, withhold-votes, \
                          wrong-root, equivocate, replay, forge-qc"
                     )))
                 }
             }
         }
-        Ok(Self { censored: Arc::new(censored), false_lists, list_file, skip_mints, clock_skew_ms, wire })
+        Ok(Self { censored: Arc::new(censored), false_lists, list_file, skip_mints, btc_rewind, clock_skew_ms, wire })
     }
 
     pub fn is_active(&self) -> bool {
@@ -85,8 +95,39 @@ impl Byzantine {
             || self.false_lists
             || self.list_file.is_some()
             || self.skip_mints
+            || self.btc_rewind.is_some()
             || self.clock_skew_ms != 0
             || self.wire.any()
+    }
+}
+
+/// `btc-rewind:N`: the BTC attributes of a child of `parent` that restart `n` heights below the
+/// parent's tip, on this node's best chain (up to six headers, no deeper than the lag allows).
+/// Before there is a view, or when there is nothing to rewind to, the honest attributes.
+pub fn rewound_attributes(
+    parent: &bss_consensus::BtcAttributes,
+    view: &bss_btc::index::BtcIndex,
+    rules: &bss_btc::BtcRules,
+    n: u64,
+) -> bss_consensus::BtcAttributes {
+    let honest = || bss_btc::next_attributes(parent, view, rules);
+    if parent.tip_hash == alloy_primitives::B256::ZERO {
+        return honest();
+    }
+    let first = parent.tip_height.saturating_sub(n).saturating_add(1).max(rules.start_height + 1);
+    let Some(target) = view.best_height().and_then(|b| b.checked_sub(rules.confirmations_lag)) else { return honest() };
+    let last = target.min(first + bss_btc::attributes::MAX_HEADERS as u64 - 1);
+    let headers: Vec<Bytes> = (first..=last)
+        .filter_map(|h| view.header_at(h))
+        .map(|h| Bytes::from(bitcoin::consensus::encode::serialize(h)))
+        .collect();
+    match view.hash_at(last) {
+        Some(hash) if first <= last && headers.len() as u64 == last - first + 1 => bss_consensus::BtcAttributes {
+            tip_height: last,
+            tip_hash: alloy_primitives::B256::from(bitcoin::hashes::Hash::to_byte_array(hash)),
+            headers,
+        },
+        _ => honest(),
     }
 }
 
@@ -151,6 +192,8 @@ mod tests {
         let listing = Byzantine::parse(&["list-txs:/tmp/poison.txt".into()], true).expect("list-txs");
         assert_eq!(listing.list_file.as_deref(), Some(std::path::Path::new("/tmp/poison.txt")));
         assert!(Byzantine::parse(&["list-txs:".into()], true).is_err());
+        assert_eq!(Byzantine::parse(&["btc-rewind:5".into()], true).expect("rewind").btc_rewind, Some(5));
+        assert!(Byzantine::parse(&["btc-rewind:0".into()], true).is_err());
     }
 
     #[test]

@@ -147,7 +147,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         }
         None => (None, None),
     };
-    let executor = ExecutorService::spawn(spec.clone(), reader.clone(), btc.clone(), 64)?;
+    let executor = ExecutorService::spawn(spec.clone(), reader.clone(), btc.clone(), 64, byzantine.btc_rewind)?;
     let pool_cfg = cfg.mempool.clone();
     let journal = storage.clone();
     let mempool = MempoolHandle::new(MempoolActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {

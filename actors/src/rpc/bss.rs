@@ -93,10 +93,16 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
             let tip = &head.btc;
             let watcher = c.btc.as_ref().map(|l| {
                 let v = l.view.current();
+                // Whether the agreed view (the head's tip) trails what this node's watcher would
+                // accept by more than a voter lets a leader leave it (README "Threat model").
+                let stale = crate::btc::stale_by(tip, &v, &l.rules).is_some();
                 json!({
                     "height": v.best_height(),
                     "hash": v.best_hash().map(|h| h.to_string()),
                     "confirmationsLag": l.rules.confirmations_lag,
+                    "staleViewSlack": l.rules.stale_slack,
+                    "viewStale": stale,
+                    "viewBehind": v.best_height().map(|b| b.saturating_sub(l.rules.confirmations_lag).saturating_sub(tip.tip_height)),
                     "connected": l.view.connected(),
                     "network": l.rules.network.to_string(),
                 })
