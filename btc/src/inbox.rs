@@ -18,9 +18,32 @@ use serde::{Deserialize, Serialize};
 
 /// Tag of a forced-transaction envelope.
 pub const FORCED_TAG: &[u8; 4] = b"bssf";
-/// Most inbox messages taken from one Bitcoin block (the first ones, in block order): what an
-/// L2 block has to execute first stays bounded whatever is posted to Bitcoin.
+/// Most inbox messages taken from one Bitcoin block (the first ones, in block order, that the
+/// [`InboxFilter`] accepts): what an L2 block has to execute first stays bounded whatever is
+/// posted to Bitcoin, and envelopes of other chains or junk cannot crowd out this chain's.
 pub const MAX_MESSAGES_PER_BLOCK: usize = 64;
+
+/// Which envelopes the index keeps, and counts towards [`MAX_MESSAGES_PER_BLOCK`]: those for
+/// this chain whose payload decodes as a signed L2 transaction. The decoder is the hVM's, given
+/// by the node (this crate knows no L2 transaction format).
+#[derive(Clone, Copy, Debug)]
+pub struct InboxFilter {
+    /// Only envelopes for this chain id (None: every chain).
+    pub chain_id: Option<u32>,
+    /// Only payloads this accepts (None: every payload).
+    pub decodes: Option<fn(&[u8]) -> bool>,
+}
+
+impl InboxFilter {
+    /// Every envelope, of every chain (tools and tests that read the inbox whole).
+    pub fn any() -> Self {
+        Self { chain_id: None, decodes: None }
+    }
+
+    pub fn accepts(&self, chain_id: u32, raw: &[u8]) -> bool {
+        self.chain_id.is_none_or(|c| c == chain_id) && self.decodes.is_none_or(|d| d(raw))
+    }
+}
 /// Largest raw L2 transaction an envelope may carry.
 pub const MAX_FORCED_TX_BYTES: usize = 128 * 1024;
 /// Largest push Bitcoin's script interpreter allows.
@@ -139,14 +162,19 @@ pub fn envelopes(tx: &Transaction) -> Vec<(u32, Vec<u8>)> {
         .collect()
 }
 
-/// Inbox messages of a block, bounded by [`MAX_MESSAGES_PER_BLOCK`].
-pub fn messages_in(height: u64, block: &BlockHash, txs: &[(Txid, &Transaction)]) -> Vec<InboxMessage> {
+/// Inbox messages of a block that `filter` accepts, bounded by [`MAX_MESSAGES_PER_BLOCK`].
+pub fn messages_in(
+    height: u64,
+    block: &BlockHash,
+    txs: &[(Txid, &Transaction)],
+    filter: &InboxFilter,
+) -> Vec<InboxMessage> {
     let mut out = Vec::new();
     for (txid, tx) in txs {
         if tx.is_coinbase() {
             continue;
         }
-        for (chain_id, raw) in envelopes(tx) {
+        for (chain_id, raw) in envelopes(tx).into_iter().filter(|(c, raw)| filter.accepts(*c, raw)) {
             if out.len() == MAX_MESSAGES_PER_BLOCK {
                 return out;
             }
@@ -271,5 +299,27 @@ mod index_tests {
         assert_eq!(due, vec![Bytes::from_static(b"tx at four")], "chain 8's envelope is not ours");
         assert!(forced_due(&view, 10, 10, 6, 7).is_empty());
         assert_eq!(view.inbox_by_tx_hash(&keccak256(b"tx at four")).map(|m| m.height), Some(4));
+    }
+
+    /// Issue 31, item 5: one Bitcoin tx with 64 envelopes of another chain (or junk) ahead of
+    /// this chain's forced tx used to fill the block's cap; the cap now counts only what the
+    /// filter accepts.
+    #[test]
+    fn other_chains_and_junk_do_not_count_towards_the_cap() {
+        let poster = ForcedPoster::new([5; 32], Network::Regtest).expect("key");
+        let coin = OutPoint::new(bitcoin::Txid::all_zeros(), 0);
+        let reveal = |chain: u32, raw: &[u8]| poster.post(coin, 1_000_000, chain, raw, 1.0).expect("post").reveal;
+        let mut crowd: Vec<bitcoin::Transaction> =
+            (0..MAX_MESSAGES_PER_BLOCK as u32).map(|i| reveal(8, &i.to_be_bytes())).collect();
+        crowd.extend((0..MAX_MESSAGES_PER_BLOCK as u32).map(|i| reveal(7, &[b'j', i as u8])));
+        crowd.push(reveal(7, b"ok: a real tx"));
+        let txids: Vec<Txid> = crowd.iter().map(|t| t.compute_txid()).collect();
+        let with_ids: Vec<_> = txids.iter().copied().zip(crowd.iter()).collect();
+        let hash = BlockHash::all_zeros();
+        assert_eq!(messages_in(3, &hash, &with_ids, &InboxFilter::any()).len(), MAX_MESSAGES_PER_BLOCK);
+        let ours = InboxFilter { chain_id: Some(7), decodes: Some(|raw| raw.starts_with(b"ok")) };
+        let kept = messages_in(3, &hash, &with_ids, &ours);
+        assert_eq!(kept.iter().map(|m| m.raw.clone()).collect::<Vec<_>>(), vec![b"ok: a real tx".to_vec()]);
+        assert_eq!(kept[0].position, 0);
     }
 }

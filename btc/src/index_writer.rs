@@ -3,7 +3,7 @@
 //! service), so a restart resumes from the last block written instead of rebuilding from
 //! bitcoind; the in-memory part is reloaded from the same records.
 
-use super::inbox::{messages_in, InboxMessage};
+use super::inbox::{messages_in, InboxFilter, InboxMessage};
 use super::index::{read, BtcIndex, CoinRecord, Sighting, KEYSTONE_MAGIC};
 use super::records::{
     coin_key, script_key, script_output_key, StoredBlock, StoredCoin, StoredTx, META_COUNT, META_START,
@@ -31,6 +31,8 @@ pub struct IndexWriter {
     index: BtcIndex,
     sink: IndexSink,
     reader: StoreReader,
+    /// Which forced-tx envelopes are kept and counted towards a Bitcoin block's cap.
+    inbox: InboxFilter,
 }
 
 fn inbox_key(height: u64, position: u32) -> Vec<u8> {
@@ -90,7 +92,13 @@ impl IndexWriter {
         sightings
             .sort_by_key(|s| (s.height, positions.get(&s.height).and_then(|p| p.get(&s.txid)).copied().unwrap_or(0)));
         index.sightings.extend(sightings);
-        Ok(Self { index, sink, reader })
+        Ok(Self { index, sink, reader, inbox: InboxFilter::any() })
+    }
+
+    /// Keeps only the inbox envelopes `filter` accepts (a node: its chain's, that decode).
+    pub fn with_inbox_filter(mut self, filter: InboxFilter) -> Self {
+        self.inbox = filter;
+        self
     }
 
     /// The current view, with a storage snapshot that matches it.
@@ -156,7 +164,7 @@ impl IndexWriter {
         }
         touched.into_batch(&mut batch);
         let with_ids: Vec<_> = txids.iter().copied().zip(block.txdata.iter()).collect();
-        let inbox = messages_in(height, &hash, &with_ids);
+        let inbox = messages_in(height, &hash, &with_ids, &self.inbox);
         for m in &inbox {
             let value = bss_consensus::codec::encode(m)
                 .map_err(|e| StorageError::Encode { what: "inbox message", reason: e.to_string() })?;

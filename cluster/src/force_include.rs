@@ -16,8 +16,10 @@ pub struct ForceIncludeArgs {
     #[arg(long)]
     pub btc_rpc: String,
     /// The signed L2 transaction (0x-prefixed EIP-2718 bytes, as eth_sendRawTransaction takes).
-    #[arg(long)]
-    pub raw: String,
+    /// Repeat it to post several, chained from one coin, so that they land in one Bitcoin block
+    /// and fall due together, in the order given.
+    #[arg(long, required = true)]
+    pub raw: Vec<String>,
     /// Secret key (hex, 32 bytes) whose P2TR key-path coin pays the postings. Without it, on
     /// regtest only, a throwaway key is funded by mining.
     #[arg(long, requires = "utxo")]
@@ -34,14 +36,21 @@ pub struct ForceIncludeArgs {
 }
 
 pub fn run(args: ForceIncludeArgs, json_out: bool) -> Result<()> {
-    let raw = hex::decode(args.raw.trim().trim_start_matches("0x")).wrap_err("--raw is not hex")?;
-    let tx = SignedTx::decode(&raw).map_err(|e| eyre!("--raw is not a signed L2 transaction: {e}"))?;
-    let chain_id = tx.chain_id().ok_or_else(|| eyre!("the tx names no chain id (pre-EIP-155): it cannot be forced"))?;
-    let chain_id = u32::try_from(chain_id).map_err(|_| eyre!("chain id {chain_id} does not fit the envelope's u32"))?;
+    let mut txs = Vec::with_capacity(args.raw.len());
+    for (i, raw) in args.raw.iter().enumerate() {
+        let raw =
+            hex::decode(raw.trim().trim_start_matches("0x")).wrap_err_with(|| format!("--raw #{i} is not hex"))?;
+        let tx = SignedTx::decode(&raw).map_err(|e| eyre!("--raw #{i} is not a signed L2 transaction: {e}"))?;
+        let chain_id =
+            tx.chain_id().ok_or_else(|| eyre!("--raw #{i} names no chain id (pre-EIP-155): it cannot be forced"))?;
+        let chain_id =
+            u32::try_from(chain_id).map_err(|_| eyre!("chain id {chain_id} does not fit the envelope's u32"))?;
+        txs.push((raw, tx, chain_id));
+    }
     let client = BtcUrl::parse(&args.btc_rpc)?.client()?;
     let info = client.get_blockchain_info().wrap_err("asking the Bitcoin node")?;
     let network = info.chain;
-    let (poster, coin, value) = match (&args.key, &args.utxo) {
+    let (poster, mut coin, mut value) = match (&args.key, &args.utxo) {
         (Some(key), Some(utxo)) => {
             let secret = bss_actors::node::config::read_secret_file(key)?;
             let secret: [u8; 32] = hex::decode(secret.trim())?.try_into().map_err(|_| eyre!("--key: not 32 bytes"))?;
@@ -67,26 +76,31 @@ pub fn run(args: ForceIncludeArgs, json_out: bool) -> Result<()> {
             (poster, coin, value)
         }
     };
-    let posting = poster.post(coin, value, chain_id, &raw, args.fee_rate).map_err(|e| eyre!("{e}"))?;
-    let commit = client.send_raw_transaction(&posting.commit).wrap_err("broadcasting the commit tx")?;
-    let reveal = client.send_raw_transaction(&posting.reveal).wrap_err("broadcasting the reveal tx")?;
-    let tip = client.get_block_count()?;
-    // Mined in the next block (tip + 1), the reveal has its confirmations at this height.
-    let due = tip + args.forced_confirmations;
-    if json_out {
-        println!(
-            "{}",
-            serde_json::json!({ "l2TxHash": tx.hash, "commitTxid": commit.to_string(), "revealTxid": reveal.to_string(), "btcTip": tip, "dueBtcHeight": due })
-        );
-    } else {
-        println!("L2 tx     {}", tx.hash);
-        println!("commit    {commit}");
-        println!("reveal    {reveal}");
-        println!(
-            "due       in the L2 block whose Bitcoin view reaches height {due} (if the reveal is mined in block {}); \
-             follow it with bss_getForcedTx",
-            tip + 1
-        );
+    for (raw, tx, chain_id) in &txs {
+        let posting = poster.post(coin, value, *chain_id, raw, args.fee_rate).map_err(|e| eyre!("{e}"))?;
+        let commit = client.send_raw_transaction(&posting.commit).wrap_err("broadcasting the commit tx")?;
+        let reveal = client.send_raw_transaction(&posting.reveal).wrap_err("broadcasting the reveal tx")?;
+        // The next posting spends this commit's change (output 1, back to the poster).
+        coin = bitcoin::OutPoint::new(commit, 1);
+        value = posting.commit.output[1].value.to_sat();
+        let tip = client.get_block_count()?;
+        // Mined in the next block (tip + 1), the reveal has its confirmations at this height.
+        let due = tip + args.forced_confirmations;
+        if json_out {
+            println!(
+                "{}",
+                serde_json::json!({ "l2TxHash": tx.hash, "commitTxid": commit.to_string(), "revealTxid": reveal.to_string(), "btcTip": tip, "dueBtcHeight": due })
+            );
+        } else {
+            println!("L2 tx     {}", tx.hash);
+            println!("commit    {commit}");
+            println!("reveal    {reveal}");
+            println!(
+                "due       in the L2 block whose Bitcoin view reaches height {due} (if the reveal is mined in block {}); \
+                 follow it with bss_getForcedTx",
+                tip + 1
+            );
+        }
     }
     Ok(())
 }

@@ -29,8 +29,22 @@ pub struct ForcedOutcome {
     pub btc_height: u64,
     /// keccak256 of the raw L2 transaction.
     pub tx_hash: B256,
-    /// `None`: executed (it is in the block's transactions); otherwise why it was skipped.
+    /// `None`: executed (it is in the block's transactions); [`CARRIED`]: it did not fit in
+    /// what was left of the block's gas, and it runs first in the next block; otherwise why it
+    /// was skipped for good.
     pub skipped: Option<String>,
+}
+
+/// The `skipped` of a forced tx carried to the next block: it, and every forced tx after it,
+/// did not fit in the block's remaining gas. The next block runs the carried ones first, in
+/// order, from an empty block (where any valid tx fits), so each runs within as many blocks
+/// as there are forced txs ahead of it.
+pub const CARRIED: &str = "carried to the next block: does not fit in the block's remaining gas";
+
+impl ForcedOutcome {
+    pub fn is_carried(&self) -> bool {
+        self.skipped.as_deref() == Some(CARRIED)
+    }
 }
 
 /// hBTC minted in this block for a Bitcoin deposit to the tunnel vault that reached

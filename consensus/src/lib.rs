@@ -19,7 +19,7 @@ pub fn proptest_cases(default: u32) -> u32 {
     std::env::var("BSS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-pub use block::{Anchor, Block, BlockHeader, BtcAttributes, ForcedOutcome, Mint};
+pub use block::{Anchor, Block, BlockHeader, BtcAttributes, ForcedOutcome, Mint, CARRIED};
 pub use certificate::{
     Certificate, CertificateError, HotstuffRsQc, OperatorKey, OperatorSet, OperatorSigner, SigBytes,
 };

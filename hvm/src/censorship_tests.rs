@@ -174,3 +174,44 @@ mod fixpoint {
         }
     }
 }
+
+/// Issue 31, item 5: a forced tx that burns the block's gas used to make every forced tx behind
+/// it "not fit", skipped for good. Now they are carried, in order, to the next block.
+#[test]
+fn forced_txs_that_do_not_fit_are_carried_in_order_not_skipped() {
+    let n = node();
+    let burn = {
+        let raw = keys()[1].sign_raw(alloy_consensus::TxEip1559 {
+            chain_id: 5,
+            gas_limit: 30_000_000,
+            max_fee_per_gas: 1_000_000,
+            max_priority_fee_per_gas: 3,
+            to: TxKind::Create,
+            input: Bytes::from_static(&[0x5b, 0x60, 0x00, 0x56]),
+            ..Default::default()
+        });
+        Arc::new(SignedTx::decode(&raw).expect("decode"))
+    };
+    let (victim, after) = (transfer(2, 0), transfer(3, 0));
+    let due = vec![forced(&burn.raw, 100), forced(&victim.raw, 100), forced(&after.raw, 101)];
+    let mut f = fields(&n);
+    f.forced = due.clone();
+    let state = LayeredState { base: n.reader.clone(), layers: vec![] };
+    let built = BlockBuilder::new(&n.spec, &state, &n.head, &n.acc).build(&f, vec![transfer(0, 0)]).expect("build");
+    let outcomes = &built.block.header.forced;
+    assert_eq!(built.block.transactions, vec![burn.raw.clone()], "the loop takes the whole block");
+    assert_eq!(outcomes[0].skipped, None);
+    assert!(outcomes[1].is_carried() && outcomes[2].is_carried(), "{outcomes:?}");
+    validate_with(&n, &built.block, vec![burn.clone()], &due).expect("replica agrees");
+    // The next block runs the carried ones first, in order (the executor hands them over from
+    // the parent's outcomes, before anything newly due).
+    let mut next = n;
+    commit(&mut next, &built);
+    let carried: Vec<ForcedTx> = due[1..].to_vec();
+    let mut f = fields(&next);
+    f.forced = carried.clone();
+    let state = LayeredState { base: next.reader.clone(), layers: vec![] };
+    let built = BlockBuilder::new(&next.spec, &state, &next.head, &next.acc).build(&f, vec![]).expect("build");
+    assert_eq!(built.block.transactions, vec![victim.raw.clone(), after.raw.clone()]);
+    assert!(built.block.header.forced.iter().all(|o| o.skipped.is_none()));
+}

@@ -370,36 +370,34 @@ impl<'a, S: StateSource> BlockBuilder<'a, S> {
             }
         }
         header.mints = minted;
-        // Forced txs first, in both modes: each executes or is recorded as skipped.
+        // Forced txs first, in both modes, in order: each executes, is skipped for good (it is
+        // invalid), or — once one does not fit in the gas left — is carried to the next block
+        // with every forced tx after it (`bss_consensus::CARRIED`).
         let mut outcomes = Vec::with_capacity(forced.len());
+        let mut carrying = false;
         for f in forced {
             let tx = SignedTx::decode(&f.raw).map(Arc::new).map_err(|e| e.to_string());
-            let outcome = match &tx {
-                Err(reason) => Err(reason.clone()),
-                Ok(tx) if tx.gas_limit() > header.gas_limit - cumulative => {
-                    Err("does not fit in the block's remaining gas".to_string())
-                }
-                Ok(tx) => match tx.check_stateless(self.spec.chain_id, header.gas_limit, self.spec.max_tx_size) {
-                    Err(e) => Err(e.to_string()),
-                    Ok(()) => match evm.transact(tx_env(tx, self.spec.chain_id)) {
-                        Ok(r) => Ok(r),
-                        Err(EVMError::Database(e)) => return Err(e.into()),
-                        Err(EVMError::Transaction(e)) => Err(invalid_reason(&e)),
-                        Err(e) => return Err(ExecutionError::Evm(e.to_string())),
-                    },
+            let valid = tx.and_then(|tx| {
+                tx.check_stateless(self.spec.chain_id, header.gas_limit, self.spec.max_tx_size)
+                    .map(|()| tx)
+                    .map_err(|e| e.to_string())
+            });
+            carrying |= valid.as_ref().is_ok_and(|tx| tx.gas_limit() > header.gas_limit - cumulative);
+            let skipped = match valid {
+                Err(reason) => Some(reason),
+                Ok(_) if carrying => Some(bss_consensus::CARRIED.to_string()),
+                Ok(tx) => match attempt!(&tx) {
+                    Err(reason) => Some(reason),
+                    Ok(result) => {
+                        evm.commit(result.state);
+                        cumulative += result.result.tx_gas_used();
+                        receipts.push(receipt_record(&tx, &result.result, cumulative, header.base_fee));
+                        included.push(tx);
+                        None
+                    }
                 },
             };
             let hash = alloy_primitives::keccak256(&f.raw);
-            let skipped = match (outcome, tx) {
-                (Ok(result), Ok(tx)) => {
-                    evm.commit(result.state);
-                    cumulative += result.result.tx_gas_used();
-                    receipts.push(receipt_record(&tx, &result.result, cumulative, header.base_fee));
-                    included.push(tx);
-                    None
-                }
-                (Err(reason), _) | (_, Err(reason)) => Some(reason),
-            };
             outcomes.push(ForcedOutcome { btc_txid: f.btc_txid, btc_height: f.btc_height, tx_hash: hash, skipped });
         }
         let forced_included = included.len();

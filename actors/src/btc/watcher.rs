@@ -25,6 +25,8 @@ pub struct WatcherConfig {
     pub start_height: u64,
     /// Longest wait between retries while the Bitcoin node is unreachable.
     pub max_backoff: Duration,
+    /// Which forced-tx envelopes the index keeps (a node: its chain's, that decode).
+    pub inbox: crate::btc::inbox::InboxFilter,
 }
 
 /// Control of the watcher thread (fault injection for the supervision tests).
@@ -48,7 +50,7 @@ pub fn spawn(
     sink: IndexSink,
     reader: StoreReader,
 ) -> Result<(BtcView, WatcherHandle), IndexError> {
-    let writer = IndexWriter::open(sink.clone(), reader.clone(), cfg.start_height)?;
+    let writer = IndexWriter::open(sink.clone(), reader.clone(), cfg.start_height)?.with_inbox_filter(cfg.inbox);
     if let Some(h) = writer.best_height() {
         info!(target: "btc", best = h, start = cfg.start_height, "Bitcoin index resumed from disk");
     }
@@ -64,7 +66,8 @@ pub fn spawn(
                 let writer = match first.take() {
                     Some(w) => w,
                     None => IndexWriter::open(sink.clone(), reader.clone(), cfg.start_height)
-                        .unwrap_or_else(|e| crate::fatal::stop("btc_watcher", format!("reopening the index: {e}"))),
+                        .unwrap_or_else(|e| crate::fatal::stop("btc_watcher", format!("reopening the index: {e}")))
+                        .with_inbox_filter(cfg.inbox),
                 };
                 run(&source, &cfg, writer, &tx, &up_tx, &faults)
             })

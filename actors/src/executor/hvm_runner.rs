@@ -182,16 +182,33 @@ impl Executor {
         }
     }
 
-    /// What falls due in a block with these BTC attributes, derived from the Bitcoin view: the
-    /// hBTC mints for deposits its new headers confirm `deposit_confirmations` times, and the
-    /// forced txs whose reveal they confirm `forced_confirmations` times. The view must hold
-    /// the tip.
-    fn due(&self, attrs: &bss_consensus::BtcAttributes) -> Result<(Vec<Mint>, Vec<ForcedTx>), ExecutorError> {
+    /// What falls due in a child of `parent` with these BTC attributes, derived from the
+    /// Bitcoin view: the hBTC mints for deposits its new headers confirm
+    /// `deposit_confirmations` times, and the forced txs — first those `parent` carried
+    /// (`bss_consensus::CARRIED`), then those whose reveal the new headers confirm
+    /// `forced_confirmations` times. The view must hold the tip.
+    fn due(
+        &self,
+        parent: &BlockHeader,
+        attrs: &bss_consensus::BtcAttributes,
+    ) -> Result<(Vec<Mint>, Vec<ForcedTx>), ExecutorError> {
         let Some(link) = &self.btc else { return Ok((vec![], vec![])) };
-        if attrs.headers.is_empty() {
-            return Ok((vec![], vec![]));
-        }
         let view = link.view.current();
+        // A carried tx's reveal is in the inbox the parent's view read; one that a Bitcoin
+        // reorg has since removed is no longer forced.
+        let mut forced: Vec<ForcedTx> = parent
+            .forced
+            .iter()
+            .filter(|o| o.is_carried())
+            .filter_map(|o| {
+                let m =
+                    view.inbox_between(o.btc_height, o.btc_height).into_iter().find(|m| m.tx_hash() == o.tx_hash)?;
+                Some(ForcedTx { btc_txid: o.btc_txid, btc_height: o.btc_height, raw: m.raw.into() })
+            })
+            .collect();
+        if attrs.headers.is_empty() {
+            return Ok((vec![], forced));
+        }
         let on_best =
             crate::btc::attributes::tip_hash(attrs).is_some_and(|h| view.is_on_best_chain(attrs.tip_height, &h));
         if !on_best {
@@ -202,7 +219,7 @@ impl Executor {
             Some(rules) => mints_due(&view, first, attrs.tip_height, rules),
             None => vec![],
         };
-        let forced = forced_due(&view, first, attrs.tip_height, link.rules.forced_confirmations, self.spec.chain_id);
+        forced.extend(forced_due(&view, first, attrs.tip_height, link.rules.forced_confirmations, self.spec.chain_id));
         Ok((mints, forced))
     }
 
@@ -254,7 +271,7 @@ impl Executor {
             };
             fields.anchors = anchors_for(&view, &fields.btc, &link.keystones);
         }
-        (fields.mints, fields.forced) = self.due(&fields.btc)?;
+        (fields.mints, fields.forced) = self.due(&parent, &fields.btc)?;
         if fields.skip_mints {
             fields.mints.clear();
         }
@@ -301,7 +318,7 @@ impl Executor {
         if check_btc {
             self.check_btc(&parent, block)?;
         }
-        let (mints, forced) = self.due(&block.header.btc)?;
+        let (mints, forced) = self.due(&parent, &block.header.btc)?;
         let executed = BlockBuilder::new(&self.spec, &state, &parent, &acc)
             .with_leaf_cache(&self.leaf_cache)
             .with_btc(self.btc_at(&block.header.btc))

@@ -34,6 +34,7 @@ pub fn start_watcher(
     reader: &StoreReader,
     forced_confirmations: u64,
     tunnel: Option<crate::btc::deposit::TunnelRules>,
+    chain_id: u64,
 ) -> Result<(BtcLink, WatcherHandle), NodeError> {
     let network = b.network()?;
     let (view, handle) = crate::btc::watcher::spawn(
@@ -42,6 +43,10 @@ pub fn start_watcher(
             poll_interval: b.poll_interval,
             start_height: b.start_height,
             max_backoff: Duration::from_secs(30),
+            inbox: crate::btc::inbox::InboxFilter {
+                chain_id: u32::try_from(chain_id).ok(),
+                decodes: Some(|raw| crate::hvm::SignedTx::decode(raw).is_ok()),
+            },
         },
         IndexSink::Service(storage.clone()),
         reader.clone(),

@@ -141,8 +141,15 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         Some(b) => {
             let rules = bitcoin::keystone_rules(spec.chain_id, cfg.pop.as_ref())?;
             let tunnel_rules = tunnel.as_ref().map(|(r, _)| r.clone());
-            let (link, handle) =
-                bitcoin::start_watcher(b, rules, &storage, &reader, cfg.censorship.forced_confirmations, tunnel_rules)?;
+            let (link, handle) = bitcoin::start_watcher(
+                b,
+                rules,
+                &storage,
+                &reader,
+                cfg.censorship.forced_confirmations,
+                tunnel_rules,
+                spec.chain_id,
+            )?;
             (Some(link), Some(handle))
         }
         None => (None, None),

@@ -60,7 +60,8 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
             if let Some(first) = first_block_reaching(c, due, head)? {
                 for n in first..=head.min(first + SEARCH_AHEAD) {
                     let Some(h) = c.reader.header(n).map_err(internal)? else { break };
-                    if let Some(o) = h.forced.iter().find(|o| o.tx_hash == hash) {
+                    // A carried tx (it did not fit) has its outcome in a later block.
+                    if let Some(o) = h.forced.iter().find(|o| o.tx_hash == hash && !o.is_carried()) {
                         return Ok(outcome_json(o, n));
                     }
                 }
