@@ -318,10 +318,17 @@ fn check_view_fresh(l2: &mut L2, btc_rpc: &str, set: &OperatorSet) -> Result<Str
         .unwrap_or(0)
         .saturating_sub(header.timestamp_ms)
         / 1000;
+    let added = header.btc.headers.len();
+    if behind > allowed && added > 0 {
+        return Ok(format!(
+            "head #{head} sees Bitcoin #{} ({behind} below the best #{best}) and is catching up: it adds {added} header(s)",
+            tip.tip_height
+        ));
+    }
     if behind > allowed {
         bail!(
-            "the L2 is live (head #{head}, {age_s} s old) while its Bitcoin view is stale: tip #{} is {behind} blocks below \
-             Bitcoin's best #{best} (more than the lag {lag} + slack {})",
+            "the L2 is live (head #{head}, {age_s} s old) while its Bitcoin view is stale: it adds no headers and its tip #{} \
+             is {behind} blocks below Bitcoin's best #{best} (more than the lag {lag} + slack {})",
             tip.tip_height,
             bss_actors::btc::DEFAULT_STALE_SLACK
         );

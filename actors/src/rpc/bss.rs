@@ -93,9 +93,10 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
             let tip = &head.btc;
             let watcher = c.btc.as_ref().map(|l| {
                 let v = l.view.current();
-                // Whether the agreed view (the head's tip) trails what this node's watcher would
-                // accept by more than a voter lets a leader leave it (README "Threat model").
-                let stale = crate::btc::stale_by(tip, &v, &l.rules).is_some();
+                // Whether the head left the agreed view (its tip) unmoved while it trails what this
+                // node's watcher would accept by more than a voter lets a leader leave it (README
+                // "Threat model"). A head that adds headers is catching up, not stale.
+                let stale = tip.headers.is_empty() && crate::btc::stale_by(tip, &v, &l.rules).is_some();
                 json!({
                     "height": v.best_height(),
                     "hash": v.best_hash().map(|h| h.to_string()),
