@@ -35,6 +35,7 @@ pub fn genesis_store() -> (tempfile::TempDir, Store, BlockHeader) {
         timestamp_ms: 0,
         alloc: vec![(dev0().address, U256::from(10u128.pow(20)))],
         predeploys: vec![],
+        rules_hash: Default::default(),
     };
     let (batch, _) = genesis.build();
     store.init_genesis(CHAIN_ID, &batch).expect("genesis");

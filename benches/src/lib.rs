@@ -108,6 +108,7 @@ impl Chain {
             timestamp_ms: 0,
             alloc: keys.iter().map(|k| (k.address, U256::from(10u128.pow(24)))).collect(),
             predeploys: vec![],
+            rules_hash: Default::default(),
         };
         let (batch, acc) = genesis.build();
         store.init_genesis(CHAIN_ID, &batch).unwrap();

@@ -10,6 +10,7 @@ mod regtest;
 mod status;
 mod tunnel_cmd;
 mod verify;
+mod verify_genesis;
 mod verify_tunnel;
 
 use bss_actors::node::{self, NodeConfig};

@@ -46,8 +46,12 @@ enum What {
         /// the password out of the process list. Without it only the commit is verified.
         #[arg(long, env = "BSS_BTC_RPC", hide_env_values = true)]
         btc_rpc: Option<String>,
+        /// The genesis hash (block 0): pins the operator set, the keystone keys and the rules,
+        /// which are then taken from the genesis the node serves once it hashes to this.
+        #[arg(long)]
+        genesis: Option<String>,
         /// Operator public keys (hex, comma-separated, in index order) to check signatures
-        /// against; default: the set the RPC reports.
+        /// against; default: the genesis's (`--genesis`), else the set the RPC reports.
         #[arg(long, value_delimiter = ',')]
         operators: Vec<String>,
         /// The operators' keystone keys (hex x-only, comma-separated); a keystone counts only
@@ -89,15 +93,14 @@ impl Report {
 }
 
 pub fn run(args: VerifyArgs) -> Result<()> {
-    let (number, rpc, btc_rpc, operators, keystone_keys, as_json) = match args.what {
-        What::Block { number, rpc, btc_rpc, operators, keystone_keys, json } => {
-            (number, rpc, btc_rpc, operators, keystone_keys, json)
+    let (number, rpc, btc_rpc, trust, as_json) = match args.what {
+        What::Block { number, rpc, btc_rpc, genesis, operators, keystone_keys, json } => {
+            (number, rpc, btc_rpc, Trust { genesis, operators, keystone_keys }, json)
         }
         What::Deposit(a) => return crate::verify_tunnel::run_deposit(a),
         What::Withdrawal(a) => return crate::verify_tunnel::run_withdrawal(a),
     };
     let mut report = Report { links: vec![] };
-    let trust = Trust { operators, keystone_keys };
     verify_block(number, &rpc, btc_rpc.as_deref(), &trust, &mut report);
     let verdict = match btc_rpc.is_some() {
         true => "verified: the block is committed and superfinal in Bitcoin",
@@ -130,8 +133,10 @@ impl Report {
     }
 }
 
-/// Keys the user gives; empty lists fall back to what the node reports.
+/// Keys the user gives; empty lists fall back to the pinned genesis's, else to what the node
+/// reports (a convenience, never the trust root).
 pub(crate) struct Trust {
+    pub(crate) genesis: Option<String>,
     pub(crate) operators: Vec<String>,
     pub(crate) keystone_keys: Vec<String>,
 }
@@ -371,6 +376,20 @@ pub(crate) fn verify_block(number: u64, rpc: &str, btc_rpc: Option<&str>, trust:
             r.check("L2 block", Err(e));
             return;
         }
+    };
+    let (reported_ops, reported_ks) = match &trust.genesis {
+        Some(pin) => match crate::verify_genesis::pinned_rules(&mut l2, pin) {
+            Ok((rules, detail)) => {
+                r.check("genesis", Ok(detail));
+                use crate::verify_genesis::hex_keys;
+                (hex_keys(&rules.operators), hex_keys(&rules.keystone_keys))
+            }
+            Err(e) => {
+                r.check("genesis", Err(e));
+                return;
+            }
+        },
+        None => (reported_ops, reported_ks),
     };
     let keystone_keys = if trust.keystone_keys.is_empty() { reported_ks } else { trust.keystone_keys.clone() };
     let keys = if trust.operators.is_empty() { reported_ops } else { trust.operators.clone() };

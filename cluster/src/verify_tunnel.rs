@@ -38,7 +38,12 @@ pub struct Sources {
     /// A Bitcoin node's RPC URL (http://user:pass@host:port); or set BSS_BTC_RPC.
     #[arg(long, env = "BSS_BTC_RPC", hide_env_values = true)]
     btc_rpc: String,
-    /// Operator public keys (hex, comma-separated, index order); default: what the RPC reports.
+    /// The genesis hash (block 0): pins the operator, keystone and custody keys and the
+    /// tunnel's rules, taken from the genesis the node serves once it hashes to this.
+    #[arg(long)]
+    genesis: Option<String>,
+    /// Operator public keys (hex, comma-separated, index order); default: the genesis's
+    /// (`--genesis`), else what the RPC reports.
     #[arg(long, value_delimiter = ',')]
     operators: Vec<String>,
     /// Keystone keys (hex x-only, comma-separated); default: what the RPC reports.
@@ -83,6 +88,9 @@ fn rules(l2: &mut L2, src: &Sources, r: &mut Report) -> Option<TunnelRules> {
 }
 
 fn fetch_rules(l2: &mut L2, src: &Sources) -> Result<TunnelRules> {
+    if let Some(pin) = &src.genesis {
+        return pinned_tunnel(l2, pin, &src.custody_keys);
+    }
     let info = l2.call("bss_tunnelInfo", json!([]))?;
     let keys: Vec<String> = if src.custody_keys.is_empty() {
         info["custodyKeys"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(String::from)).collect()
@@ -105,6 +113,29 @@ fn fetch_rules(l2: &mut L2, src: &Sources) -> Result<TunnelRules> {
         deposit_confirmations: num("depositConfirmations")?,
         min_withdrawal_sats: num("minWithdrawalSats")?,
         withdrawal_fee_sats: num("withdrawalFeeSats")?,
+    })
+}
+
+/// The tunnel's rules from the pinned genesis (custody keys given on the command line must be
+/// the genesis's).
+fn pinned_tunnel(l2: &mut L2, pin: &str, given: &[String]) -> Result<TunnelRules> {
+    let (rules, _) = crate::verify_genesis::pinned_rules(l2, pin)?;
+    let t = rules.tunnel.as_ref().ok_or_else(|| eyre!("the pinned genesis sets up no tunnel"))?;
+    let pinned = crate::verify_genesis::hex_keys(&t.custody_keys);
+    if !given.is_empty() && given.iter().map(|k| k.to_ascii_lowercase()).ne(pinned.iter().cloned()) {
+        bail!("--custody-keys differ from the pinned genesis's custody keys");
+    }
+    let keys = pinned
+        .iter()
+        .map(|k| bitcoin::secp256k1::XOnlyPublicKey::from_str(k).map_err(|e| eyre!("custody key {k}: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TunnelRules {
+        vault: Vault::new(keys, t.threshold as usize).map_err(|e| eyre!("{e}"))?,
+        chain_id: rules.chain_id,
+        min_deposit_sats: t.min_deposit_sats,
+        deposit_confirmations: t.deposit_confirmations,
+        min_withdrawal_sats: t.min_withdrawal_sats,
+        withdrawal_fee_sats: t.withdrawal_fee_sats,
     })
 }
 
@@ -179,7 +210,7 @@ fn btc_client(src: &Sources, r: &mut Report) -> Option<bitcoincore_rpc::Client> 
 }
 
 fn trust(src: &Sources) -> Trust {
-    Trust { operators: src.operators.clone(), keystone_keys: src.keystone_keys.clone() }
+    Trust { genesis: src.genesis.clone(), operators: src.operators.clone(), keystone_keys: src.keystone_keys.clone() }
 }
 
 pub fn run_deposit(a: DepositArgs) -> Result<()> {

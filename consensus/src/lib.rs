@@ -9,6 +9,7 @@ pub mod block;
 pub mod certificate;
 pub mod codec;
 pub mod engine;
+pub mod genesis_rules;
 pub mod inclusion;
 pub mod native;
 pub mod telemetry;
@@ -24,4 +25,5 @@ pub use certificate::{
     Certificate, CertificateError, HotstuffRsQc, OperatorKey, OperatorSet, OperatorSigner, SigBytes,
 };
 pub use engine::{CommitProof, Effect, Engine, EngineError, Input, SafetyData, TimerKind};
+pub use genesis_rules::{GenesisRules, TunnelGenesisRules};
 pub use inclusion::InclusionList;

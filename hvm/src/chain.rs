@@ -40,6 +40,9 @@ pub struct Genesis {
     pub alloc: Vec<(Address, U256)>,
     /// Contracts genesis writes with their code and storage (hBTC when a tunnel is set up).
     pub predeploys: Vec<super::hbtc::Predeploy>,
+    /// [`bss_consensus::GenesisRules::hash`] of the chain's rules and keys: the genesis block's
+    /// parent hash, so that the genesis hash pins them.
+    pub rules_hash: B256,
 }
 
 impl Genesis {
@@ -74,7 +77,7 @@ impl Genesis {
         let header = BlockHeader {
             chain_id: self.spec.chain_id,
             number: 0,
-            parent_hash: B256::ZERO,
+            parent_hash: self.rules_hash,
             round: 0,
             proposer: 0,
             timestamp_ms: self.timestamp_ms,

@@ -45,6 +45,7 @@ pub(crate) fn node_with(predeploys: Vec<super::hbtc::Predeploy>) -> Node {
         timestamp_ms: 0,
         alloc: keys().iter().map(|k| (k.address, U256::from(10u128.pow(20)))).collect(),
         predeploys,
+        rules_hash: Default::default(),
     };
     let (batch, acc) = genesis.build();
     store.init_genesis(5, &batch).expect("genesis");

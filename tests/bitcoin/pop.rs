@@ -84,8 +84,13 @@ pub fn mine_until<T>(c: &Client, what: &str, mut done: impl FnMut() -> Option<T>
 }
 
 fn verify(number: u64, rpc: &str, btc: SocketAddr) -> (bool, String) {
+    verify_with(number, rpc, btc, &[])
+}
+
+fn verify_with(number: u64, rpc: &str, btc: SocketAddr, extra: &[&str]) -> (bool, String) {
     let out = Command::new(BSS)
         .args(["verify", "block", &number.to_string(), "--rpc", rpc, "--btc-rpc", &format!("http://u:p@{btc}")])
+        .args(extra)
         .output()
         .expect("bss verify");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
@@ -128,6 +133,25 @@ fn keystones_superfinality_takeover_reorg_and_verify() {
     let proxy = tampering_proxy(fed.nodes[0].addr);
     let (ok, out) = verify(3, &format!("http://{proxy}"), btc.addr);
     assert!(!ok && out.contains("FAIL") && out.contains("commit certificate"), "a tampered certificate passed:\n{out}");
+
+    // `--genesis` pins the operator and keystone keys with one value, computed here from the
+    // genesis file, not asked of the node. A wrong pin fails; so does a node that serves its
+    // operator set (or any rule) other than its genesis commits to.
+    let pin = genesis_hash(dir.path());
+    let (ok, out) = verify_with(3, &rpc0, btc.addr, &["--genesis", &pin]);
+    assert!(ok && out.contains("pins 4 operators, 4 keystone keys"), "verify --genesis failed:\n{out}");
+    let other = format!("0x{}", "07".repeat(32));
+    let (ok, out) = verify_with(3, &rpc0, btc.addr, &["--genesis", &other]);
+    assert!(!ok && out.contains("not to the pinned genesis"), "a wrong pin passed:\n{out}");
+    let liar = rpc_proxy(fed.nodes[0].addr, |req, reply| {
+        if req["method"] == "bss_genesis" {
+            if let Some(k) = reply.pointer_mut("/result/rules/operators/0") {
+                *k = json!(format!("0x{}", "ab".repeat(32)));
+            }
+        }
+    });
+    let (ok, out) = verify_with(3, &format!("http://{liar}"), btc.addr, &["--genesis", &pin]);
+    assert!(!ok && out.contains("misreports its rules"), "a node lying about its operators passed:\n{out}");
 
     // Supervision: a panicking Bitcoin watcher (operator 1) and PoP submitter (operator 2) are
     // restarted and go on; the rest of this test runs on them.

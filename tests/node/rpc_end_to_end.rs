@@ -315,4 +315,44 @@ fn bad_configs_fail_with_clear_messages() {
     .expect("write");
     let (ok, err) = run(&["node", "--config", other_chain.to_str().expect("path")]);
     assert!(!ok && err.contains("belongs to chain 31337"), "{err}");
+    // The same chain id with one rule changed is another genesis: its data dir is refused.
+    std::fs::write(
+        &other_chain,
+        format!(
+            "data_dir = \"data\"\noperator_key = \"{}\"\n[genesis]\nchain_id = {CHAIN_ID}\n\
+             [genesis.federation]\nforced_confirmations = 7\n[rpc]\naddr = \"127.0.0.1:{}\"\n",
+            "11".repeat(32),
+            free_port()
+        ),
+    )
+    .expect("write");
+    let (ok, err) = run(&["node", "--config", other_chain.to_str().expect("path")]);
+    assert!(!ok && err.contains("differs from the configured genesis"), "{err}");
+    // A node config repeating a rule of the genesis with another value: refused, both named.
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"d\"\noperator_key = \"{}\"\n[genesis]\nchain_id = 1\n[genesis.federation]\n\
+             confirmations_lag = 2\n[btc]\nconfirmations_lag = 1\n",
+            "11".repeat(32)
+        ),
+    )
+    .expect("write");
+    let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path")]);
+    assert!(!ok && err.contains("btc.confirmations_lag = 1 disagrees with the genesis"), "{err}");
+    // A custody threshold below 2f+1 without the flag.
+    let custody: Vec<String> = (1..=4u8)
+        .map(|i| bss_actors::btc::vault::CustodyKey::new([i; 32]).expect("key").public().to_string())
+        .collect();
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"d\"\noperator_key = \"{}\"\n[genesis]\nchain_id = 1\n[genesis.tunnel]\n\
+             custody_keys = {custody:?}\nthreshold = 2\n",
+            "11".repeat(32)
+        ),
+    )
+    .expect("write");
+    let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path")]);
+    assert!(!ok && err.contains("below 2f+1") && err.contains("allow_weak_threshold"), "{err}");
 }

@@ -306,10 +306,19 @@ impl Federation {
         let rpc: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let p2p: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let listen: Vec<SocketAddr> = p2p.iter().map(|p| format!("127.0.0.1:{p}").parse().expect("addr")).collect();
-        // A test may write its own genesis first (e.g. with a `[genesis.tunnel]`).
-        if !dir.join("genesis.toml").exists() {
-            std::fs::write(dir.join("genesis.toml"), format!("[genesis]\nchain_id = {CHAIN_ID}\n")).expect("genesis");
+        // A test may write its own genesis first (e.g. with a `[genesis.tunnel]`); the operator
+        // set and the rules go into it.
+        let genesis = dir.join("genesis.toml");
+        let mut text =
+            std::fs::read_to_string(&genesis).unwrap_or_else(|_| format!("[genesis]\nchain_id = {CHAIN_ID}\n"));
+        if !text.contains("[genesis.federation]") {
+            text.push_str(&genesis_federation(
+                &keys,
+                &format!("[consensus]\n{consensus}"),
+                &format!("[network]\n{network}"),
+            ));
         }
+        std::fs::write(&genesis, text).expect("genesis");
         let mut nodes = Vec::new();
         for i in 0..n {
             let addrs: Vec<String> =
@@ -319,12 +328,11 @@ impl Federation {
                 &config,
                 format!(
                     "data_dir = \"node{i}\"\ngenesis_file = \"genesis.toml\"\noperator_key = \"{}\"\n{}\
-                     [operators]\nkeys = [{}]\naddrs = [{}]\n[consensus]\n{}\n\
+                     [operators]\naddrs = [{}]\n[consensus]\n{}\n\
                      [storage]\nfsync = false\n[rpc]\naddr = \"127.0.0.1:{}\"\nfault_injection = true\n\
                      [network]\nlisten = \"127.0.0.1:{}\"\n{network}\n",
                     signers[i].secret_hex(),
                     if byzantine.iter().any(|(b, _)| *b == i) { "allow_byzantine = true\n" } else { "" },
-                    keys.join(", "),
                     addrs.join(", "),
                     consensus.replace("{i}", &i.to_string()),
                     rpc[i],
@@ -367,6 +375,45 @@ impl Federation {
             assert!(hashes.windows(2).all(|w| w[0] == w[1]), "different blocks at height {n}: {hashes:?}");
         }
     }
+}
+
+/// The rules a node-config template sets, by (section, key) and the name the genesis gives them.
+const GENESIS_RULES: [(&str, &str, &str); 7] = [
+    ("pop", "keystone_keys", "keystone_keys"),
+    ("pop", "keystone_interval", "keystone_interval"),
+    ("pop", "superfinality_confirmations", "superfinality_confirmations"),
+    ("btc", "confirmations_lag", "confirmations_lag"),
+    ("btc", "start_height", "btc_start_height"),
+    ("btc", "network", "btc_network"),
+    ("censorship", "forced_confirmations", "forced_confirmations"),
+];
+
+/// The `[genesis.federation]` table of a test federation: its operator keys, and every rule of
+/// the chain that the node-config templates set. Those stay in each node's config too, which
+/// then must agree with the genesis (the node refuses it otherwise).
+fn genesis_federation(keys: &[String], consensus: &str, network: &str) -> String {
+    let mut out = format!("\n[genesis.federation]\noperators = [{}]\n", keys.join(", "));
+    for template in [consensus, network] {
+        let table: toml::Table = toml::from_str(template).expect("a node-config template is TOML");
+        for (section, key, name) in GENESIS_RULES {
+            if let Some(v) = table.get(section).and_then(|t| t.get(key)) {
+                out.push_str(&format!("{name} = {v}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// The genesis hash of the chain whose `genesis.toml` is in `dir` (what `--genesis` pins),
+/// computed from the file.
+pub fn genesis_hash(dir: &Path) -> String {
+    #[derive(serde::Deserialize)]
+    struct File {
+        genesis: bss_actors::node::GenesisConfig,
+    }
+    let text = std::fs::read_to_string(dir.join("genesis.toml")).expect("genesis.toml");
+    let g: File = toml::from_str(&text).expect("genesis");
+    g.genesis.to_genesis().expect("genesis builds").build().0.block.hash().to_string()
 }
 
 /// Reads one counter or gauge from a /metrics text.

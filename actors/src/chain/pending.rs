@@ -92,6 +92,7 @@ mod tests {
             timestamp_ms: 0,
             alloc: vec![],
             predeploys: vec![],
+            rules_hash: Default::default(),
         }
         .build()
         .0

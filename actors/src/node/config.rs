@@ -77,6 +77,9 @@ pub struct GenesisConfig {
     /// The BTC tunnel (`[genesis.tunnel]`): absent, the chain has no vault and no hBTC.
     #[serde(default)]
     pub tunnel: Option<super::config_tunnel::TunnelGenesis>,
+    /// The operator set, the keystone keys and the Bitcoin-side rules (`[genesis.federation]`).
+    #[serde(default)]
+    pub federation: super::config_federation::FederationGenesis,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,9 +136,9 @@ impl GenesisConfig {
             )));
         }
         alloc.extend((0..self.filler_accounts).map(|i| (crate::hvm::chain::filler_address(i), U256::from(1u8))));
+        let rules = self.rules()?;
         let mut predeploys = Vec::new();
         if let Some(t) = &self.tunnel {
-            t.check()?;
             predeploys.push(
                 crate::hvm::hbtc::hbtc_predeploy(t.min_withdrawal_sats)
                     .map_err(|e| ConfigError::Invalid(format!("genesis.tunnel: {e}")))?,
@@ -153,6 +156,7 @@ impl GenesisConfig {
             timestamp_ms: self.timestamp_ms,
             alloc,
             predeploys,
+            rules_hash: rules.hash(),
         })
     }
 }
@@ -196,7 +200,9 @@ impl Default for ConsensusSection {
     }
 }
 
-/// `[censorship]`: forced inclusion through Bitcoin. Every operator must use the same values.
+/// `[censorship]`: forced inclusion through Bitcoin. Its value is a rule of the chain and lives in
+/// the genesis (`[genesis.federation] forced_confirmations`); a node config may repeat it, and
+/// then it must agree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CensorshipSection {
@@ -215,7 +221,9 @@ impl Default for CensorshipSection {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorsSection {
-    /// Hex ed25519 public keys.
+    /// Hex ed25519 public keys. They live in the genesis (`[genesis.federation] operators`); a
+    /// node config may repeat them, and then they must agree.
+    #[serde(default)]
     pub keys: Vec<String>,
     /// Each operator's network address (host:port), same order; required with more than one key.
     #[serde(default)]
@@ -249,9 +257,10 @@ pub struct BtcSection {
     pub rpc_cookie_file: Option<PathBuf>,
     /// `regtest` (default), `signet`, `testnet`, `testnet4` or `bitcoin`.
     pub network: String,
-    /// The L2's view follows a Bitcoin tip at least this many blocks below the best. Default 1.
+    /// `network`, `confirmations_lag` and `start_height` are rules of the chain and live in the
+    /// genesis (`[genesis.federation] btc_network`, `confirmations_lag`, `btc_start_height`); a
+    /// node config may repeat them, and then they must agree.
     pub confirmations_lag: u64,
-    /// First Bitcoin height the view holds (the hVM sees nothing older). Default 0.
     pub start_height: u64,
     /// How often the watcher polls the Bitcoin node. Default 500ms.
     #[serde(with = "humantime_serde")]
@@ -282,21 +291,26 @@ impl Default for BtcSection {
     }
 }
 
+/// A Bitcoin network name (`what`: its config name, for errors).
+pub fn parse_network(what: &str, name: &str) -> Result<bitcoin::Network, ConfigError> {
+    use bitcoin::Network::*;
+    Ok(match name {
+        "regtest" => Regtest,
+        "signet" => Signet,
+        "testnet" | "testnet3" => Testnet,
+        "testnet4" => Testnet4,
+        "bitcoin" | "mainnet" | "main" => Bitcoin,
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "{what} {other:?}: expected regtest, signet, testnet, testnet4 or bitcoin"
+            )))
+        }
+    })
+}
+
 impl BtcSection {
     pub fn network(&self) -> Result<bitcoin::Network, ConfigError> {
-        use bitcoin::Network::*;
-        Ok(match self.network.as_str() {
-            "regtest" => Regtest,
-            "signet" => Signet,
-            "testnet" | "testnet3" => Testnet,
-            "testnet4" => Testnet4,
-            "bitcoin" | "mainnet" | "main" => Bitcoin,
-            other => {
-                return Err(ConfigError::Invalid(format!(
-                    "btc.network {other:?}: expected regtest, signet, testnet, testnet4 or bitcoin"
-                )))
-            }
-        })
+        parse_network("btc.network", &self.network)
     }
 
     pub fn credentials(&self) -> Result<crate::btc::Credentials, ConfigError> {
@@ -315,14 +329,11 @@ impl BtcSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PopSection {
-    /// Every this many committed L2 blocks, the committed header becomes a keystone. Default 25.
+    /// `keystone_interval`, `superfinality_confirmations` and `keystone_keys` are rules of the
+    /// chain and live in the genesis (`[genesis.federation]`); a node config may repeat them, and
+    /// then they must agree.
     pub keystone_interval: u64,
-    /// Bitcoin confirmations of a keystone that make the blocks it covers superfinal. Default 6.
     pub superfinality_confirmations: u64,
-    /// Every operator's keystone public key (hex x-only, 32 bytes; `bss keygen --btc` prints
-    /// one), the same list in every operator's config. A keystone counts only when its Bitcoin tx
-    /// spends a coin paying one of these keys (P2TR key path); keystone-shaped OP_RETURNs from
-    /// anyone else are ignored. Default: empty (no keystone counts).
     pub keystone_keys: Vec<String>,
     /// This operator's Bitcoin secret key (hex, 32 bytes) for keystone txs (P2TR key path).
     pub btc_key: Option<String>,
@@ -405,7 +416,7 @@ impl PopSection {
             let mine = sk.x_only_public_key(&secp).0;
             if !keys.contains(&mine) {
                 return Err(ConfigError::Invalid(format!(
-                    "pop.btc_key's public key {mine} is not in pop.keystone_keys: its keystones would not count"
+                    "pop.btc_key's public key {mine} is not in the genesis's [genesis.federation] keystone_keys: its keystones would not count"
                 )));
             }
         }
@@ -486,9 +497,6 @@ impl NodeConfig {
         if cfg.consensus.inclusion_deadline == 0 {
             return Err(ConfigError::Invalid("consensus.inclusion_deadline must be at least 1 block".into()));
         }
-        if !(1..=1000).contains(&cfg.censorship.forced_confirmations) {
-            return Err(ConfigError::Invalid("censorship.forced_confirmations must be between 1 and 1000".into()));
-        }
         super::byzantine::Byzantine::parse(&cfg.byzantine, cfg.allow_byzantine)?;
         if let Some(btc) = cfg.btc.as_mut() {
             btc.rpc_cookie_file = btc.rpc_cookie_file.as_ref().map(|f| base.join(f));
@@ -502,7 +510,6 @@ impl NodeConfig {
                 return Err(ConfigError::Invalid("[pop] needs a [btc] section (the Bitcoin node to anchor in)".into()));
             }
             pop.btc_key_file = pop.btc_key_file.as_ref().map(|f| base.join(f));
-            pop.check()?;
         }
         let genesis = match (&cfg.genesis, &cfg.genesis_file) {
             (Some(g), None) => g.clone(),
@@ -526,6 +533,13 @@ impl NodeConfig {
                 return Err(ConfigError::Invalid("missing genesis: set genesis_file or a [genesis] table".into()))
             }
         };
+        genesis.rules()?;
+        let raw: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
+        super::config_federation::adopt(&mut cfg, &raw, &genesis)?;
+        if let Some(pop) = &cfg.pop {
+            pop.check()?;
+        }
         Ok((cfg, genesis))
     }
 

@@ -16,9 +16,15 @@ pub struct TunnelGenesis {
     /// Every operator's custody public key (hex x-only, 32 bytes; `bss keygen --btc` prints
     /// one), in operator order. They are not the keystone keys.
     pub custody_keys: Vec<String>,
-    /// Signatures a vault spend needs. Default: 2f+1 of the custody keys (f = (n−1)/3).
+    /// Signatures a vault spend needs. Default: 2f+1 of the custody keys (f = (n−1)/3). Below
+    /// 2f+1, f custody keys short of a supermajority could move the vault: refused unless
+    /// `allow_weak_threshold`.
     #[serde(default)]
     pub threshold: Option<usize>,
+    /// Accepts a `threshold` below 2f+1 (a test federation, or one that trusts its custody
+    /// otherwise). Default false.
+    #[serde(default)]
+    pub allow_weak_threshold: bool,
     /// Bitcoin confirmations (in an L2 block's view) at which a deposit mints. Default 6.
     #[serde(default = "default_deposit_confirmations")]
     pub deposit_confirmations: u64,
@@ -47,6 +53,11 @@ fn default_withdrawal_fee() -> u64 {
     2_000
 }
 
+/// 2f+1 of `n` (f = (n−1)/3).
+fn supermajority(n: usize) -> usize {
+    n - n.saturating_sub(1) / 3
+}
+
 /// Bitcoin's dust limit for the largest standard output (P2PKH): a payout output must be above.
 const DUST_SATS: u64 = 546;
 
@@ -68,8 +79,7 @@ impl TunnelGenesis {
 
     /// 2f+1 of n unless set.
     pub fn threshold(&self) -> usize {
-        let n = self.custody_keys.len();
-        self.threshold.unwrap_or(n - n.saturating_sub(1) / 3)
+        self.threshold.unwrap_or(supermajority(self.custody_keys.len()))
     }
 
     pub fn vault(&self) -> Result<Vault, ConfigError> {
@@ -80,6 +90,14 @@ impl TunnelGenesis {
     /// Checks the values; the vault must build.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.vault()?;
+        let (n, t) = (self.custody_keys.len(), self.threshold());
+        if t < supermajority(n) && !self.allow_weak_threshold {
+            return Err(ConfigError::Invalid(format!(
+                "genesis.tunnel.threshold {t} is below 2f+1 = {} of {n} custody keys: fewer keys than a \
+                 supermajority could move the vault; set allow_weak_threshold = true to accept it",
+                supermajority(n)
+            )));
+        }
         if !(1..=1000).contains(&self.deposit_confirmations) {
             return Err(ConfigError::Invalid("genesis.tunnel.deposit_confirmations must be between 1 and 1000".into()));
         }
@@ -165,6 +183,13 @@ mod tests {
         let mut high = t.clone();
         high.threshold = Some(5);
         assert!(high.check().is_err());
+        // Two of four is below 2f+1 = 3: refused, unless the genesis says it means it.
+        let mut weak = t.clone();
+        weak.threshold = Some(2);
+        let err = weak.check().expect_err("2 of 4 accepted").to_string();
+        assert!(err.contains("below 2f+1 = 3") && err.contains("allow_weak_threshold"), "{err}");
+        weak.allow_weak_threshold = true;
+        weak.check().expect("allowed by the flag");
         assert!(toml::from_str::<TunnelGenesis>("custody_keys = [\"zz\"]").expect("parse").check().is_err());
     }
 

@@ -12,6 +12,7 @@
 pub mod bitcoin;
 pub mod byzantine;
 pub mod config;
+pub mod config_federation;
 pub mod config_tunnel;
 mod engines;
 pub mod identity;
@@ -94,6 +95,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     // Before any part registers its metrics (see `crate::telemetry`).
     let metrics = metrics_handle();
     let genesis: Genesis = genesis_cfg.to_genesis()?;
+    let genesis_rules = genesis_cfg.rules()?;
     let spec = genesis.spec.clone();
     let id = Identity::from_config(&cfg)?;
     let byzantine = byzantine::Byzantine::parse(&cfg.byzantine, cfg.allow_byzantine)?;
@@ -272,6 +274,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
 
     let parts = rpc::RpcParts::new(rpc::RpcDeps {
         cfg: &cfg,
+        genesis_rules,
         id: &id,
         ingress,
         network: network.clone(),

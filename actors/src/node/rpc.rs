@@ -20,6 +20,7 @@ use std::time::Duration;
 /// What the RPC handlers are built from.
 pub struct RpcDeps<'a> {
     pub cfg: &'a NodeConfig,
+    pub genesis_rules: bss_consensus::GenesisRules,
     pub id: &'a Identity,
     pub ingress: TxIngress,
     pub network: Option<NetworkHandle>,
@@ -48,13 +49,14 @@ pub struct RpcParts {
 
 impl RpcParts {
     pub fn new(d: RpcDeps<'_>) -> Self {
-        let RpcDeps { cfg, id, ingress, network, chain, metrics, btc, tunnel, faults } = d;
+        let RpcDeps { cfg, genesis_rules, id, ingress, network, chain, metrics, btc, tunnel, faults } = d;
         let rpc_cfg = cfg.rpc.clone();
         let pop_confirmations = cfg.pop.as_ref().map(|p| p.superfinality_confirmations);
         let (index, operators) = (id.index, id.operators.len());
         let (keys, engine) = (cfg.operators.keys.clone(), cfg.consensus.engine.clone());
         let (inclusion_deadline, forced_confirmations) =
             (cfg.consensus.inclusion_deadline, cfg.censorship.forced_confirmations);
+        let genesis_rules = Arc::new(genesis_rules);
         let heavy = Arc::new(tokio::sync::Semaphore::new(rpc_cfg.max_concurrent_calls.max(1)));
         let context = Box::new(move || RpcContext {
             spec: ingress.spec.clone(),
@@ -71,6 +73,7 @@ impl RpcParts {
                 engine: engine.clone(),
                 inclusion_deadline,
                 forced_confirmations,
+                genesis_rules: genesis_rules.clone(),
             },
             metrics: metrics.clone(),
             faults: None,

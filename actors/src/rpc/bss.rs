@@ -43,6 +43,20 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         })
         .map_err(err)?;
     module
+        .register_method("bss_genesis", |_, c, _| {
+            // Untrusted as it comes: a client hashes `rules` itself and checks that block 0's
+            // parent hash is that hash and that block 0 hashes to the genesis it pins.
+            let genesis =
+                c.reader.header(0).map_err(internal)?.ok_or_else(|| internal("genesis block missing from storage"))?;
+            let rules = serde_json::to_value(c.node.genesis_rules.as_ref()).map_err(internal)?;
+            Ok::<Value, ErrorObjectOwned>(json!({
+                "hash": genesis.hash(),
+                "rulesHash": c.node.genesis_rules.hash(),
+                "rules": rules,
+            }))
+        })
+        .map_err(err)?;
+    module
         .register_async_method("bss_peers", |_, c, _| async move {
             let views = match &c.network {
                 Some(n) => n.peer_views().await,

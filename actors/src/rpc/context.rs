@@ -21,6 +21,8 @@ pub struct NodeInfo {
     pub inclusion_deadline: u64,
     /// `censorship.forced_confirmations`.
     pub forced_confirmations: u64,
+    /// The rules and keys the genesis pins (`bss_genesis`).
+    pub genesis_rules: std::sync::Arc<bss_consensus::GenesisRules>,
 }
 
 pub struct RpcContext {

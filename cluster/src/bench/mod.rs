@@ -183,6 +183,7 @@ fn run_one(args: &BenchArgs, machine: report::MachineLimits) -> Result<report::S
             pop: false,
             filler_accounts: args.accounts,
             tunnel: false,
+            confirmations_lag: None,
         };
         println!("starting {} operator(s) in {}…", args.nodes, dev.data_dir.display());
         let configs = devnet::prepare(&dev, &extras)?;

@@ -136,10 +136,8 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
         };
         // The L2 view lags the Bitcoin tip by the deepest reorg `btc_reorg` makes: a deeper one
         // can orphan a certified block's Bitcoin tip (README, threat model).
-        extras.btc = b
-            .section
-            .replace(&direct.to_string(), &proxy.addr.to_string())
-            .replace("confirmations_lag = 1", &format!("confirmations_lag = {}", super::btc_faults::MAX_REORG));
+        extras.btc = b.section.replace(&direct.to_string(), &proxy.addr.to_string());
+        extras.confirmations_lag = Some(super::btc_faults::MAX_REORG);
         extras.tunnel = true;
         // Keystones too, so that blocks become superfinal and the checker can hold them fixed.
         extras.pop = true;
