@@ -26,7 +26,7 @@ pub const MAX_MESSAGES_PER_BLOCK: usize = 64;
 /// Which envelopes the index keeps, and counts towards [`MAX_MESSAGES_PER_BLOCK`]: those for
 /// this chain whose payload decodes as a signed L2 transaction. The decoder is the hVM's, given
 /// by the node (this crate knows no L2 transaction format).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct InboxFilter {
     /// Only envelopes for this chain id (None: every chain).
     pub chain_id: Option<u32>,

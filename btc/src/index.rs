@@ -64,6 +64,10 @@ pub struct BtcIndex {
     pub(super) inbox: imbl::Vector<super::inbox::InboxMessage>,
     /// Transactions and outputs, as of this snapshot (None: nothing indexed yet).
     pub(super) db: Option<AuxSnapshot>,
+    /// Which forced-tx envelopes count (the writer's), to read a fork's blocks alike.
+    pub(super) inbox_filter: super::inbox::InboxFilter,
+    /// A view of a fork off the best chain: the blocks above its fork point (see `fork`).
+    pub(super) fork: Option<Arc<super::fork::ForkOverlay>>,
 }
 
 impl std::fmt::Debug for BtcIndex {
@@ -119,6 +123,16 @@ impl BtcIndex {
 
     /// A transaction confirmed at or below `as_of`.
     pub fn tx(&self, txid: &Txid, as_of: u64) -> Option<TxRecord> {
+        if let Some(f) = &self.fork {
+            if let Some(r) = f.txs.get(txid) {
+                return (r.height <= as_of).then(|| r.clone());
+            }
+            return self.best_tx(txid, as_of.min(f.fork));
+        }
+        self.best_tx(txid, as_of)
+    }
+
+    fn best_tx(&self, txid: &Txid, as_of: u64) -> Option<TxRecord> {
         let db = self.db.as_ref()?;
         let raw = read("tx", db.get(AuxSpace::BtcTxs, txid.as_byte_array()))?;
         let stored = StoredTx::decode(&raw)?;
@@ -127,6 +141,9 @@ impl BtcIndex {
 
     /// The txids of the best-chain block at `height`, in block order (empty above the tip).
     pub fn txids_at(&self, height: u64) -> Vec<Txid> {
+        if let Some(f) = self.fork.as_ref().filter(|f| height > f.fork) {
+            return f.txids.get(&height).cloned().unwrap_or_default();
+        }
         let Some(db) = &self.db else { return vec![] };
         if self.entry(height).is_none() {
             return vec![];
@@ -138,6 +155,14 @@ impl BtcIndex {
 
     /// The coin, if it existed at `as_of` (spent or not).
     pub fn coin(&self, o: &OutPoint, as_of: u64) -> Option<CoinRecord> {
+        match &self.fork {
+            Some(f) => f.coin(self, o, as_of),
+            None => self.best_coin(o, as_of),
+        }
+    }
+
+    /// The coin on the best chain (what the disk holds).
+    pub(super) fn best_coin(&self, o: &OutPoint, as_of: u64) -> Option<CoinRecord> {
         let db = self.db.as_ref()?;
         let raw = read("coin", db.get(AuxSpace::BtcCoins, &coin_key(o)))?;
         let coin = StoredCoin::decode(&raw)?.record();
@@ -146,11 +171,9 @@ impl BtcIndex {
 
     /// Unspent outputs paying `script` as of `as_of`, in a stable order (height, txid, vout).
     pub fn utxos(&self, script: &ScriptBuf, as_of: u64) -> Vec<(OutPoint, u64)> {
-        let Some(db) = &self.db else { return vec![] };
-        let keys = read("script outputs", db.prefix(AuxSpace::BtcScripts, &script_key(script), MAX_SCRIPT_SCAN));
-        let mut out: Vec<(u64, OutPoint, u64)> = keys
-            .iter()
-            .filter_map(|(k, _)| super::records::outpoint_of_script_key(k))
+        let mut out: Vec<(u64, OutPoint, u64)> = self
+            .script_outpoints(script)
+            .into_iter()
             .filter_map(|o| {
                 let c = self.coin(&o, as_of)?;
                 c.spent_at.is_none_or(|s| s > as_of).then_some((c.height, o, c.value))
@@ -160,14 +183,36 @@ impl BtcIndex {
         out.into_iter().map(|(_, o, v)| (o, v)).collect()
     }
 
-    /// How many outputs paying `script` the index holds (spent or not, at any height): what a
-    /// scan of that script's coins has to look at. One read.
-    pub fn outputs_of(&self, script: &ScriptBuf) -> usize {
+    /// How many outputs paying `script` a scan of that script's coins as of `as_of` looks at
+    /// (spent or not, created at or below `as_of`). The same on every replica whatever its
+    /// watcher has seen past `as_of`: the hVM prices a scan by it. One read when the index holds
+    /// nothing above `as_of`, else a bounded scan.
+    pub fn outputs_of(&self, script: &ScriptBuf, as_of: u64) -> usize {
         let Some(db) = &self.db else { return 0 };
         let key = [META_COUNT, &script_key(script)[..]].concat();
-        read("script count", db.get(AuxSpace::BtcMeta, &key))
+        let all = read("script count", db.get(AuxSpace::BtcMeta, &key))
             .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
-            .map_or(0, |n| n as usize)
+            .map_or(0, |n| n as usize);
+        if self.fork.is_none() && self.best_height().is_none_or(|b| b <= as_of) {
+            return all;
+        }
+        self.script_outpoints(script).iter().filter(|o| self.coin(o, as_of).is_some()).count()
+    }
+
+    /// Every output paying `script` this view knows (at most [`MAX_SCRIPT_SCAN`] from disk): the
+    /// best chain's, and on a fork view the overlay's (a tx in both counted once).
+    fn script_outpoints(&self, script: &ScriptBuf) -> Vec<OutPoint> {
+        let Some(db) = &self.db else { return vec![] };
+        let key = script_key(script);
+        let keys = read("script outputs", db.prefix(AuxSpace::BtcScripts, &key, MAX_SCRIPT_SCAN));
+        let base = keys.iter().filter_map(|(k, _)| super::records::outpoint_of_script_key(k));
+        match &self.fork {
+            None => base.collect(),
+            Some(f) => base
+                .filter(|o| !f.coins.contains_key(o))
+                .chain(f.by_script.get(&key).into_iter().flatten().copied())
+                .collect(),
+        }
     }
 
     /// Bitcoin inbox messages on the best chain, oldest first.

@@ -6,7 +6,7 @@
 use super::inbox::{messages_in, InboxFilter, InboxMessage};
 use super::index::{read, BtcIndex, CoinRecord, Sighting, KEYSTONE_MAGIC};
 use super::records::{
-    coin_key, script_key, script_output_key, StoredBlock, StoredCoin, StoredTx, META_COUNT, META_START,
+    coin_key, script_key, script_output_key, StoredBlock, StoredCoin, StoredStale, StoredTx, META_COUNT, META_START,
 };
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash, OutPoint, Txid};
@@ -68,6 +68,11 @@ impl IndexWriter {
             index.chain.push_back((b.hash, b.header));
             index.seen.insert(b.hash, (height, b.header));
         }
+        // Headers of kept stale blocks: a reorg's fork point is found from them after a restart.
+        for (_, value) in snap.prefix(AuxSpace::BtcStale, &[], usize::MAX)? {
+            let s = StoredStale::decode(&value);
+            index.seen.insert(s.block.block_hash(), (s.height, s.block.header));
+        }
         for (_, value) in snap.prefix(AuxSpace::BtcInbox, &[], usize::MAX)? {
             let m: InboxMessage = bss_consensus::codec::decode(&value)
                 .map_err(|e| StorageError::Corrupt { keyspace: "btc_inbox", reason: e.to_string() })?;
@@ -105,6 +110,7 @@ impl IndexWriter {
     pub fn view(&self) -> BtcIndex {
         let mut v = self.index.clone();
         v.db = Some(self.reader.aux_snapshot());
+        v.inbox_filter = self.inbox;
         v
     }
 
@@ -198,9 +204,11 @@ impl IndexWriter {
         let stored = StoredBlock::decode(&raw);
         let mut touched = Touched::new(&snap);
         let mut batch = AuxBatch::new(false);
+        let mut txdata = Vec::with_capacity(stored.txids.len());
         for txid in stored.txids.iter().rev() {
             let Some(raw) = snap.get(AuxSpace::BtcTxs, txid.as_byte_array())? else { continue };
             let Some(StoredTx { tx, .. }) = StoredTx::decode(&raw) else { continue };
+            txdata.push(tx.clone());
             for vout in 0..tx.output.len() {
                 let o = OutPoint::new(*txid, vout as u32);
                 if let Some(c) = touched.coin(&o) {
@@ -228,11 +236,33 @@ impl IndexWriter {
             batch.delete(AuxSpace::BtcInbox, inbox_key(height, m.position));
         }
         batch.delete(AuxSpace::BtcBlocks, height.to_be_bytes());
+        // Kept by hash: a certified L2 block may have this block in its Bitcoin view.
+        txdata.reverse();
+        let block = Block { header: stored.header, txdata };
+        batch.put(AuxSpace::BtcStale, stored.hash.as_byte_array().to_vec(), StoredStale::encode(height, &block));
         write(&self.sink, batch)?;
         self.index.chain.pop_back();
         self.index.sightings.retain(|s| s.height < height);
         self.index.inbox.retain(|m| m.height < height);
         Ok(Some(stored.hash))
+    }
+}
+
+impl IndexWriter {
+    /// Whether a block off the best chain is kept (by hash).
+    pub fn has_stale(&self, hash: &BlockHash) -> Result<bool, StorageError> {
+        Ok(self.reader.aux_snapshot().get(AuxSpace::BtcStale, hash.as_byte_array())?.is_some())
+    }
+
+    /// Keeps a block off the best chain, fetched by hash, at `height` (the caller checked that
+    /// it links to what it claims).
+    pub fn keep_stale(&mut self, height: u64, block: &Block) -> Result<(), StorageError> {
+        let mut batch = AuxBatch::new(false);
+        let hash = block.block_hash();
+        batch.put(AuxSpace::BtcStale, hash.as_byte_array().to_vec(), StoredStale::encode(height, block));
+        write(&self.sink, batch)?;
+        self.index.seen.insert(hash, (height, block.header));
+        Ok(())
     }
 }
 

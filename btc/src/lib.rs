@@ -8,6 +8,7 @@ pub mod attributes;
 pub mod deposit;
 pub mod finality;
 pub mod forced_tx;
+mod fork;
 pub mod inbox;
 pub mod index;
 pub mod index_writer;
@@ -24,6 +25,7 @@ pub mod withdrawal;
 pub use attributes::{
     check_attributes, next_attributes, stale_by, view_ready, AttributeError, BtcRules, DEFAULT_STALE_SLACK,
 };
+pub use fork::MAX_FORK_DEPTH;
 pub use index::BtcIndex;
 pub use index_writer::{IndexError, IndexSink, IndexWriter};
 pub use source::{BitcoinSource, CoreRpc, Credentials};

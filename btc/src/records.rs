@@ -134,3 +134,20 @@ impl StoredBlock {
         parsed.unwrap_or_else(|| corrupt("block"))
     }
 }
+
+/// A Bitcoin block off the best chain (`BtcStale`, by hash): its height and the whole block.
+pub struct StoredStale {
+    pub height: u64,
+    pub block: bitcoin::Block,
+}
+
+impl StoredStale {
+    pub fn encode(height: u64, block: &bitcoin::Block) -> Vec<u8> {
+        [&height.to_be_bytes()[..], &encode::serialize(block)].concat()
+    }
+
+    pub fn decode(b: &[u8]) -> Self {
+        let parsed = (|| Some(StoredStale { height: u64_at(b, 0)?, block: encode::deserialize(b.get(8..)?).ok()? }))();
+        parsed.unwrap_or_else(|| corrupt("stale block"))
+    }
+}

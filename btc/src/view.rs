@@ -10,12 +10,29 @@ use tokio::sync::watch;
 pub struct BtcView {
     pub(crate) rx: watch::Receiver<Arc<BtcIndex>>,
     pub(crate) up: watch::Receiver<bool>,
+    /// Asks the watcher to fetch a Bitcoin block off the best chain by hash (and its ancestors
+    /// down to the best chain), with the height a certified L2 block gives it.
+    pub(crate) want: Option<std::sync::mpsc::SyncSender<(u64, bitcoin::BlockHash)>>,
 }
 
 impl BtcView {
     /// The view a watcher publishes through `rx` (and its connection state through `up`).
     pub fn from_channels(rx: watch::Receiver<Arc<BtcIndex>>, up: watch::Receiver<bool>) -> Self {
-        Self { rx, up }
+        Self { rx, up, want: None }
+    }
+
+    /// Where [`BtcView::want_stale`] requests go (the watcher drains them each round).
+    pub fn with_requests(mut self, want: std::sync::mpsc::SyncSender<(u64, bitcoin::BlockHash)>) -> Self {
+        self.want = Some(want);
+        self
+    }
+
+    /// Asks the watcher for the block `hash` at `height` off the best chain (dropped when the
+    /// watcher has many requests queued: the asker asks again).
+    pub fn want_stale(&self, height: u64, hash: bitcoin::BlockHash) {
+        if let Some(w) = &self.want {
+            let _ = w.try_send((height, hash));
+        }
     }
 
     /// Whether the last call to the Bitcoin node succeeded.
@@ -59,6 +76,6 @@ impl BtcView {
     pub fn fixed(index: BtcIndex) -> (Self, watch::Sender<Arc<BtcIndex>>) {
         let (tx, rx) = watch::channel(Arc::new(index));
         let (_, up) = watch::channel(true);
-        (Self { rx, up }, tx)
+        (Self { rx, up, want: None }, tx)
     }
 }

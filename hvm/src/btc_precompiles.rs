@@ -44,9 +44,9 @@ pub const GAS_PER_SCANNED_OUTPUT: u64 = 100;
 /// The gas of one call: the flat price, plus the scan for 0x40 and 0x41.
 pub fn call_cost(id: u8, input: &[u8], v: Option<&BtcAt>) -> u64 {
     let scanned = match (id, v) {
-        (BTC_BAL_ADDR, Some(v)) => script_of(input, v).map_or(0, |s| v.index.outputs_of(&s)),
+        (BTC_BAL_ADDR, Some(v)) => script_of(input, v).map_or(0, |s| v.index.outputs_of(&s, v.height)),
         (BTC_UTXOS_ADDR_LIST, Some(v)) if input.len() >= MIN_ADDRESS_LEN + 4 => {
-            script_of(&input[..input.len() - 4], v).map_or(0, |s| v.index.outputs_of(&s))
+            script_of(&input[..input.len() - 4], v).map_or(0, |s| v.index.outputs_of(&s, v.height))
         }
         _ => 0,
     };
@@ -77,12 +77,9 @@ pub struct BtcAt {
 /// best chain.
 pub fn btc_at(link: &bss_btc::BtcLink, tip: &bss_consensus::BtcAttributes) -> Option<BtcAt> {
     let hash = bss_btc::attributes::tip_hash(tip)?;
-    let index = link.view.current();
-    index.is_on_best_chain(tip.tip_height, &hash).then_some(BtcAt {
-        index,
-        height: tip.tip_height,
-        network: link.rules.network,
-    })
+    // On the best chain, or on the fork a Bitcoin reorg left a certified block's tip on.
+    let index = link.view.current().as_of_tip(tip.tip_height, &hash)?;
+    Some(BtcAt { index, height: tip.tip_height, network: link.rules.network })
 }
 
 fn hvm_id(a: &Address) -> Option<u8> {

@@ -26,10 +26,14 @@ pub enum AuxSpace {
     BtcInbox,
     /// The PoP submitter's keystone txs not yet superfinal, by L2 number.
     PopPending,
+    /// Bitcoin blocks a reorg took off the best chain (or fetched by hash for a certified L2
+    /// block), by block hash: height ‖ consensus-encoded block. Kept so that a certified L2
+    /// block whose Bitcoin tip was orphaned still re-executes.
+    BtcStale,
 }
 
 impl AuxSpace {
-    pub const ALL: [AuxSpace; 8] = [
+    pub const ALL: [AuxSpace; 9] = [
         AuxSpace::BtcBlocks,
         AuxSpace::BtcTxs,
         AuxSpace::BtcCoins,
@@ -38,6 +42,7 @@ impl AuxSpace {
         AuxSpace::BtcSightings,
         AuxSpace::BtcInbox,
         AuxSpace::PopPending,
+        AuxSpace::BtcStale,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -50,6 +55,7 @@ impl AuxSpace {
             AuxSpace::BtcSightings => "btc_sightings",
             AuxSpace::BtcInbox => "btc_inbox",
             AuxSpace::PopPending => "pop_pending",
+            AuxSpace::BtcStale => "btc_stale",
         }
     }
 }

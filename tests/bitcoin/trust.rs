@@ -175,3 +175,73 @@ fn a_restart_while_the_bitcoin_view_lags_waits_then_catches_up() {
     let slot = |i: usize| fed.nodes[i].rpc("eth_getStorageAt", serde_json::json!([recorder, "0x0", "latest"]));
     assert_eq!(slot(3), slot(0), "operator 3 recorded another Bitcoin view");
 }
+
+/// A Bitcoin reorg two blocks deeper than the lag (1) orphans the Bitcoin tips of certified L2
+/// blocks that operator 3, down meanwhile, has not executed; each recorded the Bitcoin view in
+/// state. The others restart the view from the fork point and go on. Back up, operator 3 (whose
+/// watcher never saw the orphaned blocks) fetches them by hash from bitcoind, executes those
+/// blocks against the fork they saw (the same state roots), and follows the chain.
+#[test]
+fn a_reorg_deeper_than_the_lag_under_certified_blocks_strands_no_replica() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let btc = Regtest::start_in(dir.path());
+    let c = btc.client("u", "p");
+    let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
+    let other = PopWallet::new([0x78; 32], bitcoin::Network::Regtest).expect("wallet").address;
+    c.generate_to_address(5, &burn).expect("mine");
+    let fed = Federation::start(dir.path(), 4, &crate::btc_section(btc.addr));
+    let dev = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
+    let sign = |nonce: u64, to: TxKind, input: Bytes| {
+        dev.sign_raw(TxEip1559 {
+            chain_id: CHAIN_ID,
+            nonce,
+            gas_limit: 200_000,
+            max_fee_per_gas: 20_000_000_000,
+            max_priority_fee_per_gas: 1_000_000,
+            to,
+            value: U256::ZERO,
+            input,
+            ..Default::default()
+        })
+    };
+    let send = |nonce: u64, to: TxKind, input: Bytes| {
+        let h = fed.nodes[0].rpc("eth_sendRawTransaction", serde_json::json!([sign(nonce, to, input)]));
+        fed.nodes[0].wait_for_receipt(h.as_str().expect("hash"))
+    };
+    let receipt = send(0, TxKind::Create, deploy_initcode(&VIEW_RECORDER));
+    let recorder: alloy_primitives::Address =
+        receipt["contractAddress"].as_str().expect("address").parse().expect("addr");
+    let view_at = |tip: u64| {
+        let want = serde_json::json!(c.get_block_hash(tip).expect("hash").to_string());
+        wait_until("the chain's view at the tip", Duration::from_secs(30), || {
+            let v = fed.nodes[0].rpc("bss_btcTip", serde_json::json!([]));
+            (v["height"] == tip && v["hash"] == want).then_some(())
+        });
+    };
+
+    // Operator 3 goes down; three Bitcoin blocks, each recorded by a committed L2 block.
+    fed.nodes[3].kill();
+    let base = c.get_block_count().expect("count");
+    for nonce in 1..=3 {
+        c.generate_to_address(1, &burn).expect("mine");
+        view_at(c.get_block_count().expect("count") - 1);
+        assert_eq!(send(nonce, TxKind::Call(recorder), Bytes::new())["status"], "0x1");
+    }
+    // The reorg: blocks base+1 ..= base+3 leave the best chain (3 deep, the lag is 1), a longer
+    // branch replaces them. The L2 goes on from the fork point.
+    c.invalidate_block(&c.get_block_hash(base + 1).expect("hash")).expect("invalidate");
+    c.generate_to_address(5, &other).expect("mine the other branch");
+    view_at(c.get_block_count().expect("count") - 1);
+    assert_eq!(send(4, TxKind::Call(recorder), Bytes::new())["status"], "0x1");
+    let target = fed.nodes[0].block_number();
+
+    // Operator 3 comes back and executes the blocks whose Bitcoin tips are orphaned.
+    let mut fed = fed;
+    fed.nodes[3].spawn();
+    fed.wait_all_at_least(&[0, 1, 2, 3], target, Duration::from_secs(90));
+    fed.assert_same_chain(&[0, 1, 2, 3], target);
+    let fetched = metric(&fed.nodes[3].metrics(), "bss_btc_stale_blocks_fetched_total");
+    assert!(fetched >= 1.0, "operator 3 fetched no orphaned block by hash ({fetched})");
+    let slot = |i: usize| fed.nodes[i].rpc("eth_getStorageAt", serde_json::json!([recorder, "0x0", "latest"]));
+    assert_eq!(slot(3), slot(0));
+}

@@ -10,6 +10,7 @@ pub struct WatcherMetrics {
     pub reorgs: Counter,
     pub reorg_depth: Histogram,
     pub blocks_indexed: Counter,
+    pub stale_fetched: Counter,
 }
 
 impl WatcherMetrics {
@@ -21,6 +22,10 @@ impl WatcherMetrics {
             reorgs: counter("bss_btc_reorgs_total", "Bitcoin reorgs the watcher rolled back"),
             reorg_depth: histogram("bss_btc_reorg_depth", "Blocks rolled back per Bitcoin reorg"),
             blocks_indexed: counter("bss_btc_blocks_indexed_total", "Bitcoin blocks indexed"),
+            stale_fetched: counter(
+                "bss_btc_stale_blocks_fetched_total",
+                "Bitcoin blocks off the best chain fetched by hash for a certified L2 block",
+            ),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! "btc_watcher"}`), reloading the index from disk; readers keep the last view it published.
 
 use super::metrics::WatcherMetrics;
+use bitcoin::BlockHash;
 use bss_btc::index::BtcIndex;
 use bss_btc::index_writer::{IndexError, IndexSink, IndexWriter};
 use bss_btc::source::{BitcoinSource, SourceError};
@@ -57,6 +58,7 @@ pub fn spawn(
     let (tx, rx) = watch::channel(Arc::new(writer.view()));
     let (up_tx, up) = watch::channel(false);
     let (control, faults) = std::sync::mpsc::sync_channel(1);
+    let (want, wanted) = std::sync::mpsc::sync_channel(WANTED_QUEUE);
     let mut first = Some(writer);
     std::thread::Builder::new()
         .name("btc-watcher".into())
@@ -69,11 +71,11 @@ pub fn spawn(
                         .unwrap_or_else(|e| crate::fatal::stop("btc_watcher", format!("reopening the index: {e}")))
                         .with_inbox_filter(cfg.inbox),
                 };
-                run(&source, &cfg, writer, &tx, &up_tx, &faults)
+                run(&source, &cfg, writer, &tx, &up_tx, &faults, &wanted)
             })
         })
         .map_err(IndexError::Thread)?;
-    Ok((BtcView::from_channels(rx, up), WatcherHandle { control }))
+    Ok((BtcView::from_channels(rx, up).with_requests(want), WatcherHandle { control }))
 }
 
 fn run(
@@ -83,6 +85,7 @@ fn run(
     tx: &watch::Sender<Arc<BtcIndex>>,
     up: &watch::Sender<bool>,
     faults: &std::sync::mpsc::Receiver<()>,
+    wanted: &std::sync::mpsc::Receiver<(u64, BlockHash)>,
 ) {
     let m = WatcherMetrics::register();
     let mut wait = cfg.poll_interval;
@@ -90,6 +93,15 @@ fn run(
     while !tx.is_closed() {
         if faults.try_recv().is_ok() {
             panic!("injected fault in the Bitcoin watcher");
+        }
+        let requests: Vec<_> = wanted.try_iter().take(WANTED_QUEUE).collect();
+        for (height, hash) in &requests {
+            if let Err(e) = fetch_stale(source, &mut index, *height, *hash, &m) {
+                warn!(target: "btc", error = %e, %hash, "cannot fetch a Bitcoin block off the best chain by hash");
+            }
+        }
+        if !requests.is_empty() {
+            publish(&index, tx, &m);
         }
         match follow(source, &mut index, tx, &m) {
             Ok(()) => {
@@ -113,6 +125,40 @@ fn run(
         }
         std::thread::sleep(wait);
     }
+}
+
+/// Requests for blocks off the best chain a watcher holds at most (more are dropped; the chain
+/// asks again).
+const WANTED_QUEUE: usize = 16;
+
+/// Fetches the block `hash` at `height` off the best chain, and its ancestors down to the best
+/// chain (at most `MAX_FORK_DEPTH`), and keeps them by hash. The hash comes from a certified L2
+/// block; a block that does not hash to it, or whose merkle root does not match, is refused.
+fn fetch_stale(
+    source: &impl BitcoinSource,
+    index: &mut IndexWriter,
+    mut height: u64,
+    mut hash: BlockHash,
+    m: &WatcherMetrics,
+) -> Result<(), SourceError> {
+    for _ in 0..bss_btc::MAX_FORK_DEPTH {
+        let view = index.view();
+        if view.is_on_best_chain(height, &hash) || stored(index.has_stale(&hash)) || height < index.start_height() {
+            return Ok(());
+        }
+        let block = source.block(&hash)?;
+        if block.block_hash() != hash || !block.check_merkle_root() {
+            return Err(SourceError::Decode(format!(
+                "block {hash} does not hash to what was asked, or its merkle root is wrong"
+            )));
+        }
+        stored(index.keep_stale(height, &block));
+        m.stale_fetched.increment(1);
+        info!(target: "btc", height, %hash, "kept a Bitcoin block off the best chain that a certified L2 block needs");
+        let Some(below) = height.checked_sub(1) else { return Ok(()) };
+        (height, hash) = (below, block.header.prev_blockhash);
+    }
+    Ok(())
 }
 
 fn publish(index: &IndexWriter, tx: &watch::Sender<Arc<BtcIndex>>, m: &WatcherMetrics) {

@@ -208,27 +208,39 @@ async fn decode_unexecuted(run: &[Certified], executed: &[Option<Arc<ExecutedBlo
 
 /// How often a certified block still waiting for its Bitcoin tip is reported.
 const BTC_WAIT_REPORT: Duration = Duration::from_secs(10);
+/// How often a certified block waiting for its Bitcoin tip asks the watcher for it by hash.
+const BTC_WANT_EVERY: Duration = Duration::from_secs(1);
 
-/// Waits until this node's Bitcoin view holds `block`'s BTC tip on its best chain. A certified
+/// Waits until this node's Bitcoin view holds `block`'s BTC tip, on its best chain or on a kept
+/// fork (asking the watcher to fetch it by hash when it is off the best chain). A certified
 /// block must be executed against exactly the view its header names: executing it against a
 /// lagging view gives another state root (the hVM precompiles would read less). It waits as long
 /// as it takes, saying so every 10 s.
 async fn wait_for_btc_tip(view: Option<&BtcView>, block: &Block, waits: &metrics::Counter) {
     let attrs = &block.header.btc;
     let (Some(view), Some(tip)) = (view, crate::btc::attributes::tip_hash(attrs)) else { return };
-    let ready = |v: &crate::btc::BtcIndex| v.is_on_best_chain(attrs.tip_height, &tip);
+    // On the best chain, or on a fork this node keeps (a reorg deeper than the lag orphaned it).
+    let ready = |v: &crate::btc::BtcIndex| v.holds_tip(attrs.tip_height, &tip);
     if ready(&view.current()) {
         return;
     }
     waits.increment(1);
-    let started = std::time::Instant::now();
+    let (started, mut last_report) = (std::time::Instant::now(), std::time::Instant::now());
     loop {
-        let v = view.wait_for(BTC_WAIT_REPORT, ready).await;
+        // Not there yet: the watcher may be behind, or the tip is off its best chain and was
+        // never seen here; bitcoind keeps stale blocks it has seen, so ask for it by hash.
+        if view.current().best_height().is_some_and(|b| b >= attrs.tip_height) {
+            view.want_stale(attrs.tip_height, tip);
+        }
+        let v = view.wait_for(BTC_WANT_EVERY, ready).await;
         if ready(&v) {
             info!(target: "chain", number = block.number(), btc_tip = attrs.tip_height, waited_secs = started.elapsed().as_secs_f64(), "the Bitcoin view reached a certified block's tip");
             return;
         }
-        warn!(target: "chain", number = block.number(), btc_tip = attrs.tip_height, view_best = ?v.best_height(), "a certified block waits for this node's Bitcoin view to reach its tip");
+        if last_report.elapsed() >= BTC_WAIT_REPORT {
+            last_report = std::time::Instant::now();
+            warn!(target: "chain", number = block.number(), btc_tip = attrs.tip_height, view_best = ?v.best_height(), "a certified block waits for this node's Bitcoin view to reach its tip");
+        }
     }
 }
 

@@ -193,7 +193,11 @@ impl Executor {
         attrs: &bss_consensus::BtcAttributes,
     ) -> Result<(Vec<Mint>, Vec<ForcedTx>), ExecutorError> {
         let Some(link) = &self.btc else { return Ok((vec![], vec![])) };
-        let view = link.view.current();
+        // The view as of the block's tip: the best chain, or the fork a reorg left it on.
+        let current = link.view.current();
+        let tip = crate::btc::attributes::tip_hash(attrs);
+        let resolved = tip.and_then(|h| current.as_of_tip(attrs.tip_height, &h));
+        let view = resolved.clone().unwrap_or(current);
         // A carried tx's reveal is in the inbox the parent's view read; one that a Bitcoin
         // reorg has since removed is no longer forced.
         let mut forced: Vec<ForcedTx> = parent
@@ -209,9 +213,7 @@ impl Executor {
         if attrs.headers.is_empty() {
             return Ok((vec![], forced));
         }
-        let on_best =
-            crate::btc::attributes::tip_hash(attrs).is_some_and(|h| view.is_on_best_chain(attrs.tip_height, &h));
-        if !on_best {
+        if resolved.is_none() {
             return Err(ExecutorError::BtcTipUnknown { height: attrs.tip_height });
         }
         let first = attrs.tip_height + 1 - attrs.headers.len() as u64;
