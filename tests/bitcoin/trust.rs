@@ -189,7 +189,7 @@ fn a_reorg_deeper_than_the_lag_under_certified_blocks_strands_no_replica() {
     let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
     let other = PopWallet::new([0x78; 32], bitcoin::Network::Regtest).expect("wallet").address;
     c.generate_to_address(5, &burn).expect("mine");
-    let fed = Federation::start(dir.path(), 4, &crate::btc_section(btc.addr));
+    let mut fed = Federation::start(dir.path(), 4, &crate::btc_section(btc.addr));
     let dev = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
     let sign = |nonce: u64, to: TxKind, input: Bytes| {
         dev.sign_raw(TxEip1559 {
@@ -204,17 +204,17 @@ fn a_reorg_deeper_than_the_lag_under_certified_blocks_strands_no_replica() {
             ..Default::default()
         })
     };
-    let send = |nonce: u64, to: TxKind, input: Bytes| {
-        let h = fed.nodes[0].rpc("eth_sendRawTransaction", serde_json::json!([sign(nonce, to, input)]));
-        fed.nodes[0].wait_for_receipt(h.as_str().expect("hash"))
+    let send = |node: &Node, nonce: u64, to: TxKind, input: Bytes| {
+        let h = node.rpc("eth_sendRawTransaction", serde_json::json!([sign(nonce, to, input)]));
+        node.wait_for_receipt(h.as_str().expect("hash"))
     };
-    let receipt = send(0, TxKind::Create, deploy_initcode(&VIEW_RECORDER));
+    let receipt = send(&fed.nodes[0], 0, TxKind::Create, deploy_initcode(&VIEW_RECORDER));
     let recorder: alloy_primitives::Address =
         receipt["contractAddress"].as_str().expect("address").parse().expect("addr");
-    let view_at = |tip: u64| {
+    let view_at = |node: &Node, tip: u64| {
         let want = serde_json::json!(c.get_block_hash(tip).expect("hash").to_string());
         wait_until("the chain's view at the tip", Duration::from_secs(30), || {
-            let v = fed.nodes[0].rpc("bss_btcTip", serde_json::json!([]));
+            let v = node.rpc("bss_btcTip", serde_json::json!([]));
             (v["height"] == tip && v["hash"] == want).then_some(())
         });
     };
@@ -224,19 +224,18 @@ fn a_reorg_deeper_than_the_lag_under_certified_blocks_strands_no_replica() {
     let base = c.get_block_count().expect("count");
     for nonce in 1..=3 {
         c.generate_to_address(1, &burn).expect("mine");
-        view_at(c.get_block_count().expect("count") - 1);
-        assert_eq!(send(nonce, TxKind::Call(recorder), Bytes::new())["status"], "0x1");
+        view_at(&fed.nodes[0], c.get_block_count().expect("count") - 1);
+        assert_eq!(send(&fed.nodes[0], nonce, TxKind::Call(recorder), Bytes::new())["status"], "0x1");
     }
     // The reorg: blocks base+1 ..= base+3 leave the best chain (3 deep, the lag is 1), a longer
     // branch replaces them. The L2 goes on from the fork point.
     c.invalidate_block(&c.get_block_hash(base + 1).expect("hash")).expect("invalidate");
     c.generate_to_address(5, &other).expect("mine the other branch");
-    view_at(c.get_block_count().expect("count") - 1);
-    assert_eq!(send(4, TxKind::Call(recorder), Bytes::new())["status"], "0x1");
+    view_at(&fed.nodes[0], c.get_block_count().expect("count") - 1);
+    assert_eq!(send(&fed.nodes[0], 4, TxKind::Call(recorder), Bytes::new())["status"], "0x1");
     let target = fed.nodes[0].block_number();
 
     // Operator 3 comes back and executes the blocks whose Bitcoin tips are orphaned.
-    let mut fed = fed;
     fed.nodes[3].spawn();
     fed.wait_all_at_least(&[0, 1, 2, 3], target, Duration::from_secs(90));
     fed.assert_same_chain(&[0, 1, 2, 3], target);
