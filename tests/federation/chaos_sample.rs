@@ -1,7 +1,7 @@
 //! A short seeded `bss chaos` run that covers every fault kind (the long campaign is
 //! `bss chaos --runs 200 --duration 20s --seed N`): kills, pauses, network faults through the
 //! harness's link proxies (an operator isolated, its outbound dropped, its links delayed with
-//! jitter, 5–20 % loss), clock skew within and beyond the allowed drift, Bitcoin faults (a reorg, the Bitcoin node down, its RPC slow) and Byzantine
+//! jitter, 5–20 % loss), clock skew within and beyond the allowed drift, Bitcoin faults (a reorg within the lag and one deeper, the Bitcoin node down, its RPC slow) and Byzantine
 //! restarts under
 //! load, then liveness after the heal, one block per height on every operator, every
 //! acknowledged tx committed, and the campaign's summary.json and timeline.svg. A third sample
@@ -52,6 +52,7 @@ fn seeded_chaos_sample_covers_every_fault_kind_and_keeps_the_invariants() {
         "clock_skew",
         "clock_skew_beyond",
         "btc_reorg",
+        "btc_deep_reorg",
         "btc_down",
         "btc_slow",
         "byzantine:withhold-votes",

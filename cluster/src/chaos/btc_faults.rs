@@ -1,10 +1,12 @@
 //! Bitcoin faults of `bss chaos --tunnel`, against the embedded regtest the run starts:
-//! `btc_reorg` (the last 1–6 blocks invalidated; the regtest keeps mining on the new branch),
+//! `btc_reorg` (the last 1–[`LAG`] blocks invalidated, within the operators' lag; the regtest
+//! keeps mining on the new branch), `btc_deep_reorg` (the last `LAG`+1 to [`DEEP_REORG`] blocks:
+//! certified L2 blocks' Bitcoin tips are orphaned, and every replica must still execute them),
 //! `btc_down` (the regtest stopped, then started again on its data dir) and `btc_slow` (every
-//! RPC reply delayed 1–3 s through the proxy the operators reach it by). The operators'
-//! `confirmations_lag` is [`MAX_REORG`], so every reorg stays under their agreed view. Recovery:
-//! from the heal until every operator's L2 Bitcoin view is at least at the regtest's best − lag
-//! and on its best chain.
+//! RPC reply delayed 1–3 s through the proxy the operators reach it by). Recovery: from the heal
+//! until every operator's L2 Bitcoin view is at least at the regtest's best − lag and on its
+//! best chain. A deep reorg stays above the deposits' depth (lag + 6 confirmations), so no
+//! minted deposit is orphaned.
 
 use super::links::Proxy;
 use crate::bench::client::RpcClient;
@@ -16,8 +18,10 @@ use serde_json::json;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// The deepest reorg `btc_reorg` makes, and the operators' `confirmations_lag` in a run.
-pub const MAX_REORG: u64 = 6;
+/// The operators' `confirmations_lag` in a run, and the deepest reorg `btc_reorg` makes.
+pub const LAG: u64 = 2;
+/// The deepest reorg `btc_deep_reorg` makes (below the deposits' depth, `LAG` + 6).
+pub const DEEP_REORG: u64 = LAG + 4;
 
 /// The run's Bitcoin node and the handles its faults need.
 pub struct BtcHarness {
@@ -37,7 +41,7 @@ impl BtcHarness {
     pub fn reorg(&self, depth: u64) -> Result<u64> {
         let c = self.client()?;
         let best = c.get_block_count()?;
-        let at = best.saturating_sub(depth.min(MAX_REORG).saturating_sub(1)).max(1);
+        let at = best.saturating_sub(depth.min(DEEP_REORG).saturating_sub(1)).max(1);
         c.invalidate_block(&c.get_block_hash(at)?)?;
         Ok(best + 1 - at)
     }
@@ -57,7 +61,7 @@ impl BtcHarness {
 
     /// The height every operator's view must reach to count as recovered (best − lag).
     pub fn target(&self) -> Option<u64> {
-        self.client().ok()?.get_block_count().ok().map(|b| b.saturating_sub(MAX_REORG))
+        self.client().ok()?.get_block_count().ok().map(|b| b.saturating_sub(LAG))
     }
 
     /// This operator's L2 Bitcoin tip is at least `target` and on the regtest's best chain.

@@ -3,7 +3,7 @@
 //! history the checker needs: every head each operator served, every superfinal block.
 
 use super::backend::Cluster;
-use super::btc_faults::BtcHarness;
+use super::btc_faults::{BtcHarness, DEEP_REORG, LAG};
 use super::checker::{Ack, History};
 use super::disk::Disks;
 use super::load::send_load;
@@ -247,7 +247,11 @@ pub fn inject(
                     continue;
                 }
                 let what = match kind {
-                    FaultKind::BtcReorg => format!("reorg of {} blocks", b.reorg(1 + rng.below(6))?),
+                    FaultKind::BtcReorg => format!("reorg of {} blocks", b.reorg(1 + rng.below(LAG))?),
+                    FaultKind::BtcDeepReorg => {
+                        let depth = b.reorg(LAG + 1 + rng.below(DEEP_REORG - LAG))?;
+                        format!("reorg of {depth} blocks (deeper than the lag {LAG})")
+                    }
                     FaultKind::BtcDown => {
                         b.down();
                         "down".into()
@@ -295,7 +299,11 @@ pub fn inject(
                     restart_as(fed, i, &honest_configs[i], &[format!("clock-skew:{ms}").as_str()])?;
                     health[i] = Health::Byzantine;
                 }
-                FaultKind::BtcReorg | FaultKind::BtcDown | FaultKind::BtcSlow | FaultKind::Split => {
+                FaultKind::BtcReorg
+                | FaultKind::BtcDeepReorg
+                | FaultKind::BtcDown
+                | FaultKind::BtcSlow
+                | FaultKind::Split => {
                     unreachable!("Bitcoin faults and splits are injected above")
                 }
                 FaultKind::Partition => {

@@ -46,8 +46,8 @@ pub struct ChaosArgs {
     /// (one operator's outbound dropped), delay (one operator's links slowed, with jitter), loss
     /// (5–20 % of one operator's traffic lost), skew
     /// (one operator's clock off: clock_skew within the allowed drift, clock_skew_beyond past it),
-    /// disk (one operator's disk full; needs root), btc (with --tunnel: btc_reorg, btc_down,
-    /// btc_slow), byzantine (every mode) or byzantine:MODE. Default: all of them (btc only with
+    /// disk (one operator's disk full; needs root), btc (with --tunnel: btc_reorg,
+    /// btc_deep_reorg, btc_down, btc_slow), byzantine (every mode) or byzantine:MODE. Default: all of them (btc only with
     /// --tunnel, disk only as root, split only with --beyond-f).
     #[arg(long)]
     faults: Option<String>,
@@ -120,8 +120,11 @@ pub enum FaultKind {
     /// One operator's disk full (a tmpfs per operator, so it needs root): it must stop loudly
     /// and lose nothing.
     Disk,
-    /// The regtest's last 1–6 blocks invalidated (needs `--tunnel`).
+    /// The regtest's last 1–2 blocks invalidated, within the operators' lag (needs `--tunnel`).
     BtcReorg,
+    /// The regtest's last 3–6 blocks invalidated, deeper than the operators' lag: certified L2
+    /// blocks' Bitcoin tips are orphaned (needs `--tunnel`).
+    BtcDeepReorg,
     /// The regtest stopped, then started again (needs `--tunnel`).
     BtcDown,
     /// Every Bitcoin RPC reply delayed 1–3 s (needs `--tunnel`).
@@ -131,7 +134,7 @@ pub enum FaultKind {
 impl FaultKind {
     /// A fault of the Bitcoin node rather than of one operator.
     pub fn is_bitcoin(&self) -> bool {
-        matches!(self, FaultKind::BtcReorg | FaultKind::BtcDown | FaultKind::BtcSlow)
+        matches!(self, FaultKind::BtcReorg | FaultKind::BtcDeepReorg | FaultKind::BtcDown | FaultKind::BtcSlow)
     }
 }
 
@@ -153,6 +156,7 @@ impl FaultKind {
             FaultKind::ClockSkew { beyond: false } => "clock_skew".into(),
             FaultKind::ClockSkew { beyond: true } => "clock_skew_beyond".into(),
             FaultKind::BtcReorg => "btc_reorg".into(),
+            FaultKind::BtcDeepReorg => "btc_deep_reorg".into(),
             FaultKind::BtcDown => "btc_down".into(),
             FaultKind::BtcSlow => "btc_slow".into(),
         }
@@ -175,14 +179,20 @@ impl FaultKind {
                 "clock_skew_beyond" => out.push(FaultKind::ClockSkew { beyond: true }),
                 "skew" => out.extend([FaultKind::ClockSkew { beyond: false }, FaultKind::ClockSkew { beyond: true }]),
                 "btc_reorg" => out.push(FaultKind::BtcReorg),
+                "btc_deep_reorg" => out.push(FaultKind::BtcDeepReorg),
                 "btc_down" => out.push(FaultKind::BtcDown),
                 "btc_slow" => out.push(FaultKind::BtcSlow),
-                "btc" => out.extend([FaultKind::BtcReorg, FaultKind::BtcDown, FaultKind::BtcSlow]),
+                "btc" => out.extend([
+                    FaultKind::BtcReorg,
+                    FaultKind::BtcDeepReorg,
+                    FaultKind::BtcDown,
+                    FaultKind::BtcSlow,
+                ]),
                 "byzantine" => out.extend(BYZANTINE_MODES.iter().map(|m| FaultKind::Byzantine(m.to_string()))),
                 other => match other.strip_prefix("byzantine:") {
                     Some(m) if BYZANTINE_MODES.contains(&m) => out.push(FaultKind::Byzantine(m.into())),
                     _ => bail!(
-                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, loss, split, disk, skew (clock_skew, clock_skew_beyond), btc (btc_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
+                        "--faults: unknown kind {other:?}; known: kill, pause, partition, oneway, delay, loss, split, disk, skew (clock_skew, clock_skew_beyond), btc (btc_reorg, btc_deep_reorg, btc_down, btc_slow), byzantine, byzantine:MODE with MODE one of {}",
                         BYZANTINE_MODES.join(", ")
                     ),
                 },
@@ -264,7 +274,7 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         bail!("split (the federation cut in two halves) takes more than f operators away: it needs --beyond-f");
     }
     if !args.tunnel && kinds.iter().any(FaultKind::is_bitcoin) {
-        bail!("Bitcoin fault kinds (btc_reorg, btc_down, btc_slow) need --tunnel, which starts the Bitcoin node");
+        bail!("Bitcoin fault kinds (btc_reorg, btc_deep_reorg, btc_down, btc_slow) need --tunnel, which starts the Bitcoin node");
     }
     if args.runs == 0 {
         bail!("--runs must be at least 1");

@@ -134,10 +134,10 @@ pub fn run(cfg: &RunConfig, seed: u64, first_kind: usize, min_injections: usize)
             Some(_) => Proxy::start_on(super::docker::create_network(&docker_tag, cfg.nodes)?, direct)?,
             None => Proxy::start(direct)?,
         };
-        // The L2 view lags the Bitcoin tip by the deepest reorg `btc_reorg` makes: a deeper one
-        // can orphan a certified block's Bitcoin tip (README, threat model).
+        // `btc_deep_reorg` goes deeper than this lag: certified blocks' Bitcoin tips are
+        // orphaned, and every replica still executes them (README, threat model).
         extras.btc = b.section.replace(&direct.to_string(), &proxy.addr.to_string());
-        extras.confirmations_lag = Some(super::btc_faults::MAX_REORG);
+        extras.confirmations_lag = Some(super::btc_faults::LAG);
         extras.tunnel = true;
         // Keystones too, so that blocks become superfinal and the checker can hold them fixed.
         extras.pop = true;
