@@ -32,6 +32,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
     let age = hex(&head["timestamp"]).map(|t| now.saturating_sub(t));
     let summary = json!({
         "chainId": info["chainId"],
+        "genesis": info["genesis"],
         "operator": info["operatorIndex"],
         "operators": info["operators"],
         "engine": info["engine"],
@@ -55,6 +56,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
         info["engine"].as_str().unwrap_or("?"),
         info["chainId"]
     );
+    println!("genesis     {} (pins the operators, their keys and the rules)", info["genesis"].as_str().unwrap_or("?"));
     println!(
         "head        #{} {} ({} s old, round {})",
         hex(&head["number"]).unwrap_or(0),

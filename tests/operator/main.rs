@@ -154,6 +154,18 @@ fn devnet_dashboard_prometheus_and_status() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("operator 1 of 4"), "{text}");
     assert!(text.contains("bitcoin     regtest view #") && text.contains("superfinal  #"), "{text}");
+    // The genesis hash every operator serves is the one `bss status` and the banner print, and
+    // it commits to the rules `bss_genesis` serves.
+    let genesis = net.call(1, "bss_genesis", json!([]));
+    for i in 0..4 {
+        assert_eq!(net.call(i, "bss_nodeInfo", json!([]))["genesis"], genesis["hash"], "operator {i}");
+    }
+    let hash = genesis["hash"].as_str().expect("hash");
+    assert!(text.contains(&format!("genesis     {hash}")), "{text}");
+    let banner = std::fs::read_to_string(dir.path().join("devnet.out")).expect("out");
+    assert!(banner.contains(&format!("--genesis {hash}")), "{banner}");
+    assert_eq!(genesis["rules"]["operators"].as_array().map(Vec::len), Some(4), "{genesis}");
+    assert_eq!(genesis["rules"]["keystoneKeys"].as_array().map(Vec::len), Some(4), "{genesis}");
 
     // Prometheus, with the shipped config pointed at this devnet's ports.
     let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/prometheus.yml"))

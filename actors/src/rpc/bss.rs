@@ -28,8 +28,10 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                 Some(n) => n.peers().await,
                 None => vec![],
             };
+            let genesis = c.reader.header(0).map_err(internal)?.map(|h| h.hash());
             Ok::<Value, ErrorObjectOwned>(json!({
                 "chainId": c.spec.chain_id,
+                "genesis": genesis,
                 "operatorIndex": c.node.operator_index,
                 "operators": c.node.operators,
                 "engine": c.node.engine,
