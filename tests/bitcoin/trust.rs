@@ -113,6 +113,21 @@ const VIEW_RECORDER: [u8; 20] = [
     0x5f, 0x55, 0x00, 0x00, // SSTORE(0, hash) STOP
 ];
 
+/// A dev account's EIP-1559 tx with room for the view recorder's calls.
+fn sign_call(dev: &bss_actors::hvm::accounts::DevKey, nonce: u64, to: TxKind, input: Bytes) -> Bytes {
+    dev.sign_raw(TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit: 200_000,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: 1_000_000,
+        to,
+        value: U256::ZERO,
+        input,
+        ..Default::default()
+    })
+}
+
 /// Operator 3 restarts while its Bitcoin node is down: the certified blocks it syncs read a
 /// Bitcoin view it does not have yet. It waits for the view (counted) instead of executing
 /// against a lagging one and dying on a state-root mismatch, then catches up.
@@ -127,19 +142,7 @@ fn a_restart_while_the_bitcoin_view_lags_waits_then_catches_up() {
     let section = crate::btc_section(btc.addr);
     let mut fed = Federation::start(dir.path(), 4, &section);
     let dev = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
-    let sign = |nonce: u64, to: TxKind, input: Bytes| {
-        dev.sign_raw(TxEip1559 {
-            chain_id: CHAIN_ID,
-            nonce,
-            gas_limit: 200_000,
-            max_fee_per_gas: 20_000_000_000,
-            max_priority_fee_per_gas: 1_000_000,
-            to,
-            value: U256::ZERO,
-            input,
-            ..Default::default()
-        })
-    };
+    let sign = |nonce: u64, to: TxKind, input: Bytes| sign_call(&dev, nonce, to, input);
     let hash = fed.nodes[0]
         .rpc("eth_sendRawTransaction", serde_json::json!([sign(0, TxKind::Create, deploy_initcode(&VIEW_RECORDER))]));
     let receipt = fed.nodes[0].wait_for_receipt(hash.as_str().expect("hash"));
@@ -191,19 +194,7 @@ fn a_reorg_deeper_than_the_lag_under_certified_blocks_strands_no_replica() {
     c.generate_to_address(5, &burn).expect("mine");
     let mut fed = Federation::start(dir.path(), 4, &crate::btc_section(btc.addr));
     let dev = derive_accounts(DEV_MNEMONIC, 1).expect("keys").remove(0);
-    let sign = |nonce: u64, to: TxKind, input: Bytes| {
-        dev.sign_raw(TxEip1559 {
-            chain_id: CHAIN_ID,
-            nonce,
-            gas_limit: 200_000,
-            max_fee_per_gas: 20_000_000_000,
-            max_priority_fee_per_gas: 1_000_000,
-            to,
-            value: U256::ZERO,
-            input,
-            ..Default::default()
-        })
-    };
+    let sign = |nonce: u64, to: TxKind, input: Bytes| sign_call(&dev, nonce, to, input);
     let send = |node: &Node, nonce: u64, to: TxKind, input: Bytes| {
         let h = node.rpc("eth_sendRawTransaction", serde_json::json!([sign(nonce, to, input)]));
         node.wait_for_receipt(h.as_str().expect("hash"))
