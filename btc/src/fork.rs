@@ -7,7 +7,7 @@
 //! Bitcoin did since (README "Threat model").
 
 use super::inbox::{messages_in, InboxMessage};
-use super::index::{read, BtcIndex, CoinRecord, Sighting, TxRecord, KEYSTONE_MAGIC};
+use super::index::{read, BtcIndex, CoinRecord, Sighting, TxRecord};
 use super::records::StoredStale;
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, OutPoint, Txid};
@@ -117,13 +117,13 @@ impl BtcIndex {
                         }
                     }
                 }
+                for (_, payload) in super::index::keystone_payloads(tx) {
+                    let certified = self.keystone_rules.as_ref().map(|r| r.check(&payload).is_ok());
+                    let spent_scripts = spent_scripts.clone();
+                    sightings.push(Sighting { height: *height, block: hash, txid, payload, spent_scripts, certified });
+                }
                 for (vout, out) in tx.output.iter().enumerate() {
                     if out.script_pubkey.is_op_return() {
-                        let payload = super::index::op_return_payload(&out.script_pubkey);
-                        if payload.starts_with(KEYSTONE_MAGIC) {
-                            let spent_scripts = spent_scripts.clone();
-                            sightings.push(Sighting { height: *height, block: hash, txid, payload, spent_scripts });
-                        }
                         continue;
                     }
                     let p = OutPoint::new(txid, vout as u32);

@@ -33,7 +33,9 @@ pub struct CoinRecord {
     pub spent_at: Option<u64>,
 }
 
-/// An OP_RETURN payload starting with a given magic, seen in a block of the best chain.
+/// Keystone-shaped data seen in a block of the best chain: an OP_RETURN payload starting with
+/// [`KEYSTONE_MAGIC`], or the certified keystone a keystone-leaf spend carries in its witness
+/// (in its canonical encoding, see `keystone`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sighting {
     pub height: u64,
@@ -41,12 +43,49 @@ pub struct Sighting {
     pub txid: Txid,
     pub payload: Vec<u8>,
     /// Scripts of the coins this tx spends that the index knows (created at or after
-    /// `start_height`), in input order. Who may write a keystone is judged from these.
+    /// `start_height`), in input order (version 2 judged writers by them; kept for reading
+    /// databases that hold such sightings).
     pub spent_scripts: Vec<ScriptBuf>,
+    /// Whether the payload is a keystone whose certificate verifies, as the index judged it
+    /// with the node's keystone rules when it read the block (None: read without rules).
+    /// Not stored: a node re-judges its sightings when it opens its index.
+    #[serde(skip)]
+    pub certified: Option<bool>,
 }
 
-/// Magic prefix of the OP_RETURN payloads the index collects (keystones, DESIGN.md §7).
+/// Magic prefix of the keystone payloads the index collects (DESIGN.md §7).
 pub const KEYSTONE_MAGIC: &[u8] = b"BSS";
+
+/// Slots of witness-borne keystones in a tx: after any output index (`slot` in
+/// [`keystone_payloads`]), so a tx's sightings sort in one deterministic order.
+const WITNESS_SLOT: usize = 1 << 24;
+
+/// The keystone-shaped payloads of `tx`, each with its slot (an output index, or
+/// `WITNESS_SLOT + input index`): OP_RETURN outputs starting with the magic, and the
+/// witnesses of keystone-leaf spends (a leaf whose data does not decode yields its first data
+/// item, which then counts as malformed).
+pub fn keystone_payloads(tx: &Transaction) -> Vec<(usize, Vec<u8>)> {
+    let mut out = vec![];
+    for (vout, o) in tx.output.iter().enumerate() {
+        if o.script_pubkey.is_op_return() {
+            let payload = op_return_payload(&o.script_pubkey);
+            if payload.starts_with(KEYSTONE_MAGIC) {
+                out.push((vout, payload));
+            }
+        }
+    }
+    if tx.is_coinbase() {
+        return out;
+    }
+    for (i, input) in tx.input.iter().enumerate() {
+        match crate::pop_tx::witness_keystone(&input.witness) {
+            Some(Ok(c)) => out.push((WITNESS_SLOT + i, c.encode())),
+            Some(Err(_)) => out.push((WITNESS_SLOT + i, input.witness.nth(1).unwrap_or_default().to_vec())),
+            None => {}
+        }
+    }
+    out
+}
 
 /// Most outputs of one script a query walks (a dust-spammed address is also priced per output
 /// by the precompiles, see `GAS_PER_SCANNED_OUTPUT`).
@@ -66,6 +105,8 @@ pub struct BtcIndex {
     pub(super) db: Option<AuxSnapshot>,
     /// Which forced-tx envelopes count (the writer's), to read a fork's blocks alike.
     pub(super) inbox_filter: super::inbox::InboxFilter,
+    /// Which keystones count (the writer's), to judge a fork's sightings alike.
+    pub(super) keystone_rules: Option<Arc<super::finality::KeystoneRules>>,
     /// A view of a fork off the best chain: the blocks above its fork point (see `fork`).
     pub(super) fork: Option<Arc<super::fork::ForkOverlay>>,
 }

@@ -4,15 +4,16 @@
 //! bitcoind; the in-memory part is reloaded from the same records.
 
 use super::inbox::{messages_in, InboxFilter, InboxMessage};
-use super::index::{read, BtcIndex, CoinRecord, Sighting, KEYSTONE_MAGIC};
+use super::index::{read, BtcIndex, CoinRecord, Sighting};
 use super::records::{
     coin_key, script_key, script_output_key, StoredBlock, StoredCoin, StoredStale, StoredTx, META_COUNT, META_START,
 };
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, OutPoint, Txid};
+use bitcoin::{Block, BlockHash, OutPoint, ScriptBuf, Txid};
 use bss_storage::{AuxBatch, AuxSnapshot, AuxSpace, StorageError, StoreReader};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Where the writer's batches go: the storage service in a node, a store in tests.
 pub type IndexSink = bss_storage::AuxWriter;
@@ -33,6 +34,8 @@ pub struct IndexWriter {
     reader: StoreReader,
     /// Which forced-tx envelopes are kept and counted towards a Bitcoin block's cap.
     inbox: InboxFilter,
+    /// Which keystones count: each sighting's certificate is judged once, here.
+    keystones: Option<Arc<crate::finality::KeystoneRules>>,
 }
 
 fn inbox_key(height: u64, position: u32) -> Vec<u8> {
@@ -97,7 +100,21 @@ impl IndexWriter {
         sightings
             .sort_by_key(|s| (s.height, positions.get(&s.height).and_then(|p| p.get(&s.txid)).copied().unwrap_or(0)));
         index.sightings.extend(sightings);
-        Ok(Self { index, sink, reader, inbox: InboxFilter::any() })
+        Ok(Self { index, sink, reader, inbox: InboxFilter::any(), keystones: None })
+    }
+
+    /// Judges each keystone sighting's certificate with `rules` as it is indexed (and those
+    /// already stored, now): the signature checks run once per sighting, not per query.
+    pub fn with_keystone_rules(mut self, rules: crate::finality::KeystoneRules) -> Self {
+        let judged: Vec<Sighting> = self
+            .index
+            .sightings
+            .iter()
+            .map(|s| Sighting { certified: Some(rules.check(&s.payload).is_ok()), ..s.clone() })
+            .collect();
+        self.index.sightings = judged.into_iter().collect();
+        self.keystones = Some(Arc::new(rules));
+        self
     }
 
     /// Keeps only the inbox envelopes `filter` accepts (a node: its chain's, that decode).
@@ -111,6 +128,7 @@ impl IndexWriter {
         let mut v = self.index.clone();
         v.db = Some(self.reader.aux_snapshot());
         v.inbox_filter = self.inbox;
+        v.keystone_rules = self.keystones.clone();
         v
     }
 
@@ -146,18 +164,19 @@ impl IndexWriter {
                     }
                 }
             }
+            let payloads = super::index::keystone_payloads(tx);
+            if !payloads.is_empty() {
+                let spent_scripts: Vec<ScriptBuf> =
+                    tx.input.iter().filter_map(|i| touched.coin(&i.previous_output).map(|c| c.script)).collect();
+                for (slot, payload) in payloads {
+                    let key = sighting_key(height, position, slot);
+                    let certified = self.keystones.as_ref().map(|r| r.check(&payload).is_ok());
+                    let spent_scripts = spent_scripts.clone();
+                    sightings.push((key, Sighting { height, block: hash, txid, payload, spent_scripts, certified }));
+                }
+            }
             for (vout, out) in tx.output.iter().enumerate() {
                 if out.script_pubkey.is_op_return() {
-                    let payload = super::index::op_return_payload(&out.script_pubkey);
-                    if payload.starts_with(KEYSTONE_MAGIC) {
-                        let spent_scripts = tx
-                            .input
-                            .iter()
-                            .filter_map(|i| touched.coin(&i.previous_output).map(|c| c.script))
-                            .collect();
-                        let key = sighting_key(height, position, vout);
-                        sightings.push((key, Sighting { height, block: hash, txid, payload, spent_scripts }));
-                    }
                     continue;
                 }
                 let o = OutPoint::new(txid, vout as u32);
