@@ -6,6 +6,7 @@ mod chaos;
 mod devnet;
 mod force_include;
 mod logging;
+mod pop_miner;
 mod regtest;
 mod status;
 mod tunnel_cmd;
@@ -50,6 +51,8 @@ enum Command {
     BtcRegtest(regtest::cmd::RegtestArgs),
     /// Check the chain of evidence that an L2 block is final (certificate, keystone, Bitcoin).
     Verify(verify::VerifyArgs),
+    /// Post a federation's keystone certificates to Bitcoin as a PoP miner (no operator key needed).
+    PopMiner(pop_miner::PopMinerArgs),
     /// Post a signed L2 tx to Bitcoin (taproot envelope) so that every operator must include it.
     ForceInclude(force_include::ForceIncludeArgs),
     /// The BTC tunnel: `bss tunnel deposit` locks BTC in the vault for hBTC.
@@ -100,6 +103,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::BtcRegtest(args) => regtest::cmd::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Status(args) => status::run(args),
+        Command::PopMiner(args) => pop_miner::run(args),
         Command::ForceInclude(args) => force_include::run(args, cli.log_format == "json"),
         Command::Tunnel(args) => tunnel_cmd::run(args, cli.log_format == "json"),
         Command::Keygen { show: Some(path), btc, .. } => {

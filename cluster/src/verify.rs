@@ -3,10 +3,10 @@
 //! 1. the L2 block header (its hash recomputed) and its commit certificate (signatures checked
 //!    against the operator set);
 //! 2. the keystone block covering N, its certificate, and the parent links from it down to N;
-//! 3. the Bitcoin tx carrying the keystone (payload decoded and compared with the header), in a
-//!    Bitcoin block whose proof of work is checked, with a merkle proof checked against its header,
-//!    and spending a coin of an operator's keystone key (the previous txs are fetched with
-//!    `getrawtransaction`, so a bitcoind needs `-txindex`);
+//! 3. the Bitcoin tx carrying the keystone (statement decoded from its witness and compared with
+//!    the header; the federation's certificate in it checked against the operator set), in a
+//!    Bitcoin block whose proof of work is checked, with a merkle proof checked against its header
+//!    (who paid for the tx does not matter: version 3);
 //! 4. that block's confirmations on the Bitcoin node's best chain.
 //!
 //! Without `--btc-rpc` only link 1 is checked: the block is committed (its certificate, of either
@@ -20,8 +20,7 @@ use alloy_primitives::B256;
 use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::{BlockHash, Txid};
 use bitcoincore_rpc::RpcApi;
-use bss_actors::btc::index::op_return_payload;
-use bss_actors::pop::Keystone;
+use bss_actors::pop::keystone::{CertifiedKeystone, Keystone};
 use bss_consensus::{BlockHeader, Certificate, OperatorKey, OperatorSet, SigBytes};
 use clap::{Args, Subcommand};
 use eyre::{bail, eyre, Result};
@@ -46,18 +45,15 @@ enum What {
         /// the password out of the process list. Without it only the commit is verified.
         #[arg(long, env = "BSS_BTC_RPC", hide_env_values = true)]
         btc_rpc: Option<String>,
-        /// The genesis hash (block 0): pins the operator set, the keystone keys and the rules,
-        /// which are then taken from the genesis the node serves once it hashes to this.
+        /// The genesis hash (block 0): pins the operator set and the rules, which are then
+        /// taken from the genesis the node serves once it hashes to this.
         #[arg(long)]
         genesis: Option<String>,
-        /// Operator public keys (hex, comma-separated, in index order) to check signatures
-        /// against; default: the genesis's (`--genesis`), else the set the RPC reports.
+        /// Operator public keys (hex, comma-separated, in index order) to check commit and
+        /// keystone certificates against; default: the genesis's (`--genesis`), else the set the
+        /// RPC reports.
         #[arg(long, value_delimiter = ',')]
         operators: Vec<String>,
-        /// The operators' keystone keys (hex x-only, comma-separated); a keystone counts only
-        /// when its tx spends a coin of one of them. Default: the keys the RPC reports.
-        #[arg(long, value_delimiter = ',')]
-        keystone_keys: Vec<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -94,8 +90,8 @@ impl Report {
 
 pub fn run(args: VerifyArgs) -> Result<()> {
     let (number, rpc, btc_rpc, trust, as_json) = match args.what {
-        What::Block { number, rpc, btc_rpc, genesis, operators, keystone_keys, json } => {
-            (number, rpc, btc_rpc, Trust { genesis, operators, keystone_keys }, json)
+        What::Block { number, rpc, btc_rpc, genesis, operators, json } => {
+            (number, rpc, btc_rpc, Trust { genesis, operators }, json)
         }
         What::Deposit(a) => return crate::verify_tunnel::run_deposit(a),
         What::Withdrawal(a) => return crate::verify_tunnel::run_withdrawal(a),
@@ -138,7 +134,6 @@ impl Report {
 pub(crate) struct Trust {
     pub(crate) genesis: Option<String>,
     pub(crate) operators: Vec<String>,
-    pub(crate) keystone_keys: Vec<String>,
 }
 
 /// What a block fetched over RPC comes with.
@@ -146,7 +141,6 @@ pub(crate) struct Fetched {
     pub(crate) header: BlockHeader,
     pub(crate) cert: Option<Certificate>,
     pub(crate) operators: Vec<String>,
-    pub(crate) keystone_keys: Vec<String>,
 }
 
 pub(crate) struct L2 {
@@ -180,7 +174,7 @@ impl L2 {
                 .map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect())
                 .unwrap_or_default()
         };
-        Ok(Fetched { header, cert, operators: strings("operators"), keystone_keys: strings("keystoneKeys") })
+        Ok(Fetched { header, cert, operators: strings("operators") })
     }
 }
 
@@ -344,54 +338,29 @@ fn check_view_fresh(l2: &mut L2, btc_rpc: &str, set: &OperatorSet) -> Result<Str
     ))
 }
 
-fn check_writer(btc: &bitcoincore_rpc::Client, tx: &bitcoin::Transaction, keys: &[String]) -> Result<String> {
-    let writers = keys
-        .iter()
-        .map(|k| {
-            let key = bitcoin::secp256k1::XOnlyPublicKey::from_str(k).map_err(|e| eyre!("keystone key {k}: {e}"))?;
-            Ok((k.clone(), bss_actors::pop::tx::keystone_script(key)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if writers.is_empty() {
-        bail!("no keystone keys (pass --keystone-keys, or ask a node with [pop] keystone_keys)");
-    }
-    for input in &tx.input {
-        let prev = btc
-            .get_raw_transaction(&input.previous_output.txid, None)
-            .map_err(|e| eyre!("previous tx {} (the Bitcoin node needs -txindex): {e}", input.previous_output.txid))?;
-        let Some(out) = prev.output.get(input.previous_output.vout as usize) else { continue };
-        if let Some((k, _)) = writers.iter().find(|(_, s)| *s == out.script_pubkey) {
-            return Ok(format!("spends {} of operator keystone key {k}", input.previous_output));
-        }
-    }
-    bail!("the keystone tx spends no coin of an operator's keystone key (anyone can post these bytes)")
-}
-
 pub(crate) fn verify_block(number: u64, rpc: &str, btc_rpc: Option<&str>, trust: &Trust, r: &mut Report) {
     let mut l2 = L2 { client: RpcClient::new(rpc) };
     // 1. The block and its certificate.
-    let Fetched { header, cert, operators: reported_ops, keystone_keys: reported_ks } = match l2.block(number) {
+    let Fetched { header, cert, operators: reported_ops } = match l2.block(number) {
         Ok(x) => x,
         Err(e) => {
             r.check("L2 block", Err(e));
             return;
         }
     };
-    let (reported_ops, reported_ks) = match &trust.genesis {
+    let reported_ops = match &trust.genesis {
         Some(pin) => match crate::verify_genesis::pinned_rules(&mut l2, pin) {
             Ok((rules, detail)) => {
                 r.check("genesis", Ok(detail));
-                use crate::verify_genesis::hex_keys;
-                (hex_keys(&rules.operators), hex_keys(&rules.keystone_keys))
+                crate::verify_genesis::hex_keys(&rules.operators)
             }
             Err(e) => {
                 r.check("genesis", Err(e));
                 return;
             }
         },
-        None => (reported_ops, reported_ks),
+        None => reported_ops,
     };
-    let keystone_keys = if trust.keystone_keys.is_empty() { reported_ks } else { trust.keystone_keys.clone() };
     let keys = if trust.operators.is_empty() { reported_ops } else { trust.operators.clone() };
     let set = match keys.iter().map(|k| OperatorKey::from_hex(k)).collect::<Result<Vec<_>, _>>() {
         Ok(k) if !k.is_empty() => OperatorSet::new(k),
@@ -492,28 +461,7 @@ pub(crate) fn verify_block(number: u64, rpc: &str, btc_rpc: Option<&str>, trust:
         },
     );
     let tx = &block.txdata[index];
-    let payload =
-        tx.output.iter().find(|o| o.script_pubkey.is_op_return()).map(|o| op_return_payload(&o.script_pubkey));
-    r.check(
-        "keystone payload",
-        payload.ok_or_else(|| eyre!("no OP_RETURN output")).and_then(|p| {
-            let ks = Keystone::decode(&p).map_err(|e| eyre!("{e}"))?;
-            let expected = Keystone::of(&k_header);
-            if ks.l2_hash != expected.l2_hash || ks.l2_number != expected.l2_number || ks.chain_id != expected.chain_id
-            {
-                bail!(
-                    "keystone names block {} {} of chain {}, expected {} {}",
-                    ks.l2_number,
-                    ks.l2_hash,
-                    ks.chain_id,
-                    expected.l2_number,
-                    expected.l2_hash
-                );
-            }
-            Ok(format!("52 bytes (v2): block {} {}", ks.l2_number, ks.l2_hash))
-        }),
-    );
-    r.check("keystone writer", check_writer(&btc, tx, &keystone_keys));
+    r.check("keystone payload", check_keystone(tx, &Keystone::of(&k_header, 0), &set));
 
     // 4. Confirmations on the Bitcoin node's best chain.
     let needed = finality["superfinalityConfirmations"].as_u64().unwrap_or(1);
@@ -547,4 +495,28 @@ mod tests {
             }
         }
     }
+}
+
+/// The tx carries a version-3 keystone of `expected` whose certificate verifies against `set`
+/// (the operator keys this command pins, never the RPC's word).
+pub(crate) fn check_keystone(tx: &bitcoin::Transaction, expected: &Keystone, set: &OperatorSet) -> Result<String> {
+    let mut why = vec![];
+    for (_, payload) in bss_actors::btc::index::keystone_payloads(tx) {
+        match CertifiedKeystone::decode(&payload) {
+            Ok(c) if c.keystone == *expected => {
+                c.verify(set).map_err(|e| eyre!("the keystone's certificate does not verify: {e}"))?;
+                return Ok(format!(
+                    "v3: block {} {}, certified by operators {:?} ({} of {} needed)",
+                    c.keystone.l2_number,
+                    c.keystone.l2_hash,
+                    c.signers,
+                    c.signers.len(),
+                    set.quorum()
+                ));
+            }
+            Ok(c) => why.push(format!("names block {} {} (epoch {})", c.keystone.l2_number, c.keystone.l2_hash, c.keystone.epoch)),
+            Err(e) => why.push(e.to_string()),
+        }
+    }
+    bail!("no keystone of block {} {} in the tx ({})", expected.l2_number, expected.l2_hash, why.join("; "))
 }

@@ -38,7 +38,7 @@ pub struct Sources {
     /// A Bitcoin node's RPC URL (http://user:pass@host:port); or set BSS_BTC_RPC.
     #[arg(long, env = "BSS_BTC_RPC", hide_env_values = true)]
     btc_rpc: String,
-    /// The genesis hash (block 0): pins the operator, keystone and custody keys and the
+    /// The genesis hash (block 0): pins the operator and custody keys and the
     /// tunnel's rules, taken from the genesis the node serves once it hashes to this.
     #[arg(long)]
     genesis: Option<String>,
@@ -46,9 +46,6 @@ pub struct Sources {
     /// (`--genesis`), else what the RPC reports.
     #[arg(long, value_delimiter = ',')]
     operators: Vec<String>,
-    /// Keystone keys (hex x-only, comma-separated); default: what the RPC reports.
-    #[arg(long, value_delimiter = ',')]
-    keystone_keys: Vec<String>,
     /// Custody keys (hex x-only, comma-separated, operator order) the vault is recomputed
     /// from; default: what `bss_tunnelInfo` reports.
     #[arg(long, value_delimiter = ',')]
@@ -210,7 +207,7 @@ fn btc_client(src: &Sources, r: &mut Report) -> Option<bitcoincore_rpc::Client> 
 }
 
 fn trust(src: &Sources) -> Trust {
-    Trust { genesis: src.genesis.clone(), operators: src.operators.clone(), keystone_keys: src.keystone_keys.clone() }
+    Trust { genesis: src.genesis.clone(), operators: src.operators.clone() }
 }
 
 pub fn run_deposit(a: DepositArgs) -> Result<()> {

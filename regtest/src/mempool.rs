@@ -12,6 +12,8 @@ pub const MIN_RELAY_SAT_PER_KVB: u64 = 1_000;
 /// Core's `MAX_OP_RETURN_RELAY`: OP_RETURN, a push opcode and 80 bytes of data.
 const MAX_OP_RETURN_SCRIPT: usize = 83;
 const MAX_STANDARD_WEIGHT: u64 = 400_000;
+/// Bitcoin Core's `MAX_STANDARD_TAPSCRIPT_STACK_ITEM_SIZE`.
+const MAX_STANDARD_TAPSCRIPT_STACK_ITEM_SIZE: usize = 80;
 /// Height that mempool outputs count as (Core's MEMPOOL_HEIGHT).
 const MEMPOOL_HEIGHT: u64 = 0x7FFF_FFFF;
 
@@ -122,6 +124,24 @@ fn check_standard(tx: &Transaction) -> Result<(), Reject> {
     }
     if op_returns > 1 {
         return Err(rejected("multi-op-return"));
+    }
+    Ok(())
+}
+
+/// IsWitnessStandard for a taproot spend: no annex, and in a tapscript (leaf version 0xc0)
+/// spend every stack item is at most 80 bytes (`MAX_STANDARD_TAPSCRIPT_STACK_ITEM_SIZE`).
+fn check_taproot_witness(w: &bitcoin::Witness) -> Result<(), Reject> {
+    let items: Vec<&[u8]> = w.iter().collect();
+    if items.len() >= 2 && items.last().is_some_and(|a| a.first() == Some(&0x50)) {
+        return Err(rejected("bad-witness-nonstandard"));
+    }
+    if items.len() >= 2 {
+        let control = items[items.len() - 1];
+        if control.first().is_some_and(|c| c & 0xfe == 0xc0)
+            && items[..items.len() - 2].iter().any(|i| i.len() > MAX_STANDARD_TAPSCRIPT_STACK_ITEM_SIZE)
+        {
+            return Err(rejected("bad-witness-nonstandard"));
+        }
     }
     Ok(())
 }
@@ -247,6 +267,11 @@ impl Mempool {
         // Outputs spent by conflicting mempool txs count as unspent here: replacing those txs is
         // judged by the fee rules below.
         let (_, fee) = UtxoSet::check_spend(&tx, height, |o| self.underlying_coin(utxo, o))?;
+        for i in &tx.input {
+            if self.underlying_coin(utxo, &i.previous_output).is_some_and(|c| c.out.script_pubkey.is_p2tr()) {
+                check_taproot_witness(&i.witness)?;
+            }
+        }
         let weight = tx.weight().to_wu();
         let vsize = Weight::from_wu(weight).to_vbytes_ceil();
         let min_fee = Amount::from_sat(vsize * MIN_RELAY_SAT_PER_KVB / 1000);

@@ -30,10 +30,13 @@ pub enum AuxSpace {
     /// block), by block hash: height ‖ consensus-encoded block. Kept so that a certified L2
     /// block whose Bitcoin tip was orphaned still re-executes.
     BtcStale,
+    /// Keystone certificates this node assembled from the operators' attestations, by L2
+    /// number: the canonical encoding (`bss_btc::keystone`).
+    KeystoneCerts,
 }
 
 impl AuxSpace {
-    pub const ALL: [AuxSpace; 9] = [
+    pub const ALL: [AuxSpace; 10] = [
         AuxSpace::BtcBlocks,
         AuxSpace::BtcTxs,
         AuxSpace::BtcCoins,
@@ -43,6 +46,7 @@ impl AuxSpace {
         AuxSpace::BtcInbox,
         AuxSpace::PopPending,
         AuxSpace::BtcStale,
+        AuxSpace::KeystoneCerts,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -56,6 +60,7 @@ impl AuxSpace {
             AuxSpace::BtcInbox => "btc_inbox",
             AuxSpace::PopPending => "pop_pending",
             AuxSpace::BtcStale => "btc_stale",
+            AuxSpace::KeystoneCerts => "keystone_certs",
         }
     }
 }

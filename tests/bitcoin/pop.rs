@@ -62,6 +62,41 @@ pub fn pop_config(btc: SocketAddr) -> String {
     )
 }
 
+/// `[pop]` with no operator submitters: the operators sign keystones, PoP miners post them.
+pub fn pop_config_without_submitters(btc: SocketAddr) -> String {
+    format!(
+        "{}[pop]\nkeystone_interval = {INTERVAL}\nsuperfinality_confirmations = {SUPERFINAL}\nkeystone_keys = [{}]\n",
+        crate::btc_section(btc),
+        keystone_keys()
+    )
+}
+
+/// A `bss pop-miner` process, killed when dropped.
+pub struct PopMiner(std::process::Child);
+
+impl Drop for PopMiner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `bss pop-miner` with the key `secret` against operator `rpc`; it logs to `name.log`.
+pub fn start_pop_miner(dir: &Path, name: &str, secret: [u8; 32], rpc: &str, btc: SocketAddr) -> PopMiner {
+    let key = dir.join(format!("{name}.key"));
+    write_key(&key, &hex::encode(secret));
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
+    let child = Command::new(BSS)
+        .args(["pop-miner", "--rpc", rpc, "--btc-rpc", &format!("http://u:p@{btc}"), "--poll", "200ms"])
+        .arg("--key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("bss pop-miner");
+    PopMiner(child)
+}
+
 pub fn finality(node: &Node, n: u64) -> Value {
     node.rpc("bss_getFinality", json!([n]))
 }

@@ -373,22 +373,50 @@ fn verify(args: &[&str]) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// `bss verify deposit` and `bss verify withdrawal` pass on a deposit and a withdrawal whose
-/// blocks are superfinal, and fail (naming the link) when any one link is tampered with: the
-/// Bitcoin block, the custody keys, the minting block, its certificate, its keystone, the burn's
+/// A federation with no operator submitters is anchored by PoP miners alone: two `bss
+/// pop-miner`s post the same keystone (it counts once), blocks become superfinal, and `bss
+/// verify deposit` and `bss verify withdrawal` pass on a deposit and a withdrawal whose blocks
+/// are superfinal, and fail (naming the link) when any one link is tampered with: the Bitcoin
+/// block, the custody keys, the minting block, its certificate, its keystone, the burn's
 /// receipts.
 #[test]
-fn verify_walks_the_chain_of_trust_and_fails_on_any_tampered_link() {
-    use crate::pop::{finality, fund_operators, mine_until, pop_config};
+fn pop_miners_anchor_and_verify_walks_the_chain_of_trust_and_fails_on_any_tampered_link() {
+    use crate::pop::{finality, mine_until, pop_config_without_submitters, start_pop_miner};
+    use bss_actors::pop::tx::PopWallet;
     let dir = tempfile::tempdir().expect("tmp");
     let btc = Regtest::start_in(dir.path());
     let c = btc.client("u", "p");
     let miner = Key::new(7, Kind::P2wpkh);
     c.generate_to_address(2, &miner.address()).expect("mine");
-    fund_operators(dir.path(), &c);
-    let (fed, vault) = start_on(dir.path(), &pop_config(btc.addr), &[]);
+    let pop_secrets = [[0x61u8; 32], [0x62; 32]];
+    for s in pop_secrets {
+        let w = PopWallet::new(s, bitcoin::Network::Regtest).expect("wallet");
+        c.generate_to_address(2, &w.address).expect("fund a PoP miner");
+    }
+    let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
+    c.generate_to_address(100, &burn).expect("mature");
+    let (fed, vault) = start_on(dir.path(), &pop_config_without_submitters(btc.addr), &[]);
     let all = [0usize, 1, 2, 3];
     fed.wait_all_at_least(&all, 2, Duration::from_secs(60));
+    // The operators certify the first keystone; two miners post it before Bitcoin mines a block.
+    let rpc = format!("http://{}", fed.nodes[0].addr);
+    wait_until("a keystone certificate", Duration::from_secs(60), || {
+        let latest = fed.nodes[0].rpc("bss_keystoneCertificate", json!(["latest"]));
+        (!latest.is_null()).then_some(())
+    });
+    let _miners: Vec<_> = pop_secrets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| start_pop_miner(dir.path(), &format!("miner{i}"), *s, &rpc, btc.addr))
+        .collect();
+    wait_until("both miners' keystone txs in the mempool", Duration::from_secs(60), || {
+        (c.get_raw_mempool().expect("mempool").len() >= 2).then_some(())
+    });
+    c.generate_to_address(1, &burn).expect("mine");
+    wait_until("the second posting counted once (as a duplicate)", Duration::from_secs(30), || {
+        let m = fed.nodes[0].metrics();
+        (metric(&m, "bss_pop_keystones_ignored{reason=\"duplicate\"}") >= 1.0).then_some(())
+    });
     let alice = derive_accounts(DEV_MNEMONIC, 2).expect("keys").remove(1);
     let tx = coinbase_spend(&c, &miner, 1, deposit_outputs(&vault, 250_000, &alice.address));
     let deposit = c.send_raw_transaction(&tx).expect("deposit").to_string();
@@ -406,7 +434,6 @@ fn verify_walks_the_chain_of_trust_and_fails_on_any_tampered_link() {
     });
 
     // The node that was waited on (another may be a moment behind on finality).
-    let rpc = format!("http://{}", fed.nodes[0].addr);
     let btc_url = format!("http://u:p@{}", btc.addr);
     let (ok, out) = verify(&["deposit", &deposit, "--rpc", &rpc, "--btc-rpc", &btc_url]);
     assert!(ok, "verify deposit failed:\n{out}");

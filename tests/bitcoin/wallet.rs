@@ -29,6 +29,11 @@ impl Key {
         Key { secp: Secp256k1::new(), sk: SecretKey::from_slice(&[seed; 32]).expect("key"), kind }
     }
 
+    /// A key from its secret bytes (a key file read from an operator's data directory).
+    pub fn from_secret(secret: [u8; 32], kind: Kind) -> Key {
+        Key { secp: Secp256k1::new(), sk: SecretKey::from_slice(&secret).expect("key"), kind }
+    }
+
     fn compressed(&self) -> CompressedPublicKey {
         CompressedPublicKey(self.sk.public_key(&self.secp))
     }

@@ -25,6 +25,7 @@ fn watcher_follows_reorgs_and_outages() {
         start_height: 0,
         max_backoff: Duration::from_millis(400),
         inbox: bss_actors::btc::inbox::InboxFilter::any(),
+        keystones: None,
     };
     // The index lives in a node database, as in a node.
     let store = bss_storage::Store::open(dir.path().join("db"), false).expect("store");

@@ -28,6 +28,8 @@ pub struct WatcherConfig {
     pub max_backoff: Duration,
     /// Which forced-tx envelopes the index keeps (a node: its chain's, that decode).
     pub inbox: crate::btc::inbox::InboxFilter,
+    /// Which keystones count: the index judges each sighting's certificate once, with these.
+    pub keystones: Option<crate::btc::finality::KeystoneRules>,
 }
 
 /// Control of the watcher thread (fault injection for the supervision tests).
@@ -45,13 +47,22 @@ impl WatcherHandle {
 
 /// Starts the watcher thread under its supervision policy; it stops once every `BtcView` is
 /// dropped. The index resumes from what `reader`'s database holds (see `IndexWriter`).
+/// The writer with the node's inbox filter and keystone rules.
+fn with_rules(w: IndexWriter, cfg: &WatcherConfig) -> IndexWriter {
+    let w = w.with_inbox_filter(cfg.inbox);
+    match &cfg.keystones {
+        Some(k) => w.with_keystone_rules(k.clone()),
+        None => w,
+    }
+}
+
 pub fn spawn(
     source: impl BitcoinSource,
     cfg: WatcherConfig,
     sink: IndexSink,
     reader: StoreReader,
 ) -> Result<(BtcView, WatcherHandle), IndexError> {
-    let writer = IndexWriter::open(sink.clone(), reader.clone(), cfg.start_height)?.with_inbox_filter(cfg.inbox);
+    let writer = with_rules(IndexWriter::open(sink.clone(), reader.clone(), cfg.start_height)?, &cfg);
     if let Some(h) = writer.best_height() {
         info!(target: "btc", best = h, start = cfg.start_height, "Bitcoin index resumed from disk");
     }
@@ -68,8 +79,8 @@ pub fn spawn(
                 let writer = match first.take() {
                     Some(w) => w,
                     None => IndexWriter::open(sink.clone(), reader.clone(), cfg.start_height)
-                        .unwrap_or_else(|e| crate::fatal::stop("btc_watcher", format!("reopening the index: {e}")))
-                        .with_inbox_filter(cfg.inbox),
+                        .map(|w| with_rules(w, &cfg))
+                        .unwrap_or_else(|e| crate::fatal::stop("btc_watcher", format!("reopening the index: {e}"))),
                 };
                 run(&source, &cfg, writer, &tx, &up_tx, &faults, &wanted)
             })

@@ -357,6 +357,15 @@ impl Handler<Incoming> for NetworkActor {
                 Some(t) => t.deliver(crate::tunnel::SigsFrom { from: msg.from, first, version, sigs }),
                 None => m.dropped_other_engine.increment(1),
             },
+            (WireMessage::KeystoneSig { statement, sig, want }, _) => match &self.routes.keystones {
+                Some(k) => k.deliver(crate::pop::attest::KeystoneSigFrom {
+                    from: msg.from,
+                    statement: statement.to_vec(),
+                    sig: sig.0,
+                    want,
+                }),
+                None => m.dropped_other_engine.increment(1),
+            },
             (WireMessage::Txs(txs), _) => {
                 m.gossip_txs_in.increment(txs.len() as u64);
                 if !self.routes.gossip.try_admit(txs) {

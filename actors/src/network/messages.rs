@@ -120,6 +120,15 @@ impl NetworkHandle {
         self.addr.do_send(Broadcast(WireMessage::TunnelSigs { first, version, sigs }));
     }
 
+    /// This operator's keystone signature, to one operator or to all.
+    pub fn send_keystone_sig(&self, to: Option<u16>, statement: Vec<u8>, sig: [u8; 64], want: bool) {
+        let msg = WireMessage::KeystoneSig { statement: statement.into(), sig: bss_consensus::SigBytes(sig), want };
+        match to {
+            Some(to) => self.addr.do_send(SendTo { to, msg }),
+            None => self.addr.do_send(Broadcast(msg)),
+        }
+    }
+
     pub fn gossip(&self, raw: Bytes) {
         self.addr.do_send(Gossip(raw));
     }

@@ -22,4 +22,6 @@ pub struct Routes {
     pub gossip: GossipAdmission,
     /// Payout signatures (None: no tunnel).
     pub tunnel: Option<crate::tunnel::TunnelInbox>,
+    /// Keystone signatures (None: no Proof-of-Proof).
+    pub keystones: Option<crate::pop::attest::AttestInbox>,
 }

@@ -34,6 +34,13 @@ pub enum WireMessage {
         version: u32,
         sigs: Vec<Bytes>,
     },
+    /// This operator's ed25519 signature over a keystone statement (56 bytes, see
+    /// `bss_btc::keystone`); `want`: the sender is still collecting, answer with yours.
+    KeystoneSig {
+        statement: Bytes,
+        sig: bss_consensus::SigBytes,
+        want: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

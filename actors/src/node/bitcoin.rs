@@ -9,16 +9,7 @@ use crate::pop::submitter::{PopStore, SubmitterConfig, SubmitterHandle, Submitte
 use bss_storage::{AuxWriter, StorageHandle, StoreReader};
 use std::path::Path;
 use std::time::Duration;
-use tracing::{info, warn};
-
-/// Which keystones count: those spending a coin of a key in `[pop] keystone_keys`.
-pub fn keystone_rules(chain_id: u64, pop: Option<&PopSection>) -> Result<KeystoneRules, NodeError> {
-    let keys = pop.map(|p| p.keystone_keys()).transpose()?.unwrap_or_default();
-    if keys.is_empty() {
-        warn!(target: "node", "no [pop] keystone_keys: no keystone in Bitcoin counts for anchors or superfinality");
-    }
-    Ok(KeystoneRules::new(chain_id, keys))
-}
+use tracing::info;
 
 pub(super) fn bitcoind(b: &BtcSection) -> Result<CoreRpc, NodeError> {
     CoreRpc::new(&b.rpc_url, b.credentials()?).map_err(|e| {
@@ -47,6 +38,7 @@ pub fn start_watcher(
                 chain_id: u32::try_from(chain_id).ok(),
                 decodes: Some(|raw| crate::hvm::SignedTx::decode(raw).is_ok()),
             },
+            keystones: Some(keystones.clone()),
         },
         IndexSink::Service(storage.clone()),
         reader.clone(),
@@ -68,6 +60,8 @@ pub fn start_watcher(
 
 /// What the PoP submitter is started with.
 pub struct PopParts<'a> {
+    /// The attestation service's highest certified keystone number.
+    pub certified: tokio::sync::watch::Receiver<u64>,
     pub link: &'a BtcLink,
     pub pop: &'a PopSection,
     pub btc: &'a BtcSection,
@@ -107,6 +101,7 @@ pub fn start_pop(p: PopParts<'_>) -> Result<SubmitterHandle, NodeError> {
         .filter_map(|n| p.reader.header(n).ok().flatten())
         .collect();
     let store = PopStore { writer: AuxWriter::Service(p.storage.clone()), reader: p.reader.clone() };
+    let certs = crate::pop::attest::CertStore { reader: p.reader.clone() };
     crate::pop::submitter::spawn(SubmitterParts {
         cfg,
         wallet,
@@ -115,6 +110,8 @@ pub fn start_pop(p: PopParts<'_>) -> Result<SubmitterHandle, NodeError> {
         commits: p.chain.subscribe(),
         store,
         recent,
+        certs,
+        certified: p.certified,
     })
     .map_err(|e| NodeError::Pop(e.to_string()))
 }

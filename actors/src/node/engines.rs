@@ -30,6 +30,8 @@ pub struct EngineParts<'a> {
     pub byzantine: super::byzantine::Byzantine,
     /// Where payout signatures go (None: no tunnel).
     pub tunnel: Option<crate::tunnel::TunnelInbox>,
+    /// Where keystone signatures go (None: no Proof-of-Proof).
+    pub keystones: Option<crate::pop::attest::AttestInbox>,
 }
 
 /// Starts the network on its own arbiter with `engine` as the consensus route.
@@ -40,6 +42,7 @@ fn start_network(p: &mut EngineParts<'_>, engine: EngineRoute) -> Result<Option<
         sync: SyncServer::spawn(p.opened.reader.clone(), p.cfg.network.sync_batch, p.cfg.network.max_frame_bytes / 2)?,
         gossip: p.gossip.clone(),
         tunnel: p.tunnel.clone(),
+        keystones: p.keystones.clone(),
     };
     let parts = NetworkParts {
         cfg: p.cfg.network.clone(),

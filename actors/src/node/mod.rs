@@ -141,7 +141,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     };
     let (btc, watcher) = match &cfg.btc {
         Some(b) => {
-            let rules = bitcoin::keystone_rules(spec.chain_id, cfg.pop.as_ref())?;
+            let rules = crate::pop::finality::KeystoneRules::new(spec.chain_id, id.operators.clone());
             let tunnel_rules = tunnel.as_ref().map(|(r, _)| r.clone());
             let (link, handle) = bitcoin::start_watcher(
                 b,
@@ -218,6 +218,14 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         }
         None => (None, None),
     };
+    // Keystone attestations likewise (with Proof-of-Proof configured).
+    let (attest_inbox, attest_mailbox) = match &cfg.pop {
+        Some(_) => {
+            let (i, m) = crate::pop::attest::channel(id.operators.len());
+            (Some(i), Some(m))
+        }
+        None => (None, None),
+    };
     let engine_parts = engines::EngineParts {
         cfg: &cfg,
         chain_id: spec.chain_id,
@@ -229,14 +237,33 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         mempool: mempool.clone(),
         byzantine: byzantine.clone(),
         tunnel: tunnel_inbox,
+        keystones: attest_inbox,
     };
     let network = match cfg.consensus.engine.as_str() {
         "hotstuff-rs" => engines::start_hotstuff_rs(engine_parts)?,
         _ => engines::start_native(engine_parts)?,
     };
 
-    let submitter = match (&btc, &cfg.pop, &cfg.btc) {
-        (Some(link), Some(pop), Some(b)) => Some(bitcoin::start_pop(bitcoin::PopParts {
+    let certified = match (&cfg.pop, attest_mailbox) {
+        (Some(pop), Some(mailbox)) => Some(
+            crate::pop::attest::spawn(crate::pop::attest::AttestParts {
+                chain_id: spec.chain_id,
+                keystone_interval: pop.keystone_interval,
+                me: id.index,
+                signer: id.signer.clone(),
+                operators: id.operators.clone(),
+                reader: reader.clone(),
+                writer: bss_storage::AuxWriter::Service(storage.clone()),
+                network: network.clone(),
+                mailbox,
+            })
+            .map_err(|e| NodeError::Pop(format!("cannot start the keystone attestation service: {e}")))?,
+        ),
+        _ => None,
+    };
+    let submitter = match (&btc, &cfg.pop, &cfg.btc, &certified) {
+        (Some(link), Some(pop), Some(b), Some(certified)) => Some(bitcoin::start_pop(bitcoin::PopParts {
+            certified: certified.clone(),
             link,
             pop,
             btc: b,

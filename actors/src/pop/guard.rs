@@ -2,6 +2,10 @@
 //! them. Checked on every commit, on every batch of synced blocks and headers, and against the
 //! stored chain whenever the Bitcoin view moves (which covers a restart).
 //!
+//! Conflicting keystone certificates in Bitcoin (a quorum of operators signed two hashes for
+//! one number) stop the chain the same way: no honest node can tell which fork to follow, and
+//! the evidence is exposed (`bss_keystoneEvidence`, `bss_pop_conflicting_certificates`).
+//!
 //! The pins are derived from the Bitcoin view; they are recomputed only when the watcher
 //! publishes a new view, not on every commit.
 
@@ -41,6 +45,7 @@ impl ForkGuard {
     /// The first header of `headers` that conflicts with a superfinal keystone, and why.
     pub fn check(&mut self, headers: &[&BlockHeader]) -> Result<(), String> {
         let f = self.pins();
+        evidence(f)?;
         match headers.iter().find_map(|h| f.conflict(h)) {
             Some(why) => Err(why),
             None => Ok(()),
@@ -56,9 +61,18 @@ impl ForkGuard {
         }
         self.stored_checked = Some(view);
         let f = self.pins();
+        evidence(f)?;
         match f.pins.range(..=head).filter_map(|(n, _)| stored(*n)).find_map(|h| f.conflict(&h)) {
             Some(why) => Err(format!("the stored chain conflicts with Bitcoin: {why}")),
             None => Ok(()),
         }
+    }
+}
+
+/// The evidence of a compromised quorum in the view, as the reason to stop.
+fn evidence(f: &FinalityView) -> Result<(), String> {
+    match f.evidence.first() {
+        Some(e) => Err(format!("conflicting keystone certificates in Bitcoin: {}", e.describe())),
+        None => Ok(()),
     }
 }

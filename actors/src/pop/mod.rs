@@ -2,6 +2,7 @@
 //! PopSubmitter, the anchors the chain records, and superfinality with its fork guard. The
 //! keystone format, which keystones count and the keystone tx are pure code in `bss-btc`.
 
+pub mod attest;
 pub mod guard;
 pub mod submitter;
 

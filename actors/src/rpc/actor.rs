@@ -50,6 +50,7 @@ async fn serve(ctx: RpcContext) -> std::io::Result<(ServerHandle, SocketAddr)> {
     super::bss::register(&mut module)?;
     super::censorship::register(&mut module)?;
     super::tunnel::register(&mut module)?;
+    super::keystones::register(&mut module)?;
     super::subscriptions::register(&mut module)?;
     let server_cfg = ServerConfig::builder()
         .max_request_body_size(cfg.max_request_bytes)

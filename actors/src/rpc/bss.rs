@@ -211,7 +211,8 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
                     })),
                 })),
                 "operators": c.node.operator_keys,
-                "keystoneKeys": c.btc.as_ref().map(|l| l.keystones.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
+                // The operators' PoP wallet keys (they pay for keystones; they decide nothing).
+                "keystoneKeys": c.node.genesis_rules.keystone_keys.iter().map(hex::encode).collect::<Vec<_>>(),
             }))
         })
         .map_err(err)?;

@@ -13,6 +13,7 @@ pub mod context;
 mod eth;
 pub mod format;
 mod http_routes;
+mod keystones;
 pub mod messages;
 pub mod params;
 mod subscriptions;

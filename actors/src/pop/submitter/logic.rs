@@ -6,13 +6,13 @@ use super::SubmitterConfig;
 use crate::btc::{BitcoinSource, BtcView};
 use crate::chain::CommittedBlock;
 use crate::pop::finality::keystones;
-use crate::pop::keystone::Keystone;
+use crate::pop::keystone::{CertifiedKeystone, Keystone};
 use crate::pop::tx::PopWallet;
 use bitcoin::Txid;
 use bss_storage::StorageError;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub(super) struct Due {
     keystone: Keystone,
@@ -32,6 +32,7 @@ pub(super) struct Submitter<S: BitcoinSource> {
     due: BTreeMap<u64, Due>,
     pub(super) last_best: Option<u64>,
     pub(super) metrics: super::metrics::PopMetrics,
+    certs: crate::pop::attest::CertStore,
 }
 
 impl<S: BitcoinSource> Submitter<S> {
@@ -41,13 +42,14 @@ impl<S: BitcoinSource> Submitter<S> {
         source: S,
         view: BtcView,
         store: PopStore,
+        certs: crate::pop::attest::CertStore,
     ) -> Result<Self, StorageError> {
         let pending = store.load()?;
         if let Some(w) = &wallet {
             info!(target: "pop", address = %w.address, pending = pending.len(), "keystone submitter ready");
         }
         let metrics = super::metrics::PopMetrics::register();
-        Ok(Submitter { cfg, wallet, source, view, store, pending, due: BTreeMap::new(), last_best: None, metrics })
+        Ok(Submitter { cfg, wallet, source, view, store, pending, due: BTreeMap::new(), last_best: None, metrics, certs })
     }
 
     /// A committed block; true when it made a keystone due.
@@ -61,7 +63,7 @@ impl<S: BitcoinSource> Submitter<S> {
             return false;
         }
         let since_btc = self.view.current().best_height().unwrap_or(0);
-        let keystone = Keystone::of(header);
+        let keystone = Keystone::of(header, 0);
         self.due.insert(n, Due { keystone, since_btc, committed_at: Instant::now(), landed: false });
         true
     }
@@ -190,12 +192,16 @@ impl<S: BitcoinSource> Submitter<S> {
             self.metrics.unfunded.increment(1);
             return Ok(());
         };
-        let payload = due.keystone.encode();
+        // The certificate of this node's own block (the attestation service checked it matches).
+        let Some(cert) = self.certs.get(n)?.filter(|c| c.keystone == due.keystone) else {
+            debug!(target: "pop", l2 = n, "keystone due but not yet certified");
+            return Ok(());
+        };
         let rate = self.fee_rate();
-        match wallet.keystone_tx(input, value, &payload, rate) {
+        match wallet.keystone_tx(input, value, &cert, rate) {
             Ok(tx) => {
                 let vsize = tx.vsize();
-                let p = PendingTx::version(n, input, value, &payload, tx, rate, best);
+                let p = PendingTx::version(n, input, value, &cert.encode(), tx, rate, best);
                 // Persisted before it leaves the node.
                 self.store.put(&p)?;
                 info!(target: "pop", l2 = n, txid = %p.txid, vsize, sat_per_vb = rate, "submitting keystone");
@@ -213,7 +219,9 @@ impl<S: BitcoinSource> Submitter<S> {
         let Some(wallet) = &self.wallet else { return Ok(()) };
         let rate = (old.fee_rate * 1.5).max(self.fee_rate()).min(self.cfg.fee_cap);
         let input = old.input;
-        let Ok(payload) = <[u8; crate::pop::keystone::LEN]>::try_from(old.payload.as_slice()) else {
+        // A tx written before version 3 carries no certificate: it is only rebroadcast.
+        let Ok(cert) = CertifiedKeystone::decode(&old.payload) else {
+            self.broadcast(&old);
             return Ok(());
         };
         if rate <= old.fee_rate {
@@ -224,9 +232,9 @@ impl<S: BitcoinSource> Submitter<S> {
             self.pending.insert(p.l2_number, p);
             return Ok(());
         }
-        match wallet.keystone_tx(input, old.value, &payload, rate) {
+        match wallet.keystone_tx(input, old.value, &cert, rate) {
             Ok(tx) => {
-                let p = PendingTx::version(old.l2_number, input, old.value, &payload, tx, rate, best);
+                let p = PendingTx::version(old.l2_number, input, old.value, &old.payload, tx, rate, best);
                 self.store.put(&p)?;
                 info!(target: "pop", l2 = p.l2_number, txid = %p.txid, sat_per_vb = rate, "replacing an unconfirmed keystone tx (RBF)");
                 self.metrics.rbf_bumps.increment(1);

@@ -1,6 +1,8 @@
 //! The PopSubmitter: one per operator, on its own thread (its Bitcoin RPC calls block).
 //!
-//! Every `keystone_interval`-th committed block becomes a keystone. Submissions are staggered:
+//! Every `keystone_interval`-th committed block becomes a keystone, posted once the attestation
+//! service holds its certificate (version 3: the tx carries the federation's signatures, so the
+//! key that pays for it decides nothing about whether it counts). Submissions are staggered:
 //! operator `(n / interval) mod N` goes first; operator at rank r after it steps in only if no
 //! keystone for that block is in a Bitcoin block `r × stagger_blocks` blocks after it became due.
 //! Its pending txs are persisted (durably, through the storage service) before they are
@@ -74,12 +76,15 @@ pub struct SubmitterParts<S> {
     pub store: PopStore,
     /// Keystone blocks committed before a restart (still owed unless already in Bitcoin).
     pub recent: Vec<bss_consensus::BlockHeader>,
+    /// The certificates the attestation service stores, and its highest certified number.
+    pub certs: crate::pop::attest::CertStore,
+    pub certified: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Starts the submitter thread. It stops when the commit stream closes.
 pub fn spawn<S: BitcoinSource>(p: SubmitterParts<S>) -> Result<SubmitterHandle, SubmitterError> {
-    let SubmitterParts { cfg, wallet, source, view, mut commits, store, recent } = p;
-    let mut s = Submitter::open(cfg, wallet, source, view, store)?;
+    let SubmitterParts { cfg, wallet, source, view, mut commits, store, recent, certs, mut certified } = p;
+    let mut s = Submitter::open(cfg, wallet, source, view, store, certs)?;
     for header in recent {
         s.on_header(&header);
     }
@@ -93,7 +98,7 @@ pub fn spawn<S: BitcoinSource>(p: SubmitterParts<S>) -> Result<SubmitterHandle, 
                     Err(e) => crate::fatal::stop("pop", format!("reloading pending keystone txs: {e}")),
                 }
             }
-            run(&mut s, &mut commits, &mut faults)
+            run(&mut s, &mut commits, &mut certified, &mut faults)
         })
     })?;
     Ok(SubmitterHandle { control })
@@ -105,6 +110,7 @@ pub fn spawn<S: BitcoinSource>(p: SubmitterParts<S>) -> Result<SubmitterHandle, 
 fn run<S: BitcoinSource>(
     s: &mut Submitter<S>,
     commits: &mut broadcast::Receiver<CommittedBlock>,
+    certified: &mut tokio::sync::watch::Receiver<u64>,
     faults: &mut mpsc::Receiver<()>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread().build() {
@@ -117,7 +123,7 @@ fn run<S: BitcoinSource>(
         if let Err(e) = s.tick() {
             crate::fatal::stop("pop", e);
         }
-        match rt.block_on(next_event(s, commits, &mut view, faults)) {
+        match rt.block_on(next_event(s, commits, certified, &mut view, faults)) {
             Event::Wake => s.metrics.rounds.increment(1),
             Event::Stop => return,
             Event::Fault => panic!("injected fault in the PoP submitter"),
@@ -134,6 +140,7 @@ enum Event {
 async fn next_event<S: BitcoinSource>(
     s: &mut Submitter<S>,
     commits: &mut broadcast::Receiver<CommittedBlock>,
+    certified: &mut tokio::sync::watch::Receiver<u64>,
     view: &mut BtcView,
     faults: &mut mpsc::Receiver<()>,
 ) -> Event {
@@ -148,6 +155,8 @@ async fn next_event<S: BitcoinSource>(
                 Err(broadcast::error::RecvError::Closed) => return Event::Stop,
             },
             alive = view.changed() => return if alive { Event::Wake } else { Event::Stop },
+            // A certificate was assembled: its keystone can be posted now.
+            Ok(()) = certified.changed() => return Event::Wake,
             Some(()) = faults.recv() => return Event::Fault,
         }
     }

@@ -22,7 +22,8 @@ pub struct PendingTx {
     pub fee_rate: f64,
     /// Best Bitcoin height when this version was broadcast.
     pub broadcast_at: u64,
-    /// The 52-byte keystone (every version carries the same one, on the same input).
+    /// The certified keystone, canonical encoding (every version carries the same one, on the
+    /// same input; 52 bytes: a version-2 tx from before the upgrade, only rebroadcast).
     pub payload: Vec<u8>,
 }
 

@@ -33,7 +33,7 @@ impl BitcoinSource for Blackhole {
 
 fn cfg() -> SubmitterConfig {
     SubmitterConfig {
-        keystones: crate::pop::finality::KeystoneRules::new(7, vec![wallet().public_key()]),
+        keystones: crate::pop::finality::KeystoneRules::new(7, operators().1),
         me: 0,
         operators: 4,
         keystone_interval: 5,
@@ -67,6 +67,26 @@ fn header(n: u64) -> bss_consensus::BlockHeader {
     }
 }
 
+fn operators() -> (Vec<bss_consensus::OperatorSigner>, bss_consensus::OperatorSet) {
+    let s: Vec<_> = (1..=4u8).map(|i| bss_consensus::OperatorSigner::from_bytes([i; 32])).collect();
+    let set = bss_consensus::OperatorSet::new(s.iter().map(|k| k.public()).collect());
+    (s, set)
+}
+
+/// Stores the certificate of operators 0, 1 and 2 for `header`, as the attestation service does.
+fn certify(db: &bss_storage::Store, header: &bss_consensus::BlockHeader) {
+    let k = crate::pop::Keystone::of(header, 0);
+    let (signers, _) = operators();
+    let cert = crate::pop::keystone::CertifiedKeystone {
+        keystone: k,
+        signers: vec![0, 1, 2],
+        signatures: signers[..3].iter().map(|s| s.sign(&k.statement())).collect(),
+    };
+    let mut b = bss_storage::AuxBatch::new(true);
+    b.put(bss_storage::AuxSpace::KeystoneCerts, header.number.to_be_bytes(), cert.encode());
+    bss_storage::AuxWriter::Direct(db.clone()).write_blocking(b).expect("store the certificate");
+}
+
 fn wallet() -> PopWallet {
     PopWallet::new([9; 32], bitcoin::Network::Regtest).expect("wallet")
 }
@@ -84,13 +104,18 @@ fn unconfirmed_keystones_are_bumped_and_a_restart_never_spends_twice() {
     let mut index = crate::btc::testkit::TestIndex::of(&blocks);
     let (view, publish) = BtcView::fixed(index.view());
     let (sent, seen) = mpsc::channel();
-    let mut s =
-        Submitter::open(cfg(), Some(wallet()), Blackhole(sent.clone()), view.clone(), store.clone()).expect("open");
+    let certs = crate::pop::attest::CertStore { reader: db.reader() };
+    let mut s = Submitter::open(cfg(), Some(wallet()), Blackhole(sent.clone()), view.clone(), store.clone(), certs.clone())
+        .expect("open");
     s.on_header(&header(20)); // (20 / 5) % 4 == 0: operator 0 goes first
     s.tick().expect("tick");
-    let first = seen.try_recv().expect("submitted at once");
+    assert!(seen.try_recv().is_err(), "nothing to post before the federation certified it");
+    certify(&db, &header(20));
+    s.tick().expect("tick");
+    let first = seen.try_recv().expect("submitted once certified");
     assert!(seen.try_recv().is_err(), "broadcast once");
-    assert_eq!(first.output[0].script_pubkey.len(), 54, "52-byte OP_RETURN");
+    let carried = crate::pop::tx::witness_keystone(&first.input[0].witness).expect("a keystone leaf spend");
+    assert_eq!(carried.expect("decodes").signers, vec![0, 1, 2], "the certificate rides in the witness");
     let input = first.input[0].previous_output;
     // Two Bitcoin blocks without it: replaced with a higher fee on the same coin.
     for _ in 0..2 {
@@ -102,10 +127,10 @@ fn unconfirmed_keystones_are_bumped_and_a_restart_never_spends_twice() {
     s.tick().expect("tick");
     let bumped = seen.try_recv().expect("bumped");
     assert_eq!(bumped.input[0].previous_output, input, "RBF spends the same coin");
-    assert!(bumped.output[1].value < first.output[1].value, "a higher fee");
+    assert!(bumped.output[0].value < first.output[0].value, "a higher fee");
     // A restart loads the pending tx: the keystone is not paid again from the other coin.
     drop(s);
-    let mut again = Submitter::open(cfg(), Some(wallet()), Blackhole(sent), view, store).expect("reopen");
+    let mut again = Submitter::open(cfg(), Some(wallet()), Blackhole(sent), view, store, certs).expect("reopen");
     again.on_header(&header(20));
     again.last_best = Some(index.view().best_height().unwrap_or(0));
     again.tick().expect("tick");
