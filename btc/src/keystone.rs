@@ -191,7 +191,8 @@ impl CertifiedKeystone {
         if bitmap.len() > MAX_BITMAP || bitmap.last().is_none_or(|b| *b == 0) {
             return Err(KeystoneError::Bitmap(bitmap.len()));
         }
-        let signers: Vec<u16> = (0..bitmap.len() * 8).filter(|i| bitmap[i / 8] & (1 << (i % 8)) != 0).map(|i| i as u16).collect();
+        let signers: Vec<u16> =
+            (0..bitmap.len() * 8).filter(|i| bitmap[i / 8] & (1 << (i % 8)) != 0).map(|i| i as u16).collect();
         if signers.len() != sigs.len() {
             return Err(KeystoneError::Signatures { signers: signers.len(), signatures: sigs.len() });
         }

@@ -514,7 +514,10 @@ pub(crate) fn check_keystone(tx: &bitcoin::Transaction, expected: &Keystone, set
                     set.quorum()
                 ));
             }
-            Ok(c) => why.push(format!("names block {} {} (epoch {})", c.keystone.l2_number, c.keystone.l2_hash, c.keystone.epoch)),
+            Ok(c) => why.push(format!(
+                "names block {} {} (epoch {})",
+                c.keystone.l2_number, c.keystone.l2_hash, c.keystone.epoch
+            )),
             Err(e) => why.push(e.to_string()),
         }
     }

@@ -155,7 +155,7 @@ fn keystones_superfinality_takeover_reorg_and_verify() {
     assert_eq!(k["l2Number"], 5);
     let info =
         c.get_raw_transaction_info(&k["btcTxid"].as_str().expect("txid").parse().expect("txid"), None).expect("tx");
-    assert_eq!(info.vsize, 174, "keystone tx: P2TR key-path input, 52-byte OP_RETURN, P2TR change");
+    assert_eq!(info.vsize, 197, "keystone tx: P2TR keystone-leaf input carrying a 3-of-4 certificate, P2TR change");
     let finalized = fed.nodes[1].rpc("eth_getBlockByNumber", json!(["finalized", false]));
     assert!(hex_u64(&finalized["number"]) >= 5);
     let submitted: f64 = (0..4).map(|i| metric(&fed.nodes[i].metrics(), "bss_pop_keystones_submitted_total")).sum();

@@ -7,17 +7,17 @@
 
 use crate::pop::{finality, fund_operators, mine_until, pop_config, INTERVAL};
 use crate::support::*;
+use crate::wallet::{Key, Kind};
 use crate::Regtest;
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{Bytes, TxKind, B256, U256};
-use crate::wallet::{Key, Kind};
 use bitcoin::{Amount, OutPoint, TxOut};
 use bitcoincore_rpc::RpcApi;
 use bss_actors::hvm::accounts::{derive_accounts, DEV_MNEMONIC};
 use bss_actors::hvm::bytecode::deploy_initcode;
 use bss_actors::network::wire::{encode, WireMessage};
-use bss_actors::pop::tx::PopWallet;
 use bss_actors::pop::keystone::{CertifiedKeystone, Keystone};
+use bss_actors::pop::tx::PopWallet;
 use std::time::Duration;
 
 /// The attack that halted a devnet (2026-12-06): operator 1's keystone key, read from its data
@@ -46,12 +46,24 @@ fn one_operators_stolen_keys_cannot_pin_halt_or_finalize() {
     let head = fed.nodes[0].block_number();
     let (past, future) = (head - 1, head + 40 - head % INTERVAL);
 
-    let v2 = [&b"BSS\x02"[..], &(CHAIN_ID as u32).to_be_bytes(), &past.to_be_bytes(), &1u32.to_be_bytes(), &[0x66; 32]].concat();
-    let change = TxOut { value: v2_coin.1.value - Amount::from_sat(2_000), script_pubkey: stolen.address().script_pubkey() };
+    let v2 = [&b"BSS\x02"[..], &(CHAIN_ID as u32).to_be_bytes(), &past.to_be_bytes(), &1u32.to_be_bytes(), &[0x66; 32]]
+        .concat();
+    let change =
+        TxOut { value: v2_coin.1.value - Amount::from_sat(2_000), script_pubkey: stolen.address().script_pubkey() };
     let v2_tx = stolen.spend1(&v2_coin, vec![crate::wallet::op_return(&v2), change]);
     let (signers, _) = federation_keys(4);
-    let forged = Keystone { chain_id: CHAIN_ID as u32, epoch: 0, l2_number: future, btc_ref_height: 1, l2_hash: B256::repeat_byte(0x66) };
-    let one_signer = CertifiedKeystone { keystone: forged, signers: vec![1], signatures: vec![signers[1].sign(&forged.statement())] };
+    let forged = Keystone {
+        chain_id: CHAIN_ID as u32,
+        epoch: 0,
+        l2_number: future,
+        btc_ref_height: 1,
+        l2_hash: B256::repeat_byte(0x66),
+    };
+    let one_signer = CertifiedKeystone {
+        keystone: forged,
+        signers: vec![1],
+        signatures: vec![signers[1].sign(&forged.statement())],
+    };
     let v3_tx = carrier.keystone_tx(v3_coin.0, v3_coin.1.value.to_sat(), &one_signer, 2.0).expect("v3 tx");
     c.send_raw_transaction(&v2_tx).expect("post the v2 keystone");
     c.send_raw_transaction(&v3_tx).expect("post the v3 keystone");
@@ -80,6 +92,56 @@ fn one_operators_stolen_keys_cannot_pin_halt_or_finalize() {
     for i in 0..4 {
         assert_eq!(metric(&fed.nodes[i].metrics(), "bss_consensus_halted"), 0.0, "operator {i} halted");
     }
+}
+
+/// Keys of a quorum (operators 0, 1 and 2) stolen: they certify another hash for a keystone
+/// number the honest federation already anchored. Both certificates verify, so the second is
+/// evidence of a compromised supermajority: every operator records it (`bss_keystoneEvidence`,
+/// `bss_pop_conflicting_certificates`) and stops loudly, as the fork guard does.
+#[test]
+fn conflicting_certificates_from_a_stolen_quorum_are_detected_and_stop_every_operator() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let btc = Regtest::start_in(dir.path());
+    let c = btc.client("u", "p");
+    let carrier = PopWallet::new([0x99; 32], bitcoin::Network::Regtest).expect("wallet");
+    let coin = coinbase_of(&c, &carrier.address);
+    fund_operators(dir.path(), &c);
+    let fed = Federation::start(dir.path(), 4, &pop_config(btc.addr));
+    mine_until(&c, "the honest keystone of block 5 in Bitcoin", || {
+        (0..4).all(|i| finality(&fed.nodes[i], INTERVAL)["keystone"]["l2Number"] == INTERVAL).then_some(())
+    });
+    let (signers, _) = federation_keys(4);
+    let fork = Keystone {
+        chain_id: CHAIN_ID as u32,
+        epoch: 0,
+        l2_number: INTERVAL,
+        btc_ref_height: 1,
+        l2_hash: B256::repeat_byte(0x66),
+    };
+    let cert = CertifiedKeystone {
+        keystone: fork,
+        signers: vec![0, 1, 2],
+        signatures: signers[..3].iter().map(|s| s.sign(&fork.statement())).collect(),
+    };
+    let tx = carrier.keystone_tx(coin.0, coin.1.value.to_sat(), &cert, 2.0).expect("tx");
+    c.send_raw_transaction(&tx).expect("post the conflicting keystone");
+    let burn = PopWallet::new([0x77; 32], bitcoin::Network::Regtest).expect("wallet").address;
+    c.generate_to_address(1, &burn).expect("mine");
+    wait_until("every operator holds the evidence and stopped", Duration::from_secs(60), || {
+        (0..4)
+            .all(|i| {
+                let e = fed.nodes[i].rpc("bss_keystoneEvidence", serde_json::json!([]));
+                let m = fed.nodes[i].metrics();
+                e.as_array().is_some_and(|a| a.len() == 1)
+                    && e[0]["conflicting"]["btcTxid"] == tx.compute_txid().to_string()
+                    && metric(&m, "bss_pop_conflicting_certificates") == 1.0
+                    && metric(&m, "bss_consensus_halted") == 1.0
+            })
+            .then_some(())
+    });
+    // The first certificate in Bitcoin's order still counts: block 5 keeps its honest hash.
+    let honest = fed.nodes[0].rpc("eth_getBlockByNumber", serde_json::json!([format!("{INTERVAL:#x}"), false]));
+    assert_eq!(finality(&fed.nodes[0], INTERVAL)["keystone"]["l2Hash"], honest["hash"]);
 }
 
 /// Mines one block to `addr` and returns its coinbase output (mature after 100 more blocks).

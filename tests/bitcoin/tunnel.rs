@@ -437,6 +437,7 @@ fn pop_miners_anchor_and_verify_walks_the_chain_of_trust_and_fails_on_any_tamper
     let btc_url = format!("http://u:p@{}", btc.addr);
     let (ok, out) = verify(&["deposit", &deposit, "--rpc", &rpc, "--btc-rpc", &btc_url]);
     assert!(ok, "verify deposit failed:\n{out}");
+    assert!(out.contains("v3: block"), "the keystone's certificate was not checked:\n{out}");
     for link in
         ["merkle proof", "vault deposit", "mint", "commit certificate", "keystone payload", "bitcoin confirmations"]
     {

@@ -27,13 +27,7 @@ fn seen_json(k: &SeenKeystone) -> Value {
 
 fn cert_json(c: &CertifiedKeystone, source: &str, interval: u64, f: Option<&FinalityView>) -> Value {
     let k = &c.keystone;
-    let in_bitcoin = f.and_then(|f| {
-        f.matching
-            .iter()
-            .chain(&f.other)
-            .find(|s| s.keystone == *k)
-            .map(seen_json)
-    });
+    let in_bitcoin = f.and_then(|f| f.matching.iter().chain(&f.other).find(|s| s.keystone == *k).map(seen_json));
     json!({
         "number": k.l2_number,
         "hash": k.l2_hash,
@@ -76,9 +70,11 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
             }
             // Not assembled here (this node was behind): the counted one in Bitcoin, if any.
             let from_btc = f.as_ref().and_then(|f| {
-                f.matching.iter().chain(&f.other).find(|s| s.keystone.l2_number == n).and_then(|s| {
-                    CertifiedKeystone::decode(&s.sighting.payload).ok()
-                })
+                f.matching
+                    .iter()
+                    .chain(&f.other)
+                    .find(|s| s.keystone.l2_number == n)
+                    .and_then(|s| CertifiedKeystone::decode(&s.sighting.payload).ok())
             });
             Ok(from_btc.map_or(Value::Null, |cert| cert_json(&cert, "bitcoin", interval, f.as_ref())))
         })

@@ -74,7 +74,10 @@ fn other_witnesses_are_not_keystones() {
     let (s, _) = signers(4);
     let tx = w.keystone_tx(input(), 50_000, &certify(keystone(), &s, &[0, 1, 2]), 2.0).expect("tx");
     let good = &tx.input[0].witness;
-    assert!(witness_keystone(&Witness::p2tr_key_spend(&bitcoin::taproot::Signature::from_slice(&[1; 64]).expect("sig"))).is_none());
+    assert!(witness_keystone(&Witness::p2tr_key_spend(
+        &bitcoin::taproot::Signature::from_slice(&[1; 64]).expect("sig")
+    ))
+    .is_none());
     let items: Vec<Vec<u8>> = good.iter().map(|i| i.to_vec()).collect();
     // One item fewer: not our layout.
     let mut short = items.clone();

@@ -98,7 +98,17 @@ pub fn run(args: PopMinerArgs) -> Result<()> {
     let btc = BtcUrl::parse(&args.btc_rpc)?.client()?;
     println!("bss pop-miner: posting keystones of {} to Bitcoin from {}", args.rpc, wallet.address);
     let l2 = RpcClient::new(&args.rpc);
-    let mut m = Miner { args, wallet, l2, btc, coins: Coins::default(), pending: BTreeMap::new(), posted: 0, bumps: 0, fees: 0 };
+    let mut m = Miner {
+        args,
+        wallet,
+        l2,
+        btc,
+        coins: Coins::default(),
+        pending: BTreeMap::new(),
+        posted: 0,
+        bumps: 0,
+        fees: 0,
+    };
     let started = Instant::now();
     let mut last_report = Instant::now();
     loop {
@@ -129,7 +139,11 @@ impl Miner {
         let low = top.saturating_sub(interval * self.args.window.saturating_sub(1));
         self.pending.retain(|n, _| *n >= low);
         for n in (low..=top).rev().step_by(interval as usize).filter(|n| *n > 0) {
-            let c = if n == top { latest.clone() } else { self.l2.call("bss_keystoneCertificate", json!([n])).map_err(|e| eyre!("{e}"))? };
+            let c = if n == top {
+                latest.clone()
+            } else {
+                self.l2.call("bss_keystoneCertificate", json!([n])).map_err(|e| eyre!("{e}"))?
+            };
             if c.is_null() {
                 continue;
             }
@@ -173,7 +187,8 @@ impl Miner {
     }
 
     fn fee_rate(&self) -> f64 {
-        let estimate = self.btc.estimate_smart_fee(2, None).ok().and_then(|e| e.fee_rate).map(|r| r.to_sat() as f64 / 1000.0);
+        let estimate =
+            self.btc.estimate_smart_fee(2, None).ok().and_then(|e| e.fee_rate).map(|r| r.to_sat() as f64 / 1000.0);
         estimate.unwrap_or(self.args.fee_floor).clamp(self.args.fee_floor, self.args.fee_cap)
     }
 

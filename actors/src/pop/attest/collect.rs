@@ -191,11 +191,17 @@ mod tests {
         assert_eq!(c.receive(2, &k.statement(), &[0; 64]), Outcome::Known);
         // A signature over another hash, a forged one, a foreign one, a far number.
         let other = ks(10, 2);
-        assert_eq!(c.receive(1, &other.statement(), &s[1].sign(&other.statement())), Outcome::Refused(Refused::Conflicting));
+        assert_eq!(
+            c.receive(1, &other.statement(), &s[1].sign(&other.statement())),
+            Outcome::Refused(Refused::Conflicting)
+        );
         assert_eq!(c.receive(1, &k.statement(), &s[3].sign(&k.statement())), Outcome::Refused(Refused::BadSignature));
         assert_eq!(c.receive(9, &k.statement(), &s[1].sign(&k.statement())), Outcome::Refused(Refused::Malformed));
         let far = ks(10 + 5 * (WINDOW + 1), 1);
-        assert_eq!(c.receive(1, &far.statement(), &s[1].sign(&far.statement())), Outcome::Refused(Refused::OutOfWindow));
+        assert_eq!(
+            c.receive(1, &far.statement(), &s[1].sign(&far.statement())),
+            Outcome::Refused(Refused::OutOfWindow)
+        );
         assert_eq!(c.receive(1, b"junk", &[0; 64]), Outcome::Refused(Refused::Malformed));
         assert_eq!(c.receive(3, &k.statement(), &s[3].sign(&k.statement())), Outcome::Kept);
         let cert = c.certificate(10).expect("quorum");

@@ -49,7 +49,18 @@ impl<S: BitcoinSource> Submitter<S> {
             info!(target: "pop", address = %w.address, pending = pending.len(), "keystone submitter ready");
         }
         let metrics = super::metrics::PopMetrics::register();
-        Ok(Submitter { cfg, wallet, source, view, store, pending, due: BTreeMap::new(), last_best: None, metrics, certs })
+        Ok(Submitter {
+            cfg,
+            wallet,
+            source,
+            view,
+            store,
+            pending,
+            due: BTreeMap::new(),
+            last_best: None,
+            metrics,
+            certs,
+        })
     }
 
     /// A committed block; true when it made a keystone due.

@@ -105,8 +105,9 @@ fn unconfirmed_keystones_are_bumped_and_a_restart_never_spends_twice() {
     let (view, publish) = BtcView::fixed(index.view());
     let (sent, seen) = mpsc::channel();
     let certs = crate::pop::attest::CertStore { reader: db.reader() };
-    let mut s = Submitter::open(cfg(), Some(wallet()), Blackhole(sent.clone()), view.clone(), store.clone(), certs.clone())
-        .expect("open");
+    let mut s =
+        Submitter::open(cfg(), Some(wallet()), Blackhole(sent.clone()), view.clone(), store.clone(), certs.clone())
+            .expect("open");
     s.on_header(&header(20)); // (20 / 5) % 4 == 0: operator 0 goes first
     s.tick().expect("tick");
     assert!(seen.try_recv().is_err(), "nothing to post before the federation certified it");
