@@ -479,24 +479,6 @@ pub(crate) fn verify_block(number: u64, rpc: &str, btc_rpc: Option<&str>, trust:
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merkle_proofs_match_the_bitcoin_crate_root() {
-        for n in 1..9usize {
-            let txids: Vec<Txid> = (0..n).map(|i| Txid::from_byte_array([i as u8 + 1; 32])).collect();
-            let expected = bitcoin::merkle_tree::calculate_root(txids.iter().map(|t| t.to_raw_hash())).expect("root");
-            for i in 0..n {
-                let (branch, root) = merkle_proof(&txids, i);
-                assert_eq!(root, expected);
-                assert_eq!(fold_branch(txids[i].to_raw_hash(), &branch, i), expected, "n {n} i {i}");
-            }
-        }
-    }
-}
-
 /// The tx carries a version-3 keystone of `expected` whose certificate verifies against `set`
 /// (the operator keys this command pins, never the RPC's word).
 pub(crate) fn check_keystone(tx: &bitcoin::Transaction, expected: &Keystone, set: &OperatorSet) -> Result<String> {
@@ -522,4 +504,22 @@ pub(crate) fn check_keystone(tx: &bitcoin::Transaction, expected: &Keystone, set
         }
     }
     bail!("no keystone of block {} {} in the tx ({})", expected.l2_number, expected.l2_hash, why.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merkle_proofs_match_the_bitcoin_crate_root() {
+        for n in 1..9usize {
+            let txids: Vec<Txid> = (0..n).map(|i| Txid::from_byte_array([i as u8 + 1; 32])).collect();
+            let expected = bitcoin::merkle_tree::calculate_root(txids.iter().map(|t| t.to_raw_hash())).expect("root");
+            for i in 0..n {
+                let (branch, root) = merkle_proof(&txids, i);
+                assert_eq!(root, expected);
+                assert_eq!(fold_branch(txids[i].to_raw_hash(), &branch, i), expected, "n {n} i {i}");
+            }
+        }
+    }
 }
