@@ -62,6 +62,10 @@ pub struct DevnetArgs {
     /// `allow_byzantine = true` into that operator's config. For tests and demos only.
     #[arg(long = "byzantine", value_name = "I=MODE")]
     pub byzantine: Vec<String>,
+    /// Anchor with one `bss pop-miner` (its key in DATA_DIR/pop-miner.key, funded from the
+    /// embedded regtest) instead of the operators' own submitters.
+    #[arg(long)]
+    pub pop_miner: bool,
 }
 
 impl DevnetArgs {
@@ -90,6 +94,7 @@ impl DevnetArgs {
             keystone_interval: 5,
             superfinality_confirmations: 2,
             byzantine: vec![],
+            pop_miner: false,
         }
     }
 }
@@ -281,7 +286,10 @@ pub fn prepare(args: &DevnetArgs, extras: &Extras) -> Result<Vec<PathBuf>> {
             extras.btc,
         );
         let mut text = text;
-        if pop {
+        if pop && args.pop_miner {
+            // Operators sign keystones; the PoP miner posts them.
+            text.push_str("\n[pop]\n");
+        } else if pop {
             text.push_str(&format!("\n[pop]\nbtc_key_file = \"node{i}/pop.key\"\n"));
         }
         if genesis.tunnel.is_some() {
@@ -331,6 +339,27 @@ pub fn pop_key(dir: &Path) -> Result<bss_actors::pop::tx::PopWallet> {
 }
 
 /// Operator `dir`'s tunnel custody key (created once; not its keystone key).
+/// The devnet PoP miner's wallet (`--pop-miner`), its key generated on first use.
+fn miner_key(args: &DevnetArgs) -> Result<bss_actors::pop::tx::PopWallet> {
+    let path = args.data_dir.join("pop-miner.key");
+    let secret = secret_file(&path)?;
+    bss_actors::pop::tx::PopWallet::new(secret, bitcoin::Network::Regtest).map_err(|e| eyre::eyre!("{e}"))
+}
+
+/// Starts `bss pop-miner` against operator 0 (the Bitcoin URL goes through its environment).
+fn spawn_miner(args: &DevnetArgs, btc: &DevnetBitcoin) -> Result<Child> {
+    let exe = std::env::current_exe().wrap_err("locating the bss binary")?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(args.data_dir.join("pop-miner.log"))?;
+    Command::new(&exe)
+        .args(["pop-miner", "--rpc", &format!("http://127.0.0.1:{}", args.base_port), "--key"])
+        .arg(args.data_dir.join("pop-miner.key"))
+        .env("BSS_BTC_RPC", &btc.url)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .wrap_err("starting the PoP miner")
+}
+
 pub fn custody_key(dir: &Path) -> Result<bss_actors::btc::vault::CustodyKey> {
     let secret = secret_file(&dir.join("custody.key"))?;
     bss_actors::btc::vault::CustodyKey::new(secret).map_err(|e| eyre::eyre!("{e}"))
@@ -366,6 +395,9 @@ pub fn fund_submitters(args: &DevnetArgs, btc: &DevnetBitcoin) -> Result<()> {
     for i in 0..args.nodes {
         let addr = pop_key(&args.data_dir.join(format!("node{i}")))?.address;
         client.generate_to_address(3, &addr)?;
+    }
+    if args.pop_miner {
+        client.generate_to_address(3, &miner_key(args)?.address)?;
     }
     client.generate_to_address(100, &crate::regtest::cmd::dev_mining_address())?;
     Ok(())
@@ -519,7 +551,15 @@ pub fn run(mut args: DevnetArgs) -> Result<()> {
     let url = btc.shown.clone();
     let result = match LocalFederation::launch(&args, &configs) {
         Ok(mut fed) => {
-            let r = supervise(&args, &mut fed, &url);
+            let miner = if args.pop_miner { Some(spawn_miner(&args, &btc)) } else { None }.transpose();
+            let r = miner.and_then(|mut miner| {
+                if miner.is_some() {
+                    println!("PoP miner     posting keystones; log {}", args.data_dir.join("pop-miner.log").display());
+                }
+                let r = supervise(&args, &mut fed, &url);
+                stop_all(miner.as_mut().map(std::slice::from_mut).unwrap_or_default());
+                r
+            });
             fed.stop();
             println!("bss devnet: all operators stopped");
             r
