@@ -289,3 +289,6 @@ impl FinalityView {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

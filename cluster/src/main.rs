@@ -62,8 +62,8 @@ enum Command {
     /// Generate an operator key pair (ed25519, or with --btc a secp256k1 keystone key), or show
     /// the public key of an existing one.
     Keygen {
-        /// A Bitcoin keystone key (`[pop] btc_key_file`); its x-only public key goes into every
-        /// operator's `[pop] keystone_keys`.
+        /// A Bitcoin PoP wallet key (`[pop] btc_key_file`, or `bss pop-miner --key`); it prints
+        /// the x-only public key and the address to fund.
         #[arg(long)]
         btc: bool,
         /// Write the secret key (hex) to this file (mode 0600); print only the public key.

@@ -160,6 +160,47 @@ fn pay(key: &Key, amount: Amount) -> TxOut {
     TxOut { value: amount, script_pubkey: key.address().script_pubkey() }
 }
 
+/// A keystone tx (version 3: the certificate in a tapscript witness) is standard and confirms;
+/// the same tx with one witness item over 80 bytes is valid by consensus (the leaf drops its data)
+/// but refused by policy, as Bitcoin Core refuses it (`MAX_STANDARD_TAPSCRIPT_STACK_ITEM_SIZE`).
+#[test]
+fn keystone_txs_are_standard_and_oversized_witness_items_are_not() {
+    use bss_actors::pop::keystone::{CertifiedKeystone, Keystone};
+    use bss_actors::pop::tx::PopWallet;
+    let dir = tempfile::tempdir().expect("tmp");
+    let node = Regtest::start(dir.path(), free_port());
+    let c = node.client("u", "p");
+    let w = PopWallet::new([0x42; 32], bitcoin::Network::Regtest).expect("wallet");
+    c.generate_to_address(1, &w.address).expect("fund");
+    c.generate_to_address(100, &Key::new(9, Kind::P2wpkh).address()).expect("mature");
+    let coin = coinbase_at(&c, 1);
+    let (signers, _) = federation_keys(4);
+    let k = Keystone {
+        chain_id: 7,
+        epoch: 0,
+        l2_number: 5,
+        btc_ref_height: 1,
+        l2_hash: alloy_primitives::B256::repeat_byte(1),
+    };
+    let cert = CertifiedKeystone {
+        keystone: k,
+        signers: vec![0, 1, 2],
+        signatures: signers[..3].iter().map(|s| s.sign(&k.statement())).collect(),
+    };
+    let tx = w.keystone_tx(coin.0, coin.1.value.to_sat(), &cert, 2.0).expect("tx");
+    let mut items: Vec<Vec<u8>> = tx.input[0].witness.iter().map(|i| i.to_vec()).collect();
+    items[1].resize(81, 0);
+    let mut oversized = tx.clone();
+    oversized.input[0].witness = bitcoin::Witness::from_slice(&items);
+    let check = c.test_mempool_accept(&[&oversized]).expect("testmempoolaccept");
+    assert_eq!(check[0].reject_reason.as_deref(), Some("bad-witness-nonstandard"));
+    let check = c.test_mempool_accept(&[&tx]).expect("testmempoolaccept");
+    assert!(check[0].allowed, "{:?}", check[0].reject_reason);
+    let txid = c.send_raw_transaction(&tx).expect("a keystone tx is standard");
+    c.generate_to_address(1, &Key::new(9, Kind::P2wpkh).address()).expect("mine");
+    assert!(c.get_raw_transaction_info(&txid, None).expect("tx").confirmations.unwrap_or(0) >= 1);
+}
+
 #[test]
 fn mempool_checks_signatures_spends_and_fees() {
     let dir = tempfile::tempdir().expect("tmp");

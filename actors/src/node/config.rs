@@ -408,17 +408,12 @@ impl PopSection {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let keys = self.keystone_keys()?;
+        self.keystone_keys()?;
+        // Any key may pay for keystones (version 3: the certificate decides what counts); it
+        // must only be a valid secp256k1 secret.
         if let Some(secret) = self.secret()? {
-            let secp = bitcoin::secp256k1::Secp256k1::signing_only();
-            let sk = bitcoin::secp256k1::SecretKey::from_slice(&secret)
+            bitcoin::secp256k1::SecretKey::from_slice(&secret)
                 .map_err(|e| ConfigError::Invalid(format!("pop.btc_key: {e}")))?;
-            let mine = sk.x_only_public_key(&secp).0;
-            if !keys.contains(&mine) {
-                return Err(ConfigError::Invalid(format!(
-                    "pop.btc_key's public key {mine} is not in the genesis's [genesis.federation] keystone_keys: its keystones would not count"
-                )));
-            }
         }
         if self.keystone_interval == 0 || self.superfinality_confirmations == 0 {
             return Err(ConfigError::Invalid(

@@ -196,7 +196,16 @@ impl<S: BitcoinSource> Tunnel<S> {
             return Ok(());
         }
         let tip = self.ledger.btc_tip;
-        let view = self.view.current();
+        let current = self.view.current();
+        // The balance as of the Bitcoin block the ledger's head builds on: after a reorg deeper
+        // than the lag that block may be off the best chain, and the best chain at the same
+        // height may already hold a payout the ledger has not seen (a false alarm, found by the
+        // chaos sample's btc_deep_reorg under load).
+        let head_tip = self.reader.header(self.ledger.l2_head)?.and_then(|h| crate::btc::attributes::tip_hash(&h.btc));
+        let view = match head_tip.filter(|_| tip > 0) {
+            Some(hash) => current.as_of_tip(tip, &hash).unwrap_or_else(|| current.clone()),
+            None => current.clone(),
+        };
         let at = (tip, view.hash_at(tip));
         let vault_sats = match &self.vault_sats {
             Some((cached, sats)) if *cached == at => *sats,
