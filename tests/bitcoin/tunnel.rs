@@ -256,6 +256,53 @@ fn deposits_mint_everywhere_and_three_of_four_pay_a_withdrawal_once() {
     assert_invariant(&fed.nodes[3]);
 }
 
+/// Signature starvation: operator 1 runs `flood-tunnel-sigs` (instead of its payout signatures
+/// it floods the others with signature messages for a batch that does not exist). Each
+/// operator's inbox has its own bounded queue, so the other three's signatures still meet and
+/// the withdrawal is paid; the flood is dropped and counted.
+#[test]
+fn a_flooding_operator_does_not_starve_the_payout_signatures() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let btc = Regtest::start_in(dir.path());
+    let c = btc.client("u", "p");
+    let miner = Key::new(7, Kind::P2wpkh);
+    c.generate_to_address(1, &miner.address()).expect("mine");
+    c.generate_to_address(100, &Key::new(3, Kind::P2wpkh).address()).expect("mature");
+    let (fed, vault) = start_with(dir.path(), btc.addr, &[(1, "flood-tunnel-sigs")]);
+    let all = [0usize, 1, 2, 3];
+    fed.wait_all_at_least(&all, 2, Duration::from_secs(60));
+    let alice = derive_accounts(DEV_MNEMONIC, 2).expect("keys").remove(1);
+    let deposit = c
+        .send_raw_transaction(&coinbase_spend(&c, &miner, 1, deposit_outputs(&vault, 150_000, &alice.address)))
+        .expect("deposit");
+    let mut mined = 0;
+    while fed.nodes[0].rpc("bss_getDeposit", json!([deposit.to_string()]))["status"] != json!("minted") {
+        assert!(mined <= CONFIRMATIONS + 3, "not minted after {mined} Bitcoin blocks");
+        mine_and_follow(&c, &fed, &all);
+        mined += 1;
+    }
+    let payee = Key::new(11, Kind::P2wpkh).address().script_pubkey();
+    let hash = fed.nodes[0].rpc("eth_sendRawTransaction", json!([withdraw(&alice, 0, payee.as_bytes(), 30_000)]));
+    let receipt = fed.nodes[0].wait_for_receipt(hash.as_str().expect("hash"));
+    assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
+    let mut blocks = 0;
+    loop {
+        mine_and_follow(&c, &fed, &all);
+        blocks += 1;
+        if fed.nodes[0].rpc("bss_getWithdrawal", json!([0]))["status"] == json!("paid") {
+            break;
+        }
+        assert!(blocks <= 12, "withdrawal not paid after {blocks} Bitcoin blocks under the flood");
+    }
+    let dropped: f64 =
+        [0usize, 2, 3].iter().map(|i| metric(&fed.nodes[*i].metrics(), "bss_tunnel_signatures_dropped_total")).sum();
+    let refused: f64 =
+        [0usize, 2, 3].iter().map(|i| metric(&fed.nodes[*i].metrics(), "bss_tunnel_signatures_refused_total")).sum();
+    assert!(dropped > 0.0, "the flood was not dropped (or not counted)");
+    assert!(refused > 0.0, "the flood's junk was not refused (or not counted)");
+    eprintln!("paid after {blocks} Bitcoin blocks; flood: {dropped} dropped, {refused} refused");
+}
+
 /// Operator 0 runs `skip-mints` (its proposals leave due mints out): every deposit is still
 /// minted exactly once, never in a block of operator 0 (had replicas accepted its block, the
 /// deposit's due height would have passed unminted). Then two Bitcoin reorgs within the

@@ -36,10 +36,15 @@ fn send_err(node: &Node, raw: &Bytes) -> RpcError {
 
 /// A raw HTTP POST with extra headers; returns (status, headers+body text).
 fn post_with(addr: SocketAddr, headers: &str, body: &str) -> (u16, String) {
+    post_as(addr, &addr.to_string(), headers, body)
+}
+
+/// A POST with the `Host` header `host` (a browser sends the name it resolved).
+fn post_as(addr: SocketAddr, host: &str, headers: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     let req = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).expect("write");
@@ -100,6 +105,30 @@ fn outsiders_cannot_fill_the_pool_for_free_or_make_requests_unbounded() {
     let (status, text) = post_with(node.addr, "Origin: http://localhost:3000\r\n", &body);
     assert_eq!(status, 200, "{text}");
     assert!(text.to_lowercase().contains("access-control-allow-origin: http://localhost:3000"), "{text}");
+    // DNS rebinding: a page on rebind.example, resolved to this node, has Origin == Host. It is
+    // not this node's own page (rpc.vhosts); the dashboard reached by 127.0.0.1 is.
+    let port = node.addr.port();
+    let rebind = format!("rebind.example:{port}");
+    let (status, text) = post_as(node.addr, &rebind, &format!("Origin: http://{rebind}\r\n"), &body);
+    assert_eq!(status, 403, "a rebinding page was served: {text}");
+    assert!(text.contains("rpc.vhosts"), "{text}");
+    let own = format!("127.0.0.1:{port}");
+    let (status, text) = post_as(node.addr, &own, &format!("Origin: http://{own}\r\n"), &body);
+    assert_eq!(status, 200, "the node's own page was refused: {text}");
+    // A script sends no Origin: whatever its Host says, it is served.
+    let (status, text) = post_as(node.addr, &rebind, "", &body);
+    assert_eq!(status, 200, "{text}");
+    // bss_* ids are quantities like eth_*'s: hex "0x0", 0 and "0" all name withdrawal 0 (this
+    // node has no tunnel, so it answers that, not a parameter error); a word is a bad parameter.
+    for id in [json!("0x0"), json!(0), json!("0")] {
+        if let Err(e) = node.try_rpc("bss_getWithdrawal", json!([id.clone()])) {
+            assert_ne!(e.code, -32602, "bss_getWithdrawal({id}): {e:?}");
+        }
+    }
+    let err = node.try_rpc("bss_getWithdrawal", json!(["zero"])).expect_err("a word is not an id");
+    assert_eq!(err.code, -32602, "{err:?}");
+    let err = node.try_rpc("bss_keystones", json!(["ten"])).expect_err("a word is not a count");
+    assert_eq!(err.code, -32602, "{err:?}");
 
     // bss_* methods take hex quantities, tags and decimals.
     for id in [json!("0x1"), json!(1), json!("1"), json!("latest"), json!("earliest")] {

@@ -12,6 +12,8 @@
 //! * `btc-rewind:N` — every block it leads restarts the Bitcoin headers N heights below its
 //!   parent's tip (moving the agreed view backwards; honest voters refuse it);
 //! * `skip-mints` — its proposals leave out the hBTC mints due (replicas refuse them);
+//! * `flood-tunnel-sigs` — instead of its payout signatures, it floods the others with signature
+//!   messages for a batch that does not exist (each operator's inbox has its own queue);
 //! * `clock-skew:MS` — not misbehaviour but a broken clock: this operator's clock runs MS
 //!   milliseconds ahead (or behind, negative) for its proposals' timestamps and its drift check;
 //! * `withhold-votes`, `wrong-root`, `equivocate`, `replay`, `forge-qc` — wire misbehaviour of
@@ -31,6 +33,7 @@ pub struct Byzantine {
     /// `list-txs:FILE`: the file whose txs this operator's lists name.
     pub list_file: Option<std::path::PathBuf>,
     pub skip_mints: bool,
+    pub flood_tunnel_sigs: bool,
     /// `btc-rewind:N`: how far below its parent's Bitcoin tip each block it leads restarts.
     pub btc_rewind: Option<u64>,
     pub clock_skew_ms: i64,
@@ -48,6 +51,7 @@ impl Byzantine {
         let mut false_lists = false;
         let mut list_file = None;
         let mut skip_mints = false;
+        let mut flood_tunnel_sigs = false;
         let mut btc_rewind = None;
         let mut clock_skew_ms = 0i64;
         let mut wire = crate::consensus::byzantine::WireModes::default();
@@ -74,6 +78,7 @@ impl Byzantine {
                 }
                 None if m == "false-lists" => false_lists = true,
                 None if m == "skip-mints" => skip_mints = true,
+                None if m == "flood-tunnel-sigs" => flood_tunnel_sigs = true,
                 None if m == "withhold-votes" => wire.withhold_votes = true,
                 None if m == "wrong-root" => wire.wrong_root = true,
                 None if m == "equivocate" => wire.equivocate = true,
@@ -81,13 +86,22 @@ impl Byzantine {
                 None if m == "forge-qc" => wire.forge_qc = true,
                 _ => {
                     return Err(ConfigError::Invalid(format!(
-                        "unknown byzantine mode {m:?}; known: censor:0xADDR, clock-skew:MS, false-lists, list-txs:FILE, btc-rewind:N, skip-mints, withhold-votes, \
+                        "unknown byzantine mode {m:?}; known: censor:0xADDR, clock-skew:MS, false-lists, list-txs:FILE, btc-rewind:N, skip-mints, flood-tunnel-sigs, withhold-votes, \
                          wrong-root, equivocate, replay, forge-qc"
                     )))
                 }
             }
         }
-        Ok(Self { censored: Arc::new(censored), false_lists, list_file, skip_mints, btc_rewind, clock_skew_ms, wire })
+        Ok(Self {
+            censored: Arc::new(censored),
+            false_lists,
+            list_file,
+            skip_mints,
+            flood_tunnel_sigs,
+            btc_rewind,
+            clock_skew_ms,
+            wire,
+        })
     }
 
     pub fn is_active(&self) -> bool {
@@ -95,6 +109,7 @@ impl Byzantine {
             || self.false_lists
             || self.list_file.is_some()
             || self.skip_mints
+            || self.flood_tunnel_sigs
             || self.btc_rewind.is_some()
             || self.clock_skew_ms != 0
             || self.wire.any()

@@ -213,7 +213,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
     // network is up (it sends signatures over it).
     let (tunnel_inbox, tunnel_mailbox) = match &tunnel {
         Some(_) => {
-            let (i, m) = crate::tunnel::channel();
+            let (i, m) = crate::tunnel::channel(id.operators.len());
             (Some(i), Some(m))
         }
         None => (None, None),
@@ -287,6 +287,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
                 network: network.clone(),
                 bitcoind: Some(bitcoin::bitcoind(b)?),
                 mailbox,
+                flood: byzantine.flood_tunnel_sigs,
             })
             .map_err(|e| NodeError::Btc(format!("cannot start the tunnel service: {e}")))?,
         ),

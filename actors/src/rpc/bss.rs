@@ -69,8 +69,9 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         .map_err(err)?;
     module
         .register_method("bss_keystones", |p, c, _| {
-            let count: Option<usize> = p.one().ok();
-            let count = count.unwrap_or(10).min(100);
+            // Optional; when given, a quantity (hex, number or decimal string) like every bss_* one.
+            let count: Option<super::params::BssQuantity> = p.sequence().optional_next()?;
+            let count = count.map_or(10, |q| q.0.min(100) as usize);
             let Some(f) = c.finality() else {
                 return Err(server_error("proof-of-proof is not configured on this node ([pop])"));
             };

@@ -1,6 +1,6 @@
 //! Plain HTTP routes served beside JSON-RPC on the same port: `GET /metrics`, `GET /health`;
-//! and the Origin policy for browsers: a request whose `Origin` is not in `rpc.cors_origins` is
-//! refused with 403 (JSON-RPC and WebSocket upgrades alike), an allowed one gets CORS headers and
+//! and the Origin policy for browsers: a request whose `Origin` is not in `rpc.cors_origins`
+//! (nor this node's own origin, reached by a host name in `rpc.vhosts`) is refused with 403 (JSON-RPC and WebSocket upgrades alike), an allowed one gets CORS headers and
 //! its preflight answered.
 
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
@@ -63,16 +63,19 @@ where
 
     fn call(&mut self, req: HttpRequest<B>) -> Self::Future {
         let origin = req.headers().get(http::header::ORIGIN).cloned();
-        // The node's own pages (the dashboard) call it from its own origin.
+        // The node's own pages (the dashboard) call it from its own origin, which is only ours if
+        // the Host names this node: a DNS-rebinding page has Origin == Host too (rpc.vhosts).
         let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
         let same_origin = |o: &str| {
-            host.as_deref().is_some_and(|h| o.strip_prefix("http://").or_else(|| o.strip_prefix("https://")) == Some(h))
+            host.as_deref().is_some_and(|h| {
+                o.strip_prefix("http://").or_else(|| o.strip_prefix("https://")) == Some(h) && self.cfg.host_allowed(h)
+            })
         };
         if let Some(o) = &origin {
             if !o.to_str().is_ok_and(|o| same_origin(o) || self.cfg.origin_allowed(o)) {
                 metrics::counter!("bss_rpc_refused_total", "reason" => "origin").increment(1);
                 let body = format!(
-                    "{{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{{\"code\":-32001,\"message\":\"origin {} is not allowed (rpc.cors_origins)\"}}}}",
+                    "{{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{{\"code\":-32001,\"message\":\"origin {} is not allowed (rpc.cors_origins; for this node's own pages, rpc.vhosts)\"}}}}",
                     o.to_str().unwrap_or("?").replace(['"', '\\'], "")
                 );
                 let res = text(403, "application/json", body);

@@ -58,6 +58,13 @@ pub struct RpcConfig {
     /// script or a wallet backend, is always allowed). `"*"` allows any. Entries are
     /// `scheme://host` (any port) or `scheme://host:port`. Default: localhost only.
     pub cors_origins: Vec<String>,
+    /// Host names a browser page may reach this node by (the `Host` header, port stripped), as
+    /// geth's `--http.vhosts`: a page whose `Origin` equals its `Host` is served as the node's
+    /// own only for these, so a DNS-rebinding page (`rebind.example` resolving to 127.0.0.1) is
+    /// refused. `"*"` allows any. The listen address's own IP is always allowed. Requests
+    /// without an `Origin` (scripts, wallets' backends, Prometheus) are not browsers' and are not
+    /// checked. Default: localhost only.
+    pub vhosts: Vec<String>,
     /// Worker threads of the RPC runtime. Default 2.
     pub threads: usize,
     /// Enables `bss_injectFault` (tests and chaos runs only).
@@ -81,6 +88,7 @@ impl Default for RpcConfig {
             cors_origins: ["http://localhost", "http://127.0.0.1", "http://[::1]", "https://localhost"]
                 .map(String::from)
                 .to_vec(),
+            vhosts: ["localhost", "127.0.0.1", "[::1]"].map(String::from).to_vec(),
             threads: 2,
             fault_injection: false,
         }
@@ -88,6 +96,23 @@ impl Default for RpcConfig {
 }
 
 impl RpcConfig {
+    /// Whether `host` (a `Host` header, with or without its port) names this node for browsers.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let name = match host.strip_prefix('[') {
+            Some(rest) => rest.split_once(']').map_or(host, |(ip, _)| &host[..ip.len() + 2]),
+            None => match host.rsplit_once(':') {
+                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+                _ => host,
+            },
+        };
+        let own = self.addr.ip();
+        let own = (!own.is_unspecified()).then(|| match own {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        });
+        self.vhosts.iter().any(|v| v == "*" || v.eq_ignore_ascii_case(name)) || own.as_deref() == Some(name)
+    }
+
     /// Whether a browser page from `origin` may call this node.
     pub fn origin_allowed(&self, origin: &str) -> bool {
         self.cors_origins.iter().any(|allowed| {

@@ -111,6 +111,28 @@ impl<'de> Deserialize<'de> for Quantity {
     }
 }
 
+/// A quantity as the `bss_*` methods take it (ids, counts): a hex quantity, as `eth_*` methods
+/// take one, a JSON number, or a string of decimal digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BssQuantity(pub u64);
+
+impl<'de> Deserialize<'de> for BssQuantity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Number(n) => n
+                .as_u64()
+                .map(Self)
+                .ok_or_else(|| D::Error::custom(format!("{n} is not a non-negative 64-bit integer"))),
+            Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse::<u64>().map(Self).map_err(|e| D::Error::custom(format!("{s}: {e}")))
+            }
+            Value::String(s) => parse_u64(&s).map(Self).map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!("expected a quantity (hex, number or decimal string), got {other}"))),
+        }
+    }
+}
+
 /// The transaction object of eth_call / eth_estimateGas.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -225,6 +247,16 @@ mod tests {
         assert_eq!(p("\"finalized\"").expect("tag"), BlockId::Finalized);
         assert!(p("-1").is_err() && p("1.5").is_err() && p("\"0x\"").is_err() && p("\"twelve\"").is_err());
         assert!(p("\"99999999999999999999999\"").is_err());
+    }
+
+    #[test]
+    fn bss_quantities_take_hex_numbers_and_decimal() {
+        let p = |s: &str| serde_json::from_str::<BssQuantity>(s).map(|q| q.0);
+        assert_eq!(p("\"0x0\"").expect("hex zero"), 0);
+        assert_eq!(p("\"0x1f\"").expect("hex"), 31);
+        assert_eq!(p("31").expect("number"), 31);
+        assert_eq!(p("\"31\"").expect("decimal string"), 31);
+        assert!(p("-1").is_err() && p("\"0x\"").is_err() && p("\"0x01\"").is_err() && p("null").is_err());
     }
 
     proptest::proptest! {

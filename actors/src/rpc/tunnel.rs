@@ -122,7 +122,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         .map_err(err)?;
     module
         .register_method("bss_getWithdrawal", |p, c, _| {
-            let id: u64 = p.one()?;
+            let id = p.one::<super::params::BssQuantity>()?.0;
             withdrawal(c, id)
         })
         .map_err(err)?;

@@ -23,8 +23,12 @@ use tokio::sync::{mpsc, watch};
 
 /// How often the service looks at the committed chain.
 const TICK: Duration = Duration::from_millis(200);
-/// Signature messages queued from the network before new ones are dropped.
-const INBOX: usize = 256;
+/// Signature messages queued per operator before its new ones are dropped: each operator has
+/// its own queue, so one that floods (cheap-to-refuse signatures for a wrong batch, say) fills
+/// only its own and the others' re-sends still arrive.
+const PER_OPERATOR: usize = 32;
+/// Junk signature messages a `flood-tunnel-sigs` operator sends per tick.
+const FLOOD: usize = 500;
 
 /// Payout signatures another operator sent (`from` is the authenticated sender).
 #[derive(Clone, Debug)]
@@ -50,30 +54,31 @@ pub struct TunnelStatus {
     pub invariant_holds: bool,
 }
 
-/// Where the network delivers payout signatures (bounded; overflow is counted and dropped, the
-/// sender re-sends).
+/// Where the network delivers payout signatures: one bounded queue per operator (overflow is
+/// counted and dropped; the sender re-sends).
 #[derive(Clone)]
 pub struct TunnelInbox {
-    tx: mpsc::Sender<SigsFrom>,
+    queues: Vec<mpsc::Sender<SigsFrom>>,
     dropped: ::metrics::Counter,
 }
 
 impl TunnelInbox {
     pub fn deliver(&self, m: SigsFrom) {
-        if self.tx.try_send(m).is_err() {
+        let full = self.queues.get(usize::from(m.from)).is_none_or(|q| q.try_send(m).is_err());
+        if full {
             self.dropped.increment(1);
         }
     }
 }
 
 /// The receiving half, handed to [`spawn`] once the network is up.
-pub struct TunnelMailbox(mpsc::Receiver<SigsFrom>);
+pub struct TunnelMailbox(Vec<mpsc::Receiver<SigsFrom>>);
 
-/// The inbox the network routes to, and the mailbox the service reads.
-pub fn channel() -> (TunnelInbox, TunnelMailbox) {
-    let (tx, rx) = mpsc::channel(INBOX);
+/// The inbox the network routes to, and the mailbox the service reads, for `operators`.
+pub fn channel(operators: usize) -> (TunnelInbox, TunnelMailbox) {
+    let (tx, rx): (Vec<_>, Vec<_>) = (0..operators).map(|_| mpsc::channel(PER_OPERATOR)).unzip();
     let dropped = metrics::TunnelMetrics::register().sigs_dropped_busy;
-    (TunnelInbox { tx, dropped }, TunnelMailbox(rx))
+    (TunnelInbox { queues: tx, dropped }, TunnelMailbox(rx))
 }
 
 pub struct TunnelParts<S> {
@@ -85,6 +90,9 @@ pub struct TunnelParts<S> {
     pub network: Option<NetworkHandle>,
     pub bitcoind: Option<S>,
     pub mailbox: TunnelMailbox,
+    /// Byzantine test mode `flood-tunnel-sigs`: instead of its signatures, this operator sends
+    /// [`FLOOD`] signature messages for a batch that does not exist every tick.
+    pub flood: bool,
 }
 
 /// Starts the service; the receiver follows its status.
@@ -113,6 +121,7 @@ pub fn spawn<S: BitcoinSource>(p: TunnelParts<S>) -> std::io::Result<watch::Rece
         vault_sats: None,
         status,
         metrics: metrics::TunnelMetrics::register(),
+        flood: p.flood.then_some(FLOOD),
     };
     let mut mailbox = p.mailbox.0;
     std::thread::Builder::new().name("tunnel".into()).spawn(move || loop {
@@ -122,18 +131,51 @@ pub fn spawn<S: BitcoinSource>(p: TunnelParts<S>) -> std::io::Result<watch::Rece
         t.work();
         let deadline = std::time::Instant::now() + TICK;
         loop {
-            match mailbox.try_recv() {
-                Ok(m) => t.on_sigs(m),
-                // Empty, or no network (a federation of one): wait out the tick.
-                Err(_) => {
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    std::thread::sleep(left.min(Duration::from_millis(20)));
+            // One message from each operator's queue in turn: a flooder gets its share, no more.
+            let mut got = false;
+            for q in mailbox.iter_mut() {
+                if let Ok(m) = q.try_recv() {
+                    got = true;
+                    t.on_sigs(m);
                 }
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // Empty, or no network (a federation of one): wait out the tick.
+            if !got {
+                std::thread::sleep(left.min(Duration::from_millis(20)));
             }
         }
     })?;
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sigs(from: u16, first: u64) -> SigsFrom {
+        SigsFrom { from, first, version: 0, sigs: vec![Bytes::from(vec![0u8; 64])] }
+    }
+
+    /// An operator that floods fills only its own queue: another operator's signatures, sent
+    /// after a thousand of the flooder's, are still delivered.
+    #[test]
+    fn a_flood_from_one_operator_leaves_room_for_the_others() {
+        let (inbox, mut mailbox) = channel(4);
+        for i in 0..1_000 {
+            inbox.deliver(sigs(1, 1_000_000 + i));
+        }
+        inbox.deliver(sigs(0, 7));
+        inbox.deliver(sigs(9, 7)); // no such operator: dropped, not a panic
+        let honest = mailbox.0[0].try_recv().expect("operator 0's signatures got in");
+        assert_eq!((honest.from, honest.first), (0, 7));
+        let mut flood = 0;
+        while mailbox.0[1].try_recv().is_ok() {
+            flood += 1;
+        }
+        assert_eq!(flood, PER_OPERATOR, "the flooder keeps exactly its own queue's worth");
+    }
 }

@@ -42,6 +42,8 @@ pub struct Tunnel<S> {
     pub(super) vault_sats: Option<((u64, Option<bitcoin::BlockHash>), u64)>,
     pub(super) status: watch::Sender<Arc<TunnelStatus>>,
     pub(super) metrics: TunnelMetrics,
+    /// Byzantine `flood-tunnel-sigs`: junk messages per tick instead of its signatures.
+    pub(super) flood: Option<usize>,
 }
 
 impl<S: BitcoinSource> Tunnel<S> {
@@ -96,6 +98,13 @@ impl<S: BitcoinSource> Tunnel<S> {
     /// Signs, shares and sends the open batch's payout.
     pub fn work(&mut self) {
         let Some(batch) = self.ledger.batch.clone() else { return };
+        if let (Some(n), Some(net)) = (self.flood, &self.network) {
+            // Cheap to refuse (a batch that does not exist), and many of them.
+            for i in 0..n {
+                net.send_tunnel_sigs(batch.first + 1_000_000 + i as u64, 0, vec![Bytes::from(vec![0u8; 64])]);
+            }
+            return;
+        }
         let top = withdrawal::version_at(&batch, self.ledger.btc_tip);
         let n = self.rules.vault.keys().len();
         let resend = self.last_resend.is_none_or(|t| t.elapsed() >= RESEND);
