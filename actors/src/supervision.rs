@@ -7,6 +7,7 @@
 //! | Executor      | the request fails, the thread reloads the committed head and goes on |
 //! | BtcWatcher    | restarted after a backoff, resuming from the last index it published |
 //! | PopSubmitter  | restarted after a backoff, resuming from its records in storage      |
+//! | PopAttest     | restarted after a backoff; its slots are idempotent, certificates on disk |
 //! | Mempool       | fatal: consensus must not propose from a pool that is gone           |
 //! | Consensus, Chain, Storage | fatal ([`crate::fatal::stop`], exit code 2)              |
 //!

@@ -188,14 +188,20 @@ fn keystones_superfinality_takeover_reorg_and_verify() {
     let (ok, out) = verify_with(3, &format!("http://{liar}"), btc.addr, &["--genesis", &pin]);
     assert!(!ok && out.contains("misreports its rules"), "a node lying about its operators passed:\n{out}");
 
-    // Supervision: a panicking Bitcoin watcher (operator 1) and PoP submitter (operator 2) are
-    // restarted and go on; the rest of this test runs on them.
+    // Supervision: a panicking Bitcoin watcher (operator 1), PoP submitter (operator 2) and
+    // keystone attestation service (operator 3) are restarted and go on; the rest of this test
+    // runs on them.
     assert_eq!(fed.nodes[1].rpc("bss_injectFault", json!(["btc_watcher"])), json!("injected"));
     assert_eq!(fed.nodes[2].rpc("bss_injectFault", json!(["pop_submitter"])), json!("injected"));
-    mine_until(&c, "both restarts counted", || {
+    assert_eq!(fed.nodes[3].rpc("bss_injectFault", json!(["pop_attest"])), json!("injected"));
+    let certified_before = metric(&fed.nodes[3].metrics(), "bss_pop_certificates_total");
+    mine_until(&c, "the three restarts counted, and operator 3 certifying again", || {
         let watcher = metric(&fed.nodes[1].metrics(), "bss_actor_restarts_total{actor=\"btc_watcher\"}");
         let submitter = metric(&fed.nodes[2].metrics(), "bss_actor_restarts_total{actor=\"pop_submitter\"}");
-        (watcher == 1.0 && submitter == 1.0).then_some(())
+        let m3 = fed.nodes[3].metrics();
+        let attest = metric(&m3, "bss_actor_restarts_total{actor=\"pop_attest\"}");
+        let certifying = metric(&m3, "bss_pop_certificates_total") > certified_before;
+        (watcher == 1.0 && submitter == 1.0 && attest == 1.0 && certifying).then_some(())
     });
 
     // The first submitter is killed: the next operator steps in for its keystones.

@@ -244,22 +244,21 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         _ => engines::start_native(engine_parts)?,
     };
 
-    let certified = match (&cfg.pop, attest_mailbox) {
-        (Some(pop), Some(mailbox)) => Some(
-            crate::pop::attest::spawn(crate::pop::attest::AttestParts {
-                chain_id: spec.chain_id,
-                keystone_interval: pop.keystone_interval,
-                me: id.index,
-                signer: id.signer.clone(),
-                operators: id.operators.clone(),
-                reader: reader.clone(),
-                writer: bss_storage::AuxWriter::Service(storage.clone()),
-                network: network.clone(),
-                mailbox,
-            })
-            .map_err(|e| NodeError::Pop(format!("cannot start the keystone attestation service: {e}")))?,
-        ),
-        _ => None,
+    let (certified, pop_attest) = match (&cfg.pop, attest_mailbox) {
+        (Some(pop), Some(mailbox)) => crate::pop::attest::spawn(crate::pop::attest::AttestParts {
+            chain_id: spec.chain_id,
+            keystone_interval: pop.keystone_interval,
+            me: id.index,
+            signer: id.signer.clone(),
+            operators: id.operators.clone(),
+            reader: reader.clone(),
+            writer: bss_storage::AuxWriter::Service(storage.clone()),
+            network: network.clone(),
+            mailbox,
+        })
+        .map(|(c, h)| (Some(c), Some(h)))
+        .map_err(|e| NodeError::Pop(format!("cannot start the keystone attestation service: {e}")))?,
+        _ => (None, None),
     };
     let submitter = match (&btc, &cfg.pop, &cfg.btc, &certified) {
         (Some(link), Some(pop), Some(b), Some(certified)) => Some(bitcoin::start_pop(bitcoin::PopParts {
@@ -310,7 +309,13 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         metrics,
         btc,
         tunnel: tunnel_status,
-        faults: FaultTargets { executor, mempool: mempool.clone(), btc_watcher: watcher, pop_submitter: submitter },
+        faults: FaultTargets {
+            executor,
+            mempool: mempool.clone(),
+            btc_watcher: watcher,
+            pop_submitter: submitter,
+            pop_attest,
+        },
     });
     let (rpc, rpc_addr) = rpc::start(parts).await?;
     Ok(NodeHandle { rpc_addr, p2p_addr, operator_index: id.index, operators: id.operators.len(), chain, mempool, rpc })

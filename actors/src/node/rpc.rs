@@ -38,6 +38,7 @@ pub struct FaultTargets {
     pub mempool: MempoolHandle,
     pub btc_watcher: Option<WatcherHandle>,
     pub pop_submitter: Option<SubmitterHandle>,
+    pub pop_attest: Option<crate::pop::attest::AttestHandle>,
 }
 
 /// Everything the RPC handlers share, but the fault targets (added per restart).
@@ -89,6 +90,7 @@ impl RpcParts {
                 mempool: faults.mempool.clone(),
                 btc_watcher: faults.btc_watcher.clone(),
                 pop_submitter: faults.pop_submitter.clone(),
+                pop_attest: faults.pop_attest.clone(),
             }) as Box<dyn Fn(_) -> Faults + Send + Sync>
         });
         Self { context, faults }

@@ -34,10 +34,11 @@ pub struct Faults {
     pub mempool: crate::mempool::MempoolHandle,
     pub btc_watcher: Option<crate::btc::WatcherHandle>,
     pub pop_submitter: Option<crate::pop::submitter::SubmitterHandle>,
+    pub pop_attest: Option<crate::pop::attest::AttestHandle>,
 }
 
 impl Faults {
-    pub const TARGETS: &'static str = "rpc, executor, mempool, btc_watcher, pop_submitter";
+    pub const TARGETS: &'static str = "rpc, executor, mempool, btc_watcher, pop_submitter, pop_attest";
 
     /// Injects a panic into `target`; Err names what is unknown or not running here.
     pub fn inject(&self, target: &str) -> Result<(), String> {
@@ -51,6 +52,11 @@ impl Faults {
             "pop_submitter" => {
                 self.pop_submitter.as_ref().ok_or("no PoP submitter runs here ([pop] is not set)")?.inject_panic()
             }
+            "pop_attest" => self
+                .pop_attest
+                .as_ref()
+                .ok_or("no keystone attestation service runs here ([pop] is not set)")?
+                .inject_panic(),
             other => return Err(format!("unknown fault target {other:?}; known: {}", Self::TARGETS)),
         }
         Ok(())

@@ -105,8 +105,25 @@ pub struct AttestParts {
     pub mailbox: AttestMailbox,
 }
 
+/// Control of the attestation thread (fault injection for the supervision tests).
+#[derive(Clone)]
+pub struct AttestHandle {
+    control: std::sync::mpsc::SyncSender<()>,
+}
+
+impl AttestHandle {
+    /// Makes the service panic at its next round.
+    pub fn inject_panic(&self) {
+        let _ = self.control.try_send(());
+    }
+}
+
 /// Starts the service; the receiver follows the highest certified keystone number.
-pub fn spawn(p: AttestParts) -> std::io::Result<watch::Receiver<u64>> {
+///
+/// Supervision: a panic restarts the loop after a backoff
+/// (`bss_actor_restarts_total{actor="pop_attest"}`); what it collects is idempotent (one slot per
+/// operator and number), and certificates are on disk, so it goes on where it was.
+pub fn spawn(p: AttestParts) -> std::io::Result<(watch::Receiver<u64>, AttestHandle)> {
     let store = CertStore { reader: p.reader.clone() };
     let latest = match store.latest() {
         Ok(l) => l.unwrap_or(0),
@@ -127,7 +144,20 @@ pub fn spawn(p: AttestParts) -> std::io::Result<watch::Receiver<u64>> {
         metrics: metrics::AttestMetrics::register(),
     };
     let mut mailbox = p.mailbox.0;
-    std::thread::Builder::new().name("pop-attest".into()).spawn(move || loop {
+    let (control, faults) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new().name("pop-attest".into()).spawn(move || {
+        crate::supervision::restart_on_panic("pop_attest", Duration::from_millis(500), || {
+            run(&mut s, &mut mailbox, &faults)
+        })
+    })?;
+    Ok((rx, AttestHandle { control }))
+}
+
+fn run(s: &mut Service, mailbox: &mut [mpsc::Receiver<KeystoneSigFrom>], faults: &std::sync::mpsc::Receiver<()>) {
+    loop {
+        if faults.try_recv().is_ok() {
+            panic!("injected fault (bss_injectFault pop_attest)");
+        }
         if let Err(e) = s.follow() {
             crate::fatal::stop("pop", format!("keystone attestations: {e}"));
         }
@@ -150,8 +180,7 @@ pub fn spawn(p: AttestParts) -> std::io::Result<watch::Receiver<u64>> {
                 std::thread::sleep(left.min(Duration::from_millis(10)));
             }
         }
-    })?;
-    Ok(rx)
+    }
 }
 
 struct Service {
