@@ -191,9 +191,9 @@ fn keystones_superfinality_takeover_reorg_and_verify() {
     // Supervision: a panicking Bitcoin watcher (operator 1), PoP submitter (operator 2) and
     // keystone attestation service (operator 3) are restarted and go on; the rest of this test
     // runs on them.
-    assert_eq!(fed.nodes[1].rpc("bss_injectFault", json!(["btc_watcher"])), json!("injected"));
-    assert_eq!(fed.nodes[2].rpc("bss_injectFault", json!(["pop_submitter"])), json!("injected"));
-    assert_eq!(fed.nodes[3].rpc("bss_injectFault", json!(["pop_attest"])), json!("injected"));
+    assert_eq!(fed.nodes[1].rpc("bss_injectFault", json!(["btc_watcher", FAULT_TOKEN])), json!("injected"));
+    assert_eq!(fed.nodes[2].rpc("bss_injectFault", json!(["pop_submitter", FAULT_TOKEN])), json!("injected"));
+    assert_eq!(fed.nodes[3].rpc("bss_injectFault", json!(["pop_attest", FAULT_TOKEN])), json!("injected"));
     let certified_before = metric(&fed.nodes[3].metrics(), "bss_pop_certificates_total");
     mine_until(&c, "the three restarts counted, and operator 3 certifying again", || {
         let watcher = metric(&fed.nodes[1].metrics(), "bss_actor_restarts_total{actor=\"btc_watcher\"}");

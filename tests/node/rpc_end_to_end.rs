@@ -233,7 +233,7 @@ fn deploy_call_logs_bad_txs_and_supervision() {
 
     // Supervision: a panic in the RPC actor restarts it; the node keeps committing and serving.
     let before = node.block_number();
-    assert_eq!(node.rpc("bss_injectFault", json!(["rpc"])), json!("injected"));
+    assert_eq!(node.rpc("bss_injectFault", json!(["rpc", FAULT_TOKEN])), json!("injected"));
     wait_until("the RPC actor restart", std::time::Duration::from_secs(30), || {
         node.try_rpc("eth_blockNumber", json!([])).ok().map(|v| hex_u64(&v)).filter(|n| *n > before + 2)
     });
@@ -268,6 +268,10 @@ fn bad_configs_fail_with_clear_messages() {
     assert!(!ok && err.contains("consensus engine \"pbft\" is unknown"), "{err}");
     // A Byzantine test mode without `allow_byzantine = true`, and an unknown mode with it.
     let honest = format!("data_dir = \"d\"\noperator_key = \"{}\"\n[genesis]\nchain_id = 1\n", "11".repeat(32));
+    // Fault injection without its secret.
+    std::fs::write(&cfg, format!("{honest}[rpc]\nfault_injection = true\n")).expect("write");
+    let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path")]);
+    assert!(!ok && err.contains("rpc.fault_injection_token"), "{err}");
     std::fs::write(&cfg, &honest).expect("write");
     let censor = "censor:0x0000000000000000000000000000000000000001";
     let (ok, err) = run(&["node", "--config", cfg.to_str().expect("path"), "--byzantine", censor]);

@@ -22,7 +22,7 @@ fn an_executor_panic_fails_one_request_and_the_executor_comes_back_with_committe
     let first = node.rpc("eth_sendRawTransaction", json!([transfer(0)]));
     node.wait_for_receipt(first.as_str().expect("hash"));
     let before = node.block_number();
-    assert_eq!(node.rpc("bss_injectFault", json!(["executor"])), json!("injected"));
+    assert_eq!(node.rpc("bss_injectFault", json!(["executor", FAULT_TOKEN])), json!("injected"));
     wait_until("the executor restart to be counted", Duration::from_secs(30), || {
         node.metrics().contains("bss_actor_restarts_total{actor=\"executor\"} 1").then_some(())
     });
@@ -56,7 +56,7 @@ fn a_mempool_panic_stops_the_node_with_exit_code_2() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut node = Node::start(dir.path(), "");
     node.wait_for_block(2);
-    assert_eq!(node.rpc("bss_injectFault", json!(["mempool"])), json!("injected"));
+    assert_eq!(node.rpc("bss_injectFault", json!(["mempool", FAULT_TOKEN])), json!("injected"));
     let (code, log) = node.wait_exit(Duration::from_secs(30));
     assert_eq!(code, Some(2), "a node without its mempool must stop loudly; log:\n{log}");
     assert!(log.contains("fatal error in mempool"), "the reason is in the log:\n{log}");
@@ -69,8 +69,13 @@ fn a_mempool_panic_stops_the_node_with_exit_code_2() {
 fn fault_injection_names_its_targets_and_refuses_parts_that_do_not_run() {
     let dir = tempfile::tempdir().expect("tmp");
     let node = Node::start(dir.path(), "");
-    let e = node.try_rpc("bss_injectFault", json!(["consensus"])).expect_err("unknown target");
+    let e = node.try_rpc("bss_injectFault", json!(["consensus", FAULT_TOKEN])).expect_err("unknown target");
     assert!(e.message.contains("known: rpc, executor, mempool"), "{}", e.message);
-    let e = node.try_rpc("bss_injectFault", json!(["btc_watcher"])).expect_err("no watcher without [btc]");
+    let e = node.try_rpc("bss_injectFault", json!(["btc_watcher", FAULT_TOKEN])).expect_err("no watcher without [btc]");
     assert!(e.message.contains("[btc] is not set"), "{}", e.message);
+    // Without the harness's secret nobody can stop the node: a wrong token, or none.
+    let e = node.try_rpc("bss_injectFault", json!(["mempool", "not-the-token-at-all"])).expect_err("wrong token");
+    assert!(e.message.contains("wrong token"), "{}", e.message);
+    assert!(node.try_rpc("bss_injectFault", json!(["mempool"])).is_err(), "no token");
+    assert!(node.try_rpc("eth_blockNumber", json!([])).is_ok(), "the node is still up");
 }

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BSS: &str = env!("CARGO_BIN_EXE_bss");
+/// The fault-injection secret the harness writes into every node's `[rpc]` (`bss_injectFault`).
+pub const FAULT_TOKEN: &str = "test-harness-fault-token";
 pub const CHAIN_ID: u64 = 31337;
 /// Secret of dev account 0 of the "test … junk" mnemonic.
 pub const DEV0: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -119,7 +121,7 @@ impl Node {
             &config,
             format!(
                 "data_dir = \"data\"\noperator_key = \"{key}\"\n\n[genesis]\nchain_id = {CHAIN_ID}\n\n\
-                 [consensus]\nblock_time = \"100ms\"\n\n[storage]\nfsync = false\n\n[rpc]\naddr = \"{addr}\"\nfault_injection = true\n{extra}"
+                 [consensus]\nblock_time = \"100ms\"\n\n[storage]\nfsync = false\n\n[rpc]\naddr = \"{addr}\"\nfault_injection = true\nfault_injection_token = \"{FAULT_TOKEN}\"\n{extra}"
             ),
         )
         .expect("write config");
@@ -329,7 +331,7 @@ impl Federation {
                 format!(
                     "data_dir = \"node{i}\"\ngenesis_file = \"genesis.toml\"\noperator_key = \"{}\"\n{}\
                      [operators]\naddrs = [{}]\n[consensus]\n{}\n\
-                     [storage]\nfsync = false\n[rpc]\naddr = \"127.0.0.1:{}\"\nfault_injection = true\n\
+                     [storage]\nfsync = false\n[rpc]\naddr = \"127.0.0.1:{}\"\nfault_injection = true\nfault_injection_token = \"{FAULT_TOKEN}\"\n\
                      [network]\nlisten = \"127.0.0.1:{}\"\n{network}\n",
                     signers[i].secret_hex(),
                     if byzantine.iter().any(|(b, _)| *b == i) { "allow_byzantine = true\n" } else { "" },

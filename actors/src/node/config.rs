@@ -489,6 +489,11 @@ impl NodeConfig {
                 "network.max_frame_bytes {frame}: must be between 65536 and 67108864 (64 MiB)"
             )));
         }
+        if cfg.rpc.fault_injection && cfg.rpc.fault_injection_token.len() < 16 {
+            return Err(ConfigError::Invalid(
+                "rpc.fault_injection needs rpc.fault_injection_token (a secret of at least 16 characters that bss_injectFault must be given)".into(),
+            ));
+        }
         if cfg.consensus.inclusion_deadline == 0 {
             return Err(ConfigError::Invalid("consensus.inclusion_deadline must be at least 1 block".into()));
         }

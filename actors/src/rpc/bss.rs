@@ -96,10 +96,14 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> std::io::Result<()> {
         .map_err(err)?;
     module
         .register_method("bss_injectFault", |p, c, _| {
-            let target: String = p.one()?;
+            let (target, token): (String, String) = p.parse()?;
             let Some(faults) = &c.faults else {
                 return Err(server_error("fault injection is disabled (rpc.fault_injection = false)"));
             };
+            if !c.cfg.fault_token_matches(&token) {
+                metrics::counter!("bss_rpc_refused_total", "reason" => "fault_token").increment(1);
+                return Err(server_error("bss_injectFault: wrong token (rpc.fault_injection_token)"));
+            }
             faults.inject(&target).map_err(super::params::invalid_params)?;
             Ok::<Value, ErrorObjectOwned>(json!("injected"))
         })

@@ -69,6 +69,11 @@ pub struct RpcConfig {
     pub threads: usize,
     /// Enables `bss_injectFault` (tests and chaos runs only).
     pub fault_injection: bool,
+    /// The secret `bss_injectFault(target, token)` must be called with (at least 16
+    /// characters; required with `fault_injection`). The test harness holds it, so neither any
+    /// RPC client nor a page in a browser can stop the node. A secret rather than a cargo
+    /// feature: the tests exercise the very binary operators run.
+    pub fault_injection_token: String,
 }
 
 impl Default for RpcConfig {
@@ -91,11 +96,18 @@ impl Default for RpcConfig {
             vhosts: ["localhost", "127.0.0.1", "[::1]"].map(String::from).to_vec(),
             threads: 2,
             fault_injection: false,
+            fault_injection_token: String::new(),
         }
     }
 }
 
 impl RpcConfig {
+    /// Whether `token` is the fault-injection secret (constant time in its length).
+    pub fn fault_token_matches(&self, token: &str) -> bool {
+        let (a, b) = (self.fault_injection_token.as_bytes(), token.as_bytes());
+        a.len() >= 16 && a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
     /// Whether `host` (a `Host` header, with or without its port) names this node for browsers.
     pub fn host_allowed(&self, host: &str) -> bool {
         let name = match host.strip_prefix('[') {
