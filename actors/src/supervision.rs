@@ -8,6 +8,7 @@
 //! | BtcWatcher    | restarted after a backoff, resuming from the last index it published |
 //! | PopSubmitter  | restarted after a backoff, resuming from its records in storage      |
 //! | PopAttest     | restarted after a backoff; its slots are idempotent, certificates on disk |
+//! | Tunnel        | restarted after a backoff, its ledger replayed from the committed chain |
 //! | Mempool       | fatal: consensus must not propose from a pool that is gone           |
 //! | Consensus, Chain, Storage | fatal ([`crate::fatal::stop`], exit code 2)              |
 //!

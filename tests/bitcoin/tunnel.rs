@@ -259,7 +259,8 @@ fn deposits_mint_everywhere_and_three_of_four_pay_a_withdrawal_once() {
 /// Signature starvation: operator 1 runs `flood-tunnel-sigs` (instead of its payout signatures
 /// it floods the others with signature messages for a batch that does not exist). Each
 /// operator's inbox has its own bounded queue, so the other three's signatures still meet and
-/// the withdrawal is paid; the flood is dropped and counted.
+/// the withdrawal is paid; the flood is dropped and counted. Operator 2's tunnel thread is made to
+/// panic first: it is restarted, replays its ledger, and its signature still counts.
 #[test]
 fn a_flooding_operator_does_not_starve_the_payout_signatures() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -281,6 +282,12 @@ fn a_flooding_operator_does_not_starve_the_payout_signatures() {
         mine_and_follow(&c, &fed, &all);
         mined += 1;
     }
+    // Supervision: operator 2's tunnel thread panics and is restarted with its ledger replayed;
+    // the payout below needs its signature (operator 1 floods instead of signing).
+    assert_eq!(fed.nodes[2].rpc("bss_injectFault", json!(["tunnel", FAULT_TOKEN])), json!("injected"));
+    wait_until("operator 2's tunnel restarted", Duration::from_secs(30), || {
+        (metric(&fed.nodes[2].metrics(), "bss_actor_restarts_total{actor=\"tunnel\"}") == 1.0).then_some(())
+    });
     let payee = Key::new(11, Kind::P2wpkh).address().script_pubkey();
     let hash = fed.nodes[0].rpc("eth_sendRawTransaction", json!([withdraw(&alice, 0, payee.as_bytes(), 30_000)]));
     let receipt = fed.nodes[0].wait_for_receipt(hash.as_str().expect("hash"));

@@ -275,9 +275,9 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         })?),
         _ => None,
     };
-    let tunnel_status = match (tunnel, tunnel_mailbox, &btc, &cfg.btc) {
-        (Some((rules, key)), Some(mailbox), Some(link), Some(b)) => Some(
-            crate::tunnel::spawn(crate::tunnel::TunnelParts {
+    let (tunnel_status, tunnel_handle) = match (tunnel, tunnel_mailbox, &btc, &cfg.btc) {
+        (Some((rules, key)), Some(mailbox), Some(link), Some(b)) => {
+            let (status, handle) = crate::tunnel::spawn(crate::tunnel::TunnelParts {
                 rules,
                 reader: reader.clone(),
                 view: link.view.clone(),
@@ -288,13 +288,14 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
                 mailbox,
                 flood: byzantine.flood_tunnel_sigs,
             })
-            .map_err(|e| NodeError::Btc(format!("cannot start the tunnel service: {e}")))?,
-        ),
+            .map_err(|e| NodeError::Btc(format!("cannot start the tunnel service: {e}")))?;
+            (Some(status), Some(handle))
+        }
         (Some(_), ..) => {
             tracing::warn!(target: "node", "genesis sets up a tunnel but this node has no [btc]: it neither mints nor pays out");
-            None
+            (None, None)
         }
-        _ => None,
+        _ => (None, None),
     };
     readmit_journal(&reader, ingress.clone(), network.clone(), storage.clone(), mempool.clone())
         .map_err(|source| NodeError::Storage { path: cfg.data_dir.display().to_string(), source })?;
@@ -315,6 +316,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             btc_watcher: watcher,
             pop_submitter: submitter,
             pop_attest,
+            tunnel: tunnel_handle,
         },
     });
     let (rpc, rpc_addr) = rpc::start(parts).await?;

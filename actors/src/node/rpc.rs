@@ -39,6 +39,7 @@ pub struct FaultTargets {
     pub btc_watcher: Option<WatcherHandle>,
     pub pop_submitter: Option<SubmitterHandle>,
     pub pop_attest: Option<crate::pop::attest::AttestHandle>,
+    pub tunnel: Option<crate::tunnel::TunnelHandle>,
 }
 
 /// Everything the RPC handlers share, but the fault targets (added per restart).
@@ -91,6 +92,7 @@ impl RpcParts {
                 btc_watcher: faults.btc_watcher.clone(),
                 pop_submitter: faults.pop_submitter.clone(),
                 pop_attest: faults.pop_attest.clone(),
+                tunnel: faults.tunnel.clone(),
             }) as Box<dyn Fn(_) -> Faults + Send + Sync>
         });
         Self { context, faults }

@@ -35,10 +35,11 @@ pub struct Faults {
     pub btc_watcher: Option<crate::btc::WatcherHandle>,
     pub pop_submitter: Option<crate::pop::submitter::SubmitterHandle>,
     pub pop_attest: Option<crate::pop::attest::AttestHandle>,
+    pub tunnel: Option<crate::tunnel::TunnelHandle>,
 }
 
 impl Faults {
-    pub const TARGETS: &'static str = "rpc, executor, mempool, btc_watcher, pop_submitter, pop_attest";
+    pub const TARGETS: &'static str = "rpc, executor, mempool, btc_watcher, pop_submitter, pop_attest, tunnel";
 
     /// Injects a panic into `target`; Err names what is unknown or not running here.
     pub fn inject(&self, target: &str) -> Result<(), String> {
@@ -56,6 +57,11 @@ impl Faults {
                 .pop_attest
                 .as_ref()
                 .ok_or("no keystone attestation service runs here ([pop] is not set)")?
+                .inject_panic(),
+            "tunnel" => self
+                .tunnel
+                .as_ref()
+                .ok_or("no tunnel service runs here (no [genesis.tunnel] or no [btc])")?
                 .inject_panic(),
             other => return Err(format!("unknown fault target {other:?}; known: {}", Self::TARGETS)),
         }

@@ -95,8 +95,12 @@ pub struct TunnelParts<S> {
     pub flood: bool,
 }
 
-/// Starts the service; the receiver follows its status.
-pub fn spawn<S: BitcoinSource>(p: TunnelParts<S>) -> std::io::Result<watch::Receiver<Arc<TunnelStatus>>> {
+/// Starts the service; the receiver follows its status. Supervision: a panic restarts it after a
+/// backoff (`bss_actor_restarts_total{actor="tunnel"}`) with its ledger replayed from the
+/// committed chain.
+pub fn spawn<S: BitcoinSource>(
+    p: TunnelParts<S>,
+) -> std::io::Result<(watch::Receiver<Arc<TunnelStatus>>, TunnelHandle)> {
     let initial = TunnelStatus {
         ledger: Ledger::default(),
         sent: BTreeMap::new(),
@@ -124,7 +128,43 @@ pub fn spawn<S: BitcoinSource>(p: TunnelParts<S>) -> std::io::Result<watch::Rece
         flood: p.flood.then_some(FLOOD),
     };
     let mut mailbox = p.mailbox.0;
-    std::thread::Builder::new().name("tunnel".into()).spawn(move || loop {
+    let (control, faults) = std::sync::mpsc::sync_channel(1);
+    let mut first = true;
+    std::thread::Builder::new().name("tunnel".into()).spawn(move || {
+        crate::supervision::restart_on_panic("tunnel", Duration::from_millis(500), || {
+            if !std::mem::take(&mut first) {
+                // A panic may have left the ledger half-applied: replay it from the committed
+                // chain, as a start does (what was sent to bitcoind stays known).
+                t.reset();
+            }
+            run(&mut t, &mut mailbox, &faults)
+        })
+    })?;
+    Ok((rx, TunnelHandle { control }))
+}
+
+/// Control of the tunnel thread (fault injection for the supervision tests).
+#[derive(Clone)]
+pub struct TunnelHandle {
+    control: std::sync::mpsc::SyncSender<()>,
+}
+
+impl TunnelHandle {
+    /// Makes the service panic at its next tick.
+    pub fn inject_panic(&self) {
+        let _ = self.control.try_send(());
+    }
+}
+
+fn run<S: BitcoinSource>(
+    t: &mut Tunnel<S>,
+    mailbox: &mut [mpsc::Receiver<SigsFrom>],
+    faults: &std::sync::mpsc::Receiver<()>,
+) {
+    loop {
+        if faults.try_recv().is_ok() {
+            panic!("injected fault (bss_injectFault tunnel)");
+        }
         if let Err(e) = t.catch_up().and_then(|_| t.publish()) {
             crate::fatal::stop("tunnel", format!("reading committed blocks: {e}"));
         }
@@ -148,8 +188,7 @@ pub fn spawn<S: BitcoinSource>(p: TunnelParts<S>) -> std::io::Result<watch::Rece
                 std::thread::sleep(left.min(Duration::from_millis(20)));
             }
         }
-    })?;
-    Ok(rx)
+    }
 }
 
 #[cfg(test)]

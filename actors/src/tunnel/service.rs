@@ -47,6 +47,15 @@ pub struct Tunnel<S> {
 }
 
 impl<S: BitcoinSource> Tunnel<S> {
+    /// Forgets everything derived from the committed chain (the next round replays it).
+    pub fn reset(&mut self) {
+        self.ledger = Ledger::default();
+        self.sigs.clear();
+        self.last_resend = None;
+        self.published = None;
+        self.vault_sats = None;
+    }
+
     /// Applies the committed blocks the ledger has not seen, as far as the Bitcoin view allows
     /// (a block is applied only once the view holds its Bitcoin tip).
     pub fn catch_up(&mut self) -> Result<(), StorageError> {
