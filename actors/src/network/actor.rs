@@ -354,16 +354,19 @@ impl Handler<Incoming> for NetworkActor {
                 self.routes.sync.request(msg.from, from_number, NetworkHandle::new(ctx.address()))
             }
             (WireMessage::TunnelSigs { first, version, sigs }, _) => match &self.routes.tunnel {
-                Some(t) => t.deliver(crate::tunnel::SigsFrom { from: msg.from, first, version, sigs }),
+                Some(t) => t.deliver(msg.from, crate::tunnel::SigsFrom { from: msg.from, first, version, sigs }),
                 None => m.dropped_other_engine.increment(1),
             },
             (WireMessage::KeystoneSig { statement, sig, want }, _) => match &self.routes.keystones {
-                Some(k) => k.deliver(crate::pop::attest::KeystoneSigFrom {
-                    from: msg.from,
-                    statement: statement.to_vec(),
-                    sig: sig.0,
-                    want,
-                }),
+                Some(k) => k.deliver(
+                    msg.from,
+                    crate::pop::attest::KeystoneSigFrom {
+                        from: msg.from,
+                        statement: statement.to_vec(),
+                        sig: sig.0,
+                        want,
+                    },
+                ),
                 None => m.dropped_other_engine.increment(1),
             },
             (WireMessage::Txs(txs), _) => {

@@ -24,6 +24,7 @@ mod conn;
 mod messages;
 mod metrics;
 pub mod noise;
+pub mod peer_inbox;
 mod routes;
 pub mod wire;
 

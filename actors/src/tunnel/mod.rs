@@ -11,6 +11,7 @@ use crate::btc::deposit::TunnelRules;
 use crate::btc::vault::CustodyKey;
 use crate::btc::withdrawal::Ledger;
 use crate::btc::{BitcoinSource, BtcView};
+use crate::network::peer_inbox::{peer_channel, PeerInbox, PeerMailbox};
 use crate::network::NetworkHandle;
 use alloy_primitives::Bytes;
 use bitcoin::Txid;
@@ -19,7 +20,7 @@ use service::Tunnel;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// How often the service looks at the committed chain.
 const TICK: Duration = Duration::from_millis(200);
@@ -56,29 +57,14 @@ pub struct TunnelStatus {
 
 /// Where the network delivers payout signatures: one bounded queue per operator (overflow is
 /// counted and dropped; the sender re-sends).
-#[derive(Clone)]
-pub struct TunnelInbox {
-    queues: Vec<mpsc::Sender<SigsFrom>>,
-    dropped: ::metrics::Counter,
-}
-
-impl TunnelInbox {
-    pub fn deliver(&self, m: SigsFrom) {
-        let full = self.queues.get(usize::from(m.from)).is_none_or(|q| q.try_send(m).is_err());
-        if full {
-            self.dropped.increment(1);
-        }
-    }
-}
+pub type TunnelInbox = PeerInbox<SigsFrom>;
 
 /// The receiving half, handed to [`spawn`] once the network is up.
-pub struct TunnelMailbox(Vec<mpsc::Receiver<SigsFrom>>);
+pub type TunnelMailbox = PeerMailbox<SigsFrom>;
 
 /// The inbox the network routes to, and the mailbox the service reads, for `operators`.
 pub fn channel(operators: usize) -> (TunnelInbox, TunnelMailbox) {
-    let (tx, rx): (Vec<_>, Vec<_>) = (0..operators).map(|_| mpsc::channel(PER_OPERATOR)).unzip();
-    let dropped = metrics::TunnelMetrics::register().sigs_dropped_busy;
-    (TunnelInbox { queues: tx, dropped }, TunnelMailbox(rx))
+    peer_channel(operators, PER_OPERATOR, metrics::TunnelMetrics::register().sigs_dropped_busy)
 }
 
 pub struct TunnelParts<S> {
@@ -127,7 +113,7 @@ pub fn spawn<S: BitcoinSource>(
         metrics: metrics::TunnelMetrics::register(),
         flood: p.flood.then_some(FLOOD),
     };
-    let mut mailbox = p.mailbox.0;
+    let mut mailbox = p.mailbox;
     let (control, faults) = std::sync::mpsc::sync_channel(1);
     let mut first = true;
     std::thread::Builder::new().name("tunnel".into()).spawn(move || {
@@ -156,11 +142,7 @@ impl TunnelHandle {
     }
 }
 
-fn run<S: BitcoinSource>(
-    t: &mut Tunnel<S>,
-    mailbox: &mut [mpsc::Receiver<SigsFrom>],
-    faults: &std::sync::mpsc::Receiver<()>,
-) {
+fn run<S: BitcoinSource>(t: &mut Tunnel<S>, mailbox: &mut TunnelMailbox, faults: &std::sync::mpsc::Receiver<()>) {
     loop {
         if faults.try_recv().is_ok() {
             panic!("injected fault (bss_injectFault tunnel)");
@@ -172,13 +154,7 @@ fn run<S: BitcoinSource>(
         let deadline = std::time::Instant::now() + TICK;
         loop {
             // One message from each operator's queue in turn: a flooder gets its share, no more.
-            let mut got = false;
-            for q in mailbox.iter_mut() {
-                if let Ok(m) = q.try_recv() {
-                    got = true;
-                    t.on_sigs(m);
-                }
-            }
+            let got = mailbox.round(|m| t.on_sigs(m));
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 break;
@@ -205,10 +181,10 @@ mod tests {
     fn a_flood_from_one_operator_leaves_room_for_the_others() {
         let (inbox, mut mailbox) = channel(4);
         for i in 0..1_000 {
-            inbox.deliver(sigs(1, 1_000_000 + i));
+            inbox.deliver(1, sigs(1, 1_000_000 + i));
         }
-        inbox.deliver(sigs(0, 7));
-        inbox.deliver(sigs(9, 7)); // no such operator: dropped, not a panic
+        inbox.deliver(0, sigs(0, 7));
+        inbox.deliver(9, sigs(9, 7)); // no such operator: dropped, not a panic
         let honest = mailbox.0[0].try_recv().expect("operator 0's signatures got in");
         assert_eq!((honest.from, honest.first), (0, 7));
         let mut flood = 0;

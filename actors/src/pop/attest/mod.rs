@@ -18,6 +18,7 @@
 mod collect;
 mod metrics;
 
+use crate::network::peer_inbox::{peer_channel, PeerInbox, PeerMailbox};
 use crate::network::NetworkHandle;
 use crate::pop::keystone::{CertifiedKeystone, Keystone};
 use bss_consensus::{OperatorSet, OperatorSigner};
@@ -25,7 +26,7 @@ use bss_storage::{AuxBatch, AuxSpace, AuxWriter, StorageError, StoreReader};
 pub use collect::{Collector, Outcome, Refused, WINDOW};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 /// How often the service looks at the committed chain.
@@ -46,28 +47,13 @@ pub struct KeystoneSigFrom {
 }
 
 /// Where the network delivers keystone signatures: one bounded queue per operator.
-#[derive(Clone)]
-pub struct AttestInbox {
-    queues: Vec<mpsc::Sender<KeystoneSigFrom>>,
-    dropped: ::metrics::Counter,
-}
-
-impl AttestInbox {
-    pub fn deliver(&self, m: KeystoneSigFrom) {
-        let full = self.queues.get(usize::from(m.from)).is_none_or(|q| q.try_send(m).is_err());
-        if full {
-            self.dropped.increment(1);
-        }
-    }
-}
+pub type AttestInbox = PeerInbox<KeystoneSigFrom>;
 
 /// The receiving half, handed to [`spawn`].
-pub struct AttestMailbox(Vec<mpsc::Receiver<KeystoneSigFrom>>);
+pub type AttestMailbox = PeerMailbox<KeystoneSigFrom>;
 
 pub fn channel(operators: usize) -> (AttestInbox, AttestMailbox) {
-    let (tx, rx): (Vec<_>, Vec<_>) = (0..operators).map(|_| mpsc::channel(PER_PEER)).unzip();
-    let dropped = metrics::AttestMetrics::register().dropped;
-    (AttestInbox { queues: tx, dropped }, AttestMailbox(rx))
+    peer_channel(operators, PER_PEER, metrics::AttestMetrics::register().dropped)
 }
 
 /// The certificates this node assembled, in its database.
@@ -138,12 +124,14 @@ pub fn spawn(p: AttestParts) -> std::io::Result<(watch::Receiver<u64>, AttestHan
         store,
         network: p.network,
         signed_to: 0,
+        done: Default::default(),
+        low: 0,
         last_resend: Instant::now(),
         answered: HashMap::new(),
         certified,
         metrics: metrics::AttestMetrics::register(),
     };
-    let mut mailbox = p.mailbox.0;
+    let mut mailbox = p.mailbox;
     let (control, faults) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new().name("pop-attest".into()).spawn(move || {
         crate::supervision::restart_on_panic("pop_attest", Duration::from_millis(500), || {
@@ -153,7 +141,7 @@ pub fn spawn(p: AttestParts) -> std::io::Result<(watch::Receiver<u64>, AttestHan
     Ok((rx, AttestHandle { control }))
 }
 
-fn run(s: &mut Service, mailbox: &mut [mpsc::Receiver<KeystoneSigFrom>], faults: &std::sync::mpsc::Receiver<()>) {
+fn run(s: &mut Service, mailbox: &mut AttestMailbox, faults: &std::sync::mpsc::Receiver<()>) {
     loop {
         if faults.try_recv().is_ok() {
             panic!("injected fault (bss_injectFault pop_attest)");
@@ -163,15 +151,11 @@ fn run(s: &mut Service, mailbox: &mut [mpsc::Receiver<KeystoneSigFrom>], faults:
         }
         let deadline = Instant::now() + TICK;
         loop {
-            let mut got = false;
-            for q in mailbox.iter_mut() {
-                if let Ok(m) = q.try_recv() {
-                    got = true;
-                    if let Err(e) = s.on_sig(m) {
-                        crate::fatal::stop("pop", format!("storing a keystone certificate: {e}"));
-                    }
+            let got = mailbox.round(|m| {
+                if let Err(e) = s.on_sig(m) {
+                    crate::fatal::stop("pop", format!("storing a keystone certificate: {e}"));
                 }
-            }
+            });
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -192,6 +176,11 @@ struct Service {
     network: Option<NetworkHandle>,
     /// Keystone numbers up to this one are signed (or were certified before a restart).
     signed_to: u64,
+    /// Numbers within the window that hold a stored certificate (so a peer's signature for one
+    /// costs no database read).
+    done: std::collections::BTreeSet<u64>,
+    /// The window's lowest number (older certificates are looked up in the store).
+    low: u64,
     last_resend: Instant,
     /// When this node last answered an operator's `want` for a number.
     answered: HashMap<(u16, u64), Instant>,
@@ -206,17 +195,19 @@ impl Service {
         let head = self.reader.head_number()?.unwrap_or(0);
         self.collector.set_head(head);
         let low = head.saturating_sub(WINDOW * self.interval);
+        self.done = self.done.split_off(&low);
+        self.low = low;
         let mut n = (self.signed_to.max(low) / self.interval + 1) * self.interval;
         while n <= head {
-            if self.store.get(n)?.is_none() {
-                if let Some(header) = self.reader.header(n)? {
-                    let k = Keystone::of(&header, 0);
-                    let sig = self.collector.sign(k);
-                    debug!(target: "pop", l2 = n, "signed a keystone statement");
-                    self.metrics.signed.increment(1);
-                    self.send(None, &k, sig, true);
-                    self.try_certify(n)?;
-                }
+            if self.store.get(n)?.is_some() {
+                self.done.insert(n);
+            } else if let Some(header) = self.reader.header(n)? {
+                let k = Keystone::of(&header, 0);
+                let sig = self.collector.sign(k);
+                debug!(target: "pop", l2 = n, "signed a keystone statement");
+                self.metrics.signed.increment(1);
+                self.send(None, &k, sig, true);
+                self.try_certify(n)?;
             }
             self.signed_to = n;
             n += self.interval;
@@ -235,7 +226,8 @@ impl Service {
 
     fn on_sig(&mut self, m: KeystoneSigFrom) -> Result<(), StorageError> {
         if let Ok(k) = Keystone::from_statement(&m.statement) {
-            if self.store.get(k.l2_number)?.is_some() {
+            let n = k.l2_number;
+            if self.done.contains(&n) || (n < self.low && self.store.get(n)?.is_some()) {
                 // Already certified here: only help a peer still collecting.
                 if m.want && k.l2_number.is_multiple_of(self.interval) {
                     self.answer(m.from, k.l2_number)?;
@@ -296,6 +288,7 @@ impl Service {
         self.metrics.certified.increment(1);
         // Keep answering others from the store; stop collecting.
         self.collector.forget(n);
+        self.done.insert(n);
         self.certified.send_if_modified(|l| {
             let newer = n > *l;
             *l = (*l).max(n);
