@@ -71,3 +71,31 @@ pub fn restart_on_panic(service: &'static str, backoff: Duration, mut run: impl 
         }
     }
 }
+
+/// Fault injection into a service thread: the handle `bss_injectFault` holds, and the trigger
+/// the thread's loop polls once a round (it panics when the trigger fired).
+#[derive(Clone)]
+pub struct FaultSwitch(std::sync::mpsc::SyncSender<()>);
+
+pub struct FaultTrigger(std::sync::mpsc::Receiver<()>);
+
+impl FaultSwitch {
+    pub fn new() -> (Self, FaultTrigger) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        (Self(tx), FaultTrigger(rx))
+    }
+
+    /// Makes the service panic at its next round.
+    pub fn inject_panic(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+impl FaultTrigger {
+    /// Panics (naming `service`) if a fault was injected since the last round.
+    pub fn check(&self, service: &str) {
+        if self.0.try_recv().is_ok() {
+            panic!("injected fault (bss_injectFault {service})");
+        }
+    }
+}

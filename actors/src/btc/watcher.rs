@@ -33,17 +33,7 @@ pub struct WatcherConfig {
 }
 
 /// Control of the watcher thread (fault injection for the supervision tests).
-#[derive(Clone)]
-pub struct WatcherHandle {
-    control: std::sync::mpsc::SyncSender<()>,
-}
-
-impl WatcherHandle {
-    /// Makes the watcher panic at its next round.
-    pub fn inject_panic(&self) {
-        let _ = self.control.try_send(());
-    }
-}
+pub type WatcherHandle = crate::supervision::FaultSwitch;
 
 /// Starts the watcher thread under its supervision policy; it stops once every `BtcView` is
 /// dropped. The index resumes from what `reader`'s database holds (see `IndexWriter`).
@@ -68,7 +58,7 @@ pub fn spawn(
     }
     let (tx, rx) = watch::channel(Arc::new(writer.view()));
     let (up_tx, up) = watch::channel(false);
-    let (control, faults) = std::sync::mpsc::sync_channel(1);
+    let (control, faults) = crate::supervision::FaultSwitch::new();
     let (want, wanted) = std::sync::mpsc::sync_channel(WANTED_QUEUE);
     let mut first = Some(writer);
     std::thread::Builder::new()
@@ -86,7 +76,7 @@ pub fn spawn(
             })
         })
         .map_err(IndexError::Thread)?;
-    Ok((BtcView::from_channels(rx, up).with_requests(want), WatcherHandle { control }))
+    Ok((BtcView::from_channels(rx, up).with_requests(want), control))
 }
 
 fn run(
@@ -95,16 +85,14 @@ fn run(
     mut index: IndexWriter,
     tx: &watch::Sender<Arc<BtcIndex>>,
     up: &watch::Sender<bool>,
-    faults: &std::sync::mpsc::Receiver<()>,
+    faults: &crate::supervision::FaultTrigger,
     wanted: &std::sync::mpsc::Receiver<(u64, BlockHash)>,
 ) {
     let m = WatcherMetrics::register();
     let mut wait = cfg.poll_interval;
     let mut down_since: Option<std::time::Instant> = None;
     while !tx.is_closed() {
-        if faults.try_recv().is_ok() {
-            panic!("injected fault in the Bitcoin watcher");
-        }
+        faults.check("btc_watcher");
         let requests: Vec<_> = wanted.try_iter().take(WANTED_QUEUE).collect();
         for (height, hash) in &requests {
             if let Err(e) = fetch_stale(source, &mut index, *height, *hash, &m) {

@@ -114,7 +114,7 @@ pub fn spawn<S: BitcoinSource>(
         flood: p.flood.then_some(FLOOD),
     };
     let mut mailbox = p.mailbox;
-    let (control, faults) = std::sync::mpsc::sync_channel(1);
+    let (control, faults) = crate::supervision::FaultSwitch::new();
     let mut first = true;
     std::thread::Builder::new().name("tunnel".into()).spawn(move || {
         crate::supervision::restart_on_panic("tunnel", Duration::from_millis(500), || {
@@ -126,27 +126,15 @@ pub fn spawn<S: BitcoinSource>(
             run(&mut t, &mut mailbox, &faults)
         })
     })?;
-    Ok((rx, TunnelHandle { control }))
+    Ok((rx, control))
 }
 
 /// Control of the tunnel thread (fault injection for the supervision tests).
-#[derive(Clone)]
-pub struct TunnelHandle {
-    control: std::sync::mpsc::SyncSender<()>,
-}
+pub type TunnelHandle = crate::supervision::FaultSwitch;
 
-impl TunnelHandle {
-    /// Makes the service panic at its next tick.
-    pub fn inject_panic(&self) {
-        let _ = self.control.try_send(());
-    }
-}
-
-fn run<S: BitcoinSource>(t: &mut Tunnel<S>, mailbox: &mut TunnelMailbox, faults: &std::sync::mpsc::Receiver<()>) {
+fn run<S: BitcoinSource>(t: &mut Tunnel<S>, mailbox: &mut TunnelMailbox, faults: &crate::supervision::FaultTrigger) {
     loop {
-        if faults.try_recv().is_ok() {
-            panic!("injected fault (bss_injectFault tunnel)");
-        }
+        faults.check("tunnel");
         if let Err(e) = t.catch_up().and_then(|_| t.publish()) {
             crate::fatal::stop("tunnel", format!("reading committed blocks: {e}"));
         }

@@ -92,17 +92,7 @@ pub struct AttestParts {
 }
 
 /// Control of the attestation thread (fault injection for the supervision tests).
-#[derive(Clone)]
-pub struct AttestHandle {
-    control: std::sync::mpsc::SyncSender<()>,
-}
-
-impl AttestHandle {
-    /// Makes the service panic at its next round.
-    pub fn inject_panic(&self) {
-        let _ = self.control.try_send(());
-    }
-}
+pub type AttestHandle = crate::supervision::FaultSwitch;
 
 /// Starts the service; the receiver follows the highest certified keystone number.
 ///
@@ -132,20 +122,18 @@ pub fn spawn(p: AttestParts) -> std::io::Result<(watch::Receiver<u64>, AttestHan
         metrics: metrics::AttestMetrics::register(),
     };
     let mut mailbox = p.mailbox;
-    let (control, faults) = std::sync::mpsc::sync_channel(1);
+    let (control, faults) = crate::supervision::FaultSwitch::new();
     std::thread::Builder::new().name("pop-attest".into()).spawn(move || {
         crate::supervision::restart_on_panic("pop_attest", Duration::from_millis(500), || {
             run(&mut s, &mut mailbox, &faults)
         })
     })?;
-    Ok((rx, AttestHandle { control }))
+    Ok((rx, control))
 }
 
-fn run(s: &mut Service, mailbox: &mut AttestMailbox, faults: &std::sync::mpsc::Receiver<()>) {
+fn run(s: &mut Service, mailbox: &mut AttestMailbox, faults: &crate::supervision::FaultTrigger) {
     loop {
-        if faults.try_recv().is_ok() {
-            panic!("injected fault (bss_injectFault pop_attest)");
-        }
+        faults.check("pop_attest");
         if let Err(e) = s.follow() {
             crate::fatal::stop("pop", format!("keystone attestations: {e}"));
         }
