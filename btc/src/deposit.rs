@@ -32,6 +32,11 @@ pub struct TunnelRules {
     pub deposit_confirmations: u64,
     pub min_withdrawal_sats: u64,
     pub withdrawal_fee_sats: u64,
+    /// Kept from each deposit (minted = paid − this): funds the Bitcoin fees of spending the
+    /// deposit's coin later (consolidations draw on this surplus).
+    pub deposit_fee_sats: u64,
+    /// The highest fee rate a payout's fee versions bump to, sat/vB.
+    pub payout_fee_ceiling_sat_vb: u64,
 }
 
 /// Why a payment to the vault mints nothing.
@@ -101,7 +106,14 @@ fn parse_payload(payload: &[u8], chain_id: u64) -> Result<Address, Unattributed>
 }
 
 /// How `tx` pays the vault, if it does.
-pub fn classify(tx: &Transaction, txid: Txid, height: u64, rules: &TunnelRules) -> Option<VaultPayment> {
+/// `from_vault`: the tx spends a vault coin ([`spends_vault`]).
+pub fn classify(
+    tx: &Transaction,
+    txid: Txid,
+    height: u64,
+    rules: &TunnelRules,
+    from_vault: bool,
+) -> Option<VaultPayment> {
     let vault = rules.vault.script_pubkey();
     let paid = tx.output.iter().filter(|o| o.script_pubkey == vault).map(|o| o.value.to_sat());
     let mut sats = 0u64;
@@ -111,8 +123,9 @@ pub fn classify(tx: &Transaction, txid: Txid, height: u64, rules: &TunnelRules) 
         // Bitcoin caps a tx's outputs at 21M BTC; saturate rather than trust that.
         sats = sats.saturating_add(v);
     }
-    // A payout's change returns to the vault: not a deposit.
-    if !pays || super::withdrawal::is_payout(tx) {
+    // A payout's change returns to the vault: not a deposit. Only the federation can spend a
+    // vault coin, so that, not a tag anyone can write, is what marks its txs.
+    if !pays || from_vault {
         return None;
     }
     let returns: Vec<&TxOut> = tx.output.iter().filter(|o| o.script_pubkey.is_op_return()).collect();
@@ -135,13 +148,26 @@ pub fn classify(tx: &Transaction, txid: Txid, height: u64, rules: &TunnelRules) 
     Some(VaultPayment { txid, height, sats, attribution })
 }
 
+/// Whether `tx` (in the view's block at `height`) spends a vault coin: only the federation's
+/// payouts and consolidations can.
+pub fn spends_vault(view: &BtcIndex, tx: &Transaction, height: u64, rules: &TunnelRules) -> bool {
+    let vault = rules.vault.script_pubkey();
+    !tx.is_coinbase()
+        && tx.input.iter().any(|i| view.coin(&i.previous_output, height).is_some_and(|c| c.script == vault))
+}
+
+/// hBTC a deposit of `sats` mints.
+pub fn minted_sats(sats: u64, rules: &TunnelRules) -> u64 {
+    sats.saturating_sub(rules.deposit_fee_sats)
+}
+
 /// Payments to the vault in the best-chain block at `height`, in block order.
 pub fn payments_at(view: &BtcIndex, height: u64, rules: &TunnelRules) -> Vec<VaultPayment> {
     view.txids_at(height)
         .into_iter()
         .filter_map(|txid| {
             let rec = view.tx(&txid, height)?;
-            classify(&rec.tx, txid, height, rules)
+            classify(&rec.tx, txid, height, rules, spends_vault(view, &rec.tx, height, rules))
         })
         .collect()
 }
@@ -157,7 +183,7 @@ pub fn mints_due(view: &BtcIndex, first: u64, last: u64, rules: &TunnelRules) ->
         .flat_map(|h| payments_at(view, h, rules))
         .filter_map(|p| {
             let recipient = p.attribution.clone().ok()?;
-            Some(Mint { btc_txid: p.txid_display(), btc_height: p.height, recipient, sats: p.sats })
+            Some(Mint { btc_txid: p.txid_display(), btc_height: p.height, recipient, sats: minted_sats(p.sats, rules) })
         })
         .collect()
 }
@@ -178,6 +204,8 @@ mod tests {
             deposit_confirmations: 6,
             min_withdrawal_sats: 20_000,
             withdrawal_fee_sats: 2_000,
+            deposit_fee_sats: 0,
+            payout_fee_ceiling_sat_vb: 100,
         }
     }
 
@@ -204,11 +232,11 @@ mod tests {
         let r = rules();
         let to = Address::repeat_byte(0xab);
         let good = tx(vec![pay(&r, 50_000), deposit_output(1337, &to)], 1);
-        let got = classify(&good, good.compute_txid(), 5, &r).expect("pays the vault");
+        let got = classify(&good, good.compute_txid(), 5, &r, false).expect("pays the vault");
         assert_eq!((got.sats, got.attribution), (50_000, Ok(to)));
         // Two vault outputs add up.
         let split = tx(vec![pay(&r, 6_000), deposit_output(1337, &to), pay(&r, 6_000)], 2);
-        assert_eq!(classify(&split, split.compute_txid(), 5, &r).expect("pays").attribution, Ok(to));
+        assert_eq!(classify(&split, split.compute_txid(), 5, &r, false).expect("pays").attribution, Ok(to));
         let cases: Vec<(Transaction, Unattributed)> = vec![
             (
                 tx(vec![pay(&r, 9_999), deposit_output(1337, &to)], 3),
@@ -232,10 +260,10 @@ mod tests {
             ),
         ];
         for (t, why) in cases {
-            assert_eq!(classify(&t, t.compute_txid(), 5, &r).expect("pays").attribution, Err(why));
+            assert_eq!(classify(&t, t.compute_txid(), 5, &r, false).expect("pays").attribution, Err(why));
         }
         // A tx that does not pay the vault is not a payment at all.
-        assert!(classify(&tx(vec![deposit_output(1337, &to)], 8), Txid::all_zeros(), 5, &r).is_none());
+        assert!(classify(&tx(vec![deposit_output(1337, &to)], 8), Txid::all_zeros(), 5, &r, false).is_none());
     }
 
     /// A deposit at height 2 falls due when the headers bring in height 7 (its sixth

@@ -19,10 +19,10 @@ use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope};
 use alloy_primitives::{Address, Bytes, Log, B256};
 use bitcoin::{Transaction, Txid};
 use bitcoincore_rpc::RpcApi;
-use bss_actors::btc::deposit::{classify, display, TunnelRules};
+use bss_actors::btc::deposit::{classify, display, minted_sats, TunnelRules};
 use bss_actors::btc::index::op_return_payload;
 use bss_actors::btc::vault::Vault;
-use bss_actors::btc::withdrawal::PAYOUT_TAG;
+use bss_actors::btc::withdrawal::{is_payout, PAYOUT_TAG};
 use bss_actors::hvm::hbtc::decode_withdrawal;
 use clap::Args;
 use eyre::{bail, eyre, Result};
@@ -110,6 +110,8 @@ fn fetch_rules(l2: &mut L2, src: &Sources) -> Result<TunnelRules> {
         deposit_confirmations: num("depositConfirmations")?,
         min_withdrawal_sats: num("minWithdrawalSats")?,
         withdrawal_fee_sats: num("withdrawalFeeSats")?,
+        deposit_fee_sats: info["depositFeeSats"].as_u64().unwrap_or(0),
+        payout_fee_ceiling_sat_vb: info["payoutFeeCeilingSatVb"].as_u64().unwrap_or(0),
     })
 }
 
@@ -133,6 +135,8 @@ fn pinned_tunnel(l2: &mut L2, pin: &str, given: &[String]) -> Result<TunnelRules
         deposit_confirmations: t.deposit_confirmations,
         min_withdrawal_sats: t.min_withdrawal_sats,
         withdrawal_fee_sats: t.withdrawal_fee_sats,
+        deposit_fee_sats: t.deposit_fee_sats,
+        payout_fee_ceiling_sat_vb: t.payout_fee_ceiling_sat_vb,
     })
 }
 
@@ -225,7 +229,8 @@ fn verify_deposit(txid: Txid, src: &Sources, r: &mut Report) {
     let Some(btc) = btc_client(src, r) else { return };
     // 1. The lock in Bitcoin.
     let Some((tx, height)) = bitcoin_tx(&btc, txid, rules.deposit_confirmations, r) else { return };
-    let payment = classify(&tx, txid, height, &rules);
+    // A tx of the federation (it spends a vault coin, and carries the payout tag) is no deposit.
+    let payment = classify(&tx, txid, height, &rules, is_payout(&tx));
     let deposit = match payment {
         None => Err(eyre!("the tx pays nothing to the vault recomputed from the custody keys")),
         Some(p) => match p.attribution {
@@ -253,9 +258,12 @@ fn verify_deposit(txid: Txid, src: &Sources, r: &mut Report) {
         }
         let found = header.mints.iter().find(|m| m.btc_txid == display(&txid));
         match found {
-            Some(m) if m.recipient == recipient && m.sats == sats => Ok((
+            Some(m) if m.recipient == recipient && m.sats == minted_sats(sats, &rules) => Ok((
                 n,
-                format!("block {n} mints {sats} hBTC units to {recipient} (its header, which the certificate signs)"),
+                format!(
+                    "block {n} mints {} hBTC units to {recipient} (its header, which the certificate signs)",
+                    m.sats
+                ),
             )),
             Some(m) => bail!("block {n} mints {} to {} instead", m.sats, m.recipient),
             None => bail!("block {n}'s header carries no mint for this deposit"),

@@ -20,6 +20,12 @@ pub struct TunnelGenesisRules {
     pub min_deposit_sats: u64,
     pub min_withdrawal_sats: u64,
     pub withdrawal_fee_sats: u64,
+    /// Kept from each deposit for the Bitcoin fees of spending its coin, sats.
+    #[serde(default)]
+    pub deposit_fee_sats: u64,
+    /// The highest fee rate a payout bumps to, sat/vB.
+    #[serde(default)]
+    pub payout_fee_ceiling_sat_vb: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +103,8 @@ mod tests {
                     min_deposit_sats: 10_000,
                     min_withdrawal_sats: 20_000,
                     withdrawal_fee_sats: 2_000,
+                    deposit_fee_sats: 0,
+                    payout_fee_ceiling_sat_vb: 100,
                 }),
                 ..base.clone()
             },

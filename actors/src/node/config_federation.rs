@@ -114,6 +114,8 @@ impl GenesisConfig {
                     min_deposit_sats: t.min_deposit_sats,
                     min_withdrawal_sats: t.min_withdrawal_sats,
                     withdrawal_fee_sats: t.withdrawal_fee_sats,
+                    deposit_fee_sats: t.deposit_fee_sats,
+                    payout_fee_ceiling_sat_vb: t.payout_fee_ceiling_sat_vb,
                 })
             }
             None => None,

@@ -38,6 +38,15 @@ pub struct TunnelGenesis {
     /// Default 2,000.
     #[serde(default = "default_withdrawal_fee")]
     pub withdrawal_fee_sats: u64,
+    /// Kept from each deposit (it mints paid − this), to pay the Bitcoin fees of spending its
+    /// coin later: the vault's surplus, from which consolidations and fee bumps above the
+    /// withdrawal fees are paid. Default 0.
+    #[serde(default)]
+    pub deposit_fee_sats: u64,
+    /// The highest fee rate a payout's fee versions bump to, sat/vB (paid from the withdrawal
+    /// fees, then the vault's surplus). Default 100.
+    #[serde(default = "default_fee_ceiling")]
+    pub payout_fee_ceiling_sat_vb: u64,
 }
 
 fn default_deposit_confirmations() -> u64 {
@@ -51,6 +60,9 @@ fn default_min_withdrawal() -> u64 {
 }
 fn default_withdrawal_fee() -> u64 {
     2_000
+}
+fn default_fee_ceiling() -> u64 {
+    100
 }
 
 /// 2f+1 of `n` (f = (n−1)/3).
@@ -111,6 +123,16 @@ impl TunnelGenesis {
                 "genesis.tunnel.min_withdrawal_sats must leave more than the dust limit ({DUST_SATS}) after withdrawal_fee_sats"
             )));
         }
+        if self.deposit_fee_sats >= self.min_deposit_sats {
+            return Err(ConfigError::Invalid(
+                "genesis.tunnel.deposit_fee_sats must be below min_deposit_sats (a deposit would mint nothing)".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&self.payout_fee_ceiling_sat_vb) {
+            return Err(ConfigError::Invalid(
+                "genesis.tunnel.payout_fee_ceiling_sat_vb must be between 1 and 10000 sat/vB".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -122,6 +144,8 @@ impl TunnelGenesis {
             deposit_confirmations: self.deposit_confirmations,
             min_withdrawal_sats: self.min_withdrawal_sats,
             withdrawal_fee_sats: self.withdrawal_fee_sats,
+            deposit_fee_sats: self.deposit_fee_sats,
+            payout_fee_ceiling_sat_vb: self.payout_fee_ceiling_sat_vb,
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use super::context::RpcContext;
 use super::params::{internal, invalid_params, server_error};
-use crate::btc::deposit::{classify, TunnelRules};
+use crate::btc::deposit::{classify, minted_sats, spends_vault, TunnelRules};
 use crate::btc::BtcLink;
 use crate::hvm::hbtc::{HBTC_ADDRESS, TOTAL_SUPPLY_SLOT};
 use crate::tunnel::TunnelStatus;
@@ -58,7 +58,8 @@ fn deposit(c: &RpcContext, txid: bitcoin::Txid) -> Result<Value, ErrorObjectOwne
     let view = link.view.current();
     let Some(best) = view.best_height() else { return Ok(Value::Null) };
     let Some(rec) = view.tx(&txid, best) else { return Ok(Value::Null) };
-    let Some(p) = classify(&rec.tx, txid, rec.height, rules) else { return Ok(Value::Null) };
+    let from_vault = spends_vault(&view, &rec.tx, rec.height, rules);
+    let Some(p) = classify(&rec.tx, txid, rec.height, rules, from_vault) else { return Ok(Value::Null) };
     let confirmations = best + 1 - p.height;
     let recipient = match &p.attribution {
         Ok(r) => *r,
@@ -81,6 +82,7 @@ fn deposit(c: &RpcContext, txid: bitcoin::Txid) -> Result<Value, ErrorObjectOwne
         "l2Block": minted,
         "recipient": recipient,
         "sats": p.sats,
+        "mintedSats": minted_sats(p.sats, rules),
     }))
 }
 
