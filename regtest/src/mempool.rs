@@ -66,11 +66,18 @@ fn rejected(s: impl Into<String>) -> Reject {
     Reject::Rejected(s.into())
 }
 
-#[derive(Default)]
 pub struct Mempool {
     entries: HashMap<Txid, MempoolEntry>,
     spends: HashMap<OutPoint, Txid>,
     next_seq: u64,
+    /// The minimum relay fee rate, sat/kvB (`-minrelaytxfee`; `setminrelaytxfee` raises it).
+    pub min_relay_kvb: u64,
+}
+
+impl Default for Mempool {
+    fn default() -> Self {
+        Self { entries: HashMap::new(), spends: HashMap::new(), next_seq: 0, min_relay_kvb: MIN_RELAY_SAT_PER_KVB }
+    }
 }
 
 /// BTC/kvB as bitcoind prints fee rates.
@@ -274,7 +281,7 @@ impl Mempool {
         }
         let weight = tx.weight().to_wu();
         let vsize = Weight::from_wu(weight).to_vbytes_ceil();
-        let min_fee = Amount::from_sat(vsize * MIN_RELAY_SAT_PER_KVB / 1000);
+        let min_fee = Amount::from_sat((vsize * self.min_relay_kvb).div_ceil(1000));
         if fee < min_fee {
             return Err(rejected(format!("min relay fee not met, {} < {}", fee.to_sat(), min_fee.to_sat())));
         }

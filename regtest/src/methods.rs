@@ -458,6 +458,35 @@ fn register_transactions(m: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::
         })
         .await
     })?;
+    // Not a bitcoind RPC (bitcoind takes `-minrelaytxfee` at start): the embedded regtest's way
+    // to play a fee market in tests. Takes BTC/kvB, as bitcoind's fee rates are written.
+    m.register_async_method("setminrelaytxfee", |p, c, _| async move {
+        let a = Args::new(&p)?;
+        let rate = a.feerate(0, super::mempool::MIN_RELAY_SAT_PER_KVB)?;
+        if !(super::mempool::MIN_RELAY_SAT_PER_KVB..=10_000_000).contains(&rate) {
+            return Err(err(-8, "minrelaytxfee must be between 0.00001 and 0.1 BTC/kvB"));
+        }
+        c.run(move |s| {
+            s.mempool.min_relay_kvb = rate;
+            json!(true)
+        })
+        .await
+    })?;
+    m.register_async_method("getmempoolinfo", |_, c, _| async move {
+        c.run(|s| {
+            let entries = s.mempool.ordered();
+            json!({
+                "loaded": true,
+                "size": entries.len(),
+                "bytes": entries.iter().map(|e| e.vsize).sum::<u64>(),
+                "minrelaytxfee": btc_per_kvb(s.mempool.min_relay_kvb),
+                "mempoolminfee": btc_per_kvb(s.mempool.min_relay_kvb),
+                "incrementalrelayfee": btc_per_kvb(super::mempool::MIN_RELAY_SAT_PER_KVB),
+                "fullrbf": true,
+            })
+        })
+        .await
+    })?;
     m.register_async_method("getrawmempool", |p, c, _| async move {
         let verbose = Args::new(&p)?.opt_bool(0, false)?;
         c.run(move |s| {

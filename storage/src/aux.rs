@@ -33,10 +33,12 @@ pub enum AuxSpace {
     /// Keystone certificates this node assembled from the operators' attestations, by L2
     /// number: the canonical encoding (`bss_btc::keystone`).
     KeystoneCerts,
+    /// The tunnel service's ledger checkpoint: L2 number ‖ encoded ledger (one key).
+    TunnelLedger,
 }
 
 impl AuxSpace {
-    pub const ALL: [AuxSpace; 10] = [
+    pub const ALL: [AuxSpace; 11] = [
         AuxSpace::BtcBlocks,
         AuxSpace::BtcTxs,
         AuxSpace::BtcCoins,
@@ -47,6 +49,7 @@ impl AuxSpace {
         AuxSpace::PopPending,
         AuxSpace::BtcStale,
         AuxSpace::KeystoneCerts,
+        AuxSpace::TunnelLedger,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -61,6 +64,7 @@ impl AuxSpace {
             AuxSpace::PopPending => "pop_pending",
             AuxSpace::BtcStale => "btc_stale",
             AuxSpace::KeystoneCerts => "keystone_certs",
+            AuxSpace::TunnelLedger => "tunnel_ledger",
         }
     }
 }

@@ -43,12 +43,17 @@ pub(crate) fn start_with(
 
 /// As [`start_with`], on a given base config (the `[consensus]` tail and what follows).
 fn start_on(dir: &std::path::Path, base: &str, byzantine: &[(usize, &str)]) -> (Federation, Vault) {
+    start_genesis(dir, base, byzantine, "")
+}
+
+/// As [`start_on`], with more `[genesis.tunnel]` lines.
+fn start_genesis(dir: &std::path::Path, base: &str, byzantine: &[(usize, &str)], tunnel: &str) -> (Federation, Vault) {
     let keys: Vec<String> = (0..4).map(|i| custody(i).public().to_string()).collect();
     std::fs::write(
         dir.join("genesis.toml"),
         format!(
             "[genesis]\nchain_id = {CHAIN_ID}\n[genesis.tunnel]\ncustody_keys = {keys:?}\n\
-             deposit_confirmations = {CONFIRMATIONS}\nmin_withdrawal_sats = {MIN_WITHDRAWAL}\nwithdrawal_fee_sats = {FEE}\n"
+             deposit_confirmations = {CONFIRMATIONS}\nmin_withdrawal_sats = {MIN_WITHDRAWAL}\nwithdrawal_fee_sats = {FEE}\n{tunnel}"
         ),
     )
     .expect("genesis");
@@ -614,4 +619,132 @@ fn a_leader_rewinding_the_bitcoin_view_is_refused_and_deposits_still_mint() {
     let refused: f64 = (1..4).map(|i| metric(&fed.nodes[i].metrics(), "bss_consensus_refused_proposals_total")).sum();
     assert!(refused > 0.0, "no rewinding proposal was ever refused");
     eprintln!("btc-rewind: minted in block {}; honest operators refused {refused} proposals", minted["l2Block"]);
+}
+
+/// Withdrawals of `(script, sats)` from `key`'s hBTC, in one go; waits for their receipts.
+fn withdraw_all(node: &Node, key: &DevKey, list: &[(&bitcoin::ScriptBuf, u64)]) {
+    let nonce = hex_u64(&node.rpc("eth_getTransactionCount", json!([key.address, "pending"])));
+    for (i, (script, sats)) in list.iter().enumerate() {
+        let hash =
+            node.rpc("eth_sendRawTransaction", json!([withdraw(key, nonce + i as u64, script.as_bytes(), *sats)]));
+        let receipt = node.wait_for_receipt(hash.as_str().expect("hash"));
+        assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
+    }
+}
+
+/// Mines until withdrawal `id` is paid on operator 0 (at most `max` Bitcoin blocks).
+fn mine_until_paid(c: &Client, fed: &Federation, id: u64, max: u64) -> (Value, u64) {
+    let all = [0usize, 1, 2, 3];
+    for blocks in 1..=max {
+        mine_and_follow(c, fed, &all);
+        assert_invariant(&fed.nodes[0]);
+        let w = fed.nodes[0].rpc("bss_getWithdrawal", json!([id]));
+        if w["status"] == json!("paid") {
+            return (w, blocks);
+        }
+    }
+    panic!("withdrawal {id} not paid after {max} Bitcoin blocks: {}", fed.nodes[0].rpc("bss_tunnelInfo", json!([])));
+}
+
+/// The fee and fee rate (sat/vB) bitcoind's chain shows for `txid`.
+fn fee_of(c: &Client, txid: &bitcoin::Txid) -> (u64, u64) {
+    let tx = c.get_raw_transaction(txid, None).expect("tx");
+    let inputs: u64 = tx
+        .input
+        .iter()
+        .map(|i| {
+            let prev = c.get_raw_transaction(&i.previous_output.txid, None).expect("prevout tx");
+            prev.output[i.previous_output.vout as usize].value.to_sat()
+        })
+        .sum();
+    let fee = inputs - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    (fee, fee / tx.vsize() as u64)
+}
+
+/// Head-of-line blocking, fees and agreement across a restart. After 40 deposits of 20,000 sats
+/// (a deposit fee of 2,500 each is the vault's surplus), withdrawals of 650,000 and 30,000: no 32
+/// coins cover the first, so the federation consolidates the 32 largest, and then pays both.
+/// Operator 2 restarts while a batch is open: it starts from its ledger checkpoint and all four
+/// agree on the payout. Then bitcoind's minimum relay fee rises to 12 sat/vB, above what the
+/// 2,000-sat withdrawal fee pays for a one-coin payout: the fee versions climb, the surplus pays
+/// the rest, and the later withdrawal is paid too.
+#[test]
+fn a_fragmented_vault_consolidates_and_payouts_outbid_a_rising_fee_floor() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let btc = Regtest::start_in(dir.path());
+    let c = btc.client("u", "p");
+    let miner = Key::new(7, Kind::P2wpkh);
+    c.generate_to_address(40, &miner.address()).expect("mine");
+    c.generate_to_address(100, &Key::new(3, Kind::P2wpkh).address()).expect("mature");
+    let (mut fed, vault) = start_genesis(dir.path(), &crate::btc_section(btc.addr), &[], "deposit_fee_sats = 2500\n");
+    let all = [0usize, 1, 2, 3];
+    fed.wait_all_at_least(&all, 2, Duration::from_secs(60));
+    let alice = derive_accounts(DEV_MNEMONIC, 2).expect("keys").remove(1);
+    let deposits: Vec<bitcoin::Txid> = (1..=40)
+        .map(|h| {
+            let tx = coinbase_spend(&c, &miner, h, deposit_outputs(&vault, 20_000, &alice.address));
+            c.send_raw_transaction(&tx).expect("deposit")
+        })
+        .collect();
+    let mut mined = 0;
+    while hbtc_balance(&fed.nodes[0], alice.address) < 40 * 17_500 {
+        assert!(mined <= CONFIRMATIONS + 3, "deposits not minted after {mined} Bitcoin blocks");
+        mine_and_follow(&c, &fed, &all);
+        mined += 1;
+    }
+    let d = fed.nodes[1].rpc("bss_getDeposit", json!([deposits[7].to_string()]));
+    assert_eq!((d["sats"].clone(), d["mintedSats"].clone()), (json!(20_000), json!(17_500)), "{d}");
+    assert_invariant(&fed.nodes[0]);
+
+    let (big, small) =
+        (Key::new(12, Kind::P2wpkh).address().script_pubkey(), Key::new(13, Kind::P2tr).address().script_pubkey());
+    // A fee floor of 3 sat/vB: the first fee versions are refused, later ones get in.
+    c.call::<Value>("setminrelaytxfee", &[json!(0.00003)]).expect("setminrelaytxfee");
+    withdraw_all(&fed.nodes[0], &alice, &[(&big, 650_000), (&small, 30_000)]);
+    let opened = wait_until("the consolidation to open", Duration::from_secs(60), || {
+        let info = fed.nodes[0].rpc("bss_tunnelInfo", json!([]));
+        (info["openBatch"]["consolidation"] == json!(true)).then_some(info)
+    });
+    assert!(opened["waiting"].as_str().is_some_and(|w| w.contains("consolidating")), "{opened}");
+    // Operator 2 restarts mid-batch, from its checkpoint; the four agree on the open batch.
+    wait_until("operator 2's first ledger checkpoint", Duration::from_secs(60), || {
+        (metric(&fed.nodes[2].metrics(), "bss_tunnel_ledger_checkpoints_total") >= 1.0).then_some(())
+    });
+    fed.nodes[2].kill();
+    fed.nodes[2].spawn();
+    fed.wait_all_at_least(&all, fed.nodes[0].block_number() + 2, Duration::from_secs(60));
+    assert!(metric(&fed.nodes[2].metrics(), "bss_tunnel_ledger_restored_l2") > 0.0, "operator 2 replayed from block 1");
+    let batch = wait_until("all four on the same open batch", Duration::from_secs(60), || {
+        let b: Vec<Value> =
+            all.iter().map(|i| fed.nodes[*i].rpc("bss_tunnelInfo", json!([]))["openBatch"].clone()).collect();
+        b.iter().all(|x| *x == b[0] && !x.is_null()).then(|| b[0].clone())
+    });
+    eprintln!("open batch after the restart: {batch}");
+    let (paid_big, blocks) = mine_until_paid(&c, &fed, 0, 40);
+    let paid_small = fed.nodes[0].rpc("bss_getWithdrawal", json!([1]));
+    assert_eq!(paid_small["status"], json!("paid"), "{paid_small}");
+    for i in all {
+        wait_until("every operator sees the same payout", Duration::from_secs(30), || {
+            let w = fed.nodes[i].rpc("bss_getWithdrawal", json!([0]));
+            (w["payoutTxid"] == paid_big["payoutTxid"]).then_some(())
+        });
+    }
+    let info = fed.nodes[0].rpc("bss_tunnelInfo", json!([]));
+    assert!(info["consolidations"].as_u64() >= Some(1), "{info}");
+    eprintln!(
+        "650,000 and 30,000 paid {blocks} Bitcoin blocks after the burns, after {} consolidation(s)",
+        info["consolidations"]
+    );
+
+    // The fee floor rises above what the withdrawal fee pays; the surplus pays the rest.
+    c.call::<Value>("setminrelaytxfee", &[json!(0.00012)]).expect("setminrelaytxfee");
+    withdraw_all(&fed.nodes[0], &alice, &[(&small, 20_000)]);
+    let (later, blocks) = mine_until_paid(&c, &fed, 2, 24);
+    let txid: bitcoin::Txid = later["payoutTxid"].as_str().expect("txid").parse().expect("txid");
+    let (fee, rate) = fee_of(&c, &txid);
+    assert!(fee > FEE && rate >= 12, "payout fee {fee} sats at {rate} sat/vB");
+    eprintln!("withdrawal paid under a 12 sat/vB floor after {blocks} Bitcoin blocks: fee {fee} sats ({rate} sat/vB) for a {FEE}-sat withdrawal fee");
+    for i in all {
+        assert_invariant(&fed.nodes[i]);
+    }
 }

@@ -353,8 +353,8 @@ impl Handler<Incoming> for NetworkActor {
             (WireMessage::SyncRequest { from_number, .. }, _) => {
                 self.routes.sync.request(msg.from, from_number, NetworkHandle::new(ctx.address()))
             }
-            (WireMessage::TunnelSigs { first, version, sigs }, _) => match &self.routes.tunnel {
-                Some(t) => t.deliver(msg.from, crate::tunnel::SigsFrom { from: msg.from, first, version, sigs }),
+            (WireMessage::TunnelSigs { batch, version, sigs }, _) => match &self.routes.tunnel {
+                Some(t) => t.deliver(msg.from, crate::tunnel::SigsFrom { from: msg.from, batch, version, sigs }),
                 None => m.dropped_other_engine.increment(1),
             },
             (WireMessage::KeystoneSig { statement, sig, want }, _) => match &self.routes.keystones {

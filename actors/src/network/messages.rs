@@ -116,8 +116,8 @@ impl NetworkHandle {
     }
 
     /// This operator's payout signatures, to every other operator.
-    pub fn send_tunnel_sigs(&self, first: u64, version: u32, sigs: Vec<Bytes>) {
-        self.addr.do_send(Broadcast(WireMessage::TunnelSigs { first, version, sigs }));
+    pub fn send_tunnel_sigs(&self, batch: u64, version: u32, sigs: Vec<Bytes>) {
+        self.addr.do_send(Broadcast(WireMessage::TunnelSigs { batch, version, sigs }));
     }
 
     /// This operator's keystone signature, to one operator or to all.

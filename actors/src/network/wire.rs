@@ -27,10 +27,10 @@ pub enum WireMessage {
     },
     /// A message of another consensus engine (hotstuff-rs), opaque to the transport.
     Engine(Bytes),
-    /// This operator's signatures (one per input) over the payout of the withdrawal batch that
-    /// starts at id `first`, fee version `version`.
+    /// This operator's signatures (one per input) over the payout of withdrawal batch number
+    /// `batch` (batches are numbered in the order they open), fee version `version`.
     TunnelSigs {
-        first: u64,
+        batch: u64,
         version: u32,
         sigs: Vec<Bytes>,
     },

@@ -280,6 +280,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             let (status, handle) = crate::tunnel::spawn(crate::tunnel::TunnelParts {
                 rules,
                 reader: reader.clone(),
+                writer: bss_storage::AuxWriter::Service(storage.clone()),
                 view: link.view.clone(),
                 key,
                 me: id.index,

@@ -42,13 +42,20 @@ fn info(c: &RpcContext) -> Result<Value, ErrorObjectOwned> {
         "minDepositSats": rules.min_deposit_sats,
         "minWithdrawalSats": rules.min_withdrawal_sats,
         "withdrawalFeeSats": rules.withdrawal_fee_sats,
+        "depositFeeSats": rules.deposit_fee_sats,
+        "payoutFeeCeilingSatVb": rules.payout_fee_ceiling_sat_vb,
         "vaultBalanceSats": status.vault_sats,
         "hbtcSupply": supply,
         "pendingWithdrawalSats": l.pending_sats(),
         "invariantHolds": status.invariant_holds,
         "btcTip": l.btc_tip,
         "l2Block": l.l2_head,
-        "openBatch": l.batch.as_ref().map(|b| json!({"first": b.first, "end": b.end, "openedL2": b.opened_l2, "inputs": b.inputs.len()})),
+        "openBatch": l.batch.as_ref().map(|b| json!({
+            "batch": b.seq, "first": b.first, "end": b.end, "consolidation": b.is_consolidation(),
+            "openedL2": b.opened_l2, "openedBtc": b.opened_btc, "inputs": b.inputs.len(), "feeBudgetSats": b.fee_budget,
+        })),
+        "unpayable": l.unpayable.iter().map(|(id, why)| json!({"id": id, "reason": why})).collect::<Vec<_>>(),
+        "consolidations": l.consolidations,
         "waiting": l.waiting,
     }))
 }
@@ -97,9 +104,14 @@ fn withdrawal(c: &RpcContext, id: u64) -> Result<Value, ErrorObjectOwned> {
     });
     let (state, txid, confirmations) = if let Some(p) = l.paid.get(&id) {
         ("paid", Some(p.txid), (best + 1).saturating_sub(p.btc_height))
+    } else if let Some(why) = l.unpayable.get(&id) {
+        let mut v = base;
+        v["status"] = json!("unpayable");
+        v["reason"] = json!(why);
+        return Ok(v);
     } else {
         match &l.batch {
-            Some(b) if (b.first..b.end).contains(&id) => match status.sent.get(&b.first) {
+            Some(b) if (b.first..b.end).contains(&id) => match status.sent.get(&b.seq) {
                 Some((_, txid)) => ("broadcast", Some(*txid), 0),
                 None => ("signing", None, 0),
             },
@@ -110,6 +122,9 @@ fn withdrawal(c: &RpcContext, id: u64) -> Result<Value, ErrorObjectOwned> {
     v["status"] = json!(state);
     v["payoutTxid"] = json!(txid.map(|t| t.to_string()));
     v["confirmations"] = json!(confirmations);
+    if state == "requested" {
+        v["reason"] = json!(l.waiting);
+    }
     Ok(v)
 }
 

@@ -12,6 +12,10 @@ pub struct TunnelMetrics {
     pub invariant_violations: Counter,
     pub payouts_broadcast: Counter,
     pub payouts_confirmed: Counter,
+    pub consolidations_confirmed: Counter,
+    pub ledger_checkpoints: Counter,
+    pub ledger_fallback_views: Counter,
+    pub ledger_restored_l2: Gauge,
     pub sigs_accepted: Counter,
     pub sigs_refused: Counter,
     pub sigs_dropped_busy: Counter,
@@ -41,6 +45,22 @@ impl TunnelMetrics {
             payouts_confirmed: counter(
                 "bss_tunnel_payouts_confirmed_total",
                 "Withdrawal batches paid in the agreed Bitcoin view",
+            ),
+            consolidations_confirmed: counter(
+                "bss_tunnel_consolidations_confirmed_total",
+                "Vault consolidations (batches that only merge coins) confirmed in the agreed Bitcoin view",
+            ),
+            ledger_checkpoints: counter(
+                "bss_tunnel_ledger_checkpoints_total",
+                "Tunnel ledger checkpoints written to the node's database",
+            ),
+            ledger_fallback_views: counter(
+                "bss_tunnel_ledger_fallback_views_total",
+                "Committed blocks whose own Bitcoin view this node could not rebuild (applied on its best view)",
+            ),
+            ledger_restored_l2: gauge(
+                "bss_tunnel_ledger_restored_l2",
+                "The L2 block of the ledger checkpoint the tunnel service last started from (0: none, replayed from block 1)",
             ),
             sigs_accepted: counter(
                 "bss_tunnel_signatures_accepted_total",

@@ -35,12 +35,13 @@ const FLOOD: usize = 500;
 #[derive(Clone, Debug)]
 pub struct SigsFrom {
     pub from: u16,
-    pub first: u64,
+    /// The batch's number ([`crate::btc::withdrawal::Batch::seq`]).
+    pub batch: u64,
     pub version: u32,
     pub sigs: Vec<Bytes>,
 }
 
-/// Payouts this operator sent: batch first id → (fee version, txid).
+/// Payouts this operator sent: batch number → (fee version, txid).
 pub type Sent = BTreeMap<u64, (u32, Txid)>;
 
 /// What RPC and dashboards read.
@@ -70,6 +71,7 @@ pub fn channel(operators: usize) -> (TunnelInbox, TunnelMailbox) {
 pub struct TunnelParts<S> {
     pub rules: TunnelRules,
     pub reader: StoreReader,
+    pub writer: bss_storage::AuxWriter,
     pub view: BtcView,
     pub key: Option<CustodyKey>,
     pub me: u16,
@@ -98,6 +100,8 @@ pub fn spawn<S: BitcoinSource>(
     let mut t = Tunnel {
         rules: p.rules,
         reader: p.reader,
+        writer: p.writer,
+        checkpointed: 0,
         view: p.view,
         key: p.key,
         me: p.me,
@@ -115,13 +119,13 @@ pub fn spawn<S: BitcoinSource>(
     };
     let mut mailbox = p.mailbox;
     let (control, faults) = crate::supervision::FaultSwitch::new();
-    let mut first = true;
     std::thread::Builder::new().name("tunnel".into()).spawn(move || {
         crate::supervision::restart_on_panic("tunnel", Duration::from_millis(500), || {
-            if !std::mem::take(&mut first) {
-                // A panic may have left the ledger half-applied: replay it from the committed
-                // chain, as a start does (what was sent to bitcoind stays known).
-                t.reset();
+            // At a start, and after a panic (which may have left the ledger half-applied): the
+            // ledger restarts from its checkpoint and replays the committed blocks after it
+            // (what was sent to bitcoind stays known).
+            if let Err(e) = t.reset() {
+                crate::fatal::stop("tunnel", format!("reading the ledger checkpoint: {e}"));
             }
             run(&mut t, &mut mailbox, &faults)
         })
@@ -160,7 +164,7 @@ mod tests {
     use super::*;
 
     fn sigs(from: u16, first: u64) -> SigsFrom {
-        SigsFrom { from, first, version: 0, sigs: vec![Bytes::from(vec![0u8; 64])] }
+        SigsFrom { from, batch: first, version: 0, sigs: vec![Bytes::from(vec![0u8; 64])] }
     }
 
     /// An operator that floods fills only its own queue: another operator's signatures, sent
@@ -174,7 +178,7 @@ mod tests {
         inbox.deliver(0, sigs(0, 7));
         inbox.deliver(9, sigs(9, 7)); // no such operator: dropped, not a panic
         let honest = mailbox.0[0].try_recv().expect("operator 0's signatures got in");
-        assert_eq!((honest.from, honest.first), (0, 7));
+        assert_eq!((honest.from, honest.batch), (0, 7));
         let mut flood = 0;
         while mailbox.0[1].try_recv().is_ok() {
             flood += 1;

@@ -12,7 +12,7 @@ use crate::hvm::hbtc::{decode_withdrawal, HBTC_ADDRESS, TOTAL_SUPPLY_SLOT};
 use crate::network::NetworkHandle;
 use alloy_primitives::{Bytes, U256};
 use bitcoin::ScriptBuf;
-use bss_storage::{StorageError, StoreReader};
+use bss_storage::{AuxBatch, AuxSpace, AuxWriter, StorageError, StoreReader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,10 +21,17 @@ use tracing::{debug, info, warn};
 
 /// How often this operator re-sends its signatures and the assembled payout.
 const RESEND: Duration = Duration::from_secs(2);
+/// Committed blocks between two ledger checkpoints.
+pub(super) const CHECKPOINT_EVERY: u64 = 128;
+/// The checkpoint's key in `AuxSpace::TunnelLedger`.
+const CHECKPOINT_KEY: &[u8] = b"ledger";
 
 pub struct Tunnel<S> {
     pub(super) rules: TunnelRules,
     pub(super) reader: StoreReader,
+    pub(super) writer: AuxWriter,
+    /// The L2 number of the last checkpoint written or restored.
+    pub(super) checkpointed: u64,
     pub(super) view: BtcView,
     pub(super) key: Option<CustodyKey>,
     pub(super) me: u16,
@@ -47,17 +54,61 @@ pub struct Tunnel<S> {
 }
 
 impl<S: BitcoinSource> Tunnel<S> {
-    /// Forgets everything derived from the committed chain (the next round replays it).
-    pub fn reset(&mut self) {
+    /// Forgets everything derived from the committed chain: the ledger restarts from its last
+    /// checkpoint (or block 0) and the next rounds replay the blocks after it.
+    pub fn reset(&mut self) -> Result<(), StorageError> {
         self.ledger = Ledger::default();
+        self.checkpointed = 0;
         self.sigs.clear();
         self.last_resend = None;
         self.published = None;
         self.vault_sats = None;
+        self.restore()
+    }
+
+    /// Loads the ledger checkpoint, if one is stored at or below the committed head.
+    fn restore(&mut self) -> Result<(), StorageError> {
+        let Some(raw) = self.reader.aux_snapshot().get(AuxSpace::TunnelLedger, CHECKPOINT_KEY)? else {
+            return Ok(());
+        };
+        let head = self.reader.head_number()?.unwrap_or(0);
+        let ledger: Ledger = bss_consensus::codec::decode(&raw).map_err(|e| StorageError::Corrupt {
+            keyspace: "tunnel_ledger",
+            reason: format!("checkpoint does not decode: {e}"),
+        })?;
+        if ledger.l2_head > head {
+            warn!(target: "tunnel", checkpoint = ledger.l2_head, head, "ledger checkpoint is above the committed head; replaying from block 1");
+            return Ok(());
+        }
+        info!(target: "tunnel", l2_block = ledger.l2_head, requests = ledger.requests.len(), "tunnel ledger restored from its checkpoint");
+        self.checkpointed = ledger.l2_head;
+        self.metrics.ledger_restored_l2.set(ledger.l2_head as f64);
+        self.ledger = ledger;
+        Ok(())
+    }
+
+    /// Writes the ledger checkpoint every [`CHECKPOINT_EVERY`] committed blocks.
+    fn checkpoint(&mut self) -> Result<(), StorageError> {
+        if self.ledger.l2_head < self.checkpointed.saturating_add(CHECKPOINT_EVERY) {
+            return Ok(());
+        }
+        let bytes = bss_consensus::codec::encode(&self.ledger).map_err(|e| StorageError::Corrupt {
+            keyspace: "tunnel_ledger",
+            reason: format!("encoding the ledger: {e}"),
+        })?;
+        let mut b = AuxBatch::new(false);
+        b.put(AuxSpace::TunnelLedger, CHECKPOINT_KEY.to_vec(), bytes);
+        self.writer.write_blocking(b)?;
+        self.checkpointed = self.ledger.l2_head;
+        self.metrics.ledger_checkpoints.increment(1);
+        debug!(target: "tunnel", l2_block = self.checkpointed, "tunnel ledger checkpoint written");
+        Ok(())
     }
 
     /// Applies the committed blocks the ledger has not seen, as far as the Bitcoin view allows
-    /// (a block is applied only once the view holds its Bitcoin tip).
+    /// (a block is applied only once the view holds its Bitcoin tip), each on its own Bitcoin
+    /// view (the block its header names, a kept fork if a reorg took it off the best chain), so
+    /// that every operator derives the same ledger whatever its watcher has seen since.
     pub fn catch_up(&mut self) -> Result<(), StorageError> {
         let head = self.reader.head_number()?.unwrap_or(0);
         let view = self.view.current();
@@ -84,24 +135,36 @@ impl<S: BitcoinSource> Tunnel<S> {
             for r in &requests {
                 info!(target: "tunnel", id = r.id, sats = r.sats, l2_block = n, "withdrawal requested");
             }
-            let open_before = self.ledger.batch.as_ref().map(|b| b.first);
-            self.ledger.apply(n, tip, requests, &header.mints, &view, &self.rules);
-            if let Some(first) = open_before.filter(|f| self.ledger.batch.as_ref().map(|b| b.first) != Some(*f)) {
+            let own = match (tip, crate::btc::attributes::tip_hash(&header.btc)) {
+                (Some(t), Some(hash)) => view.as_of_tip(t, &hash),
+                _ => Some(view.clone()),
+            };
+            let own = own.unwrap_or_else(|| {
+                warn!(target: "tunnel", l2_block = n, "cannot rebuild the block's own Bitcoin view; applying it on the best view");
+                self.metrics.ledger_fallback_views.increment(1);
+                view.clone()
+            });
+            let open_before = self.ledger.batch.as_ref().map(|b| (b.seq, b.first, b.is_consolidation()));
+            self.ledger.apply(n, tip, requests, &header.mints, &own, &self.rules);
+            let open_now = self.ledger.batch.as_ref().map(|b| b.seq);
+            if let Some((seq, first, consolidation)) = open_before.filter(|b| open_now != Some(b.0)) {
                 let paid = self.ledger.paid.get(&first).cloned();
-                info!(target: "tunnel", first, txid = ?paid.as_ref().map(|p| p.txid), l2_block = n, "withdrawal batch paid");
+                info!(target: "tunnel", batch = seq, first, consolidation, txid = ?paid.as_ref().map(|p| p.txid), l2_block = n, "withdrawal batch paid");
                 self.metrics.payouts_confirmed.increment(1);
+                if consolidation {
+                    self.metrics.consolidations_confirmed.increment(1);
+                }
                 self.sigs.clear();
                 // Only the open batch's payout is of interest once a batch is paid.
-                let paid_below = self.ledger.paid_below;
-                self.sent.retain(|first, _| *first >= paid_below);
+                self.sent.retain(|b, _| *b > seq);
             }
             if let Some(b) = &self.ledger.batch {
-                if open_before != Some(b.first) {
-                    info!(target: "tunnel", first = b.first, end = b.end, inputs = b.inputs.len(), l2_block = n, "withdrawal batch opened");
+                if open_before.map(|o| o.0) != Some(b.seq) {
+                    info!(target: "tunnel", batch = b.seq, first = b.first, end = b.end, inputs = b.inputs.len(), consolidation = b.is_consolidation(), fee_budget = b.fee_budget, l2_block = n, "withdrawal batch opened");
                 }
             }
         }
-        Ok(())
+        self.checkpoint()
     }
 
     /// Signs, shares and sends the open batch's payout.
@@ -110,11 +173,11 @@ impl<S: BitcoinSource> Tunnel<S> {
         if let (Some(n), Some(net)) = (self.flood, &self.network) {
             // Cheap to refuse (a batch that does not exist), and many of them.
             for i in 0..n {
-                net.send_tunnel_sigs(batch.first + 1_000_000 + i as u64, 0, vec![Bytes::from(vec![0u8; 64])]);
+                net.send_tunnel_sigs(batch.seq + 1_000_000 + i as u64, 0, vec![Bytes::from(vec![0u8; 64])]);
             }
             return;
         }
-        let top = withdrawal::version_at(&batch, self.ledger.btc_tip);
+        let top = withdrawal::version_at(&batch, self.ledger.btc_tip, &self.rules);
         let n = self.rules.vault.keys().len();
         let resend = self.last_resend.is_none_or(|t| t.elapsed() >= RESEND);
         for version in 0..=top {
@@ -133,11 +196,7 @@ impl<S: BitcoinSource> Tunnel<S> {
                 }
                 if resend {
                     if let (Some(net), Some(s)) = (&self.network, mine.as_ref()) {
-                        net.send_tunnel_sigs(
-                            batch.first,
-                            version,
-                            s.iter().map(|s| Bytes::copy_from_slice(s)).collect(),
-                        );
+                        net.send_tunnel_sigs(batch.seq, version, s.iter().map(|s| Bytes::copy_from_slice(s)).collect());
                     }
                 }
             }
@@ -147,7 +206,7 @@ impl<S: BitcoinSource> Tunnel<S> {
             self.sigs.get(v).is_some_and(|s| s.iter().filter(|x| x.is_some()).count() >= self.rules.vault.threshold())
         });
         if let Some(version) = ready {
-            let already = self.sent.get(&batch.first).is_some_and(|(v, _)| *v >= version);
+            let already = self.sent.get(&batch.seq).is_some_and(|(v, _)| *v >= version);
             if !already || resend {
                 self.send_payout(&batch, version);
             }
@@ -170,11 +229,11 @@ impl<S: BitcoinSource> Tunnel<S> {
         };
         let txid = tx.compute_txid();
         let Some(bitcoind) = &self.bitcoind else { return };
-        let first_time = self.sent.get(&batch.first).is_none_or(|(v, _)| *v < version);
+        let first_time = self.sent.get(&batch.seq).is_none_or(|(v, _)| *v < version);
         match bitcoind.send_raw(&bitcoin::consensus::encode::serialize_hex(&tx)) {
             Ok(_) => {
                 if first_time {
-                    info!(target: "tunnel", first = batch.first, end = batch.end, version, %txid, "payout broadcast");
+                    info!(target: "tunnel", batch = batch.seq, first = batch.first, end = batch.end, version, %txid, "payout broadcast");
                     self.metrics.payouts_broadcast.increment(1);
                 }
             }
@@ -182,14 +241,17 @@ impl<S: BitcoinSource> Tunnel<S> {
             // the next resend tries again.
             Err(e) => debug!(target: "tunnel", %txid, error = %e, "bitcoind did not take the payout"),
         }
-        self.sent.insert(batch.first, (version, txid));
+        self.sent.insert(batch.seq, (version, txid));
     }
 
     /// Keeps another operator's signatures if they verify over the open batch's payout.
     pub fn on_sigs(&mut self, m: SigsFrom) {
         let Some(batch) = self.ledger.batch.clone() else { return self.metrics.sigs_refused.increment(1) };
         let from = usize::from(m.from);
-        if m.first != batch.first || m.version > withdrawal::MAX_VERSION || from >= self.rules.vault.keys().len() {
+        if m.batch != batch.seq
+            || m.version > withdrawal::max_version(&self.rules)
+            || from >= self.rules.vault.keys().len()
+        {
             return self.metrics.sigs_refused.increment(1);
         }
         let Ok(sigs) = m.sigs.iter().map(|s| <[u8; 64]>::try_from(s.as_ref())).collect::<Result<Vec<_>, _>>() else {
@@ -198,7 +260,7 @@ impl<S: BitcoinSource> Tunnel<S> {
         let checked = withdrawal::payout_tx(&self.ledger, &batch, &self.rules, m.version)
             .and_then(|tx| withdrawal::check_signatures(&tx, &batch, &self.rules, from, &sigs));
         if let Err(e) = checked {
-            debug!(target: "tunnel", from, first = m.first, version = m.version, error = %e, "refused payout signatures");
+            debug!(target: "tunnel", from, batch = m.batch, version = m.version, error = %e, "refused payout signatures");
             return self.metrics.sigs_refused.increment(1);
         }
         let n = self.rules.vault.keys().len();

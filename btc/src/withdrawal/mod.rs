@@ -212,16 +212,25 @@ impl Ledger {
         // Every vault coin with `deposit_confirmations` in this view (deposits, donations and
         // our own change alike: a tx a reorg can still take out is never spent).
         let deep = tip.saturating_add(1).saturating_sub(rules.deposit_confirmations);
-        let mut coins: Vec<(OutPoint, u64)> = view
-            .utxos(&rules.vault.script_pubkey(), tip)
-            .into_iter()
-            .filter(|(o, _)| view.coin(o, tip).is_some_and(|c| c.height <= deep))
-            .collect();
+        let mut coins = Vec::new();
+        // What backs the liabilities: deep coins and our own change (a reorg that takes a
+        // payout out gives its coins back), not deposits that have not minted yet.
+        let mut backing = 0u64;
+        for (o, v) in view.utxos(&rules.vault.script_pubkey(), tip) {
+            let Some(c) = view.coin(&o, tip) else { continue };
+            if c.height <= deep {
+                coins.push((o, v));
+                backing = backing.saturating_add(v);
+            } else if view.tx(&o.txid, tip).is_some_and(|t| super::deposit::spends_vault(view, &t.tx, t.height, rules))
+            {
+                backing = backing.saturating_add(v);
+            }
+        }
         coins.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let confirmed = coins.iter().map(|(_, v)| *v).fold(0u64, u64::saturating_add);
-        let surplus = confirmed.saturating_sub(self.liabilities());
+        let surplus = backing.saturating_sub(self.liabilities());
         let open = |this: &mut Self, first: u64, end: u64, inputs: Vec<(OutPoint, u64)>, fee_budget: u64| {
-            this.batch = Some(Batch { seq: this.batches, first, end, opened_l2: l2_block, opened_btc: tip, inputs, fee_budget });
+            this.batch =
+                Some(Batch { seq: this.batches, first, end, opened_l2: l2_block, opened_btc: tip, inputs, fee_budget });
             this.batches += 1;
         };
         if end > first {
@@ -271,7 +280,8 @@ impl Ledger {
         let fees = fees::withdrawal_fees(n, rules);
         let budget = fees.saturating_add(surplus);
         // Enough for the highest fee version, so that every version spends the same coins.
-        let need = |inputs: usize| owed.saturating_sub(fees).saturating_add(fees::top_fee(inputs as u64, n, budget, rules));
+        let need =
+            |inputs: usize| owed.saturating_sub(fees).saturating_add(fees::top_fee(inputs as u64, n, budget, rules));
         let mut inputs = Vec::new();
         let mut sum = 0u64;
         for c in coins.iter().take(MAX_INPUTS) {

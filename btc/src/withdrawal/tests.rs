@@ -106,10 +106,7 @@ fn a_batch_is_built_alike_signed_by_three_and_paid_once() {
     ledger.apply(7, Some(4), vec![], &[], &view, &r);
     assert!(ledger.batch.is_none());
     assert_eq!(ledger.paid_below, 2);
-    assert_eq!(
-        ledger.paid.get(&1).map(|p| (p.txid, p.btc_height, p.l2_block)),
-        Some((signed.compute_txid(), 4, 7))
-    );
+    assert_eq!(ledger.paid.get(&1).map(|p| (p.txid, p.btc_height, p.l2_block)), Some((signed.compute_txid(), 4, 7)));
     assert_eq!(ledger.pending_sats(), 0);
 }
 
@@ -164,7 +161,8 @@ fn a_fragmented_vault_is_consolidated_and_then_pays_what_waited() {
     let total_in: u64 = b.inputs.iter().map(|(_, v)| *v).sum();
     let out: u64 = payout.output.iter().map(|o| o.value.to_sat()).sum();
     assert!(total_in - out <= b.fee_budget, "no version pays more than the budget");
-    let change: u64 = payout.output.iter().filter(|o| o.script_pubkey == r.vault.script_pubkey()).map(|o| o.value.to_sat()).sum();
+    let change: u64 =
+        payout.output.iter().filter(|o| o.script_pubkey == r.vault.script_pubkey()).map(|o| o.value.to_sat()).sum();
     let vault_after = (40 * 20_000 - fee) - (total_in - change);
     let supply_after = 40 * 19_500 - 730_000;
     assert!(vault_after >= supply_after, "the invariant holds after both: {vault_after} < {supply_after}");
