@@ -8,7 +8,8 @@
 //! | BtcWatcher    | restarted after a backoff, resuming from the last index it published |
 //! | PopSubmitter  | restarted after a backoff, resuming from its records in storage      |
 //! | PopAttest     | restarted after a backoff; its slots are idempotent, certificates on disk |
-//! | Tunnel        | restarted after a backoff, its ledger replayed from the committed chain |
+//! | Tunnel        | restarted after a backoff, its ledger resumed from its checkpoint    |
+//! | SyncServer    | restarted after a backoff; the request it was building is lost (asked again) |
 //! | Mempool       | fatal: consensus must not propose from a pool that is gone           |
 //! | Consensus, Chain, Storage | fatal ([`crate::fatal::stop`], exit code 2)              |
 //!

@@ -1,4 +1,5 @@
-//! n4f1: four operators, up to one (then two) down.
+//! n4f1: four operators, up to one (then two) down; the sync servers a restarted operator
+//! syncs from panic on its first request and are restarted.
 
 use crate::support::*;
 use alloy_primitives::{Address, U256};
@@ -36,6 +37,11 @@ fn one_down_keeps_committing_and_a_restarted_operator_catches_up() {
     let h0 = fed.heights(&live).into_iter().max().unwrap_or(0);
     fed.wait_all_at_least(&live, h0 + 10, Duration::from_secs(90));
 
+    // Supervision: the sync servers of the three live operators panic at the next request they
+    // get; each is restarted and operator 2 asks again.
+    for i in live {
+        assert_eq!(fed.nodes[i].rpc("bss_injectFault", json!(["sync_server", FAULT_TOKEN])), json!("injected"));
+    }
     // Restart it: it catches up through block sync and votes again, and the transactions it
     // acknowledged (journaled before the ack) come back even if it died before gossiping them.
     fed.nodes[2].spawn();
@@ -45,6 +51,9 @@ fn one_down_keeps_committing_and_a_restarted_operator_catches_up() {
     wait_until("operator 2 voting again", Duration::from_secs(60), || {
         (metric(&fed.nodes[2].metrics(), "bss_consensus_votes_sent_total") > votes_before + 3.0).then_some(())
     });
+    let restarts: f64 =
+        live.iter().map(|i| metric(&fed.nodes[*i].metrics(), "bss_actor_restarts_total{actor=\"sync_server\"}")).sum();
+    assert!(restarts >= 1.0, "no sync server panicked and came back (restarts {restarts})");
     // Every operator serves the same chain, and every acknowledged tx is committed once.
     let h = fed.heights(&all).into_iter().min().unwrap_or(0);
     fed.assert_same_chain(&all, h);

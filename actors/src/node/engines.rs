@@ -9,7 +9,7 @@ use crate::consensus::{ConsensusActor, ConsensusHandle, ConsensusParts};
 use crate::mempool::GossipAdmission;
 use crate::network::actor::NetworkParts;
 use crate::network::{EngineRoute, NetworkActor, NetworkHandle, Routes};
-use crate::sync_server::SyncServer;
+use crate::sync_server::SyncServerHandle;
 use actix::prelude::*;
 use bss_consensus::native::{head_qc, NativeConfig, NativeEngine};
 use bss_storage::StorageError;
@@ -18,6 +18,8 @@ use std::sync::Arc;
 /// What either engine is started with.
 pub struct EngineParts<'a> {
     pub cfg: &'a NodeConfig,
+    /// The block sync server the network routes requests to.
+    pub sync: SyncServerHandle,
     pub chain_id: u64,
     pub id: &'a Identity,
     pub opened: Opened,
@@ -39,7 +41,7 @@ fn start_network(p: &mut EngineParts<'_>, engine: EngineRoute) -> Result<Option<
     let Some(listener) = p.listener.take() else { return Ok(None) };
     let routes = Routes {
         engine,
-        sync: SyncServer::spawn(p.opened.reader.clone(), p.cfg.network.sync_batch, p.cfg.network.max_frame_bytes / 2)?,
+        sync: p.sync.clone(),
         gossip: p.gossip.clone(),
         tunnel: p.tunnel.clone(),
         keystones: p.keystones.clone(),

@@ -226,8 +226,14 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
         }
         None => (None, None),
     };
+    let sync = crate::sync_server::SyncServer::spawn(
+        opened.reader.clone(),
+        cfg.network.sync_batch,
+        cfg.network.max_frame_bytes / 2,
+    )?;
     let engine_parts = engines::EngineParts {
         cfg: &cfg,
+        sync: sync.clone(),
         chain_id: spec.chain_id,
         id: &id,
         opened,
@@ -318,6 +324,7 @@ pub async fn start(cfg: NodeConfig, genesis_cfg: GenesisConfig) -> Result<NodeHa
             pop_submitter: submitter,
             pop_attest,
             tunnel: tunnel_handle,
+            sync_server: sync,
         },
     });
     let (rpc, rpc_addr) = rpc::start(parts).await?;

@@ -40,6 +40,7 @@ pub struct FaultTargets {
     pub pop_submitter: Option<SubmitterHandle>,
     pub pop_attest: Option<crate::pop::attest::AttestHandle>,
     pub tunnel: Option<crate::tunnel::TunnelHandle>,
+    pub sync_server: crate::sync_server::SyncServerHandle,
 }
 
 /// Everything the RPC handlers share, but the fault targets (added per restart).
@@ -93,6 +94,7 @@ impl RpcParts {
                 pop_submitter: faults.pop_submitter.clone(),
                 pop_attest: faults.pop_attest.clone(),
                 tunnel: faults.tunnel.clone(),
+                sync_server: faults.sync_server.clone(),
             }) as Box<dyn Fn(_) -> Faults + Send + Sync>
         });
         Self { context, faults }

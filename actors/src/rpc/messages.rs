@@ -36,10 +36,12 @@ pub struct Faults {
     pub pop_submitter: Option<crate::pop::submitter::SubmitterHandle>,
     pub pop_attest: Option<crate::pop::attest::AttestHandle>,
     pub tunnel: Option<crate::tunnel::TunnelHandle>,
+    pub sync_server: crate::sync_server::SyncServerHandle,
 }
 
 impl Faults {
-    pub const TARGETS: &'static str = "rpc, executor, mempool, btc_watcher, pop_submitter, pop_attest, tunnel";
+    pub const TARGETS: &'static str =
+        "rpc, executor, mempool, btc_watcher, pop_submitter, pop_attest, tunnel, sync_server";
 
     /// Injects a panic into `target`; Err names what is unknown or not running here.
     pub fn inject(&self, target: &str) -> Result<(), String> {
@@ -63,6 +65,7 @@ impl Faults {
                 .as_ref()
                 .ok_or("no tunnel service runs here (no [genesis.tunnel] or no [btc])")?
                 .inject_panic(),
+            "sync_server" => self.sync_server.inject_panic(),
             other => return Err(format!("unknown fault target {other:?}; known: {}", Self::TARGETS)),
         }
         Ok(())
